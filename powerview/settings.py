@@ -1,0 +1,147 @@
+"""Every setting in one place: the project's `.env` plus the environment, into a frozen dataclass.
+
+The real environment wins over `.env` (python-dotenv reads the file, nothing is exported).
+Values are parsed and checked here, once; the rest of the code receives typed values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_ENV_FILE = PROJECT_DIR / ".env"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed: the message names it (never its value if secret)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # InfluxDB 2
+    influx_url: str | None
+    influx_org: str | None
+    influx_token: str | None
+    meta_bucket: str
+    influx_timeout_s: float
+    influx_retry_max_s: float
+    influx_batch_lines: int
+    influx_gzip: bool
+    # parser
+    log_level: str
+    report_dir: Path | None
+    v002_timezone: str
+    min_valid_date: date
+    # hook, Grafana provisioning
+    data_dir: Path
+    log_dir: Path
+    spool_dir: Path
+    settle_seconds: float
+    secrets_dir: Path
+
+    def require_influx(self) -> None:
+        """Raise ConfigError naming the first missing InfluxDB variable."""
+        for name, value in (
+            ("INFLUXDB_HOST", self.influx_url),
+            ("INFLUXDB_ORG", self.influx_org),
+            ("INFLUXDB_ADMIN_TOKEN", self.influx_token),
+        ):
+            if not value:
+                raise ConfigError(f"missing required setting {name} (environment or .env)")
+
+    def __repr__(self) -> str:  # never show the token
+        return f"Settings(influx_url={self.influx_url!r}, influx_org={self.influx_org!r}, ...)"
+
+
+def read_environment(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Merge `.env` (if it exists) with the environment; the environment wins."""
+    path = Path(env_file) if env_file else DEFAULT_ENV_FILE
+    merged: dict[str, str] = {}
+    if path.is_file():
+        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _path(env: Mapping[str, str], name: str, default: str | None) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else (Path(default) if default else None)
+
+
+def load(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    env = read_environment(env_file, environ)
+
+    tz_name = env.get("TSV_V002_TIMEZONE", "").strip() or "UTC"
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"TSV_V002_TIMEZONE: unknown IANA time zone {tz_name!r}") from None
+
+    raw_date = env.get("TSV_MIN_VALID_DATE", "").strip() or "2021-01-01"
+    try:
+        min_date = date.fromisoformat(raw_date)
+    except ValueError:
+        raise ConfigError(f"TSV_MIN_VALID_DATE must be a date YYYY-MM-DD, got {raw_date!r}") from None
+
+    level = (env.get("TSV_LOG_LEVEL", "").strip() or "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"TSV_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+
+    batch = _float(env, "TSV_BATCH_SIZE", 5000, minimum=1)
+    if batch != int(batch):
+        raise ConfigError(f"TSV_BATCH_SIZE must be a whole number, got {env.get('TSV_BATCH_SIZE')!r}")
+
+    url = (env.get("INFLUXDB_HOST", "").strip() or env.get("INFLUXDB_URL", "").strip()) or None
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"INFLUXDB_HOST must be a URL such as http://localhost:8086, got {url!r}")
+
+    return Settings(
+        influx_url=url.rstrip("/") if url else None,
+        influx_org=env.get("INFLUXDB_ORG", "").strip() or None,
+        influx_token=env.get("INFLUXDB_ADMIN_TOKEN", "").strip() or None,
+        meta_bucket=env.get("TSV_META_BUCKET", "").strip() or "powerview_meta",
+        influx_timeout_s=_float(env, "TSV_INFLUX_TIMEOUT", 30.0, minimum=0.1),
+        influx_retry_max_s=_float(env, "TSV_INFLUX_RETRY_MAX_SECONDS", 60.0),
+        influx_batch_lines=int(batch),
+        influx_gzip=_bool(env, "TSV_INFLUX_GZIP", False),
+        log_level=level,
+        report_dir=_path(env, "TSV_REPORT_DIR", None),
+        v002_timezone=tz_name,
+        min_valid_date=min_date,
+        data_dir=_path(env, "POWERVIEW_DATA_DIR", "/srv/sftpgo/data"),
+        log_dir=_path(env, "POWERVIEW_LOG_DIR", "/srv/sftpgo/logs"),
+        spool_dir=_path(env, "POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
+        settle_seconds=_float(env, "POWERVIEW_SETTLE_SECONDS", 10.0),
+        secrets_dir=_path(env, "POWERVIEW_SECRETS_DIR", "/srv/powerview/secrets"),
+    )
