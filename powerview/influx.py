@@ -123,3 +123,46 @@ def ensure_bucket(client: InfluxDBClient, org: str, name: str, budget_s: float =
             raise
         return False
     return True
+
+
+class InfluxWriter:
+    """Writes line-protocol batches to buckets of one organization, creating buckets on first use."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._client = connect(settings)
+        self._org = settings.influx_org
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._known_buckets: set[str] = set()
+
+    def ensure_bucket(self, bucket: str) -> None:
+        if bucket not in self._known_buckets:
+            ensure_bucket(self._client, self._org, bucket, self._settings.influx_retry_max_s)
+            self._known_buckets.add(bucket)
+
+    def write(self, bucket: str, body: bytes) -> None:
+        """Write one batch (precision: seconds); returns once InfluxDB acknowledged it."""
+        self.ensure_bucket(bucket)
+        with_retries(
+            lambda: self._write_api.write(bucket=bucket, org=self._org, record=body, write_precision="s"),
+            self._settings.influx_retry_max_s, f"writing to bucket {bucket}")
+
+    def close(self) -> None:
+        self._write_api.close()
+        self._client.close()
+
+
+class DiscardWriter:
+    """A dry run's writer: counts what would be written, sends nothing."""
+
+    def __init__(self):
+        self.nb_lines = 0
+
+    def ensure_bucket(self, bucket: str) -> None:
+        pass
+
+    def write(self, bucket: str, body: bytes) -> None:
+        self.nb_lines += body.count(b"\n")
+
+    def close(self) -> None:
+        pass

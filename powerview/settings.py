@@ -35,6 +35,7 @@ class Settings:
     influx_batch_lines: int
     influx_gzip: bool
     # parser
+    data_folder: Path | None
     log_level: str
     report_dir: Path | None
     v002_timezone: str
@@ -135,6 +136,7 @@ def load(env_file: Path | str | None = None, environ: Mapping[str, str] | None =
         influx_retry_max_s=_float(env, "TSV_INFLUX_RETRY_MAX_SECONDS", 60.0),
         influx_batch_lines=int(batch),
         influx_gzip=_bool(env, "TSV_INFLUX_GZIP", False),
+        data_folder=_path(env, "TSV_DATA_FOLDER", None),
         log_level=level,
         report_dir=_path(env, "TSV_REPORT_DIR", None),
         v002_timezone=tz_name,
