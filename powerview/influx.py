@@ -136,7 +136,7 @@ class InfluxWriter:
         self._known_buckets: set[str] = set()
 
     def ensure_bucket(self, bucket: str) -> None:
-        if bucket not in self._known_buckets:
+        if bucket not in self._known_buckets and self._settings.influx_create_buckets:
             ensure_bucket(self._client, self._org, bucket, self._settings.influx_retry_max_s)
             self._known_buckets.add(bucket)
 

@@ -188,3 +188,21 @@ def move_to(path: Path, folder_name: str) -> Path:
         os.unlink(path)
         return candidate
     raise OSError(f"{path}: no free name left in {dest_dir}")
+
+
+def relative_parts(data_root: Path, path: Path | str) -> tuple[str, ...]:
+    """The components of `path` below the data folder, symlinks resolved (a folder or a file).
+
+    Raises LayoutError for a relative path, a `..` component or a path outside the data folder.
+    Used by the SFTPGo hook for `mkdir` events, where `locate` (files only) does not apply.
+    """
+    given = Path(path)
+    if not given.is_absolute():
+        raise LayoutError(f"{path}: not an absolute path")
+    if ".." in given.parts:
+        raise LayoutError(f"{path}: '..' is not allowed in a path")
+    root = Path(data_root).resolve()
+    try:
+        return Path(given).resolve().relative_to(root).parts
+    except ValueError:
+        raise LayoutError(f"{path}: outside the data folder {root} (symlinks resolved)") from None

@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_ENV_FILE = PROJECT_DIR / ".env"
+DEFAULT_GRAFANA_PLAYBOOK = PROJECT_DIR / "grafana-automation" / "playbooks" / "create_grafana_resources.yml"
 
 
 class ConfigError(Exception):
@@ -34,6 +35,7 @@ class Settings:
     influx_retry_max_s: float
     influx_batch_lines: int
     influx_gzip: bool
+    influx_create_buckets: bool
     # parser
     data_folder: Path | None
     log_level: str
@@ -46,6 +48,12 @@ class Settings:
     spool_dir: Path
     settle_seconds: float
     secrets_dir: Path
+    # the hook's spool and worker (on-upload.sh)
+    grafana_playbook: Path
+    retry_base_seconds: float
+    retry_max_seconds: float
+    max_attempts: int
+    job_timeout_seconds: float
 
     def require_influx(self) -> None:
         """Raise ConfigError naming the first missing InfluxDB variable."""
@@ -136,6 +144,7 @@ def load(env_file: Path | str | None = None, environ: Mapping[str, str] | None =
         influx_retry_max_s=_float(env, "TSV_INFLUX_RETRY_MAX_SECONDS", 60.0),
         influx_batch_lines=int(batch),
         influx_gzip=_bool(env, "TSV_INFLUX_GZIP", False),
+        influx_create_buckets=_bool(env, "TSV_INFLUX_CREATE_BUCKETS", True),
         data_folder=_path(env, "TSV_DATA_FOLDER", None),
         log_level=level,
         report_dir=_path(env, "TSV_REPORT_DIR", None),
@@ -146,4 +155,9 @@ def load(env_file: Path | str | None = None, environ: Mapping[str, str] | None =
         spool_dir=_path(env, "POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
         settle_seconds=_float(env, "POWERVIEW_SETTLE_SECONDS", 10.0),
         secrets_dir=_path(env, "POWERVIEW_SECRETS_DIR", "/srv/powerview/secrets"),
+        grafana_playbook=_path(env, "POWERVIEW_GRAFANA_PLAYBOOK", str(DEFAULT_GRAFANA_PLAYBOOK)),
+        retry_base_seconds=_float(env, "POWERVIEW_RETRY_BASE_SECONDS", 30.0),
+        retry_max_seconds=_float(env, "POWERVIEW_RETRY_MAX_SECONDS", 900.0),
+        max_attempts=int(_float(env, "POWERVIEW_MAX_ATTEMPTS", 20, minimum=1)),
+        job_timeout_seconds=_float(env, "POWERVIEW_JOB_TIMEOUT_SECONDS", 3600.0, minimum=1),
     )

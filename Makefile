@@ -1,0 +1,36 @@
+# PowerView — every command an operator or a developer needs, from a fresh clone.
+VENV    ?= envs/powerview
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+
+.PHONY: venv demo test check system-deps bench lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed  ## create the virtualenv the hook and the operator docs use
+
+demo: venv  ## dry run of the parser on the shipped sample files (no server needed)
+	$(PY) tsv_parser.py --dataFolder examples/data --dry-run
+
+system-deps:  ## Debian packages the test suite needs (real InfluxDB 1.x, VictoriaMetrics, shellcheck)
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	  python3-venv make influxdb victoria-metrics shellcheck
+
+test: venv  ## the test suite (tests needing a missing server are skipped)
+	$(PY) -m pytest
+
+check: system-deps  ## everything, as CI runs it: servers required, no skip allowed
+	POWERVIEW_REQUIRE_SERVERS=1 $(MAKE) test
+
+bench: venv  ## throughput and peak memory of the parser (figures in docs/utilisation-parseur.md)
+	$(PY) bench/bench_ingest.py
+
+lint: venv
+	shellcheck on-upload.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache
