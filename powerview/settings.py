@@ -48,6 +48,13 @@ class Settings:
     spool_dir: Path
     settle_seconds: float
     secrets_dir: Path
+    # Grafana provisioning (grafana-automation/ playbooks); password and token never in repr or logs
+    grafana_url: str | None
+    grafana_username: str | None
+    grafana_password: str | None
+    grafana_api_token: str | None
+    grafana_datasource_type: str
+    influx_url_for_grafana: str | None   # the InfluxDB address as Grafana reaches it
     # the hook's spool and worker (on-upload.sh)
     grafana_playbook: Path
     retry_base_seconds: float
@@ -64,6 +71,14 @@ class Settings:
         ):
             if not value:
                 raise ConfigError(f"missing required setting {name} (environment or .env)")
+
+    def require_grafana(self) -> None:
+        """Raise ConfigError naming what is missing to call Grafana's HTTP API."""
+        if not self.grafana_url:
+            raise ConfigError("missing required setting GRAFANA_URL (environment or .env)")
+        if not self.grafana_api_token and not (self.grafana_username and self.grafana_password):
+            raise ConfigError("missing Grafana credentials: set GRAFANA_API_TOKEN, or GRAFANA_USERNAME and "
+                              "GRAFANA_PASSWORD (environment or .env)")
 
     def __repr__(self) -> str:  # never show the token
         return f"Settings(influx_url={self.influx_url!r}, influx_org={self.influx_org!r}, ...)"
@@ -106,6 +121,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 def _path(env: Mapping[str, str], name: str, default: str | None) -> Path | None:
     raw = env.get(name, "").strip()
     return Path(raw) if raw else (Path(default) if default else None)
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be a URL such as http://localhost:3000, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def load(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -155,6 +179,12 @@ def load(env_file: Path | str | None = None, environ: Mapping[str, str] | None =
         spool_dir=_path(env, "POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
         settle_seconds=_float(env, "POWERVIEW_SETTLE_SECONDS", 10.0),
         secrets_dir=_path(env, "POWERVIEW_SECRETS_DIR", "/srv/powerview/secrets"),
+        grafana_url=_url(env, "GRAFANA_URL", "http://localhost:3000"),
+        grafana_username=env.get("GRAFANA_USERNAME", "").strip() or None,
+        grafana_password=env.get("GRAFANA_PASSWORD", "") or None,
+        grafana_api_token=env.get("GRAFANA_API_TOKEN", "").strip() or None,
+        grafana_datasource_type=env.get("GRAFANA_DATASOURCE_TYPE", "").strip() or "influxdb-adecwatts-datasource",
+        influx_url_for_grafana=_url(env, "INFLUXDB_URL_FOR_GRAFANA", None),
         grafana_playbook=_path(env, "POWERVIEW_GRAFANA_PLAYBOOK", str(DEFAULT_GRAFANA_PLAYBOOK)),
         retry_base_seconds=_float(env, "POWERVIEW_RETRY_BASE_SECONDS", 30.0),
         retry_max_seconds=_float(env, "POWERVIEW_RETRY_MAX_SECONDS", 900.0),

@@ -1,0 +1,51 @@
+"""The Grafana names of a company: team, folder, datasource, dashboard, default user.
+
+One place derives them, so the playbooks, the tests and the docs agree. The company name is
+checked first with the parser's name rules (`layout.name_problem`); Grafana uids are then
+derived deterministically. A Grafana uid holds at most 40 characters among letters, digits,
+`-` and `_`: when `<prefix><company>` does not fit (a long name, or one with a dot), the uid is
+`<prefix>h<hex digest>` instead, still the same for the same company on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from .layout import name_problem
+
+UID_MAX = 40
+_UID = re.compile(r"[A-Za-z0-9_-]{1,40}\Z")
+
+DASHBOARD_UID_PREFIX = "powerview_"
+FOLDER_UID_PREFIX = "pvfolder_"
+DATASOURCE_UID_PREFIX = "pvds_"
+
+
+def grafana_uid(prefix: str, name: str) -> str:
+    """`prefix + name` when that is a valid Grafana uid, else `prefix + "h" + sha256 digest`."""
+    candidate = prefix + name
+    if _UID.match(candidate):
+        return candidate
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    return (prefix + "h" + digest)[:UID_MAX]
+
+
+def company_names(company: str) -> dict[str, str]:
+    """Every Grafana name of `company`. Raises ValueError when the company name is not allowed."""
+    problem = name_problem("company", company)
+    if problem:
+        raise ValueError(problem)
+    return {
+        "team": company,
+        "folder_title": company,
+        "folder_uid": grafana_uid(FOLDER_UID_PREFIX, company),
+        "datasource_name": f"influxdb_{company}",
+        "datasource_uid": grafana_uid(DATASOURCE_UID_PREFIX, company),
+        "dashboard_uid": grafana_uid(DASHBOARD_UID_PREFIX, company),
+        "dashboard_title": f"Overview {company}",
+        "user_login": f"user_{company}",
+        "user_name": f"{company} Default",
+        "token_description": f"powerview_token_for_bucket_{company}",
+        "bucket": company,
+    }

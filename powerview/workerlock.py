@@ -1,0 +1,88 @@
+"""One worker at a time: an exclusive `flock` on `<spool>/worker.lock`, and starting a worker.
+
+The lock is a `flock` on an open file: the kernel releases it when the worker exits, dies or is
+killed, so a crash never leaves a stale lock behind. `kick` takes the lock itself and hands the
+locked descriptor to the detached worker it starts: two hooks can never start two workers.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .settings import PROJECT_DIR
+
+LOCK_NAME = "worker.lock"
+WORKER_LOG = "worker.log"
+
+
+def lock_path(spool_dir: Path) -> Path:
+    return Path(spool_dir) / LOCK_NAME
+
+
+def try_lock(spool_dir: Path) -> int | None:
+    """The locked descriptor, or None when another process holds the lock."""
+    Path(spool_dir).mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path(spool_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return None
+        raise
+    return fd
+
+
+def holds_lock(fd: int) -> bool:
+    """True when `fd` is a descriptor of the lock file that holds the lock (flock again is a no-op)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def release(fd: int) -> None:
+    os.close(fd)  # closing the last descriptor of the open file releases the flock
+
+
+def worker_environment(environ: dict | None = None) -> dict:
+    """The environment a worker starts with: ours minus SFTPGo's event and Python's own variables."""
+    env = {k: v for k, v in (os.environ if environ is None else environ).items()
+           if not k.startswith(("SFTPGO_", "PYTHON"))}
+    env["PYTHONPATH"] = str(PROJECT_DIR)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    return env
+
+
+def kick(spool_dir: Path, log_dir: Path, env_file: Path | None = None) -> int | None:
+    """Start a detached worker unless one runs. Returns its pid, or None when one was running.
+
+    The worker runs in its own session (setsid), with stdin from /dev/null and stdout/stderr in
+    `<log_dir>/worker.log`: it never holds the hook's pipes, so SFTPGo sees the hook end at once.
+    """
+    fd = try_lock(spool_dir)
+    if fd is None:
+        return None
+    try:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(Path(log_dir) / WORKER_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            cmd = [sys.executable, "-m", "powerview.worker", "run", "--lock-fd", str(fd)]
+            if env_file is not None:
+                cmd += ["--env-file", str(env_file)]
+            process = subprocess.Popen(
+                cmd, cwd=PROJECT_DIR, env=worker_environment(), stdin=subprocess.DEVNULL,
+                stdout=log_fd, stderr=log_fd, pass_fds=(fd,), start_new_session=True)
+        finally:
+            os.close(log_fd)
+    finally:
+        release(fd)  # the worker holds its own copy of the locked descriptor
+    return process.pid
