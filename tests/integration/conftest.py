@@ -12,14 +12,17 @@ POWERVIEW_REQUIRE_SERVERS=1 (set by .ci/run), which turns it into a failure.
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
 try:  # tests/integration imported as a package
     from .servers import (Influxd1, VictoriaMetrics, find_influxd,
                           find_victoria_metrics)
-except ImportError:  # rootdir-relative import (no __init__.py), the default
-    from servers import (Influxd1, VictoriaMetrics, find_influxd,
+except ImportError:  # no __init__.py: pytest's default "prepend" import mode
+    if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # importlib mode
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from servers import (Influxd1, VictoriaMetrics, find_influxd,  # noqa: E402
                          find_victoria_metrics)
 
 
@@ -39,10 +42,22 @@ def _binary_or_skip(finder, binary: str, package: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def influxd1():
+def influxd_binary() -> str:
+    """Path of influxd (skip, or fail under POWERVIEW_REQUIRE_SERVERS=1)."""
+    return _binary_or_skip(find_influxd, "influxd", "influxdb")
+
+
+@pytest.fixture(scope="session")
+def victoria_metrics_binary() -> str:
+    """Path of victoria-metrics (skip, or fail under POWERVIEW_REQUIRE_SERVERS=1)."""
+    return _binary_or_skip(find_victoria_metrics, "victoria-metrics",
+                           "victoria-metrics")
+
+
+@pytest.fixture(scope="session")
+def influxd1(influxd_binary):
     """A running InfluxDB 1.x server (servers.Influxd1)."""
-    binary = _binary_or_skip(find_influxd, "influxd", "influxdb")
-    server = Influxd1(binary)
+    server = Influxd1(influxd_binary)
     server.start()
     try:
         yield server
@@ -51,11 +66,9 @@ def influxd1():
 
 
 @pytest.fixture(scope="session")
-def victoria_metrics():
+def victoria_metrics(victoria_metrics_binary):
     """A running single-node VictoriaMetrics server (servers.VictoriaMetrics)."""
-    binary = _binary_or_skip(find_victoria_metrics, "victoria-metrics",
-                             "victoria-metrics")
-    server = VictoriaMetrics(binary)
+    server = VictoriaMetrics(victoria_metrics_binary)
     server.start()
     try:
         yield server

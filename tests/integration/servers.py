@@ -200,6 +200,8 @@ class _Server:
         if not self.binary:
             raise ServerStartError(f"{self.name} binary not found")
         self.startup_timeout = startup_timeout
+        #: seconds stop() waits after SIGTERM before SIGKILL
+        self.stop_timeout = STOP_TIMEOUT
         self.tmpdir: Path | None = None
         self.log_path: Path | None = None
         self.port: int | None = None
@@ -309,16 +311,20 @@ class _Server:
 
     def _kill(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            try:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT)
-            except ProcessLookupError:
-                pass
-        elif proc is not None:
+        if proc is not None:
+            if proc.poll() is None:
+                try:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+            if proc.poll() is None:
+                # hung: kill its whole process group (start_new_session=True
+                # made the server the leader of a group of its own)
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             proc.wait()
         if self._log_file is not None:
             self._log_file.close()
@@ -555,7 +561,8 @@ class VictoriaMetrics(_Server):
                          params={"match[]": match, "start": "0"}, timeout=30)
         resp.raise_for_status()
         series = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
-        series.sort(key=lambda s: sorted(s["metric"].items()))
+        series.sort(key=lambda s: (s["metric"].get("__name__", ""),
+                                   sorted(s["metric"].items())))
         return series
 
     def delete_series(self, match: str = '{__name__!=""}') -> None:
