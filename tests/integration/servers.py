@@ -31,14 +31,21 @@ the default flags used here):
   added.  Only the 1.x API ``/write?db=NAME`` adds a label ``db="NAME"``
   (label name from ``-influxDBLabel``, default ``db``); a ``db`` query
   argument given to ``/api/v2/write`` is honoured the same way.
-* Values are float64; integer fields (``1i``) keep their value, booleans
-  become 1/0, string fields are stored as 0 (!).
+* Values come back as JSON numbers, but NOT bit-exact: VictoriaMetrics keeps
+  about 12 significant decimal digits (0.30000000000000004 -> 0.3,
+  1.2345678901234567 -> 1.234567890123).  Values with few digits, such as
+  logger readings like 231.5 or 0.304, come back exactly; compare others with
+  ``pytest.approx(rel=1e-11)``.  Integer fields (``1i``) keep their value,
+  booleans become 1/0, string fields are stored as 0 (!).
 * Timestamps are stored in milliseconds (``-influxTrimTimestamp`` defaults to
   1ms): a point written at ``1700000000`` with precision ``s`` is exported
   as ``1700000000000``.
 * A malformed line is NOT refused: the HTTP answer is still 204, the line is
   skipped and logged, and the counter ``vm_rows_invalid_total{type="influx"}``
-  on ``/metrics`` goes up (see ``VictoriaMetrics.invalid_influx_rows()``).
+  on ``/metrics`` goes up, with a lag of up to ~1 s (see
+  ``VictoriaMetrics.invalid_influx_rows()``).  InfluxDB 1.x, by contrast,
+  answers 400, and for a batch with good and bad lines it still stores the
+  good ones ("partial write").
 * Freshly written samples become visible to ``/api/v1/export`` only after the
   in-memory buffers are flushed: ``export()`` calls ``flush()``
   (``/internal/force_flush``) first by default.
@@ -51,6 +58,9 @@ Set ``POWERVIEW_KEEP_SERVER_DIRS=1`` to keep the temporary directories (with
 ``POWERVIEW_VICTORIA_METRICS`` may name the binaries explicitly.
 
 Usage::
+
+InfluxDB 1.x JSON has no int/float distinction: a float field holding 1.0
+comes back from ``query()`` as the Python int ``1`` (equal to 1.0 anyway).
 
     with Influxd1() as influx:
         influx.create_db("t")

@@ -170,12 +170,14 @@ class GrafanaStandIn:
                 "secureJsonFields": {k: True for k, v in secrets.items() if v}}
 
     def _acl_items(self, items: list[dict], uid: str, is_folder: bool, inherited: bool) -> list[dict]:
+        owner = self.folders.get(uid) if is_folder else self.dashboards.get(uid, {}).get("dashboard")
+        owner_id = owner["id"] if owner else 0
         out = []
         for n, item in enumerate(items, 1):
             team = self.teams.get(item.get("teamId", 0))
             user = self.users.get(item.get("userId", 0))
             out.append({
-                "id": n, ("folderId" if is_folder else "dashboardId"): -1 if "role" in item else n,
+                "id": n, ("folderId" if is_folder else "dashboardId"): -1 if "role" in item else owner_id,
                 "created": _now(), "updated": _now(),
                 "userId": item.get("userId", 0), "userLogin": user["login"] if user else "",
                 "userEmail": user["email"] if user else "",

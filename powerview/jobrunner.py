@@ -1,0 +1,352 @@
+"""Running the spool's jobs: the parser for ingest and scan jobs, ansible-playbook for provisioning.
+
+Commands are argument lists, never shell strings; names reach Ansible as a JSON file written by
+`json.dump` (`-e @file`). Outcomes follow the parser's exit codes and, above all, where the file
+went: a file no longer at its path (moved to parsed/ or error/) is done, a file still there is
+retried. Exit 75 (InfluxDB unavailable) keeps the job, with a backoff, for as long as it takes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import layout, uploadlog
+from .settings import PROJECT_DIR, Settings, read_environment
+from .spool import INGEST, PROVISION, SCAN, WAITING_INFLUXDB, Job, Spool, backoff
+
+log = logging.getLogger("powerview.worker")
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_INFLUX_DOWN = 0, 1, 2, 75
+BATCH_FILES = 50          # files per parser run
+MAX_SCAN_ROUNDS = 30      # follow-up scans while files are still changing
+
+
+@dataclass(frozen=True)
+class Tools:
+    """How to run the parser and Ansible: interpreter, scripts, environment, output."""
+
+    python: str
+    parser: Path
+    ansible_playbook: str
+    env: dict
+    env_file: Path | None
+    output: int | None     # descriptor receiving the children's stdout and stderr
+    timeout_s: float
+
+    @classmethod
+    def default(cls, settings: Settings, env_file: Path | None, output: int | None) -> "Tools":
+        bin_dir = Path(sys.executable).parent
+        playbook_cmd = bin_dir / "ansible-playbook"
+        env = dict(read_environment(env_file))
+        env.setdefault("LANG", "C.UTF-8")
+        env.setdefault("LC_ALL", env["LANG"])
+        env["PATH"] = f"{bin_dir}:{env.get('PATH') or '/usr/local/bin:/usr/bin:/bin'}"
+        env.update(PYTHONUNBUFFERED="1", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+        env = {k: v for k, v in env.items() if not k.startswith("SFTPGO_")}
+        return cls(python=sys.executable, parser=PROJECT_DIR / "tsv_parser.py",
+                   ansible_playbook=str(playbook_cmd) if playbook_cmd.exists()
+                   else (shutil.which("ansible-playbook") or "ansible-playbook"),
+                   env=env, env_file=env_file, output=output, timeout_s=settings.job_timeout_seconds)
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int | None        # None: could not start, or killed after the timeout
+    duration: float
+    error: str | None = None
+
+
+def run_command(cmd: list[str], tools: Tools, cwd: Path) -> Run:
+    """Run `cmd` (a list) in its own process group; kill the group after the timeout."""
+    started = time.monotonic()
+    log.info("running: %s", " ".join(json.dumps(c) if " " in c else c for c in cmd))
+    try:
+        process = subprocess.Popen(cmd, cwd=cwd, env=tools.env, stdin=subprocess.DEVNULL,
+                                   stdout=tools.output, stderr=tools.output, start_new_session=True)
+    except OSError as exc:
+        log.error("cannot start %s: %s", cmd[0], exc)
+        return Run(None, time.monotonic() - started, f"cannot start {Path(cmd[0]).name}: {exc}")
+    try:
+        code = process.wait(timeout=tools.timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        log.error("killed after %.0f s (POWERVIEW_JOB_TIMEOUT_SECONDS)", tools.timeout_s)
+        return Run(None, time.monotonic() - started, f"killed after {tools.timeout_s:.0f} s")
+    duration = time.monotonic() - started
+    log.info("exit %d after %.1f s", code, duration)
+    return Run(code, duration, None if code == 0 else f"exit {code}")
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def where_is(path: Path, before: os.stat_result) -> str:
+    """Where the file `before` describes went: "here", "parsed", "error" or "gone"."""
+    try:
+        now = os.stat(path, follow_symlinks=False)
+        if (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino):
+            return "here"
+    except FileNotFoundError:
+        pass
+    stem, suffix = path.stem, path.suffix
+    for folder in layout.PROCESSED_DIRS:
+        try:
+            entries = list(os.scandir(path.parent / folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name == path.name or (entry.name.startswith(stem + ".") and entry.name.endswith(suffix)):
+                st = entry.stat(follow_symlinks=False)
+                if (st.st_dev, st.st_ino) == (before.st_dev, before.st_ino):
+                    return folder
+    return "gone"
+
+
+class JobRunner:
+    """Runs the due jobs of a spool one after another."""
+
+    def __init__(self, settings: Settings, spool: Spool, tools: Tools):
+        self.settings = settings
+        self.spool = spool
+        self.tools = tools
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _log(self, job: Job, result: str, duration: float | None, detail: str, path: str | None = None) -> None:
+        uploadlog.write(self.settings.log_dir, action=job.kind, user=job.event.get("user"),
+                        path=path if path is not None else (job.path or job.target()),
+                        job=job.id, result=result, duration=duration, attempts=job.attempts or None,
+                        detail=detail)
+
+    def done(self, job: Job, result: str, duration: float | None, detail: str) -> None:
+        self.spool.remove(job)
+        self._log(job, result, duration, detail)
+
+    def retry(self, job: Job, result: str, duration: float | None, detail: str,
+              waiting: str | None = None) -> None:
+        """Keep the job for later, with a backoff; give it up after max_attempts (not for InfluxDB)."""
+        job.attempts += 1
+        job.waiting, job.last_result, job.last_error = waiting, result, detail
+        if waiting is None and job.attempts >= self.settings.max_attempts:
+            self.spool.give_up(job, detail)
+            self._log(job, "failed", duration, f"{detail}; given up after {job.attempts} attempts "
+                      "(see: python -m powerview.worker list --failed)")
+            return
+        delay = backoff(job.attempts, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
+        job.next_try = time.time() + delay
+        self.spool.update(job)
+        self._log(job, "retry", duration, f"{detail}; next try in {delay:.0f} s")
+
+    def influx_is_down(self, until: float) -> None:
+        """InfluxDB is unavailable: no other job needing it runs before `until`."""
+        for job in self.spool.due():
+            if job.kind in (INGEST, SCAN):
+                job.next_try, job.waiting = until, WAITING_INFLUXDB
+                self.spool.update(job)
+
+    def influx_is_up(self) -> None:
+        woken = self.spool.wake(WAITING_INFLUXDB)
+        if woken:
+            log.info("InfluxDB answers again: %d job(s) waiting for it are due now", len(woken))
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run_due(self) -> int:
+        """Run due jobs until none is due. Returns how many runs were made."""
+        runs = 0
+        self.spool.clean_tmp()
+        while True:
+            due = self.spool.due()
+            if not due:
+                return runs
+            head = due[0]
+            runs += 1
+            try:
+                if head.kind == INGEST:
+                    self.ingest([j for j in due if j.kind == INGEST][:BATCH_FILES])
+                elif head.kind == SCAN:
+                    self.scan([j for j in due if j.kind == SCAN])
+                else:
+                    self.provision(head)
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the queue
+                log.exception("job %s: unexpected error", head.id)
+                self.retry(head, "error", None, f"unexpected {type(exc).__name__}: {exc}")
+
+    # -- ingest ------------------------------------------------------------------------------
+
+    def _check_file(self, path: Path) -> str | None:
+        """Why the file cannot be handed to the parser (refused), or None."""
+        try:
+            location = layout.locate(self.settings.data_dir, path)
+        except layout.LayoutError as exc:
+            return str(exc)
+        return location.name_problem()
+
+    def parse(self, paths: list[Path]) -> Run:
+        cmd = [self.tools.python, str(self.tools.parser), "--dataFolder", str(self.settings.data_dir)]
+        for path in paths:
+            cmd += ["--tsvFile", str(path)]
+        if self.tools.env_file is not None:
+            cmd += ["--env-file", str(self.tools.env_file)]
+        return run_command(cmd, self.tools, PROJECT_DIR)
+
+    def ingest(self, jobs: list[Job]) -> None:
+        batch: list[tuple[Job, Path, os.stat_result]] = []
+        for job in jobs:
+            path = Path(job.path or "")
+            problem = self._check_file(path)
+            if problem:
+                self.done(job, "refused", None, problem)
+                continue
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                self.done(job, "gone", None, "no longer at its path (already ingested by an earlier job or scan?)")
+                continue
+            batch.append((job, path, st))
+        if not batch:
+            return
+        paths = list(dict.fromkeys(path for _, path, _ in batch))  # a file queued twice runs once
+        run = self.parse(paths)
+        for job, path, st in batch:
+            self._file_outcome(job, path, st, run)
+        self._after_parser(run)
+
+    def _file_outcome(self, job: Job, path: Path, st: os.stat_result, run: Run) -> None:
+        where = where_is(path, st)
+        if where == layout.PARSED_DIR:
+            self.done(job, "parsed", run.duration, f"ingested, moved to {layout.PARSED_DIR}/")
+        elif where == layout.ERROR_DIR:
+            self.done(job, "rejected", run.duration, f"rejected by the parser, moved to {layout.ERROR_DIR}/ "
+                      "(reason in the report)")
+        elif where == "gone":
+            self.done(job, "gone", run.duration, "moved away by another process")
+        elif run.code == EXIT_INFLUX_DOWN:
+            self.retry(job, "influxdb-unavailable", run.duration, "InfluxDB unavailable (exit 75), file left in place",
+                       waiting=WAITING_INFLUXDB)
+        elif run.code == EXIT_OK:
+            self.retry(job, "skipped", run.duration, "left in place by the parser (held by another process?)")
+        else:
+            self.retry(job, "error", run.duration, f"parser failed ({run.error}), file left in place")
+
+    def _after_parser(self, run: Run) -> None:
+        if run.code == EXIT_INFLUX_DOWN:
+            delay = backoff(1, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
+            self.influx_is_down(time.time() + delay)
+        elif run.code in (EXIT_OK, EXIT_REJECTED):
+            self.influx_is_up()
+
+    # -- scan --------------------------------------------------------------------------------
+
+    def settled_files(self, now: float | None = None) -> tuple[list[tuple[Path, os.stat_result]], list[Path]]:
+        """(files unchanged for the settle delay, files still changing), names checked.
+
+        A file's ctime moves whenever its size, content or modification time change, and a
+        client cannot set it: a file whose ctime is older than the settle delay has not changed
+        for that long.
+        """
+        now = time.time() if now is None else now
+        settled, changing = [], []
+        for path in layout.discover(self.settings.data_dir):
+            problem = self._check_file(path)
+            if problem:
+                log.warning("scan: %s: not taken: %s", path, problem)
+                continue
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if now - st.st_ctime >= self.settings.settle_seconds:
+                settled.append((path, st))
+            else:
+                changing.append(path)
+        return settled, changing
+
+    def scan(self, jobs: list[Job]) -> None:
+        """One scan for every due scan job (they would all find the same files)."""
+        started = time.monotonic()
+        settled, changing = self.settled_files()
+        worst: Run | None = None
+        counts: dict[str, int] = {}
+        lead = jobs[0]
+        for i in range(0, len(settled), BATCH_FILES):
+            chunk = settled[i:i + BATCH_FILES]
+            run = self.parse([path for path, _ in chunk])
+            for path, st in chunk:
+                where = where_is(path, st)
+                result = {"parsed": "parsed", "error": "rejected", "gone": "gone"}.get(where, "left")
+                counts[result] = counts.get(result, 0) + 1
+                self._log(lead, result, run.duration, f"found by a scan (parser exit {run.code})", path=str(path))
+            self._after_parser(run)
+            if run.code != EXIT_OK and (worst is None or run.code == EXIT_INFLUX_DOWN):
+                worst = run
+            if run.code == EXIT_INFLUX_DOWN:
+                break
+        summary = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "no settled file"
+        if changing:
+            summary += f", {len(changing)} still changing"
+        duration = time.monotonic() - started
+        rounds = max(job.round for job in jobs)
+        if changing and rounds < MAX_SCAN_ROUNDS:
+            follow = Job.new(SCAN, lead.event, round=rounds + 1)
+            follow.next_try = time.time() + self.settings.settle_seconds
+            self.spool.add(follow)
+            summary += f": follow-up scan {follow.id} in {self.settings.settle_seconds:g} s"
+        for job in jobs[1:]:
+            self.done(job, "merged", None, f"merged into scan {lead.id}")
+        if worst is not None and worst.code == EXIT_INFLUX_DOWN:
+            self.retry(lead, "influxdb-unavailable", duration, f"{summary}; InfluxDB unavailable (exit 75)",
+                       waiting=WAITING_INFLUXDB)
+        elif worst is not None and worst.code not in (EXIT_OK, EXIT_REJECTED):
+            self.retry(lead, "error", duration, f"{summary}; parser failed ({worst.error})")
+        else:
+            self.done(lead, "scanned", duration, summary)
+
+    # -- Grafana provisioning ----------------------------------------------------------------
+
+    def provision(self, job: Job) -> None:
+        names = [("company", job.company or "")] + ([("campaign", job.campaign)] if job.campaign else [])
+        for kind, name in names:
+            problem = layout.name_problem(kind, name)
+            if problem:
+                self.done(job, "refused", None, problem)
+                return
+        playbook = self.settings.grafana_playbook
+        if not playbook.is_file():
+            self.retry(job, "error", None, f"playbook {playbook} not found (POWERVIEW_GRAFANA_PLAYBOOK)")
+            return
+        extra_vars = {"company_name": job.company}
+        if job.campaign:
+            extra_vars["campaign_name"] = job.campaign
+        self.spool.ensure()
+        vars_file = self.spool.tmp_dir / f"{job.id}.vars.json"
+        with open(vars_file, "w", encoding="utf-8") as out:
+            json.dump(extra_vars, out)
+        try:
+            cwd = playbook.parent.parent if (playbook.parent.parent / "ansible.cfg").is_file() else playbook.parent
+            run = run_command([self.tools.ansible_playbook, str(playbook), "-e", f"@{vars_file}"], self.tools, cwd)
+        finally:
+            vars_file.unlink(missing_ok=True)
+        if run.code == 0:
+            self.done(job, "provisioned", run.duration, "ansible-playbook succeeded")
+        else:
+            self.retry(job, "error", run.duration, f"ansible-playbook failed ({run.error})")
