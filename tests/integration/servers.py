@@ -49,18 +49,20 @@ the default flags used here):
 * Freshly written samples become visible to ``/api/v1/export`` only after the
   in-memory buffers are flushed: ``export()`` calls ``flush()``
   (``/internal/force_flush``) first by default.
-* Samples more than ~2 days in the future are dropped; the retention here is
-  100 years, so old fixed timestamps such as 1700000000 are fine.
+* Samples more than 2 days in the future are silently dropped (204 all the
+  same); samples up to 2 days ahead are kept (``export()`` looks up to now +
+  3 days).  The retention here is 100 years, so old fixed timestamps such as
+  1700000000 (or even 1000000000) are kept.
 
 Neither server needs root, and neither listens on anything but 127.0.0.1.
 Set ``POWERVIEW_KEEP_SERVER_DIRS=1`` to keep the temporary directories (with
 ``server.log``) after ``stop()`` for debugging.  ``POWERVIEW_INFLUXD`` and
 ``POWERVIEW_VICTORIA_METRICS`` may name the binaries explicitly.
 
-Usage::
-
 InfluxDB 1.x JSON has no int/float distinction: a float field holding 1.0
 comes back from ``query()`` as the Python int ``1`` (equal to 1.0 anyway).
+
+Usage::
 
     with Influxd1() as influx:
         influx.create_db("t")
@@ -558,17 +560,24 @@ class VictoriaMetrics(_Server):
         """Make recently ingested samples visible to queries and exports."""
         self._get("/internal/force_flush").raise_for_status()
 
-    def export(self, match: str = '{__name__!=""}', flush: bool = True) -> list[dict]:
+    def export(self, match: str = '{__name__!=""}', flush: bool = True,
+               start: int = 0, end: int | None = None) -> list[dict]:
         """Raw samples of all series matching the selector ``match``.
 
         One dict per series: ``{"metric": {"__name__": ..., label: value},
         "values": [float, ...], "timestamps": [ms, ...]}``, sorted by
         ``__name__`` then labels so that results are deterministic.
+        ``start``/``end`` are epoch seconds; ``end`` defaults to now + 3 days
+        (VictoriaMetrics' own default end is "now", which would hide accepted
+        samples up to 2 days in the future).
         """
         if flush:
             self.flush()
+        if end is None:
+            end = int(time.time()) + 3 * 86400
         resp = self._get("/api/v1/export",
-                         params={"match[]": match, "start": "0"}, timeout=30)
+                         params={"match[]": match, "start": str(start),
+                                 "end": str(end)}, timeout=30)
         resp.raise_for_status()
         series = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
         series.sort(key=lambda s: (s["metric"].get("__name__", ""),
