@@ -126,3 +126,38 @@ def test_influxdb1_accepts_our_escaping_of_odd_labels(influxd1, tmp_path):
     assert by_name["x=y,z k"]["channel_unit"] == "W/m2" and by_name["x=y,z k"]["M0201_Ch3_W/m2"] == 1e-7
     assert {row["campaign"] for row in rows} == {"camp.1"}
     assert all(row["time"] == int(datetime(2026, 3, 2, 10, tzinfo=timezone.utc).timestamp()) for row in rows)
+
+
+def test_tsv_parser_writes_through_influxdb_client_to_victoria_metrics(victoria_metrics, tmp_path):
+    """The real command, the real influxdb-client /api/v2/write, a real server."""
+    root = copy_tree(samples.PROJECT_DIR / "examples" / "data", tmp_path / "data")
+    campaign = f"audit_{uuid.uuid4().hex[:8]}"  # VictoriaMetrics has no buckets: a campaign of our own
+    (root / "demo_energie" / "audit_2026").rename(root / "demo_energie" / campaign)
+    want = expected_by_bucket(root)["demo_energie"]
+    env_file = tmp_path / "test.env"
+    env_file.write_text(f"INFLUXDB_HOST={victoria_metrics.url}\nINFLUXDB_ORG=powerview\n"
+                        "INFLUXDB_ADMIN_TOKEN=unused-by-vm\nTSV_INFLUX_CREATE_BUCKETS=false\n"
+                        f"TSV_REPORT_DIR={tmp_path / 'reports'}\n")
+    proc = subprocess.run([sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder", str(root),
+                           "--env-file", str(env_file)], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"]})
+    assert proc.returncode == 1, proc.stderr  # the unsupported T202 sample is rejected
+    assert len(list((tmp_path / "reports").glob("tsv_parser_*.json"))) == 1
+    assert sorted(p.name for p in root.rglob("parsed/*.tsv")) == [
+        "T302_260303_031500.tsv", "T302_260303_031500_UTC.tsv", "T302_260303_120300.tsv"]
+
+    stored: dict = {}
+    for series in victoria_metrics.export(f'{{__name__=~"electrical_.*",campaign="{campaign}"}}'):
+        labels = dict(series["metric"])
+        field = labels.pop("__name__").removeprefix("electrical_")
+        tags = frozenset(labels.items())
+        for value, ms in zip(series["values"], series["timestamps"]):
+            stored.setdefault((field, tags, ms // 1000), set()).add(value)
+    assert set(stored) == set(want)
+    # VictoriaMetrics keeps both samples of a repeated timestamp: each must be the file's value
+    assert all(values == {want[key]} for key, values in stored.items())
+
+    meta = victoria_metrics.export(f'{{__name__="tsv_parser_file_nb_points",campaign="{campaign}"}}')
+    points_by_file = {m["metric"]["file_name"]: (m["metric"]["status"], m["values"][-1]) for m in meta}
+    assert points_by_file["T302_260303_031500_UTC.tsv"] == ("success", 864)
+    assert points_by_file["T202_260303_031500.tsv"] == ("error", 0)
