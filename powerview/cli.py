@@ -78,11 +78,17 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
         fail(f"--dataFolder {data_folder}: not a directory")
     data_root = data_folder.resolve()
 
+    already_done: list[layout.Location] = []
     try:
         if tsv_files:
-            locations = [layout.locate(data_root, path) for path in tsv_files]
-            for loc in locations:
-                if not loc.path.is_file():
+            locations = []
+            for path in tsv_files:
+                loc = layout.locate(data_root, path)
+                if loc.path.is_file():
+                    locations.append(loc)
+                elif layout.processed_copy(loc.path):
+                    already_done.append(loc)  # another run took it meanwhile (two hooks)
+                else:
                     raise layout.LayoutError(f"{loc.path}: no such file")
         else:
             locations = [layout.locate(data_root, path) for path in layout.discover(data_root)]
@@ -107,6 +113,8 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
     log.info("%s %d file(s) under %s", "checking (dry run)" if dry_run else "ingesting", len(locations), data_root)
     try:
         entries, config_error = ingest.run(locations, options, writer, progress=_progress(len(locations)))
+        entries += [ingest.skipped_entry(loc, f"already processed: {layout.processed_copy(loc.path)}")
+                    for loc in already_done]
         result = report.build(started, report.utcnow(), dry_run, data_root, entries)
         if not dry_run and config_error is None:
             _write_meta(writer, settings.meta_bucket, result)

@@ -161,6 +161,15 @@ class Claim:
         self.release()
 
 
+def processed_copy(path: Path) -> Path | None:
+    """Where a file that is no longer at `path` went, if it is in parsed/ or error/ beside it."""
+    for folder in PROCESSED_DIRS:
+        candidate = path.parent / folder / path.name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def move_to(path: Path, folder_name: str) -> Path:
     """Move `path` into `<its folder>/<folder_name>/` without ever overwriting a file there.
 

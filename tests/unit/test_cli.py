@@ -142,3 +142,16 @@ def test_runs_as_a_subprocess_with_logs_on_stderr(data_root, env_file):
     version = subprocess.run([sys.executable, str(PROJECT_DIR / "tsv_parser.py"), "--version"],
                              capture_output=True, text=True)
     assert version.returncode == 0 and "tsv_parser.py" in version.stdout
+
+
+def test_a_tsv_file_already_processed_by_another_run_is_skipped(data_root, env_file):
+    good = place(data_root, "acme", "camp", M, "good.tsv", GOOD)
+    (good.parent / "parsed").mkdir()
+    good.rename(good.parent / "parsed" / good.name)
+    result = invoke("--dataFolder", str(data_root), "--tsvFile", str(good), "--dry-run", "--env-file", str(env_file))
+    assert result.exit_code == 0
+    entry = json.loads(result.stdout)["files"][0]
+    assert entry["status"] == "skipped" and "already processed" in entry["error"]
+    typo = invoke("--dataFolder", str(data_root), "--tsvFile", str(good.parent / "nope.tsv"), "--dry-run",
+                  "--env-file", str(env_file))
+    assert typo.exit_code == 2 and "no such file" in typo.output
