@@ -133,8 +133,9 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
         except OSError as exc:
             log.error("cannot write the report in %s: %s", target_dir, exc)
     log.info("done%s: %d file(s), %d %s, %d rejected, %d to retry, %d skipped, %d points",
-             " (dry run)" if dry_run else "", result["nb_files_total"], result["nb_files_success"], result["nb_files_failed"],
-             result["nb_files_retry"], result["nb_files_skipped"], result["nb_points_total"])
+             " (dry run)" if dry_run else "", result["nb_files_total"], result["nb_files_success"],
+             "valid" if dry_run else "ingested", result["nb_files_failed"], result["nb_files_retry"],
+             result["nb_files_skipped"], result["nb_points_total"])
     sys.exit(report.exit_code(result, config_error is not None))
 
 

@@ -110,7 +110,13 @@ def ensure_bucket(client: InfluxDBClient, org: str, name: str, budget_s: float =
     api = client.buckets_api()
 
     def find():
-        return [b for b in (api.find_buckets(name=name, org=org).buckets or []) if b.name == name]
+        try:
+            found = api.find_buckets(name=name, org=org).buckets or []
+        except ApiException as exc:
+            if exc.status == 404:  # InfluxDB 2 answers 404 to a lookup by name and org that finds nothing
+                return []
+            raise
+        return [b for b in found if b.name == name]
 
     if with_retries(find, budget_s, f"looking up bucket {name}"):
         return False

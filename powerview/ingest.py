@@ -85,25 +85,24 @@ def ingest_file(loc: layout.Location, options: RunOptions, writer) -> dict:
     """
     started = time.monotonic()
     entry = new_entry(loc)
+    move_to = None
     try:
         problem = loc.name_problem()
         if problem:
             raise FileFault(problem, line=None, rule="folder names are checked before use")
         entry["sha256"] = sha256_of(loc.path)
         _read_and_write(loc, options, writer, entry)
-        entry["status"] = SUCCESS
+        entry["status"], move_to = SUCCESS, layout.PARSED_DIR
     except FileFault as fault:
-        entry["status"], entry["error"] = ERROR, f"{loc.path}: {fault}"
+        entry["status"], entry["error"], move_to = ERROR, f"{loc.path}: {fault}", layout.ERROR_DIR
     except InfluxRejected as exc:
-        entry["status"], entry["error"] = ERROR, f"{loc.path}: {exc}"
+        # not a fault of the file (a schema conflict with older data, say): keep it where it is
+        entry["status"], entry["error"] = ERROR, f"{loc.path}: {exc} (file left in place)"
     except InfluxUnavailable as exc:
         entry["status"], entry["error"] = RETRY, f"{loc.path}: {exc} (file left in place)"
-    except UnicodeError as exc:  # defensive: the reader replaces undecodable bytes
-        entry["status"], entry["error"] = ERROR, f"{loc.path}: cannot decode: {exc}"
 
-    if not options.dry_run and entry["status"] in (SUCCESS, ERROR):
-        folder = layout.PARSED_DIR if entry["status"] == SUCCESS else layout.ERROR_DIR
-        entry["destination"] = str(layout.move_to(loc.path, folder))
+    if not options.dry_run and move_to:
+        entry["destination"] = str(layout.move_to(loc.path, move_to))
     entry["duration_s"] = round(time.monotonic() - started, 4)
     _log_outcome(entry)
     return entry

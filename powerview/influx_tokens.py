@@ -1,0 +1,261 @@
+"""Per-bucket InfluxDB tokens for Grafana: read on one bucket and nothing else.
+
+One job: find, create, rotate, revoke and list the authorizations described
+`powerview_token_for_bucket_<bucket>` through the InfluxDB 2 HTTP API (influxdb-client).
+
+Rules:
+- a token is reused only when it is active, carries that description and its permissions are
+  exactly the wanted ones (read on the bucket; read and write with `write=True`);
+- an authorization with the description but other permissions is never changed (never widened
+  nor narrowed silently): a new one with the exact permissions is made beside it, and it is
+  reported so that an operator can revoke it;
+- where the server hides token values in listings (InfluxDB Cloud answers `"token": "redacted"`),
+  the token cannot be reused: a new one is created, then the old ones are deleted (rotation).
+Token values never reach a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from influxdb_client import InfluxDBClient
+from influxdb_client.domain.authorization import Authorization
+from influxdb_client.domain.permission import Permission
+from influxdb_client.domain.permission_resource import PermissionResource
+from influxdb_client.rest import ApiException
+
+from .influx import ensure_bucket, with_retries
+from .layout import name_problem
+from .settings import ConfigError
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION_PREFIX = "powerview_token_for_bucket_"
+_HIDDEN = (None, "", "redacted")
+_NOT_FOUND = object()
+
+
+def description_for(bucket: str) -> str:
+    return DESCRIPTION_PREFIX + bucket
+
+
+def check_bucket_name(bucket: str) -> None:
+    """Raise ConfigError when `bucket` is not an allowed company (bucket) name."""
+    problem = name_problem("company", bucket)
+    if problem:
+        raise ConfigError(problem.replace("company name", "bucket name", 1))
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An authorization as listed: everything but the token value."""
+
+    id: str
+    description: str
+    status: str
+    permissions: tuple[str, ...]    # "read:buckets/<id>" ...
+    created_at: str
+    token_visible: bool
+
+
+@dataclass
+class Outcome:
+    """What `ensure`/`rotate` did. `token` is the secret: keep it out of logs (not in repr)."""
+
+    bucket: str
+    id: str
+    token: str = field(repr=False)
+    created: bool = False
+    rotated: bool = False
+    bucket_created: bool = False
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.created or self.bucket_created or bool(self.deleted)
+
+
+class TokenManager:
+    """Token operations for one organization. `client` comes from `influx.connect(settings)`."""
+
+    def __init__(self, client: InfluxDBClient, org: str, budget_s: float = 60.0):
+        self.client = client
+        self.org = org
+        self.budget_s = budget_s
+        self._org_id: str | None = None
+
+    # ---- plumbing --------------------------------------------------------------------------
+    def _call(self, what: str, action, allow_404: bool = False):
+        def attempt():
+            try:
+                return action()
+            except ApiException as exc:
+                if allow_404 and exc.status == 404:
+                    return _NOT_FOUND
+                raise
+        return with_retries(attempt, self.budget_s, what)
+
+    @property
+    def org_id(self) -> str:
+        if self._org_id is None:
+            api = self.client.organizations_api()
+            orgs = self._call(f"looking up organization {self.org}",
+                              lambda: api.find_organizations(org=self.org), allow_404=True)
+            if orgs is _NOT_FOUND or not orgs:
+                raise ConfigError(f"InfluxDB organization {self.org!r} not found: check INFLUXDB_ORG")
+            self._org_id = next((o.id for o in orgs if o.name == self.org), orgs[0].id)
+        return self._org_id
+
+    def find_bucket(self, bucket: str):
+        api = self.client.buckets_api()
+        found = self._call(f"looking up bucket {bucket}",
+                           lambda: api.find_buckets(name=bucket, org_id=self.org_id), allow_404=True)
+        if found is _NOT_FOUND:
+            return None
+        return next((b for b in (found.buckets or []) if b.name == bucket), None)
+
+    def _authorizations(self) -> list[Authorization]:
+        api = self.client.authorizations_api()
+        found = self._call("listing authorizations", lambda: api.find_authorizations(org_id=self.org_id))
+        return list(found or [])
+
+    def _wanted(self, bucket_id: str, write: bool) -> set[tuple[str, str, str]]:
+        actions = ("read", "write") if write else ("read",)
+        return {(action, "buckets", bucket_id) for action in actions}
+
+    @staticmethod
+    def _permission_set(auth: Authorization) -> set[tuple[str, str, str | None]]:
+        out = set()
+        for perm in auth.permissions or []:
+            res = perm.resource
+            out.add((perm.action, res.type if res else None, res.id if res else None))
+        return out
+
+    def _touches(self, auth: Authorization, bucket_id: str | None) -> bool:
+        return any(res_id == bucket_id for _, res_type, res_id in self._permission_set(auth)
+                   if res_type == "buckets" and bucket_id)
+
+    def _matching(self, bucket: str, bucket_id: str, write: bool) -> tuple[list, list]:
+        """(authorizations reusable for these permissions, newest first; others with the description)."""
+        wanted = self._wanted(bucket_id, write)
+        exact, other = [], []
+        for auth in self._authorizations():
+            if auth.description != description_for(bucket):
+                continue
+            if auth.status == "active" and self._permission_set(auth) == wanted:
+                exact.append(auth)
+            else:
+                other.append(auth)
+        exact.sort(key=lambda a: str(a.created_at or ""), reverse=True)
+        return exact, other
+
+    def _create(self, bucket: str, bucket_id: str, write: bool) -> Authorization:
+        actions = ("read", "write") if write else ("read",)
+        permissions = [Permission(action=a, resource=PermissionResource(type="buckets", id=bucket_id,
+                                                                         org_id=self.org_id))
+                       for a in actions]
+        request = Authorization(org_id=self.org_id, permissions=permissions, status="active",
+                                description=description_for(bucket))
+        api = self.client.authorizations_api()
+        created = self._call(f"creating a token for bucket {bucket}",
+                             lambda: api.create_authorization(authorization=request))
+        if created.token in _HIDDEN:
+            raise ConfigError(f"InfluxDB created authorization {created.id} but did not return its token")
+        log.info("created %s token %s for bucket %s", "read/write" if write else "read-only", created.id, bucket)
+        return created
+
+    def _delete(self, auth_id: str) -> None:
+        api = self.client.authorizations_api()
+        self._call(f"deleting authorization {auth_id}", lambda: api.delete_authorization(auth_id), allow_404=True)
+        log.info("deleted authorization %s", auth_id)
+
+    def _bucket_id(self, bucket: str, create: bool) -> tuple[str, bool]:
+        found = self.find_bucket(bucket)
+        if found:
+            return found.id, False
+        if not create:
+            raise ConfigError(f"bucket {bucket!r} does not exist in organization {self.org!r}")
+        created = ensure_bucket(self.client, self.org, bucket, self.budget_s)
+        found = self.find_bucket(bucket)
+        if not found:
+            raise ConfigError(f"bucket {bucket!r} could not be created in organization {self.org!r}")
+        return found.id, created
+
+    def _warn_others(self, others: list) -> None:
+        for auth in others:
+            log.warning("authorization %s (%s, %s) has the description but other permissions: left as it is "
+                        "(remove it with --revoke if it is not wanted)", auth.id, auth.status,
+                        ", ".join(sorted(f"{a}:{t}/{i}" for a, t, i in self._permission_set(auth))))
+
+    # ---- operations ------------------------------------------------------------------------
+    def ensure(self, bucket: str, write: bool = False) -> Outcome:
+        """The token for `bucket`: an existing exact one when its value can be read, else a new one."""
+        check_bucket_name(bucket)
+        bucket_id, bucket_created = self._bucket_id(bucket, create=True)
+        exact, others = self._matching(bucket, bucket_id, write)
+        self._warn_others(others)
+        visible = [a for a in exact if a.token not in _HIDDEN]
+        if visible:
+            log.info("reusing token %s for bucket %s", visible[0].id, bucket)
+            return Outcome(bucket, visible[0].id, visible[0].token, bucket_created=bucket_created)
+        created = self._create(bucket, bucket_id, write)
+        outcome = Outcome(bucket, created.id, created.token, created=True, bucket_created=bucket_created)
+        if exact:   # they exist but their values are hidden: rotate them out
+            log.info("the server hides the values of %d existing token(s): rotating", len(exact))
+            for auth in exact:
+                self._delete(auth.id)
+                outcome.deleted.append(auth.id)
+            outcome.rotated = True
+        return outcome
+
+    def rotate(self, bucket: str, write: bool = False) -> Outcome:
+        """A new token for `bucket`, then the old ones with the same permissions deleted."""
+        check_bucket_name(bucket)
+        bucket_id, bucket_created = self._bucket_id(bucket, create=True)
+        exact, others = self._matching(bucket, bucket_id, write)
+        self._warn_others(others)
+        created = self._create(bucket, bucket_id, write)
+        outcome = Outcome(bucket, created.id, created.token, created=True, rotated=True,
+                          bucket_created=bucket_created)
+        for auth in exact:
+            self._delete(auth.id)
+            outcome.deleted.append(auth.id)
+        return outcome
+
+    def revoke(self, bucket: str) -> list[str]:
+        """Delete every authorization described for `bucket`. Returns their ids."""
+        check_bucket_name(bucket)
+        deleted = []
+        for auth in self._authorizations():
+            if auth.description == description_for(bucket):
+                self._delete(auth.id)
+                deleted.append(auth.id)
+        return deleted
+
+    def list(self, bucket: str) -> list[TokenInfo]:
+        """The authorizations described for `bucket` or naming it in a permission, without values."""
+        check_bucket_name(bucket)
+        found = self.find_bucket(bucket)
+        bucket_id = found.id if found else None
+        out = []
+        for auth in self._authorizations():
+            if auth.description != description_for(bucket) and not self._touches(auth, bucket_id):
+                continue
+            perms = tuple(sorted(f"{a}:{t}/{i}" if i else f"{a}:{t}" for a, t, i in self._permission_set(auth)))
+            out.append(TokenInfo(auth.id, auth.description or "", auth.status or "", perms,
+                                 str(auth.created_at or ""), auth.token not in _HIDDEN))
+        return out
+
+    def plan(self, bucket: str, write: bool = False) -> dict:
+        """What `ensure` would do, changing nothing (for the playbook's check mode)."""
+        check_bucket_name(bucket)
+        found = self.find_bucket(bucket)
+        if not found:
+            return {"bucket": bucket, "bucket_exists": False, "action": "create", "id": None, "changed": True}
+        exact, _ = self._matching(bucket, found.id, write)
+        visible = [a for a in exact if a.token not in _HIDDEN]
+        if visible:
+            return {"bucket": bucket, "bucket_exists": True, "action": "reuse", "id": visible[0].id, "changed": False}
+        return {"bucket": bucket, "bucket_exists": True, "action": "rotate" if exact else "create",
+                "id": None, "changed": True}

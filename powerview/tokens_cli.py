@@ -1,0 +1,141 @@
+"""The `manage_influx_tokens.py` command line (click): per-bucket InfluxDB tokens for Grafana.
+
+stdout carries the result alone (the token, or the JSON asked for with --json, or the listing);
+everything else goes to stderr. Token values are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from .influx import InfluxRejected, InfluxUnavailable, connect
+from .influx_tokens import TokenManager, description_for
+from .settings import DEFAULT_ENV_FILE, ConfigError, load
+
+log = logging.getLogger("powerview")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 75
+
+EXIT_CODES = """\b
+Exit codes:
+  0   done (the token, the listing or the JSON is on stdout)
+  1   InfluxDB refused the operation (the message says why)
+  2   usage or configuration error: a missing or wrong setting (named), a bad bucket name,
+      a token InfluxDB refuses, an unknown organization
+  75  InfluxDB unavailable (connection refused, 5xx, timeouts): nothing done, run again later
+\b
+Settings (environment, then .env): INFLUXDB_HOST, INFLUXDB_ORG, INFLUXDB_ADMIN_TOKEN.
+\b
+Examples:
+  manage_influx_tokens.py --bucket companyX            read-only token of bucket companyX
+  manage_influx_tokens.py --bucket companyX --list     its tokens, without their values
+  manage_influx_tokens.py --bucket companyX --rotate   a new token, the old one deleted
+  manage_influx_tokens.py --bucket companyX --revoke   delete the bucket's PowerView tokens
+"""
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("manage_influx_tokens: %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("influxdb_client", "urllib3", "reactivex"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(code: int, message: str) -> None:
+    click.echo(f"manage_influx_tokens: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+               epilog=EXIT_CODES)
+@click.option("--bucket", required=True, metavar="NAME",
+              help="The company's bucket (the company folder name); created when missing.")
+@click.option("--write", "write", is_flag=True,
+              help="Read AND write on the bucket (default: read only, all Grafana needs).")
+@click.option("--list", "do_list", is_flag=True,
+              help="List the bucket's tokens (id, status, permissions), never their values.")
+@click.option("--revoke", is_flag=True, help="Delete every token described for this bucket.")
+@click.option("--rotate", is_flag=True,
+              help="Create a new token, print it, then delete the old ones with the same permissions.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"bucket", "id", "token", "created", "rotated", "changed", ...} instead of the '
+                   "bare token (with --list or --revoke: JSON too).")
+@click.option("--dry-run", is_flag=True,
+              help="Say what would be done (JSON with --json), change nothing, print no token.")
+@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              envvar="POWERVIEW_ENV_FILE",
+              help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project; env "
+                   "POWERVIEW_ENV_FILE); the environment wins over it.")
+def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
+    """Per-company InfluxDB tokens for Grafana: a token that can read the company's bucket and
+    nothing else (described powerview_token_for_bucket_<bucket>), reused while it is valid.
+
+    The token alone goes to stdout (what the Grafana playbook reads); messages go to stderr."""
+    if sum((do_list, revoke, rotate)) > 1:
+        _fail(EXIT_USAGE, "--list, --revoke and --rotate exclude each other")
+    if env_file is not None and not env_file.is_file():
+        _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
+    try:
+        settings = load(env_file)
+        _configure_logging(settings.log_level)
+        manager = TokenManager(connect(settings), settings.influx_org, settings.influx_retry_max_s)
+        if do_list:
+            _list(manager, bucket, as_json)
+        elif revoke:
+            _revoke(manager, bucket, as_json, dry_run)
+        elif dry_run:
+            plan = manager.plan(bucket, write)
+            if rotate:
+                plan = {**plan, "action": "rotate", "id": None, "changed": True}
+            click.echo(json.dumps(plan) if as_json else
+                       f"bucket {bucket}: would {plan['action']}"
+                       + ("" if plan["bucket_exists"] else " (and create the bucket)"))
+        else:
+            outcome = manager.rotate(bucket, write) if rotate else manager.ensure(bucket, write)
+            if as_json:
+                click.echo(json.dumps({"bucket": outcome.bucket, "id": outcome.id, "token": outcome.token,
+                                       "created": outcome.created, "rotated": outcome.rotated,
+                                       "bucket_created": outcome.bucket_created, "deleted": outcome.deleted,
+                                       "changed": outcome.changed, "action": "create" if outcome.created
+                                       else "reuse", "bucket_exists": True}))
+            else:
+                click.echo(outcome.token)
+    except ConfigError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    except InfluxUnavailable as exc:
+        _fail(EXIT_UNAVAILABLE, str(exc))
+    except InfluxRejected as exc:
+        _fail(EXIT_FAILED, str(exc))
+    sys.exit(EXIT_OK)
+
+
+def _list(manager: TokenManager, bucket: str, as_json: bool) -> None:
+    tokens = manager.list(bucket)
+    if as_json:
+        click.echo(json.dumps([t.__dict__ | {"permissions": list(t.permissions)} for t in tokens]))
+        return
+    if not tokens:
+        log.info("no token for bucket %s", bucket)
+    for t in tokens:
+        click.echo("\t".join((t.id, t.status, t.description, ",".join(t.permissions), t.created_at,
+                              "value-visible" if t.token_visible else "value-hidden")))
+
+
+def _revoke(manager: TokenManager, bucket: str, as_json: bool, dry_run: bool) -> None:
+    if dry_run:
+        ids = [t.id for t in manager.list(bucket) if t.description == description_for(bucket)]
+        click.echo(json.dumps({"bucket": bucket, "would_delete": ids}) if as_json
+                   else f"bucket {bucket}: would delete {len(ids)} token(s)")
+        return
+    deleted = manager.revoke(bucket)
+    log.info("bucket %s: %d token(s) deleted", bucket, len(deleted))
+    if as_json:
+        click.echo(json.dumps({"bucket": bucket, "deleted": deleted}))

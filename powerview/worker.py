@@ -1,0 +1,192 @@
+"""The spool's single worker, and the operators' commands on pending jobs.
+
+    python -m powerview.worker run            run due jobs now, in the foreground (the timer's command)
+    python -m powerview.worker start          start a detached worker, as the hook does
+    python -m powerview.worker list           pending jobs (--failed: given-up jobs)
+    python -m powerview.worker retry ID...    make jobs due now / bring failed jobs back (--all)
+    python -m powerview.worker purge ID...    delete jobs (--all, --failed)
+    python -m powerview.worker scan           queue a scan of the data folder and start the worker
+
+Only one worker runs at a time: it holds the flock on `<spool>/worker.lock` for as long as it
+runs jobs. When it finds nothing due, it releases the lock and looks once more: a hook that
+queued a job while the lock was still held relies on that last look.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from . import workerlock
+from .jobrunner import JobRunner, Tools
+from .settings import DEFAULT_ENV_FILE, ConfigError, Settings, load
+from .spool import SCAN, Job, Spool
+
+log = logging.getLogger("powerview.worker")
+
+
+def _open_log(settings: Settings) -> int:
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    return os.open(settings.log_dir / workerlock.WORKER_LOG,
+                   os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
+def _configure_logging(log_fd: int) -> None:
+    root = logging.getLogger("powerview")
+    root.handlers[:] = []
+    formatter = logging.Formatter("%(asctime)s worker[%(process)d] %(levelname)s %(message)s",
+                                  "%Y-%m-%dT%H:%M:%S%z")
+    handler = logging.StreamHandler(os.fdopen(os.dup(log_fd), "a", buffering=1, encoding="utf-8"))
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+    try:  # also on stderr when it is not the log already (a terminal, the journal)
+        same = os.path.sameopenfile(2, log_fd)
+    except OSError:
+        same = True
+    if not same:
+        echo = logging.StreamHandler(sys.stderr)
+        echo.setFormatter(formatter)
+        root.addHandler(echo)
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def serve(settings: Settings, env_file: Path | None, lock_fd: int | None = None) -> int:
+    """Run due jobs under the worker lock until none is due. Returns 0."""
+    spool = Spool(settings.spool_dir).ensure()
+    log_fd = _open_log(settings)
+    _configure_logging(log_fd)
+    fd = lock_fd if lock_fd is not None and workerlock.holds_lock(lock_fd) else workerlock.try_lock(spool.root)
+    if fd is None:
+        log.info("another worker is running: it will take the pending jobs")
+        return 0
+    runner = JobRunner(settings, spool, Tools.default(settings, env_file, log_fd))
+    while True:
+        log.info("worker start pid=%d at=%.6f", os.getpid(), time.time())
+        try:
+            runs = runner.run_due()
+        finally:
+            log.info("worker stop pid=%d at=%.6f", os.getpid(), time.time())
+            workerlock.release(fd)
+        log.info("%d run(s); %d job(s) left for later", runs, len(spool.pending()))
+        if not spool.due():
+            return 0
+        fd = workerlock.try_lock(spool.root)  # a job came in while we were finishing
+        if fd is None:
+            return 0
+
+
+# -- command line ------------------------------------------------------------------------------
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help=f"Settings file (default: {DEFAULT_ENV_FILE}).")
+@click.pass_context
+def cli(ctx: click.Context, env_file: Path | None) -> None:
+    """The PowerView spool: jobs queued by on-upload.sh and the worker that runs them."""
+    env_file = env_file or (DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.is_file() else None)
+    try:
+        settings = load(env_file)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.obj = (settings, env_file)
+
+
+@cli.command()
+@click.option("--lock-fd", type=int, default=None, hidden=True)
+@click.pass_obj
+def run(obj, lock_fd: int | None) -> None:
+    """Run the due jobs now in the foreground; exit at once if a worker is running."""
+    settings, env_file = obj
+    sys.exit(serve(settings, env_file, lock_fd))
+
+
+@cli.command()
+@click.pass_obj
+def start(obj) -> None:
+    """Start a detached worker, as the hook does (nothing if one is running)."""
+    settings, env_file = obj
+    pid = workerlock.kick(settings.spool_dir, settings.log_dir, env_file)
+    click.echo(f"worker started (pid {pid})" if pid else "a worker is already running")
+
+
+@cli.command("list")
+@click.option("--failed", is_flag=True, help="List the jobs given up (spool/failed/).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job.")
+@click.pass_obj
+def list_jobs(obj, failed: bool, as_json: bool) -> None:
+    """List pending jobs (or failed ones), oldest first."""
+    settings, _ = obj
+    spool = Spool(settings.spool_dir)
+    jobs = spool.failed() if failed else spool.pending()
+    now = time.time()
+    for job in jobs:
+        if as_json:
+            click.echo(job.to_json().replace("\n", ""))
+            continue
+        state = "due" if job.next_try <= now else f"next try {_when(job.next_try)}"
+        extra = f" waiting={job.waiting}" if job.waiting else ""
+        error = f" last_error={json.dumps(job.last_error)}" if job.last_error else ""
+        click.echo(f"{job.id} {job.kind} {json.dumps(job.target(), ensure_ascii=False)} "
+                   f"attempts={job.attempts} {state}{extra}{error}")
+    for path in spool.corrupt_files() if failed else []:
+        click.echo(f"{path.name} unreadable job file (inspect it, then purge it)")
+    if not as_json:
+        click.echo(f"{len(jobs)} {'failed' if failed else 'pending'} job(s)", err=True)
+
+
+def _ids(ids: tuple[str, ...], all_: bool) -> list[str] | None:
+    if all_ == bool(ids):
+        raise click.UsageError("give job ids or --all (not both)")
+    return None if all_ else list(ids)
+
+
+@cli.command()
+@click.argument("ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every pending and failed job.")
+@click.pass_obj
+def retry(obj, ids: tuple[str, ...], all_: bool) -> None:
+    """Make jobs due now (failed jobs go back to the queue), then start the worker."""
+    settings, env_file = obj
+    touched = Spool(settings.spool_dir).ensure().retry(_ids(ids, all_))
+    click.echo(f"{len(touched)} job(s) due now")
+    if touched:
+        workerlock.kick(settings.spool_dir, settings.log_dir, env_file)
+
+
+@cli.command()
+@click.argument("ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Every job (with --failed: every failed job).")
+@click.option("--failed", "failed_only", is_flag=True, help="Only in spool/failed/.")
+@click.pass_obj
+def purge(obj, ids: tuple[str, ...], all_: bool, failed_only: bool) -> None:
+    """Delete jobs. The files stay where they are: a scan or a new upload queues them again."""
+    settings, _ = obj
+    removed = Spool(settings.spool_dir).ensure().purge(_ids(ids, all_), failed_only=failed_only)
+    click.echo(f"{len(removed)} job(s) purged")
+
+
+@cli.command()
+@click.pass_obj
+def scan(obj) -> None:
+    """Queue a scan of the data folder (settled files only) and start the worker."""
+    settings, env_file = obj
+    job = Job.new(SCAN, {"action": "manual-scan", "user": os.environ.get("USER", "")})
+    Spool(settings.spool_dir).ensure().add(job)
+    click.echo(f"scan {job.id} queued")
+    workerlock.kick(settings.spool_dir, settings.log_dir, env_file)
+
+
+if __name__ == "__main__":
+    cli()
