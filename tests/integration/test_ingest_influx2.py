@@ -258,3 +258,12 @@ def test_two_processes_on_the_same_files_ingest_each_once(influx2, influx_env, t
     reports = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("*.json")]
     assert sum(r["nb_files_success"] for r in reports) == 12
     assert len(influx2.points("acme")) == 12 * 870
+
+
+def test_a_dry_run_sends_nothing_to_influxdb(influx2, influx_env, tmp_path):
+    root = copy_tree(EXAMPLES, tmp_path / "data")
+    result = run_cli("--dataFolder", root, "--dry-run", env_file=influx_env)
+    assert result.exit_code == 1 and json.loads(result.stdout)["nb_points_total"] == 870 + 432 + 864
+    assert influx2.requests == []
+    assert not (tmp_path / "reports").exists()
+    assert len(list(layout.discover(root))) == 4

@@ -155,3 +155,11 @@ def test_a_tsv_file_already_processed_by_another_run_is_skipped(data_root, env_f
     typo = invoke("--dataFolder", str(data_root), "--tsvFile", str(good.parent / "nope.tsv"), "--dry-run",
                   "--env-file", str(env_file))
     assert typo.exit_code == 2 and "no such file" in typo.output
+
+
+def test_folder_named_after_another_serial_warns_and_tags_use_the_file(data_root, env_file):
+    place(data_root, "acme", "camp", "02009999", "good.tsv", GOOD)
+    entry = json.loads(invoke("--dataFolder", str(data_root), "--dry-run", "--env-file", str(env_file)).stdout)["files"][0]
+    assert entry["device_folder_sn"] == "02009999" and entry["device_master_sn"] == M
+    assert any("02009999" in w and M in w for w in entry["warnings"])
+    assert all(cid.startswith(f"M{M}_") for cid in entry["channels"])
