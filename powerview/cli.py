@@ -10,7 +10,7 @@ import click
 
 from . import __version__, ingest, layout, report
 from .formats import RowRules
-from .influx import DiscardWriter, InfluxUnavailable, InfluxWriter
+from .influx import DiscardWriter, InfluxWriter
 from .settings import DEFAULT_ENV_FILE, ConfigError, load
 
 log = logging.getLogger("powerview")
@@ -116,7 +116,8 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
         entries += [ingest.skipped_entry(loc, f"already processed: {layout.processed_copy(loc.path)}")
                     for loc in already_done]
         result = report.build(started, report.utcnow(), dry_run, data_root, entries)
-        if not dry_run and config_error is None:
+        if not dry_run and config_error is None and not result["nb_files_retry"]:
+            # (after an outage the summary would only wait out another retry budget)
             _write_meta(writer, settings.meta_bucket, result)
     finally:
         writer.close()
@@ -153,5 +154,5 @@ def _progress(total: int):
 def _write_meta(writer: InfluxWriter, meta_bucket: str, result: dict) -> None:
     try:
         writer.write(meta_bucket, ingest.meta_lines(result, int(report.utcnow().timestamp())))
-    except (InfluxUnavailable, Exception) as exc:  # the data is in; only the run summary is lost
+    except Exception as exc:  # the data is in; only the run summary is lost
         log.warning("run summary not written to the meta bucket %s: %s", meta_bucket, exc)
