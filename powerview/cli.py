@@ -32,6 +32,10 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    ours = logging.getLogger("powerview")  # in case an embedding program gave it handlers of its own
+    ours.handlers.clear()
+    ours.propagate = True
+    ours.setLevel(logging.NOTSET)
     for noisy in ("influxdb_client", "urllib3", "reactivex"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
