@@ -64,9 +64,9 @@ PERMISSION_NAMES = {1: "View", 2: "Edit", 4: "Admin"}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, **extra):
+    def __init__(self, http_status: int, message: str, **extra):
         super().__init__(message)
-        self.status = status
+        self.status = http_status
         self.body = {"message": message, **extra}
 
 

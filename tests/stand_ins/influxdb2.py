@@ -105,7 +105,8 @@ Limitations (documented, deliberate):
 * Bucket retention is stored and served but never applied.
 
 State for tests: ``buckets``, ``authorizations``, ``points()``, ``latest()``, ``requests``,
-``schema()``; fault injection: ``fail_next_writes()``, ``go_down()`` / ``come_back()``.
+``schema()``, ``token_for(description)``; fault injection: ``fail_next_writes()``,
+``go_down()`` / ``come_back()``.  ``parse_line_protocol()`` is the parser on its own.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 __all__ = ["InfluxDB2StandIn", "Point", "RequestRecord", "parse_line_protocol", "LineProtocolError"]
 
 VERSION = "v2.7.11"
-COMMIT = "fbf5d4ab5e"
+COMMIT = "stand-in"
 
 # kit/transport/http/error_handler.go: influxDBErrorToStatusCode
 _CODE_TO_STATUS = {
@@ -778,6 +779,13 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # connections cut by go_down()/stop() or by the client are not errors worth a traceback
+        import sys
+        if isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class InfluxDB2StandIn:
