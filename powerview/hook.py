@@ -1,8 +1,7 @@
-"""The SFTPGo hook (called by on-upload.sh): one event in, zero or one job out, one log line.
+"""SFTPGo events: one event in, zero or one job out, one line in uploads.log.
 
-SFTPGo describes the event in `SFTPGO_ACTION*` variables. This module only decides and queues:
-it never runs the parser or Ansible itself, so it returns in a moment. Then it starts the worker
-unless one is running (a running worker picks the new job up).
+on-upload.sh records each event (its SFTPGO_ACTION* variables) in <spool>/incoming/ and returns;
+the worker calls `process_events`, which checks every recorded event here before anything runs:
 
     upload, status 1, <company>/<campaign>/<device>/<file>.tsv     -> ingest job
     upload, status 2 or 3 (failed, partial, over quota)             -> ignored
@@ -18,14 +17,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 from . import layout, uploadlog, workerlock
 from .settings import DEFAULT_ENV_FILE, ConfigError, Settings, load
-from .spool import INGEST, PROVISION, SCAN, Job, Spool
+from .spool import EVENT_SUFFIX, INGEST, PROVISION, SCAN, Job, Spool
 
 QUEUED, IGNORED, REFUSED, ERROR = "queued", "ignored", "refused", "error"
 STATUS_TEXT = {"1": "no error", "2": "generic error", "3": "quota exceeded"}
@@ -62,29 +60,33 @@ def read_event(environ: Mapping[str, str]) -> dict:
     return {k: v for k, v in event.items() if v}
 
 
-def decide(event: dict, settings: Settings, now: float | None = None) -> Decision:
-    """What to do with one event. Pure but for looking at the file system."""
+def decide(event: dict, settings: Settings, now: float | None = None, job_id: str | None = None) -> Decision:
+    """What to do with one event. Pure but for looking at the file system.
+
+    The job, if any, gets `job_id` (the event's id): an event checked twice (a crash between the
+    job and the deletion of the event) gives the same job, not a second one.
+    """
     action = event.get("action", "")
     if action == "" or (action == "upload" and not event.get("path")):
         return Decision(QUEUED, "post-disconnect: scan of the data folder",
-                        Job.new(SCAN, event, now))
+                        Job.new(SCAN, event, now, job_id))
     if action == "upload":
         status = event.get("status", "")
         if status != "1":
             text = STATUS_TEXT.get(status, "unknown status")
             return Decision(IGNORED, f"upload not complete (status {status or 'missing'}: {text})")
-        return _file_decision(event, event["path"], settings, now)
+        return _file_decision(event, event["path"], settings, now, job_id)
     if action == "rename":
         target = event.get("target", "")
         if not target:
             return Decision(IGNORED, "rename without a target")
-        return _file_decision(event, target, settings, now)
+        return _file_decision(event, target, settings, now, job_id)
     if action == "mkdir":
-        return _mkdir_decision(event, event.get("path", ""), settings, now)
+        return _mkdir_decision(event, event.get("path", ""), settings, now, job_id)
     return Decision(IGNORED, f"action {action!r} is not handled")
 
 
-def _file_decision(event: dict, path: str, settings: Settings, now: float | None) -> Decision:
+def _file_decision(event: dict, path: str, settings: Settings, now: float | None, job_id: str | None) -> Decision:
     given = Path(path)
     if not given.name.endswith(layout.TSV_SUFFIX):
         return Decision(IGNORED, "not a .tsv file")
@@ -107,10 +109,10 @@ def _file_decision(event: dict, path: str, settings: Settings, now: float | None
         return Decision(REFUSED, problem)
     if not location.path.is_file():
         return Decision(IGNORED, "no such file (any more)")
-    return Decision(QUEUED, "ingestion", Job.new(INGEST, event, now, path=str(location.path)))
+    return Decision(QUEUED, "ingestion", Job.new(INGEST, event, now, job_id, path=str(location.path)))
 
 
-def _mkdir_decision(event: dict, path: str, settings: Settings, now: float | None) -> Decision:
+def _mkdir_decision(event: dict, path: str, settings: Settings, now: float | None, job_id: str | None) -> Decision:
     if not path:
         return Decision(IGNORED, "mkdir without a path")
     try:
@@ -126,46 +128,66 @@ def _mkdir_decision(event: dict, path: str, settings: Settings, now: float | Non
             return Decision(REFUSED, problem)
     company, campaign = parts[0], (parts[1] if len(parts) == 2 else None)
     what = f"Grafana provisioning of {company}" + (f"/{campaign}" if campaign else " (company)")
-    return Decision(QUEUED, what, Job.new(PROVISION, event, now, company=company, campaign=campaign))
+    return Decision(QUEUED, what, Job.new(PROVISION, event, now, job_id, company=company, campaign=campaign))
 
 
-def handle(environ: Mapping[str, str], settings: Settings, env_file: Path | None) -> Decision:
-    """Decide, queue the job durably, log the event, start the worker if needed."""
+def handle(environ: Mapping[str, str], settings: Settings, spool: Spool, event_id: str | None = None) -> Decision:
+    """Check one event, queue its job durably, write its line in uploads.log."""
     started = time.monotonic()
     event = read_event(environ)
-    decision = decide(event, settings)
-    spool = Spool(settings.spool_dir)
+    decision = decide(event, settings, job_id=event_id)
     if decision.job is not None:
         spool.ensure().add(decision.job)
     uploadlog.write(settings.log_dir, action=event.get("action") or "post-disconnect",
                     user=event.get("user"), path=event.get("path"), target=event.get("target"),
-                    status=event.get("status"),
-                    job=decision.job.id if decision.job else None, result=decision.result,
-                    duration=time.monotonic() - started, detail=decision.reason)
-    if decision.job is not None or spool.due():
-        workerlock.kick(settings.spool_dir, settings.log_dir, env_file)
+                    status=event.get("status"), job=decision.job.id if decision.job else None,
+                    result=decision.result, duration=time.monotonic() - started, detail=decision.reason)
     return decision
 
 
+def process_events(spool: Spool, settings: Settings) -> int:
+    """Check every event recorded by on-upload.sh, oldest first. Returns how many were checked.
+
+    An event is deleted only once its job is stored; an event that cannot be read or checked is
+    set aside in failed/ (the file it names stays where it is: a scan picks it up).
+    """
+    count = 0
+    for path in spool.events():
+        event_id = path.name[: -len(EVENT_SUFFIX)]
+        try:
+            environ = spool.read_event(path)
+        except FileNotFoundError:
+            continue
+        try:
+            handle(environ, settings, spool, event_id)
+        except Exception as exc:  # noqa: BLE001 - one bad event must not block the others
+            uploadlog.write(settings.log_dir, action=environ.get("SFTPGO_ACTION") or "post-disconnect",
+                            path=environ.get("SFTPGO_ACTION_PATH"), job=event_id, result=ERROR,
+                            detail=f"event set aside in failed/: {type(exc).__name__}: {exc}")
+            spool.ensure()
+            os.replace(path, spool.failed_dir / path.name)
+            continue
+        spool.event_done(path)
+        count += 1
+    return count
+
+
 def main(environ: Mapping[str, str] | None = None) -> int:
-    """Entry point of on-upload.sh. Always returns 0: SFTPGo must never fail because of us."""
+    """`python -m powerview.hook`: what on-upload.sh does, from Python (for manual runs).
+
+    Records the event from the environment in the spool and starts the worker. Returns 0.
+    """
     environ = os.environ if environ is None else environ
     env_file = DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.is_file() else None
     try:
         settings = load(env_file)
     except ConfigError as exc:
         sys.stderr.write(f"powerview hook: configuration error: {exc}\n")
-        uploadlog.write(Path(environ.get("POWERVIEW_LOG_DIR") or "/srv/sftpgo/logs"),
-                        action=environ.get("SFTPGO_ACTION") or "post-disconnect",
-                        path=environ.get("SFTPGO_ACTION_PATH"), result=ERROR, detail=f"configuration: {exc}")
         return 0
-    try:
-        handle(environ, settings, env_file)
-    except Exception as exc:  # noqa: BLE001 - the hook must end well whatever happens
-        sys.stderr.write(traceback.format_exc())
-        uploadlog.write(settings.log_dir, action=environ.get("SFTPGO_ACTION") or "post-disconnect",
-                        path=environ.get("SFTPGO_ACTION_PATH"), result=ERROR,
-                        detail=f"{type(exc).__name__}: {exc}")
+    spool = Spool(settings.spool_dir).ensure()
+    event_id = spool.record_event(dict(environ))
+    pid = workerlock.kick(settings.spool_dir, settings.log_dir, env_file)
+    sys.stderr.write(f"event {event_id} recorded; " + (f"worker {pid} started\n" if pid else "worker running\n"))
     return 0
 
 

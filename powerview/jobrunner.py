@@ -18,10 +18,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from . import layout, uploadlog
+from . import hook, layout, uploadlog
 from .settings import PROJECT_DIR, Settings, read_environment
-from .spool import INGEST, PROVISION, SCAN, WAITING_INFLUXDB, Job, Spool, backoff
+from .spool import INGEST, SCAN, WAITING_INFLUXDB, Job, Spool, backoff
 
 log = logging.getLogger("powerview.worker")
 
@@ -65,8 +66,14 @@ class Run:
     error: str | None = None
 
 
-def run_command(cmd: list[str], tools: Tools, cwd: Path) -> Run:
-    """Run `cmd` (a list) in its own process group; kill the group after the timeout."""
+POLL_S = 0.25
+
+
+def run_command(cmd: list[str], tools: Tools, cwd: Path, idle: Callable[[], object] | None = None) -> Run:
+    """Run `cmd` (a list) in its own process group; kill the group after the timeout.
+
+    While it runs, `idle` is called every POLL_S (the worker checks new events meanwhile).
+    """
     started = time.monotonic()
     log.info("running: %s", " ".join(json.dumps(c) if " " in c else c for c in cmd))
     try:
@@ -75,12 +82,18 @@ def run_command(cmd: list[str], tools: Tools, cwd: Path) -> Run:
     except OSError as exc:
         log.error("cannot start %s: %s", cmd[0], exc)
         return Run(None, time.monotonic() - started, f"cannot start {Path(cmd[0]).name}: {exc}")
-    try:
-        code = process.wait(timeout=tools.timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        log.error("killed after %.0f s (POWERVIEW_JOB_TIMEOUT_SECONDS)", tools.timeout_s)
-        return Run(None, time.monotonic() - started, f"killed after {tools.timeout_s:.0f} s")
+    deadline = started + tools.timeout_s
+    while True:
+        try:
+            code = process.wait(timeout=max(0.0, min(POLL_S, deadline - time.monotonic())))
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                _kill_group(process)
+                log.error("killed after %.0f s (POWERVIEW_JOB_TIMEOUT_SECONDS)", tools.timeout_s)
+                return Run(None, time.monotonic() - started, f"killed after {tools.timeout_s:.0f} s")
+            if idle is not None:
+                idle()
     duration = time.monotonic() - started
     log.info("exit %d after %.1f s", code, duration)
     return Run(code, duration, None if code == 0 else f"exit {code}")
@@ -170,11 +183,16 @@ class JobRunner:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    def take_events(self) -> int:
+        """Check the events on-upload.sh recorded: their jobs join the queue."""
+        return hook.process_events(self.spool, self.settings)
+
     def run_due(self) -> int:
-        """Run due jobs until none is due. Returns how many runs were made."""
+        """Check new events and run due jobs until none is left. Returns how many runs were made."""
         runs = 0
         self.spool.clean_tmp()
         while True:
+            self.take_events()
             due = self.spool.due()
             if not due:
                 return runs
@@ -207,7 +225,7 @@ class JobRunner:
             cmd += ["--tsvFile", str(path)]
         if self.tools.env_file is not None:
             cmd += ["--env-file", str(self.tools.env_file)]
-        return run_command(cmd, self.tools, PROJECT_DIR)
+        return run_command(cmd, self.tools, PROJECT_DIR, idle=self.take_events)
 
     def ingest(self, jobs: list[Job]) -> None:
         batch: list[tuple[Job, Path, os.stat_result]] = []
@@ -343,7 +361,8 @@ class JobRunner:
             json.dump(extra_vars, out)
         try:
             cwd = playbook.parent.parent if (playbook.parent.parent / "ansible.cfg").is_file() else playbook.parent
-            run = run_command([self.tools.ansible_playbook, str(playbook), "-e", f"@{vars_file}"], self.tools, cwd)
+            run = run_command([self.tools.ansible_playbook, str(playbook), "-e", f"@{vars_file}"], self.tools, cwd,
+                              idle=self.take_events)
         finally:
             vars_file.unlink(missing_ok=True)
         if run.code == 0:

@@ -61,6 +61,7 @@ class Settings:
     retry_max_seconds: float
     max_attempts: int
     job_timeout_seconds: float
+    worker_linger_seconds: float
 
     def require_influx(self) -> None:
         """Raise ConfigError naming the first missing InfluxDB variable."""
@@ -190,4 +191,5 @@ def load(env_file: Path | str | None = None, environ: Mapping[str, str] | None =
         retry_max_seconds=_float(env, "POWERVIEW_RETRY_MAX_SECONDS", 900.0),
         max_attempts=int(_float(env, "POWERVIEW_MAX_ATTEMPTS", 20, minimum=1)),
         job_timeout_seconds=_float(env, "POWERVIEW_JOB_TIMEOUT_SECONDS", 3600.0, minimum=1),
+        worker_linger_seconds=_float(env, "POWERVIEW_WORKER_LINGER_SECONDS", 60.0),
     )

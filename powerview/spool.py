@@ -1,5 +1,8 @@
 """The hook's durable job queue: one small JSON file per job.
 
+    <spool>/incoming/<id>.event  SFTPGo events recorded by on-upload.sh, not yet checked
+                               (NUL-separated NAME=value lines); the worker turns each into
+                               zero or one job (hook.py) and deletes it
     <spool>/jobs/<id>.json     pending jobs; a job is due once `next_try` has passed
     <spool>/failed/<id>.json   jobs given up after too many failures (see, retry or purge them)
     <spool>/tmp/               files being written, renamed into place once complete and synced
@@ -12,9 +15,9 @@ to SFTPGo survives a crash or a power cut. Job ids sort in creation order.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-import secrets
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,8 +26,10 @@ FORMAT_VERSION = 1
 INGEST, SCAN, PROVISION = "ingest", "scan", "provision"
 KINDS = (INGEST, SCAN, PROVISION)
 WAITING_INFLUXDB = "influxdb"
-JOBS_DIR, FAILED_DIR, TMP_DIR = "jobs", "failed", "tmp"
+JOBS_DIR, FAILED_DIR, TMP_DIR, INCOMING_DIR = "jobs", "failed", "tmp", "incoming"
 SUFFIX = ".json"
+EVENT_SUFFIX = ".event"
+EVENT_PREFIXES = ("SFTPGO_ACTION", "SFTPGO_CONNECTION_")
 
 
 class SpoolError(Exception):
@@ -36,7 +41,7 @@ def new_id(now: float | None = None) -> str:
     now = time.time() if now is None else now
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
     micros = int(round((now % 1) * 1_000_000)) % 1_000_000
-    return f"{stamp}.{micros:06d}Z-{secrets.token_hex(4)}"
+    return f"{stamp}.{micros:06d}Z-{os.urandom(4).hex()}"
 
 
 def backoff(attempts: int, base: float, maximum: float) -> float:
@@ -64,11 +69,13 @@ class Job:
     version: int = FORMAT_VERSION
 
     @classmethod
-    def new(cls, kind: str, event: dict | None = None, now: float | None = None, **payload) -> "Job":
+    def new(cls, kind: str, event: dict | None = None, now: float | None = None, job_id: str | None = None,
+            **payload) -> "Job":
         if kind not in KINDS:
             raise ValueError(f"unknown job kind {kind!r}")
         now = time.time() if now is None else now
-        return cls(id=new_id(now), kind=kind, created=now, next_try=now, event=dict(event or {}), **payload)
+        return cls(id=job_id or new_id(now), kind=kind, created=now, next_try=now, event=dict(event or {}),
+                   **payload)
 
     def target(self) -> str:
         """What the job is about, for listings and logs."""
@@ -116,9 +123,13 @@ class Spool:
         self.jobs_dir = self.root / JOBS_DIR
         self.failed_dir = self.root / FAILED_DIR
         self.tmp_dir = self.root / TMP_DIR
+        self.incoming_dir = self.root / INCOMING_DIR
+        # (folder, name) -> ((inode, mtime, size), job): a long-running worker re-reads only the
+        # files that changed (every write is a new inode), not the whole backlog each time
+        self._cache: dict[tuple[str, str], tuple[tuple[int, int, int], Job]] = {}
 
     def ensure(self) -> "Spool":
-        for folder in (self.jobs_dir, self.failed_dir, self.tmp_dir):
+        for folder in (self.jobs_dir, self.failed_dir, self.tmp_dir, self.incoming_dir):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -126,7 +137,7 @@ class Spool:
 
     def _write(self, folder: Path, job: Job, only_if_exists: bool = False) -> Path:
         final = folder / f"{job.id}{SUFFIX}"
-        tmp = self.tmp_dir / f"{job.id}.{os.getpid()}.{secrets.token_hex(3)}.tmp"
+        tmp = self.tmp_dir / f"{job.id}.{os.getpid()}.{os.urandom(3).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         try:
             os.write(fd, job.to_json().encode("utf-8"))
@@ -162,24 +173,78 @@ class Spool:
         self._write(self.failed_dir, job)
         self.remove(job)
 
+    # -- events recorded by on-upload.sh ------------------------------------------------------
+
+    def record_event(self, environ: dict, now: float | None = None) -> str:
+        """Record an SFTPGo event as on-upload.sh does (for `python -m powerview.hook` and tests)."""
+        event_id = new_id(now)
+        data = b"".join(f"{k}={v}".encode("utf-8", "surrogateescape") + b"\0"
+                        for k, v in sorted(environ.items()) if k.startswith(EVENT_PREFIXES))
+        tmp = self.tmp_dir / f"{event_id}{EVENT_SUFFIX}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, self.incoming_dir / f"{event_id}{EVENT_SUFFIX}")
+        _fsync_dir(self.incoming_dir)
+        return event_id
+
+    def events(self) -> list[Path]:
+        """Recorded events not yet checked, oldest first."""
+        try:
+            with os.scandir(self.incoming_dir) as entries:
+                return sorted((Path(e.path) for e in entries if e.name.endswith(EVENT_SUFFIX)),
+                              key=lambda p: p.name)
+        except FileNotFoundError:
+            return []
+
+    @staticmethod
+    def read_event(path: Path) -> dict[str, str]:
+        """The variables of a recorded event (only SFTPGO_ACTION* and SFTPGO_CONNECTION_*)."""
+        environ = {}
+        for item in path.read_bytes().split(b"\0"):
+            name, sep, value = item.decode("utf-8", "surrogateescape").partition("=")
+            if sep and name.startswith(EVENT_PREFIXES):
+                environ[name] = value
+        return environ
+
+    def event_done(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    def has_work(self, now: float | None = None) -> bool:
+        """An event to check or a job due."""
+        return bool(self.events()) or bool(self.due(now))
+
     # -- reading -----------------------------------------------------------------------------
 
     def _read_folder(self, folder: Path) -> list[Job]:
         try:
-            names = sorted(n for n in os.listdir(folder) if n.endswith(SUFFIX))
+            entries = sorted((e for e in os.scandir(folder) if e.name.endswith(SUFFIX)), key=lambda e: e.name)
         except FileNotFoundError:
             return []
-        jobs = []
-        for name in names:
-            path = folder / name
+        jobs, seen = [], set()
+        for entry in entries:
+            key = (folder.name, entry.name)
             try:
-                job = Job.from_json(path.read_text(encoding="utf-8"))
+                st = entry.stat(follow_symlinks=False)
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                cached = self._cache.get(key)
+                if cached is not None and cached[0] == stamp:
+                    job = copy.copy(cached[1])   # jobs are flat: a shallow copy is enough
+                else:
+                    job = Job.from_json(Path(entry.path).read_text(encoding="utf-8"))
+                    self._cache[key] = (stamp, copy.copy(job))
             except FileNotFoundError:
                 continue  # done meanwhile
             except (SpoolError, OSError, UnicodeDecodeError) as exc:
-                self._quarantine(path, str(exc))
+                self._quarantine(Path(entry.path), str(exc))
                 continue
+            seen.add(key)
             jobs.append(job)
+        for key in [k for k in self._cache if k[0] == folder.name and k not in seen]:
+            del self._cache[key]
         return jobs
 
     def _quarantine(self, path: Path, reason: str) -> None:
@@ -195,6 +260,14 @@ class Spool:
         """Every pending job, oldest first."""
         return self._read_folder(self.jobs_dir)
 
+    def has_pending(self) -> bool:
+        """Cheap: is there any pending job at all (no file read)?"""
+        try:
+            with os.scandir(self.jobs_dir) as entries:
+                return any(e.name.endswith(SUFFIX) for e in entries)
+        except FileNotFoundError:
+            return False
+
     def due(self, now: float | None = None) -> list[Job]:
         now = time.time() if now is None else now
         return [job for job in self.pending() if job.next_try <= now]
@@ -204,7 +277,7 @@ class Spool:
 
     def corrupt_files(self) -> list[Path]:
         try:
-            return sorted(p for p in self.failed_dir.iterdir() if p.name.endswith(".corrupt"))
+            return sorted(p for p in self.failed_dir.iterdir() if p.name.endswith((".corrupt", EVENT_SUFFIX)))
         except FileNotFoundError:
             return []
 

@@ -8,8 +8,10 @@
     python -m powerview.worker scan           queue a scan of the data folder and start the worker
 
 Only one worker runs at a time: it holds the flock on `<spool>/worker.lock` for as long as it
-runs jobs. When it finds nothing due, it releases the lock and looks once more: a hook that
-queued a job while the lock was still held relies on that last look.
+runs. It checks the events on-upload.sh records (between jobs, and every 0.25 s while a job
+runs), queues their jobs and runs them one after another. When nothing is left, it releases the
+lock and looks once more: a hook that recorded an event while the lock was still held, and so
+started no worker, relies on that last look.
 """
 
 from __future__ import annotations
@@ -58,12 +60,41 @@ def _configure_logging(log_fd: int) -> None:
     root.propagate = False
 
 
+POLL_S = 0.25
+
+
+def wait_for_due(spool: Spool, linger_s: float) -> bool:
+    """Sleep while the next pending job falls due within `linger_s`. True once one is due
+    (or an event comes in).
+
+    A worker that just scheduled a follow-up scan or a short retry stays for it, still holding
+    the lock; a job queued meanwhile by a hook is seen within POLL_S.
+    """
+    deadline = time.time() + linger_s
+    while True:
+        if spool.events():
+            return True
+        pending = spool.pending()
+        if not pending:
+            return False
+        now = time.time()
+        next_try = min(job.next_try for job in pending)
+        if next_try <= now:
+            return True
+        if next_try > deadline:
+            return False
+        time.sleep(min(POLL_S, next_try - now))
+
+
 def serve(settings: Settings, env_file: Path | None, lock_fd: int | None = None) -> int:
     """Run due jobs under the worker lock until none is due. Returns 0."""
     spool = Spool(settings.spool_dir).ensure()
     log_fd = _open_log(settings)
     _configure_logging(log_fd)
-    fd = lock_fd if lock_fd is not None and workerlock.holds_lock(lock_fd) else workerlock.try_lock(spool.root)
+    if lock_fd is not None and workerlock.holds_lock(lock_fd, spool.root):
+        fd = lock_fd
+    else:
+        fd = workerlock.try_lock(spool.root)
     if fd is None:
         log.info("another worker is running: it will take the pending jobs")
         return 0
@@ -72,13 +103,15 @@ def serve(settings: Settings, env_file: Path | None, lock_fd: int | None = None)
         log.info("worker start pid=%d at=%.6f", os.getpid(), time.time())
         try:
             runs = runner.run_due()
+            while wait_for_due(spool, settings.worker_linger_seconds):
+                runs += runner.run_due()
         finally:
             log.info("worker stop pid=%d at=%.6f", os.getpid(), time.time())
             workerlock.release(fd)
         log.info("%d run(s); %d job(s) left for later", runs, len(spool.pending()))
-        if not spool.due():
+        if not spool.has_work():
             return 0
-        fd = workerlock.try_lock(spool.root)  # a job came in while we were finishing
+        fd = workerlock.try_lock(spool.root)  # an event came in while we were finishing
         if fd is None:
             return 0
 
@@ -141,7 +174,10 @@ def list_jobs(obj, failed: bool, as_json: bool) -> None:
         click.echo(f"{job.id} {job.kind} {json.dumps(job.target(), ensure_ascii=False)} "
                    f"attempts={job.attempts} {state}{extra}{error}")
     for path in spool.corrupt_files() if failed else []:
-        click.echo(f"{path.name} unreadable job file (inspect it, then purge it)")
+        click.echo(f"{path.name} set aside: unreadable job file or event (inspect it, then purge it)")
+    events = spool.events()
+    if events and not failed and not as_json:
+        click.echo(f"{len(events)} event(s) recorded by on-upload.sh, not yet checked by the worker", err=True)
     if not as_json:
         click.echo(f"{len(jobs)} {'failed' if failed else 'pending'} job(s)", err=True)
 
@@ -186,6 +222,11 @@ def scan(obj) -> None:
     Spool(settings.spool_dir).ensure().add(job)
     click.echo(f"scan {job.id} queued")
     workerlock.kick(settings.spool_dir, settings.log_dir, env_file)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point for on-upload.sh (isolated mode, no `-m`)."""
+    cli.main(args=args, prog_name="python -m powerview.worker")
 
 
 if __name__ == "__main__":

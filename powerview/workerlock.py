@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -38,12 +37,20 @@ def try_lock(spool_dir: Path) -> int | None:
     return fd
 
 
-def holds_lock(fd: int) -> bool:
-    """True when `fd` is a descriptor of the lock file that holds the lock (flock again is a no-op)."""
+def holds_lock(fd: int, spool_dir: Path) -> bool:
+    """True when `fd` (handed over by on-upload.sh or `kick`) is the lock file and holds the lock.
+
+    Locking again through the same open file is a no-op that succeeds; through another one
+    (the lock held by someone else) it fails.
+    """
     try:
+        st, lock = os.fstat(fd), os.stat(lock_path(spool_dir))
+        if (st.st_dev, st.st_ino) != (lock.st_dev, lock.st_ino):
+            return False
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return False
+    os.set_inheritable(fd, False)  # the parser and Ansible must not inherit the lock
     return True
 
 
@@ -71,6 +78,8 @@ def kick(spool_dir: Path, log_dir: Path, env_file: Path | None = None) -> int | 
     fd = try_lock(spool_dir)
     if fd is None:
         return None
+    import subprocess  # only here: most hook calls find a worker running and need no process
+
     try:
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         log_fd = os.open(Path(log_dir) / WORKER_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)

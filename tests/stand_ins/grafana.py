@@ -104,6 +104,7 @@ class GrafanaStandIn:
         self.admin_id = admin_id
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._url = ""
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> "GrafanaStandIn":
@@ -112,6 +113,8 @@ class GrafanaStandIn:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="grafana-stand-in", daemon=True)
         self._thread.start()
+        host, port = self._server.server_address[:2]
+        self._url = f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:
@@ -128,9 +131,9 @@ class GrafanaStandIn:
 
     @property
     def url(self) -> str:
-        assert self._server, "not started"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        """The base URL; kept after stop() so that a test can show what "Grafana down" does."""
+        assert self._url, "not started"
+        return self._url
 
     # ---- helpers for tests -----------------------------------------------------------------
     def writes(self) -> list[dict]:

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# PowerView hook for SFTPGo (custom actions upload, rename, mkdir; optionally post-disconnect).
+#
+# SFTPGo clears the environment and sets only SFTPGO_ACTION* before calling this script, and
+# kills it after 30 s. So the script finds everything from its own folder (symlinks resolved):
+# the project's .env, the virtualenv (POWERVIEW_VENV, default <project>/envs/powerview).
+#
+# It does two things and returns in a few milliseconds, whatever the load:
+#   1. records the event durably: the SFTPGO_ACTION* variables (SFTPGO_CONNECTION_* for the
+#      post-disconnect hook; nothing else: that hook keeps SFTPGo's environment), NUL-separated, in
+#      <spool>/incoming/<id>.event (written in <spool>/tmp/, synced, then renamed);
+#   2. starts the worker (python -m powerview.worker run) detached, unless one runs: it takes
+#      the worker lock (flock) and hands the locked descriptor to the worker.
+# The worker checks each event (powerview/hook.py: paths, names; refused or ignored events
+# run nothing), logs it in uploads.log and queues its job. The script always exits 0: SFTPGo
+# never fails an upload for a reason of ours. Docs: docs/integration-sftpgo-grafana.md
+
+set -u
+umask 027
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export LC_ALL=C.UTF-8 TZ=UTC
+
+self=$(readlink -f -- "${BASH_SOURCE[0]}" 2>/dev/null) || self=${BASH_SOURCE[0]}
+project=$(dirname -- "$self")
+
+# setting NAME DEFAULT: the environment wins, then the last NAME=... line of <project>/.env.
+setting() {
+    local name=$1 value=${2-} line
+    if [[ -n ${!name:-} ]]; then
+        printf '%s' "${!name}"
+        return
+    fi
+    if [[ -r $project/.env ]]; then
+        while IFS= read -r line || [[ -n $line ]]; do
+            line=${line%$'\r'}
+            line=${line#export }
+            [[ $line == "$name="* ]] || continue
+            value=${line#*=}
+            if [[ $value =~ ^\"(.*)\"[[:space:]]*(#.*)?$ || $value =~ ^\'(.*)\'[[:space:]]*(#.*)?$ ]]; then
+                value=${BASH_REMATCH[1]}
+            else
+                value=${value%%[[:space:]]#*}
+                value=${value%"${value##*[![:space:]]}"}
+            fi
+        done <"$project/.env"
+    fi
+    printf '%s' "$value"
+}
+
+# quote TEXT: TEXT in double quotes, JSON-style, so that a file name cannot break a log line.
+quote() {
+    local s=$1
+    s=${s//\\/\\\\}
+    s=${s//\"/\\\"}
+    s=${s//$'\n'/\\n}
+    s=${s//$'\r'/\\r}
+    s=${s//$'\t'/\\t}
+    s=${s//[[:cntrl:]]/?}
+    printf '"%s"' "$s"
+}
+
+# problem DETAIL: one line on stderr (SFTPGo's log) and in uploads.log.
+problem() {
+    local line
+    line="$(printf '%(%Y-%m-%dT%H:%M:%S)T' -1).000Z action=$(quote "${SFTPGO_ACTION:-post-disconnect}")"
+    line+=" path=$(quote "${SFTPGO_ACTION_PATH:-}") result=error detail=$(quote "$1")"
+    printf 'powerview hook: %s\n' "$line" >&2
+    { mkdir -p -- "$log_dir" && printf '%s\n' "$line" >>"$log_dir/uploads.log"; } 2>/dev/null || true
+}
+
+log_dir=$(setting POWERVIEW_LOG_DIR /srv/sftpgo/logs)
+spool=$(setting POWERVIEW_SPOOL_DIR /srv/sftpgo/spool)
+venv=$(setting POWERVIEW_VENV "$project/envs/powerview")
+[[ $venv == /* ]] || venv=$project/$venv
+python=$venv/bin/python
+
+# 1. the event, durably. Its id sorts by arrival: UTC time, microseconds, random, pid.
+now=$EPOCHREALTIME
+printf -v id '%(%Y%m%dT%H%M%S)T.%sZ-%04x%04x-%d' "${now%.*}" "${now#*.}" "$RANDOM" "$RANDOM" "$$"
+tmp=$spool/tmp/$id.event
+if ! {
+    mkdir -p -- "$spool/tmp" "$spool/incoming" &&
+        for name in "${!SFTPGO_ACTION@}" "${!SFTPGO_CONNECTION_@}"; do
+            printf '%s=%s\0' "$name" "${!name}"
+        done >"$tmp" &&
+        sync -d -- "$tmp" && mv -- "$tmp" "$spool/incoming/$id.event" && sync -- "$spool/incoming"
+} 2>/dev/null; then
+    problem "cannot record the event in $spool (POWERVIEW_SPOOL_DIR): check it exists and is writable"
+    rm -f -- "$tmp" 2>/dev/null
+    exit 0
+fi
+
+# 2. the worker, unless one runs. Without Python the event waits in the spool for the timer.
+if [[ ! -x $python ]]; then
+    problem "no Python in the virtualenv $venv (POWERVIEW_VENV): event $id kept in the spool"
+    exit 0
+fi
+if { exec {lock}<>"$spool/worker.lock"; } 2>/dev/null; then
+    if flock -n "$lock"; then
+        mkdir -p -- "$log_dir" 2>/dev/null
+        # isolated mode (-I): no PYTHON* variable, no user site; the project folder is an argument
+        setsid -f "$python" -I -c \
+            'import sys; sys.path.insert(0, sys.argv[1]); from powerview.worker import main; main(sys.argv[2:])' \
+            "$project" run --lock-fd "$lock" </dev/null >>"$log_dir/worker.log" 2>&1 ||
+            problem "cannot start the worker: event $id kept in the spool"
+    fi
+    exec {lock}>&-
+fi
+exit 0

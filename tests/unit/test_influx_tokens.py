@@ -1,0 +1,210 @@
+"""manage_influx_tokens.py against the InfluxDB 2 stand-in: create, reuse, exact permissions,
+--write, rotation when the server hides token values, --rotate, --revoke, --list, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from powerview.tokens_cli import main
+from stand_ins.influxdb2 import InfluxDB2StandIn
+
+PROJECT = Path(__file__).resolve().parents[2]
+DESCRIPTION = "powerview_token_for_bucket_acme"
+
+
+@pytest.fixture()
+def influx():
+    with InfluxDB2StandIn() as server:
+        yield server
+
+
+@pytest.fixture()
+def env_file(tmp_path):
+    path = tmp_path / "empty.env"
+    path.write_text("")
+    return path
+
+
+def settings_env(influx, **overrides):
+    env = {"INFLUXDB_HOST": influx.url if influx else "", "INFLUXDB_ORG": "powerview",
+           "INFLUXDB_ADMIN_TOKEN": "admin-token", "TSV_INFLUX_RETRY_MAX_SECONDS": "1",
+           "TSV_LOG_LEVEL": "INFO", "INFLUXDB_URL": ""}
+    env.update(overrides)
+    return env
+
+
+def cli(influx, env_file, *args, **env):
+    result = CliRunner().invoke(main, ["--env-file", str(env_file), *args], env=settings_env(influx, **env))
+    return result
+
+
+def ours(influx, description=DESCRIPTION):
+    return [a for a in influx.authorizations if a["description"] == description]
+
+
+def perms(auth):
+    return sorted((p["action"], p["resource"]["type"], p["resource"].get("id")) for p in auth["permissions"])
+
+
+def test_creates_the_bucket_and_a_read_only_token_printed_alone(influx, env_file):
+    result = cli(influx, env_file, "--bucket", "acme")
+    assert result.exit_code == 0, result.stderr
+    token = result.stdout
+    assert token.endswith("\n") and token.count("\n") == 1
+    assert "acme" in influx.buckets
+    [auth] = ours(influx)
+    assert auth["token"] == token.strip()
+    assert auth["status"] == "active"
+    assert perms(auth) == [("read", "buckets", influx.buckets["acme"]["id"])]
+    assert token.strip() not in result.stderr
+    assert "created read-only token" in result.stderr
+
+
+def test_reuses_the_token(influx, env_file):
+    first = cli(influx, env_file, "--bucket", "acme").stdout
+    second = cli(influx, env_file, "--bucket", "acme")
+    assert second.exit_code == 0 and second.stdout == first
+    assert len(ours(influx)) == 1
+    assert "reusing token" in second.stderr
+
+
+def test_write_is_a_separate_token_and_never_widens_the_read_only_one(influx, env_file):
+    read = cli(influx, env_file, "--bucket", "acme").stdout.strip()
+    both = cli(influx, env_file, "--bucket", "acme", "--write")
+    assert both.exit_code == 0
+    assert both.stdout.strip() != read
+    bucket_id = influx.buckets["acme"]["id"]
+    by_token = {a["token"]: a for a in ours(influx)}
+    assert perms(by_token[read]) == [("read", "buckets", bucket_id)]              # untouched
+    assert perms(by_token[both.stdout.strip()]) == [("read", "buckets", bucket_id), ("write", "buckets", bucket_id)]
+    assert "other permissions: left as it is" in both.stderr
+    # asking for read only again gives the read-only token back, not the wider one
+    assert cli(influx, env_file, "--bucket", "acme").stdout.strip() == read
+
+
+def test_a_token_with_other_permissions_is_not_reused(influx, env_file):
+    # someone widened ours by hand: read on every bucket
+    admin = influx.authorizations[0]
+    requests.post(f"{influx.url}/api/v2/authorizations", timeout=10,
+                  headers={"Authorization": f"Token {influx.admin_token}"},
+                  json={"orgID": influx.org_id, "description": DESCRIPTION,
+                        "permissions": [{"action": "read", "resource": {"type": "buckets", "orgID": influx.org_id}}]}
+                  ).raise_for_status()
+    wide = ours(influx)[0]["token"]
+    token = cli(influx, env_file, "--bucket", "acme").stdout.strip()
+    assert token != wide and token != admin["token"]
+    assert len(ours(influx)) == 2
+
+
+def test_redacted_listing_means_rotation(env_file):
+    with InfluxDB2StandIn(redact_tokens=True) as influx:
+        first = cli(influx, env_file, "--bucket", "acme")
+        assert first.exit_code == 0
+        [old] = ours(influx)
+        second = cli(influx, env_file, "--bucket", "acme", "--json")
+        assert second.exit_code == 0, second.stderr
+        [new] = ours(influx)                                  # the old one is gone
+        assert new["id"] != old["id"]
+        out = json.loads(second.stdout)
+        assert out["token"] == new["token"] and out["rotated"] is True and out["deleted"] == [old["id"]]
+        assert perms(new) == perms(old)
+
+
+def test_rotate_creates_then_deletes_the_old(influx, env_file):
+    old = cli(influx, env_file, "--bucket", "acme").stdout.strip()
+    old_id = ours(influx)[0]["id"]
+    rotated = cli(influx, env_file, "--bucket", "acme", "--rotate")
+    assert rotated.exit_code == 0
+    new = rotated.stdout.strip()
+    assert new and new != old
+    [auth] = ours(influx)
+    assert auth["token"] == new and auth["id"] != old_id
+    assert "deleted authorization " + old_id in rotated.stderr
+
+
+def test_revoke_deletes_ours_only(influx, env_file):
+    cli(influx, env_file, "--bucket", "acme")
+    cli(influx, env_file, "--bucket", "acme", "--write")
+    cli(influx, env_file, "--bucket", "other")
+    result = cli(influx, env_file, "--bucket", "acme", "--revoke")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert ours(influx) == []
+    assert len(ours(influx, "powerview_token_for_bucket_other")) == 1
+    assert any(a["token"] == influx.admin_token for a in influx.authorizations)
+    assert "acme" in influx.buckets                              # the data stays
+
+
+def test_list_shows_ids_never_values(influx, env_file):
+    token = cli(influx, env_file, "--bucket", "acme").stdout.strip()
+    listed = cli(influx, env_file, "--bucket", "acme", "--list")
+    assert listed.exit_code == 0
+    [line] = listed.stdout.splitlines()
+    assert line.split("\t")[0] == ours(influx)[0]["id"]
+    assert "read:buckets/" in line and DESCRIPTION in line
+    assert token not in listed.stdout + listed.stderr
+    assert influx.admin_token not in listed.stdout + listed.stderr
+
+
+def test_dry_run_changes_nothing(influx, env_file):
+    result = cli(influx, env_file, "--bucket", "acme", "--dry-run", "--json")
+    assert result.exit_code == 0
+    assert '"action": "create"' in result.stdout and '"bucket_exists": false' in result.stdout
+    assert "acme" not in influx.buckets and ours(influx) == []
+    assert all(r.method == "GET" for r in influx.requests)
+
+
+@pytest.mark.parametrize("missing", ["INFLUXDB_HOST", "INFLUXDB_ORG", "INFLUXDB_ADMIN_TOKEN"])
+def test_missing_setting_is_named_exit_2(influx, env_file, missing):
+    result = cli(influx, env_file, "--bucket", "acme", **{missing: ""})
+    assert result.exit_code == 2
+    assert missing in result.stderr and result.stdout == ""
+
+
+def test_bad_bucket_name_exit_2_before_any_request(influx, env_file):
+    for name in ("../x", "a b", "_system", ".hidden"):
+        result = cli(influx, env_file, "--bucket", name)
+        assert result.exit_code == 2 and "not allowed" in result.stderr
+    assert influx.requests == []
+
+
+def test_refused_token_and_unknown_org_exit_2(influx, env_file):
+    refused = cli(influx, env_file, "--bucket", "acme", INFLUXDB_ADMIN_TOKEN="not-the-token")
+    assert refused.exit_code == 2 and "INFLUXDB_ADMIN_TOKEN" in refused.stderr
+    unknown = cli(influx, env_file, "--bucket", "acme", INFLUXDB_ORG="nope")
+    assert unknown.exit_code == 2 and "INFLUXDB_ORG" in unknown.stderr
+
+
+def test_influxdb_unavailable_exit_75(env_file):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = cli(None, env_file, "--bucket", "acme", INFLUXDB_HOST=f"http://127.0.0.1:{port}")
+    assert result.exit_code == 75 and "unreachable" in result.stderr
+
+
+def test_exclusive_options_and_help(influx, env_file):
+    assert cli(influx, env_file, "--bucket", "acme", "--list", "--revoke").exit_code == 2
+    help_text = CliRunner().invoke(main, ["--help"]).stdout
+    assert "Exit codes:" in help_text
+    for code in ("0", "1", "2", "75"):
+        assert re.search(rf"^\s+{code}\s+\S", help_text, re.M), code
+    assert "--bucket" in help_text and "--rotate" in help_text
+
+
+def test_entry_point_separates_stdout_and_stderr(influx, env_file):
+    proc = subprocess.run([sys.executable, str(PROJECT / "manage_influx_tokens.py"), "--bucket", "acme",
+                           "--env-file", str(env_file)],
+                          env={"PATH": "/usr/bin:/bin", **settings_env(influx)}, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ours(influx)[0]["token"]
+    assert "manage_influx_tokens:" in proc.stderr and proc.stdout.strip() not in proc.stderr
