@@ -1,0 +1,25 @@
+"""The shell scripts stay shellcheck-clean (the hook runs as SFTPGo's user at 3 a.m.: no surprises)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from samples import PROJECT_DIR
+
+SCRIPTS = ["on-upload.sh", ".ci/run"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_shellcheck_is_clean(script):
+    binary = shutil.which("shellcheck")
+    if binary is None:
+        message = "shellcheck not installed: apt-get install shellcheck"
+        if os.environ.get("POWERVIEW_REQUIRE_SERVERS") == "1":
+            pytest.fail(message + " (POWERVIEW_REQUIRE_SERVERS=1)")
+        pytest.skip(message)
+    result = subprocess.run([binary, "--shell=bash", str(PROJECT_DIR / script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
