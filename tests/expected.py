@@ -15,6 +15,18 @@ from zoneinfo import ZoneInfo
 SUPPORTED = ("MV_T302_V002", "MV_T302_V003")
 
 
+def expected_by_bucket(root: Path, now: datetime) -> dict[str, dict]:
+    """Every file's expected points merged in ingestion order (sorted paths: a later write wins),
+    per bucket (company folder)."""
+    result: dict[str, dict] = {}
+    for path in sorted(root.glob("*/*/*/*.tsv")):
+        company, campaign = path.relative_to(root).parts[:2]
+        points = expected_points(path, campaign, now)
+        if points:
+            result.setdefault(company, {}).update(points)
+    return result
+
+
 def expected_points(path: Path, campaign: str, now: datetime, min_valid=datetime(2021, 1, 1, tzinfo=timezone.utc),
                     v002_tz: str = "UTC") -> dict | None:
     """`{(field, frozenset(tags.items()), epoch_s): float}` with the last row winning,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -53,3 +54,24 @@ def corpus_dir() -> Path | None:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
     return None
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    """A writable copy of a data folder (the corpus is read-only)."""
+    shutil.copytree(source, target)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    return target
+
+
+EXAMPLES = PROJECT_DIR / "examples" / "data"
+
+
+def data_sources():
+    """pytest parameters: the shipped examples, and the real corpus when it is beside the checkout."""
+    import pytest
+
+    corpus = corpus_dir()
+    return [pytest.param(EXAMPLES, id="examples"),
+            pytest.param(corpus, id="corpus",
+                         marks=pytest.mark.skipif(corpus is None, reason="no ../shared/corpus/data"))]

@@ -20,7 +20,7 @@ import samples
 from powerview import layout
 from powerview.cli import main
 
-EXAMPLES = samples.PROJECT_DIR / "examples" / "data"
+EXAMPLES = samples.EXAMPLES
 NOW = datetime.now(timezone.utc)
 CLEAN_ENV = {k: None for k in os.environ if k.startswith(("INFLUXDB_", "TSV_"))}
 
@@ -28,13 +28,6 @@ CLEAN_ENV = {k: None for k in os.environ if k.startswith(("INFLUXDB_", "TSV_"))}
 def run_cli(*args, env_file: Path, env=None):
     result = CliRunner().invoke(main, [*map(str, args), "--env-file", str(env_file)], env={**CLEAN_ENV, **(env or {})})
     return result
-
-
-def copy_tree(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target)
-    for path in [target, *target.rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o200)
-    return target
 
 
 def stored(influx2, bucket: str) -> dict:
@@ -48,32 +41,16 @@ def stored(influx2, bucket: str) -> dict:
     return out
 
 
-def expected_for(root: Path) -> dict[str, dict]:
-    result: dict[str, dict] = {}
-    for path in layout.discover(root):
-        loc = layout.locate(root, path)
-        points = expected.expected_points(path, loc.campaign, NOW)
-        if points:
-            result.setdefault(loc.company, {}).update(points)
-    return result
-
-
 def only_report(tmp_path: Path) -> dict:
     reports = list((tmp_path / "reports").glob("tsv_parser_*.json"))
     assert len(reports) == 1
     return json.loads(reports[0].read_text())
 
 
-def source_dirs():
-    corpus = samples.corpus_dir()
-    return [pytest.param(EXAMPLES, id="examples"),
-            pytest.param(corpus, id="corpus", marks=pytest.mark.skipif(corpus is None, reason="no ../shared/corpus"))]
-
-
-@pytest.mark.parametrize("source", source_dirs())
+@pytest.mark.parametrize("source", samples.data_sources())
 def test_every_file_in_its_folder_and_every_point_right(influx2, influx_env, tmp_path, source):
-    root = copy_tree(source, tmp_path / "data")
-    want = expected_for(root)
+    root = samples.copy_tree(source, tmp_path / "data")
+    want = expected.expected_by_bucket(root, NOW)
     files = list(layout.discover(root))
     result = run_cli("--dataFolder", root, env_file=influx_env)
     assert result.exit_code == 1, result.output  # each source holds files that must be rejected
@@ -96,7 +73,7 @@ def test_every_file_in_its_folder_and_every_point_right(influx2, influx_env, tmp
 
 
 def test_cut_off_lines_are_never_written(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     cut = root / "demo_energie/audit_2026/02009001/T302_260303_120300.tsv"
     last_line = cut.read_bytes().rsplit(b"\n", 1)[1].decode()
     cut_epoch = int(datetime.strptime(last_line[:17], "%d/%m/%y %H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
@@ -108,7 +85,7 @@ def test_cut_off_lines_are_never_written(influx2, influx_env, tmp_path):
 
 
 def test_schema_tags_and_float_fields(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     v003 = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
     assert run_cli("--dataFolder", root, "--tsvFile", v003, env_file=influx_env).exit_code == 0
     points = influx2.points("demo_energie")
@@ -122,7 +99,7 @@ def test_schema_tags_and_float_fields(influx2, influx_env, tmp_path):
 
 
 def test_meta_bucket_gets_one_point_per_file_and_one_per_run(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     run_cli("--dataFolder", root, env_file=influx_env)
     meta = influx2.points("powerview_meta")
     files = [p for p in meta if p.measurement == "tsv_parser_file"]
@@ -138,7 +115,7 @@ def test_meta_bucket_gets_one_point_per_file_and_one_per_run(influx2, influx_env
 
 
 def test_the_token_never_appears_in_logs_or_reports(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     result = run_cli("--dataFolder", root, "--log-level", "DEBUG", env_file=influx_env)
     assert influx2.admin_token not in result.output
     assert influx2.admin_token not in (tmp_path / "reports").joinpath(
@@ -146,7 +123,7 @@ def test_the_token_never_appears_in_logs_or_reports(influx2, influx_env, tmp_pat
 
 
 def test_influxdb_down_leaves_every_file_in_place_then_a_later_run_ingests(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     before = sorted(layout.discover(root))
     influx2.go_down()
     started = time.monotonic()
@@ -162,11 +139,11 @@ def test_influxdb_down_leaves_every_file_in_place_then_a_later_run_ingests(influ
     influx2.come_back()
     assert run_cli("--dataFolder", root, env_file=influx_env).exit_code == 1  # only T202 rejected
     assert not list(layout.discover(root))
-    assert stored(influx2, "demo_energie") == expected_for(copy_tree(EXAMPLES, tmp_path / "again"))["demo_energie"]
+    assert stored(influx2, "demo_energie") == expected.expected_by_bucket(samples.copy_tree(EXAMPLES, tmp_path / "again"), NOW)["demo_energie"]
 
 
 def test_503_with_retry_after_is_retried_and_succeeds(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
     influx2.fail_next_writes(503, count=2, retry_after=0.6)
     started = time.monotonic()
@@ -181,7 +158,7 @@ def test_503_with_retry_after_is_retried_and_succeeds(influx2, influx_env, tmp_p
 
 
 def test_429_then_success(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
     influx2.fail_next_writes(429, count=1, retry_after=0)
     assert run_cli("--dataFolder", root, "--tsvFile", target, env_file=influx_env).exit_code == 0
@@ -189,7 +166,7 @@ def test_429_then_success(influx2, influx_env, tmp_path):
 
 
 def test_a_wrong_token_is_a_configuration_error_and_touches_nothing(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     before = sorted(layout.discover(root))
     result = run_cli("--dataFolder", root, env={"INFLUXDB_ADMIN_TOKEN": "not-the-token-x9"}, env_file=influx_env)
     assert result.exit_code == 2
@@ -200,7 +177,7 @@ def test_a_wrong_token_is_a_configuration_error_and_touches_nothing(influx2, inf
 
 
 def test_data_refused_by_the_server_leaves_the_file_in_place(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
     influx2.fail_next_writes(422, count=1, body={"code": "unprocessable entity",
                                                  "message": "partial write: field type conflict"})
@@ -212,7 +189,7 @@ def test_data_refused_by_the_server_leaves_the_file_in_place(influx2, influx_env
 
 
 def test_gzip_when_asked(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
     assert run_cli("--dataFolder", root, "--tsvFile", target, env={"TSV_INFLUX_GZIP": "true"},
                    env_file=influx_env).exit_code == 0
@@ -222,7 +199,7 @@ def test_gzip_when_asked(influx2, influx_env, tmp_path):
 
 
 def test_batches_hold_about_the_configured_number_of_lines(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
     run_cli("--dataFolder", root, "--tsvFile", target, env={"TSV_BATCH_SIZE": "100"}, env_file=influx_env)
     sizes = [r.body.count(b"\n") for r in influx2.requests
@@ -231,7 +208,7 @@ def test_batches_hold_about_the_configured_number_of_lines(influx2, influx_env, 
 
 
 def test_ingesting_a_file_again_writes_identical_points(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     target = root / "demo_energie/audit_2026/02009001/T302_260303_031500.tsv"
     run_cli("--dataFolder", root, "--tsvFile", target, env_file=influx_env)
     first = stored(influx2, "demo_energie")
@@ -261,7 +238,7 @@ def test_two_processes_on_the_same_files_ingest_each_once(influx2, influx_env, t
 
 
 def test_a_dry_run_sends_nothing_to_influxdb(influx2, influx_env, tmp_path):
-    root = copy_tree(EXAMPLES, tmp_path / "data")
+    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     result = run_cli("--dataFolder", root, "--dry-run", env_file=influx_env)
     assert result.exit_code == 1 and json.loads(result.stdout)["nb_points_total"] == 870 + 432 + 864
     assert influx2.requests == []

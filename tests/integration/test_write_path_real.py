@@ -5,7 +5,6 @@ tsv_parser.py. Expectations come from tests/expected.py, an independent reading 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import uuid
@@ -46,24 +45,6 @@ class Influx1Writer:
         pass
 
 
-def copy_tree(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target)
-    for path in [target, *target.rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o200)
-    return target
-
-
-def expected_by_bucket(root: Path) -> dict[str, dict]:
-    """Merge every file's expected points in ingestion order (a later write wins)."""
-    result: dict[str, dict] = {}
-    for path in layout.discover(root):
-        loc = layout.locate(root, path)
-        points = expected.expected_points(path, loc.campaign, NOW)
-        if points:
-            result.setdefault(loc.company, {}).update(points)
-    return result
-
-
 def read_back(server, db: str) -> dict:
     stored = {}
     for row in server.query(db, "SELECT * FROM electrical GROUP BY *"):
@@ -76,17 +57,10 @@ def read_back(server, db: str) -> dict:
     return stored
 
 
-def source_dirs():
-    corpus = samples.corpus_dir()
-    return [pytest.param(samples.PROJECT_DIR / "examples" / "data", id="examples"),
-            pytest.param(corpus, id="corpus",
-                         marks=pytest.mark.skipif(corpus is None, reason="no ../shared/corpus/data"))]
-
-
-@pytest.mark.parametrize("source", source_dirs())
+@pytest.mark.parametrize("source", samples.data_sources())
 def test_influxdb1_stores_exactly_what_the_files_say(influxd1, tmp_path, source):
-    root = copy_tree(source, tmp_path / "data")
-    want = expected_by_bucket(root)
+    root = samples.copy_tree(source, tmp_path / "data")
+    want = expected.expected_by_bucket(root, NOW)
     writer = Influx1Writer(influxd1, f"t{uuid.uuid4().hex[:8]}_")
     options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC", now=NOW), 5000, dry_run=False)
     locations = [layout.locate(root, p) for p in layout.discover(root)]
@@ -130,10 +104,10 @@ def test_influxdb1_accepts_our_escaping_of_odd_labels(influxd1, tmp_path):
 
 def test_tsv_parser_writes_through_influxdb_client_to_victoria_metrics(victoria_metrics, tmp_path):
     """The real command, the real influxdb-client /api/v2/write, a real server."""
-    root = copy_tree(samples.PROJECT_DIR / "examples" / "data", tmp_path / "data")
+    root = samples.copy_tree(samples.PROJECT_DIR / "examples" / "data", tmp_path / "data")
     campaign = f"audit_{uuid.uuid4().hex[:8]}"  # VictoriaMetrics has no buckets: a campaign of our own
     (root / "demo_energie" / "audit_2026").rename(root / "demo_energie" / campaign)
-    want = expected_by_bucket(root)["demo_energie"]
+    want = expected.expected_by_bucket(root, NOW)["demo_energie"]
     env_file = tmp_path / "test.env"
     env_file.write_text(f"INFLUXDB_HOST={victoria_metrics.url}\nINFLUXDB_ORG=powerview\n"
                         "INFLUXDB_ADMIN_TOKEN=unused-by-vm\nTSV_INFLUX_CREATE_BUCKETS=false\n"
