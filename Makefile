@@ -14,7 +14,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 venv: $(VENV)/.installed  ## create the virtualenv the hook and the operator docs use
 
 demo: venv  ## dry run of the parser on the shipped sample files (no server needed)
-	$(PY) tsv_parser.py --dataFolder examples/data --dry-run
+	@# exit 1 is expected: one sample (an MV_T202_V002 file) must be rejected
+	@$(PY) tsv_parser.py --dataFolder examples/data --dry-run; code=$$?; \
+	  echo "tsv_parser.py exit code: $$code (1 expected: the MV_T202_V002 sample is rejected)" >&2; \
+	  [ $$code -eq 0 ] || [ $$code -eq 1 ]
 
 system-deps:  ## Debian packages the test suite needs (real InfluxDB 1.x, VictoriaMetrics, shellcheck)
 	[ -n "$$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] || apt-get update -qq
