@@ -266,15 +266,14 @@ def iter_rows(table: Table) -> Iterator[tuple[int, list]]:
             append(v)
             k += 1
         seen.append(ts)
-        if tmax is None or ts > tmax:
+        if tmax is None:
+            tmin = tmax = ts
+        elif ts > tmax:
             tmax = ts
         else:
             # not after every earlier row: may repeat one of them (checked at the end)
             suspects.add(ts)
-            if ts < tmin:
-                tmin = ts
-        if tmin is None:
-            tmin = ts
+            tmin = min(tmin, ts)
         yield ts, values
 
     if end is not None and not saw_end:
