@@ -115,6 +115,17 @@ def discover(data_root: Path) -> Iterator[Path]:
                         yield Path(entry.path)
 
 
+def flock_nowait(fd: int) -> bool:
+    """Take an exclusive `flock` on `fd` without waiting: False when another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
+
+
 class Claim:
     """An exclusive claim on a file, held for as long as this process works on it.
 
@@ -133,12 +144,13 @@ class Claim:
         except FileNotFoundError:
             return False
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+            locked = flock_nowait(fd)
+        except OSError:
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
             raise
+        if not locked:
+            os.close(fd)
+            return False
         try:
             same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:

@@ -7,12 +7,12 @@ locked descriptor to the detached worker it starts: two hooks can never start tw
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import sys
 from pathlib import Path
 
+from .layout import flock_nowait
 from .settings import PROJECT_DIR
 
 LOCK_NAME = "worker.lock"
@@ -28,12 +28,13 @@ def try_lock(spool_dir: Path) -> int | None:
     Path(spool_dir).mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path(spool_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
+        locked = flock_nowait(fd)
+    except OSError:
         os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return None
         raise
+    if not locked:
+        os.close(fd)
+        return None
     return fd
 
 

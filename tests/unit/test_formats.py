@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 import pytest
 
 from powerview.formats import FileFault, RowRules, open_table
-from samples import MONO_LABELS, TRI_LABELS, row, v002, v003
+from samples import TRI_LABELS, row, v002, v003
 
 NOW = datetime(2027, 1, 1, tzinfo=timezone.utc)
 RULES = RowRules.for_now(date(2021, 1, 1), "UTC", now=NOW)
