@@ -52,10 +52,6 @@ class Location:
     campaign: str
     device: str
 
-    @property
-    def device_dir(self) -> Path:
-        return self.path.parent
-
     def name_problem(self) -> str | None:
         for kind, name in (("company", self.company), ("campaign", self.campaign), ("device", self.device)):
             problem = name_problem(kind, name)
@@ -115,15 +111,21 @@ def discover(data_root: Path) -> Iterator[Path]:
                         yield Path(entry.path)
 
 
-def flock_nowait(fd: int) -> bool:
-    """Take an exclusive `flock` on `fd` without waiting: False when another process holds it."""
+def open_locked(path: Path | str, flags: int, mode: int = 0o640) -> int | None:
+    """Open `path` and take an exclusive `flock` on it without waiting.
+
+    Returns the locked descriptor (closing it releases the lock), or None when another process
+    holds the lock. Errors of `os.open` (a missing file, say) are the caller's to handle.
+    """
+    fd = os.open(path, flags | os.O_CLOEXEC, mode)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
+        os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return False
+            return None
         raise
-    return True
+    return fd
 
 
 class Claim:
@@ -140,16 +142,10 @@ class Claim:
 
     def acquire(self) -> bool:
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = open_locked(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return False
-        try:
-            locked = flock_nowait(fd)
-        except OSError:
-            os.close(fd)
-            raise
-        if not locked:
-            os.close(fd)
+        if fd is None:
             return False
         try:
             same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino

@@ -260,14 +260,6 @@ class Spool:
         """Every pending job, oldest first."""
         return self._read_folder(self.jobs_dir)
 
-    def has_pending(self) -> bool:
-        """Cheap: is there any pending job at all (no file read)?"""
-        try:
-            with os.scandir(self.jobs_dir) as entries:
-                return any(e.name.endswith(SUFFIX) for e in entries)
-        except FileNotFoundError:
-            return False
-
     def due(self, now: float | None = None) -> list[Job]:
         now = time.time() if now is None else now
         return [job for job in self.pending() if job.next_try <= now]

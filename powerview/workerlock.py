@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .layout import flock_nowait
+from .layout import open_locked
 from .settings import PROJECT_DIR
 
 LOCK_NAME = "worker.lock"
@@ -26,16 +26,7 @@ def lock_path(spool_dir: Path) -> Path:
 def try_lock(spool_dir: Path) -> int | None:
     """The locked descriptor, or None when another process holds the lock."""
     Path(spool_dir).mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(spool_dir), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    try:
-        locked = flock_nowait(fd)
-    except OSError:
-        os.close(fd)
-        raise
-    if not locked:
-        os.close(fd)
-        return None
-    return fd
+    return open_locked(lock_path(spool_dir), os.O_RDWR | os.O_CREAT, 0o640)
 
 
 def holds_lock(fd: int, spool_dir: Path) -> bool:
