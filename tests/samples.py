@@ -56,6 +56,22 @@ def corpus_dir() -> Path | None:
     return None
 
 
+def missing(message: str) -> None:
+    """Skip the calling test for something this machine lacks — but fail it when
+    POWERVIEW_REQUIRE_SERVERS=1 (CI): there, a missing piece is an install step gone wrong."""
+    import pytest
+
+    if os.environ.get("POWERVIEW_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"{message} (POWERVIEW_REQUIRE_SERVERS=1)", pytrace=False)
+    pytest.skip(message)
+
+
+def require_venv() -> None:
+    """Tests that run the deployed scripts need the project's virtualenv, as production does."""
+    if not (PROJECT_DIR / "envs" / "powerview" / "bin" / "python").exists():
+        missing("the project's virtualenv envs/powerview is missing (make venv)")
+
+
 def copy_tree(source: Path, target: Path) -> Path:
     """A writable copy of a data folder (the corpus is read-only)."""
     shutil.copytree(source, target)

@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+import samples
+
 try:  # tests/integration imported as a package
     from .servers import (Influxd1, VictoriaMetrics, find_influxd,
                           find_victoria_metrics)
@@ -26,19 +28,11 @@ except ImportError:  # no __init__.py: pytest's default "prepend" import mode
                          find_victoria_metrics)
 
 
-def _servers_required() -> bool:
-    return os.environ.get("POWERVIEW_REQUIRE_SERVERS") == "1"
-
-
 def _binary_or_skip(finder, binary: str, package: str) -> str:
     path = finder()
-    if path:
-        return path
-    message = f"{binary} not installed: apt-get install {package}"
-    if _servers_required():
-        pytest.fail(f"{message} (POWERVIEW_REQUIRE_SERVERS=1)", pytrace=False)
-    pytest.skip(message)
-    raise AssertionError("unreachable")
+    if not path:
+        samples.missing(f"{binary} not installed: apt-get install {package}")
+    return path
 
 
 @pytest.fixture(scope="session")

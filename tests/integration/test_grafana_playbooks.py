@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import samples
 from stand_ins.grafana import GrafanaStandIn
 from stand_ins.influxdb2 import InfluxDB2StandIn
 
@@ -34,7 +35,7 @@ def _ansible_playbook() -> str:
     beside = Path(sys.executable).parent / "ansible-playbook"
     found = str(beside) if beside.exists() else shutil.which("ansible-playbook")
     if not found:
-        pytest.skip("ansible-playbook not installed (pip install -r requirements.txt)")
+        samples.missing("ansible-playbook not installed (pip install -r requirements.txt)")
     return found
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+import samples
 from powerview import uploadlog
 from stand_ins.influxdb2 import InfluxDB2StandIn
 
@@ -32,8 +33,9 @@ VENV = ROOT / "envs" / "powerview"
 HOOK_BUDGET_S = 2.0
 ROWS = 5
 
-pytestmark = pytest.mark.skipif(not (VENV / "bin" / "python").exists(),
-                                reason="the project's virtualenv envs/powerview is missing (make venv)")
+@pytest.fixture(autouse=True)
+def _venv():
+    samples.require_venv()
 
 
 def v002(seed: int, rows: int = ROWS) -> str:

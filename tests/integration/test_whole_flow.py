@@ -35,8 +35,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 @pytest.fixture
 def deployment(tmp_path: Path):
-    if not (VENV / "bin" / "python").exists():
-        pytest.skip("the project's virtualenv envs/powerview is missing (make venv)")
+    samples.require_venv()
     project = tmp_path / "srv" / "powerview"
     project.mkdir(parents=True)
     for name in SHIPPED:
