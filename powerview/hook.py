@@ -15,13 +15,14 @@ the worker calls `process_events`, which checks every recorded event here before
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from . import layout, uploadlog
-from .settings import Settings
+from . import layout, uploadlog, workerlock
+from .settings import DEFAULT_ENV_FILE, ConfigError, Settings, load
 from .spool import EVENT_SUFFIX, INGEST, PROVISION, SCAN, Job, Spool
 
 QUEUED, IGNORED, REFUSED, ERROR = "queued", "ignored", "refused", "error"
@@ -170,3 +171,25 @@ def process_events(spool: Spool, settings: Settings) -> int:
         count += 1
     return count
 
+
+def main(environ: Mapping[str, str] | None = None) -> int:
+    """`python -m powerview.hook`: what on-upload.sh does, from Python (for manual runs).
+
+    Records the event from the environment in the spool and starts the worker. Returns 0.
+    """
+    environ = os.environ if environ is None else environ
+    env_file = DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.is_file() else None
+    try:
+        settings = load(env_file)
+    except ConfigError as exc:
+        sys.stderr.write(f"powerview hook: configuration error: {exc}\n")
+        return 0
+    spool = Spool(settings.spool_dir).ensure()
+    event_id = spool.record_event(dict(environ))
+    pid = workerlock.kick(settings.spool_dir, settings.log_dir, env_file)
+    sys.stderr.write(f"event {event_id} recorded; " + (f"worker {pid} started\n" if pid else "worker running\n"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

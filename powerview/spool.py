@@ -176,7 +176,7 @@ class Spool:
     # -- events recorded by on-upload.sh ------------------------------------------------------
 
     def record_event(self, environ: dict, now: float | None = None) -> str:
-        """Record an SFTPGo event as on-upload.sh does (the tests use it to play the hook's part)."""
+        """Record an SFTPGo event as on-upload.sh does (for `python -m powerview.hook` and tests)."""
         event_id = new_id(now)
         data = b"".join(f"{k}={v}".encode("utf-8", "surrogateescape") + b"\0"
                         for k, v in sorted(environ.items()) if k.startswith(EVENT_PREFIXES))
