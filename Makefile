@@ -6,11 +6,12 @@ PY      := $(VENV)/bin/python
 .PHONY: venv demo test check system-deps bench lint clean
 
 # (recipes print on stderr: `make demo` keeps stdout for the JSON report)
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "setting up the virtualenv $(VENV)" >&2
 	@$(PYTHON) -m venv $(VENV) >&2
 	@$(VENV)/bin/pip install --quiet --upgrade pip >&2
 	@$(VENV)/bin/pip install --quiet -r requirements-dev.txt >&2
+	@$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e . >&2
 	@touch $@
 
 venv: $(VENV)/.installed  ## create the virtualenv the hook and the operator docs use

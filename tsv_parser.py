@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
-"""Entry point operators use: python3 tsv_parser.py --dataFolder /srv/sftpgo/data [--tsvFile F] [--dry-run]"""
+"""Entry point operators use: python3 tsv_parser.py --dataFolder /srv/sftpgo/data [--tsvFile F] [--dry-run]
 
-import os
-import sys
+The `powerview` package comes from the virtualenv (`pip install -e .`, done by `make venv`); run
+from a checkout, Python also finds it beside this script.
+"""
 
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
-
-from powerview.cli import main  # noqa: E402
+from powerview.cli import main
 
 if __name__ == "__main__":
     main()
