@@ -5,29 +5,38 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from . import __version__, ingest, layout, report
+from .exitcodes import PRECEDENCE, ExitCode
 from .formats import RowRules
-from .influx import DiscardWriter, InfluxWriter
+from .influx import DiscardWriter, InfluxWriter, Writer
 from .settings import DEFAULT_ENV_FILE, ConfigError, load
 
 log = logging.getLogger("powerview")
 
-EXIT_CODES = """\b
-Exit codes:
-  0   every file ingested (moved to <device>/parsed/)
-  1   at least one file rejected (moved to <device>/error/, reason in the report)
-  2   usage or configuration error (nothing touched)
-  75  InfluxDB unavailable (the affected files are left in place: run again later)
-"""
+EXIT_CODES = "\b\nExit codes (the most urgent wins when several apply):\n" + "\n".join(
+    f"  {int(code):<3} {code.meaning}" for code in PRECEDENCE) + "\n"
 
 PROGRESS_MIN_FILES = 10
 
 
+class _TerminalHandler(logging.StreamHandler):
+    """Log lines on stderr; while a progress bar is drawn there, each line first clears the
+    bar's line (the bar redraws itself on its next step)."""
+
+    bar_active = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if _TerminalHandler.bar_active:
+            self.stream.write("\r\x1b[K")
+        super().emit(record)
+
+
 def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _TerminalHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -40,9 +49,9 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     click.echo(f"tsv_parser: error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(ExitCode.USAGE)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -58,13 +67,16 @@ def fail(message: str) -> None:
                    "file; print the report as JSON on stdout. Needs no InfluxDB settings.")
 @click.option("--report-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where the JSON run report goes (env TSV_REPORT_DIR; default <dataFolder>/../logs/reports).")
+@click.option("--report-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the JSON run report at exactly this path instead (replaced if it exists); "
+                   "the worker reads each file's outcome there.")
 @click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to tsv_parser.py); "
                    "the environment wins over it.")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               help="Log verbosity on stderr (env TSV_LOG_LEVEL, default INFO).")
 @click.version_option(__version__, prog_name="tsv_parser.py")
-def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
+def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log_level):
     """Ingest T302 logger files (MV_T302_V002, MV_T302_V003) into InfluxDB 2: one bucket per
     company, measurement `electrical`; each file then moves to parsed/ or error/ beside it."""
     if env_file is not None and not env_file.is_file():
@@ -82,7 +94,7 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
         fail(f"--dataFolder {data_folder}: not a directory")
     data_root = data_folder.resolve()
 
-    already_done: list[layout.Location] = []
+    already_done: list[tuple[layout.Location, str]] = []
     try:
         if tsv_files:
             locations = []
@@ -90,10 +102,13 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
                 loc = layout.locate(data_root, path)
                 if loc.path.is_file():
                     locations.append(loc)
-                elif layout.processed_copy(loc.path):
-                    already_done.append(loc)  # another run took it meanwhile (two hooks)
+                elif copy := layout.processed_copy(loc.path):
+                    already_done.append((loc, f"already processed: {copy}"))  # another run took it meanwhile
                 else:
-                    raise layout.LayoutError(f"{loc.path}: no such file")
+                    already_done.append((loc, "no such file (removed, or taken by another process)"))
+            if not locations and len(already_done) == len(tsv_files) and all(
+                    reason.startswith("no such") for _, reason in already_done):
+                raise layout.LayoutError(", ".join(f"{loc.path}: no such file" for loc, _ in already_done))
         else:
             locations = [layout.locate(data_root, path) for path in layout.discover(data_root)]
     except layout.LayoutError as exc:
@@ -112,15 +127,21 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
         rules=RowRules.for_now(settings.min_valid_date, settings.v002_timezone),
         batch_lines=settings.influx_batch_lines,
         dry_run=dry_run,
+        meta_bucket=settings.meta_bucket,
     )
     started = report.utcnow()
     log.info("%s %d file(s) under %s", "checking (dry run)" if dry_run else "ingesting", len(locations), data_root)
+    outcomes: list = []
+    crashed = False
     try:
-        entries, config_error = ingest.run(locations, options, writer, progress=_progress(len(locations)))
-        entries += [ingest.skipped_entry(loc, f"already processed: {layout.processed_copy(loc.path)}")
-                    for loc in already_done]
-        result = report.build(started, report.utcnow(), dry_run, data_root, entries)
-        if not dry_run and config_error is None and not result["nb_files_retry"]:
+        outcomes, config_error = ingest.run(locations, options, writer, progress=_progress(len(locations)))
+        outcomes += [ingest.skipped_outcome(loc, reason) for loc, reason in already_done]
+    except Exception:  # noqa: BLE001 - report what was done, exit 70
+        log.exception("internal error: the run stopped")
+        crashed, config_error = True, None
+    result = report.build(started, report.utcnow(), dry_run, data_root, outcomes)
+    try:
+        if not dry_run and not crashed and config_error is None and not result["nb_files_retry"]:
             # (after an outage the summary would only wait out another retry budget)
             _write_meta(writer, settings.meta_bucket, result)
     finally:
@@ -128,20 +149,28 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
 
     if config_error is not None:
         log.error("configuration error: %s", config_error)
-    if dry_run:
+    extra = [ExitCode.SOFTWARE] if crashed else []
+    if dry_run and report_file is None:
         click.echo(report.to_json(result))
-    else:
-        target_dir = report_dir or settings.report_dir or (data_root.parent / "logs" / "reports")
-        try:
-            path = report.write(target_dir, result, started)
-            log.info("report written to %s", path)
-        except OSError as exc:
-            log.error("cannot write the report in %s: %s", target_dir, exc)
-    log.info("done%s: %d file(s), %d %s, %d rejected, %d to retry, %d skipped, %d points",
+    elif not _write_report(result, started, report_file,
+                           report_dir or settings.report_dir or (data_root.parent / "logs" / "reports")):
+        extra.append(ExitCode.CANTCREAT)
+    code = report.exit_code(outcomes, *extra)
+    log.info("done%s: %d file(s), %d %s, %d rejected, %d to retry, %d skipped, %d points; exit %d (%s)",
              " (dry run)" if dry_run else "", result["nb_files_total"], result["nb_files_success"],
              "valid" if dry_run else "ingested", result["nb_files_failed"], result["nb_files_retry"],
-             result["nb_files_skipped"], result["nb_points_total"])
-    sys.exit(report.exit_code(result, config_error is not None))
+             result["nb_files_skipped"], result["nb_points_total"], code, code.meaning)
+    sys.exit(code)
+
+
+def _write_report(result: dict, started, report_file: Path | None, report_dir: Path) -> bool:
+    try:
+        path = report.write_file(report_file, result) if report_file else report.write(report_dir, result, started)
+    except OSError as exc:
+        log.error("cannot write the report %s: %s", report_file or f"in {report_dir}", exc)
+        return False
+    log.info("report written to %s", path)
+    return True
 
 
 def _progress(total: int):
@@ -150,12 +179,16 @@ def _progress(total: int):
 
     def wrap(items):
         with click.progressbar(items, label="files", file=sys.stderr) as bar:
-            yield from bar
+            _TerminalHandler.bar_active = True
+            try:
+                yield from bar
+            finally:
+                _TerminalHandler.bar_active = False
 
     return wrap
 
 
-def _write_meta(writer: InfluxWriter, meta_bucket: str, result: dict) -> None:
+def _write_meta(writer: Writer, meta_bucket: str, result: dict) -> None:
     try:
         writer.write(meta_bucket, ingest.meta_lines(result, int(report.utcnow().timestamp())))
     except Exception as exc:  # the data is in; only the run summary is lost

@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Protocol
+
+import requests
 
 import urllib3
 from influxdb_client import InfluxDBClient
@@ -27,7 +29,51 @@ class InfluxUnavailable(Exception):
 
 
 class InfluxRejected(Exception):
-    """InfluxDB refused the data itself (400, 413, 422): retrying the same bytes will not help."""
+    """InfluxDB refused the data itself (400, 422; 413 for a single line): retrying the same bytes
+    will not help. The file goes to error/ with InfluxDB's message."""
+
+
+class RequestTooLarge(InfluxRejected):
+    """HTTP 413: the request was too large for the server, not necessarily the data wrong."""
+
+
+class Writer(Protocol):
+    """Where the parser's line-protocol batches go (InfluxDB, a dry run's counter...)."""
+
+    def write(self, bucket: str, body: bytes) -> None:
+        """Write one batch; return once it is acknowledged. Raises InfluxUnavailable,
+        InfluxRejected or ConfigError."""
+
+    def close(self) -> None: ...
+
+
+def check_server(url: str, timeout_s: float, budget_s: float) -> None:
+    """Make sure `url` is an InfluxDB: `GET /ping` answers 204 (1.x, 2.x and compatible servers) or
+    200 with a JSON version (3.x). Raises ConfigError for anything else (a web server answering
+    HTML, a 404), InfluxUnavailable when nothing answers for the whole retry budget."""
+    endpoint = f"{url}/ping"
+
+    def ping():
+        return requests.get(endpoint, timeout=timeout_s, allow_redirects=False)
+
+    try:
+        answer = with_retries(ping, budget_s, f"GET {endpoint}")
+    except InfluxUnavailable:
+        raise
+    status = answer.status_code
+    if status == 204:
+        return
+    if status == 200 and "json" in answer.headers.get("Content-Type", ""):
+        try:
+            if "version" in answer.json():
+                return
+        except ValueError:
+            pass
+    if status >= 500:
+        raise InfluxUnavailable(f"GET {endpoint} answered HTTP {status}")
+    kind = answer.headers.get("Content-Type", "no content type").split(";")[0]
+    raise ConfigError(f"INFLUXDB_HOST={url} does not look like an InfluxDB: GET /ping answered HTTP {status} "
+                      f"({kind}) where an InfluxDB answers 204 No Content; check INFLUXDB_HOST")
 
 
 def connect(settings: Settings) -> InfluxDBClient:
@@ -51,8 +97,12 @@ def classify(exc: BaseException) -> Exception:
         if status in (401, 403):
             return ConfigError(f"InfluxDB refused the token (HTTP {status}): check INFLUXDB_ADMIN_TOKEN "
                                f"and INFLUXDB_ORG ({message})")
-        if status in (400, 413, 422):
+        if status == 413:
+            return RequestTooLarge(f"InfluxDB refused the request as too large (HTTP 413): {message}")
+        if status in (400, 422):
             return InfluxRejected(f"InfluxDB rejected the data (HTTP {status}): {message}")
+        if status == 404:
+            return ConfigError(f"InfluxDB answered HTTP 404 ({message}): check INFLUXDB_HOST and INFLUXDB_ORG")
         return InfluxUnavailable(f"InfluxDB answered HTTP {status}: {message}")
     return InfluxUnavailable(f"InfluxDB unreachable: {type(exc).__name__}: {exc}")
 
@@ -74,7 +124,7 @@ def retry_after_seconds(exc: BaseException) -> float | None:
         return None
 
 
-_TRANSIENT = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError, OSError)
+_TRANSIENT = (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError, OSError)
 
 
 def with_retries(action: Callable[[], object], budget_s: float, what: str,
@@ -118,15 +168,23 @@ def ensure_bucket(client: InfluxDBClient, org: str, name: str, budget_s: float =
             raise
         return [b for b in found if b.name == name]
 
-    if with_retries(find, budget_s, f"looking up bucket {name}"):
-        return False
+    def no_buckets_api(exc: InfluxRejected, call: str) -> ConfigError:
+        return ConfigError(f"{call} was refused ({exc}): this server does not offer InfluxDB 2's buckets "
+                           "API as expected; check INFLUXDB_HOST, or set TSV_INFLUX_CREATE_BUCKETS=false "
+                           "when the buckets are created by other means")
+
+    try:
+        if with_retries(find, budget_s, f"looking up bucket {name}"):
+            return False
+    except InfluxRejected as exc:
+        raise no_buckets_api(exc, "GET /api/v2/buckets") from None
     log.info("creating bucket %s in organization %s", name, org)
     try:
         with_retries(lambda: api.create_bucket(bucket_name=name, org=org), budget_s, f"creating bucket {name}")
-    except InfluxRejected:
+    except InfluxRejected as exc:
         # 422 "bucket with name ... already exists": another process created it meanwhile
         if not with_retries(find, budget_s, f"looking up bucket {name}"):
-            raise
+            raise no_buckets_api(exc, "POST /api/v2/buckets") from None
         return False
     return True
 
@@ -140,6 +198,14 @@ class InfluxWriter:
         self._org = settings.influx_org
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         self._known_buckets: set[str] = set()
+        self._checked = False
+
+    def check_server(self) -> None:
+        """Once per writer: the server is an InfluxDB (ConfigError otherwise)."""
+        if not self._checked:
+            check_server(self._settings.influx_url, self._settings.influx_timeout_s,
+                         self._settings.influx_retry_max_s)
+            self._checked = True
 
     def ensure_bucket(self, bucket: str) -> None:
         if bucket not in self._known_buckets and self._settings.influx_create_buckets:
@@ -147,11 +213,25 @@ class InfluxWriter:
             self._known_buckets.add(bucket)
 
     def write(self, bucket: str, body: bytes) -> None:
-        """Write one batch (precision: seconds); returns once InfluxDB acknowledged it."""
+        """Write one batch (precision: seconds); returns once InfluxDB acknowledged it.
+
+        A 413 (request too large) splits the batch in halves until it passes; only a single line
+        still refused raises InfluxRejected."""
+        self.check_server()
         self.ensure_bucket(bucket)
-        with_retries(
-            lambda: self._write_api.write(bucket=bucket, org=self._org, record=body, write_precision="s"),
-            self._settings.influx_retry_max_s, f"writing to bucket {bucket}")
+        try:
+            with_retries(
+                lambda: self._write_api.write(bucket=bucket, org=self._org, record=body, write_precision="s"),
+                self._settings.influx_retry_max_s, f"writing to bucket {bucket}")
+        except RequestTooLarge as exc:
+            lines = body.splitlines(keepends=True)
+            if len(lines) <= 1:
+                raise InfluxRejected(f"a single line of {len(body)} bytes is larger than InfluxDB accepts "
+                                     f"({exc})") from None
+            half = len(lines) // 2
+            log.info("bucket %s: HTTP 413 for %d lines, writing them in two halves", bucket, len(lines))
+            self.write(bucket, b"".join(lines[:half]))
+            self.write(bucket, b"".join(lines[half:]))
 
     def close(self) -> None:
         self._write_api.close()
@@ -161,11 +241,8 @@ class InfluxWriter:
 class DiscardWriter:
     """A dry run's writer: counts what would be written, sends nothing."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.nb_lines = 0
-
-    def ensure_bucket(self, bucket: str) -> None:
-        pass
 
     def write(self, bucket: str, body: bytes) -> None:
         self.nb_lines += body.count(b"\n")

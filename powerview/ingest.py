@@ -1,6 +1,11 @@
-"""One file -> one outcome; a run -> a report. The only module that knows both the device files
-and InfluxDB: layout finds and claims the file, a format reader yields channels and rows, the
-line protocol turns them into batches, the writer sends them, layout moves the file.
+"""One file -> one outcome; a run -> the outcomes of its files. The only module that knows both
+the device files and InfluxDB: layout finds and claims the file, a format reader yields channels
+and rows, the line protocol turns them into batches, the writer sends them, layout moves the file.
+
+Every fault met while handling one file becomes that file's outcome (see outcome.Fault): a fault
+of its content sends it to error/; a fault of the environment, an outage or a bug leaves it where
+it is. Only a configuration error (InfluxDB refusing our credentials, a server that is not an
+InfluxDB) stops the run, since every later file would meet it too.
 """
 
 from __future__ import annotations
@@ -8,23 +13,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
 
-from . import layout, lineprotocol
+from . import layout, lineprotocol, schema
 from .formats import FileFault, RowRules, Table, open_table
 from .formats.common import Counters
-from .influx import InfluxRejected, InfluxUnavailable
+from .influx import InfluxRejected, InfluxUnavailable, Writer
+from .outcome import Fault, FileOutcome, Status
 from .settings import ConfigError
 
 log = logging.getLogger(__name__)
-
-SUCCESS, ERROR, RETRY, SKIPPED = "success", "error", "retry", "skipped"
-DEVICE_TAG = "MV2"
-FILE_MEASUREMENT = "tsv_parser_file"
-RUN_MEASUREMENT = "tsv_parser_run"
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class RunOptions:
     rules: RowRules
     batch_lines: int
     dry_run: bool
+    meta_bucket: str = schema.DEFAULT_META_BUCKET
 
 
 def iso(epoch: float | None) -> str | None:
@@ -41,176 +43,212 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def channel_tags(table: Table, campaign: str, channel) -> dict[str, str]:
-    """The tag set of a channel's points (exact: existing dashboards depend on it)."""
-    tags = {
-        "campaign": campaign,
-        "channel_id": channel.channel_id,
-        "channel_unit": channel.unit,
-        "channel_label": channel.label,
-        "channel_name": channel.name,
-        "device": DEVICE_TAG,
-        "device_type": channel.device_type,
-        "device_master_sn": table.master_sn,
-        "device_sn": channel.device_sn,
-    }
-    if channel.device_type == "master":
-        tags["device_subtype"] = table.master_type
-    return tags
+def new_outcome(loc: layout.Location) -> FileOutcome:
+    return FileOutcome(file=str(loc.path), bucket=loc.company, campaign=loc.campaign, device_folder_sn=loc.device,
+                       counters={name: 0 for name in Counters.COUNTER_NAMES})
 
 
-def new_entry(loc: layout.Location) -> dict:
-    return {
-        "file": str(loc.path), "bucket": loc.company, "campaign": loc.campaign,
-        "device_folder_sn": loc.device, "device_master_sn": None, "format": None,
-        "status": None, "error": None, "warnings": [], "nb_rows": 0, "nb_channels": 0,
-        "nb_points": 0, **{name: 0 for name in Counters.COUNTER_NAMES},
-        "time_min": None, "time_max": None, "channels": {}, "file_header_meta": None,
-        "sha256": None, "destination": None, "duration_s": 0.0,
-    }
-
-
-def sha256_of(path: Path) -> str:
+def sha256_of(claim: layout.Claim) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with claim.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def ingest_file(loc: layout.Location, options: RunOptions, writer) -> dict:
-    """Ingest one claimed file and move it. Returns its report entry.
+def _os_reason(exc: OSError) -> str:
+    return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
 
-    Raises ConfigError (InfluxDB refused our credentials): the file stays where it is.
+
+def ingest_file(loc: layout.Location, claim: layout.Claim, options: RunOptions, writer: Writer) -> FileOutcome:
+    """Ingest one claimed file and move it. Returns its outcome.
+
+    Raises ConfigError (InfluxDB refused our credentials, or is not an InfluxDB): the file stays.
     """
     started = time.monotonic()
-    entry = new_entry(loc)
-    move_to = None
+    out = new_outcome(loc)
+    move_to: str | None = None
     try:
-        problem = loc.name_problem()
+        out.file_id = claim.file_id()
+        problem = loc.name_problem() or schema.reserved_bucket_problem(loc.company, options.meta_bucket)
         if problem:
-            raise FileFault(problem, line=None, rule="folder names are checked before use")
-        entry["sha256"] = sha256_of(loc.path)
-        _read_and_write(loc, options, writer, entry)
-        entry["status"], move_to = SUCCESS, layout.PARSED_DIR
+            raise FileFault(problem, line=None, rule="folder and file names are checked before use")
+        out.sha256 = sha256_of(claim)
+        _read_and_write(loc, claim, options, writer, out)
+        out.status, move_to = Status.SUCCESS, layout.PARSED_DIR
     except FileFault as fault:
-        entry["status"], entry["error"], move_to = ERROR, f"{loc.path}: {fault}", layout.ERROR_DIR
+        out.fail(Fault.FILE, f"{loc.path}: {fault}")
+        move_to = layout.ERROR_DIR
     except InfluxRejected as exc:
-        # not a fault of the file (a schema conflict with older data, say): keep it where it is
-        entry["status"], entry["error"] = ERROR, f"{loc.path}: {exc} (file left in place)"
+        # InfluxDB will never take these points as they are: the operator fixes the file
+        out.fail(Fault.FILE, f"{loc.path}: {exc} (fix the file, then move it back from error/)")
+        move_to = layout.ERROR_DIR
     except InfluxUnavailable as exc:
-        entry["status"], entry["error"] = RETRY, f"{loc.path}: {exc} (file left in place)"
+        out.fail(Fault.INFLUXDB, f"{loc.path}: {exc} (file left in place)")
+    except ConfigError:
+        raise
+    except OSError as exc:
+        out.fail(Fault.ENVIRONMENT, f"{loc.path}: cannot read the file: {_os_reason(exc)} (file left in place)")
 
-    if not options.dry_run and move_to:
-        entry["destination"] = str(layout.move_to(loc.path, move_to))
-    entry["duration_s"] = round(time.monotonic() - started, 4)
-    _log_outcome(entry)
-    return entry
+    if move_to and not options.dry_run:
+        _move(claim, move_to, out)
+    out.duration_s = round(time.monotonic() - started, 4)
+    _log_outcome(out)
+    return out
 
 
-def _read_and_write(loc: layout.Location, options: RunOptions, writer, entry: dict) -> None:
-    with open(loc.path, encoding="utf-8-sig", errors="replace", newline="\n") as stream:
+def _move(claim: layout.Claim, folder: str, out: FileOutcome) -> None:
+    try:
+        out.destination = str(layout.move_claimed(claim, folder))
+    except OSError as exc:
+        what = (f"its {out.nb_points} points were written, but it" if out.status == Status.SUCCESS
+                else f"it was rejected ({out.error}), but it")
+        out.fail(Fault.ENVIRONMENT, f"{claim.path}: {what} could not be moved to {folder}/: {_os_reason(exc)} "
+                                    "(file left in place; fix the folder, the next run moves it)")
+
+
+def _read_and_write(loc: layout.Location, claim: layout.Claim, options: RunOptions, writer: Writer,
+                    out: FileOutcome) -> None:
+    with claim.open(encoding="utf-8-sig", errors="replace", newline="\n") as stream:
         table = open_table(stream, options.rules)
-        entry.update(format=table.format, device_master_sn=table.master_sn,
-                     nb_channels=len(table.channels), file_header_meta=table.header_meta)
+        out.format, out.device_master_sn = table.format, table.master_sn
+        out.nb_channels, out.file_header_meta = len(table.channels), table.header_meta
         if table.master_sn != loc.device:
             table.warnings.append(f"the folder is named {loc.device} but the file's master is "
                                   f"{table.master_sn}: tags use {table.master_sn}")
-        prefixes = [lineprotocol.line_prefix(lineprotocol.MEASUREMENT, channel_tags(table, loc.campaign, ch),
+        prefixes = [lineprotocol.line_prefix(schema.MEASUREMENT,
+                                             schema.channel_tags(loc.campaign, table.master_sn, table.master_type, ch),
                                              ch.field) for ch in table.channels]
         nb_points = 0
         for body, nb_lines in lineprotocol.batches(prefixes, table.rows(), options.batch_lines):
             writer.write(loc.company, body)
             nb_points += nb_lines
-        _fill_from_table(entry, table, nb_points)
+        _fill_from_table(out, table, nb_points)
         if nb_points == 0:
             raise FileFault("not a single valid point in the file", line=None,
                             rule="a file holds at least one valid, dated value")
 
 
-def _fill_from_table(entry: dict, table: Table, nb_points: int) -> None:
+def _fill_from_table(out: FileOutcome, table: Table, nb_points: int) -> None:
     c = table.counters
-    entry["nb_rows"] = c.nb_rows
-    entry["nb_points"] = nb_points
-    for name in c.COUNTER_NAMES:
-        entry[name] = getattr(c, name)
-    entry["time_min"], entry["time_max"] = iso(c.time_min), iso(c.time_max)
-    entry["warnings"] = table.warnings + c.samples
+    out.nb_rows = c.nb_rows
+    out.nb_points = nb_points
+    out.counters = {name: getattr(c, name) for name in c.COUNTER_NAMES}
+    out.time_min, out.time_max = iso(c.time_min), iso(c.time_max)
+    out.warnings = table.warnings + c.samples
     if c.nb_samples_dropped:
-        entry["warnings"].append(f"... and {c.nb_samples_dropped} more skipped rows or values")
-    entry["channels"] = {
+        out.warnings.append(f"... and {c.nb_samples_dropped} more skipped rows or values")
+    out.channels = {
         ch.channel_id: {"unit": ch.unit, "label": ch.label, "name": ch.name, "device_sn": ch.device_sn,
                         "device_type": ch.device_type, "field": ch.field, **stats.as_dict()}
         for ch, stats in zip(table.channels, table.stats)
     }
 
 
-def _log_outcome(entry: dict) -> None:
-    if entry["status"] == SUCCESS:
-        skipped = {k: entry[k] for k in Counters.COUNTER_NAMES if entry[k]}
-        log.info("%s: %d points %s (%s)%s", entry["file"], entry["nb_points"],
-                 "written" if entry["destination"] else "valid (dry run)",
+def _log_outcome(out: FileOutcome) -> None:
+    if out.status == Status.SUCCESS:
+        skipped = {k: v for k, v in out.counters.items() if v}
+        folder_warning = next((w for w in out.warnings if w.startswith("the folder is named")), None)
+        log.info("%s: %d points %s (%s)%s%s", out.file, out.nb_points,
+                 "written" if out.destination else "valid (dry run)",
                  ", ".join(f"{k}={v}" for k, v in skipped.items()) or "nothing skipped",
-                 f", moved to {entry['destination']}" if entry["destination"] else "")
-        for warning in entry["warnings"]:
-            log.debug("%s: %s", entry["file"], warning)
-    elif entry["status"] == ERROR:
-        log.error("%s%s", entry["error"], f"; moved to {entry['destination']}" if entry["destination"] else "")
-    elif entry["status"] == RETRY:
-        log.warning("%s", entry["error"])
+                 f", moved to {out.destination}" if out.destination else "",
+                 f"; warning: {folder_warning}" if folder_warning else "")
+        for warning in out.warnings:
+            log.debug("%s: %s", out.file, warning)
+    elif out.status == Status.ERROR:
+        log.error("%s%s", out.error, f"; moved to {out.destination}" if out.destination else "")
+    elif out.status == Status.RETRY:
+        log.warning("%s", out.error)
 
 
-def skipped_entry(loc: layout.Location, reason: str) -> dict:
-    entry = new_entry(loc)
-    entry["status"], entry["error"] = SKIPPED, reason
+def skipped_outcome(loc: layout.Location, reason: str) -> FileOutcome:
+    out = new_outcome(loc)
+    out.status, out.error = Status.SKIPPED, reason
     log.info("%s: %s", loc.path, reason)
-    return entry
+    return out
 
 
-def run(locations: Iterable[layout.Location], options: RunOptions, writer,
-        progress: Callable[[Iterable], Iterable] = lambda items: items) -> tuple[list[dict], ConfigError | None]:
-    """Ingest every file in turn. Once InfluxDB is found unavailable, the remaining files are left
-    in place as `retry` without waiting again; a ConfigError stops the run."""
-    entries: list[dict] = []
+def _not_attempted(loc: layout.Location, fault: Fault, reason: str) -> FileOutcome:
+    out = new_outcome(loc)
+    out.fail(fault, f"{loc.path}: not attempted: {reason} (file left in place)")
+    return out
+
+
+def _bug(loc: layout.Location, exc: BaseException) -> FileOutcome:
+    log.exception("%s: internal error", loc.path)
+    out = new_outcome(loc)
+    out.fail(Fault.BUG, f"{loc.path}: internal error {type(exc).__name__}: {exc} (file left in place; "
+                        "please report it with the worker or parser log)")
+    return out
+
+
+def run(locations: Iterable[layout.Location], options: RunOptions, writer: Writer,
+        progress: Callable[[list], Iterable] = lambda items: items) -> tuple[list[FileOutcome], ConfigError | None]:
+    """Ingest every file in turn; one file's fault never stops the others.
+
+    Once InfluxDB is found unavailable, the remaining files are left in place as `retry` without
+    waiting again; a ConfigError stops the run (the remaining files are left in place too).
+    """
+    outcomes: list[FileOutcome] = []
     unavailable: str | None = None
     config_error: ConfigError | None = None
     for loc in progress(list(locations)):
-        if unavailable or config_error:
-            entry = new_entry(loc)
-            entry["status"] = RETRY
-            entry["error"] = f"{loc.path}: not attempted: {unavailable or config_error} (file left in place)"
-            entries.append(entry)
+        if config_error is not None:
+            outcomes.append(_not_attempted(loc, Fault.CONFIGURATION, str(config_error)))
             continue
-        claim = layout.Claim(loc.path)
-        if not options.dry_run and not claim.acquire():
-            entries.append(skipped_entry(loc, "taken by another process (or already moved): skipped"))
+        if unavailable is not None:
+            outcomes.append(_not_attempted(loc, Fault.INFLUXDB, unavailable))
             continue
         try:
-            entries.append(ingest_file(loc, options, writer))
+            out = _claim_and_ingest(loc, options, writer)
         except ConfigError as exc:
             config_error = exc
-            entry = new_entry(loc)
-            entry["status"], entry["error"] = RETRY, f"{loc.path}: {exc} (file left in place)"
-            entries.append(entry)
-        finally:
-            claim.release()
-        if entries[-1]["status"] == RETRY and config_error is None:
+            out = new_outcome(loc)
+            out.fail(Fault.CONFIGURATION, f"{loc.path}: {exc} (file left in place)")
+        except Exception as exc:  # noqa: BLE001 - a bug in one file's handling must not stop the run
+            out = _bug(loc, exc)
+        outcomes.append(out)
+        if out.fault is Fault.INFLUXDB:
             unavailable = "InfluxDB unavailable"
-    return entries, config_error
+    return outcomes, config_error
+
+
+def _claim_and_ingest(loc: layout.Location, options: RunOptions, writer: Writer) -> FileOutcome:
+    claim = layout.Claim(loc.path)
+    try:
+        claimed = claim.acquire(lock=not options.dry_run)
+    except OSError as exc:
+        out = new_outcome(loc)
+        out.fail(Fault.ENVIRONMENT, f"{loc.path}: cannot open the file: {_os_reason(exc)} (file left in place)")
+        log.error("%s", out.error)
+        return out
+    if not claimed:
+        return skipped_outcome(loc, "taken by another process (or already moved): skipped")
+    try:
+        return ingest_file(loc, claim, options, writer)
+    finally:
+        claim.release()
+
+
+def _tag(value: str | None) -> str:
+    """A meta tag value from untrusted text: printable, bounded."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in (value or ""))
+    return text[:256]
 
 
 def meta_lines(report: dict, now: int) -> bytes:
     """The run summary for the meta bucket: one point per file and one for the run."""
     lines = []
     for entry in report["files"]:
-        tags = {"status": entry["status"], "bucket": entry["bucket"], "campaign": entry["campaign"],
-                "device_master_sn": entry["device_master_sn"] or "", "file_name": Path(entry["file"]).name}
+        tags = {"status": entry["status"], "bucket": _tag(entry["bucket"]), "campaign": _tag(entry["campaign"]),
+                "device_master_sn": _tag(entry["device_master_sn"]), "file_name": _tag(Path(entry["file"]).name)}
         fields = {"nb_rows": entry["nb_rows"], "nb_points": entry["nb_points"],
                   **{name: entry[name] for name in Counters.COUNTER_NAMES},
                   "duration_s": float(entry["duration_s"])}
-        lines.append(lineprotocol.line(FILE_MEASUREMENT, tags, fields, now))
+        lines.append(lineprotocol.line(schema.FILE_MEASUREMENT, tags, fields, now))
     run_fields = {name: report[name] for name in ("nb_files_total", "nb_files_success", "nb_files_failed",
                                                   "nb_files_retry", "nb_points_total")}
     run_fields["duration_s"] = float(report["duration_s"])
-    lines.append(lineprotocol.line(RUN_MEASUREMENT, {"dry_run": "false"}, run_fields, now))
+    lines.append(lineprotocol.line(schema.RUN_MEASUREMENT, {"dry_run": "false"}, run_fields, now))
     return "".join(lines).encode()

@@ -11,6 +11,9 @@ import errno
 import fcntl
 import os
 import re
+import shutil
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,10 +24,26 @@ PROCESSED_DIRS = (PARSED_DIR, ERROR_DIR)
 TSV_SUFFIX = ".tsv"
 
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+MAX_FILE_NAME = 200   # leaves room for the numbered suffix of a move (file systems allow 255 bytes)
 
 
 class LayoutError(Exception):
     """The path cannot be processed at all (outside the data folder, wrong depth)."""
+
+
+class UnsafeFolder(OSError):
+    """`parsed/` or `error/` is not a real folder inside the device folder (a symlink, a file)."""
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why a device file's name is not acceptable, or None: no control characters (a newline
+    would break log lines and line protocol), and short enough to take a numbered suffix."""
+    if _CONTROL.search(name):
+        return f"file name {name!r} is not allowed: it contains a control character"
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_FILE_NAME:
+        return f"file name {name[:40]!r}... is not allowed: longer than {MAX_FILE_NAME} bytes"
+    return None
 
 
 def name_problem(kind: str, name: str) -> str | None:
@@ -57,7 +76,7 @@ class Location:
             problem = name_problem(kind, name)
             if problem:
                 return problem
-        return None
+        return file_name_problem(self.path.name)
 
 
 def locate(data_root: Path, path: Path | str) -> Location:
@@ -140,9 +159,14 @@ class Claim:
         self.path = path
         self._fd: int | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self, lock: bool = True) -> bool:
+        """True once the file is open (and locked, with `lock`); False when it is gone or held
+        by another process. Other errors of opening it (permissions...) are raised."""
         try:
-            fd = open_locked(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            if lock:
+                fd = open_locked(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            else:
+                fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
         if fd is None:
@@ -156,6 +180,32 @@ class Claim:
             return False
         self._fd = fd
         return True
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            raise RuntimeError(f"{self.path}: not claimed")
+        return self._fd
+
+    def file_id(self) -> str:
+        st = os.fstat(self.fd)
+        return f"{st.st_dev}:{st.st_ino}"
+
+    def open(self, *args, **kwargs):
+        """A new file object reading the claimed inode from its start (not the name: a file
+        renamed over the path meanwhile is not what we read)."""
+        fd = os.dup(self.fd)
+        os.lseek(fd, 0, os.SEEK_SET)
+        return open(fd, *args, **kwargs)
+
+    def still_named(self) -> bool:
+        """True when the path still names the claimed inode."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        own = os.fstat(self.fd)
+        return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -178,6 +228,108 @@ def processed_copy(path: Path) -> Path | None:
     return None
 
 
+def safe_subdir(device_dir: Path, folder_name: str) -> Path:
+    """`<device_dir>/<folder_name>`, created if missing; raises UnsafeFolder unless it is a real
+    folder (not a symlink, not a file) directly inside the device folder."""
+    folder = device_dir / folder_name
+    try:
+        os.mkdir(folder, 0o750)
+    except FileExistsError:
+        pass
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a folder"
+        raise UnsafeFolder(errno.ENOTDIR, f"{folder} is {kind}: files are only moved into a real "
+                           f"{folder_name}/ folder inside the device folder (remove or rename it)")
+    return folder
+
+
+def _link_free_name(source: str, dest_dir: Path, name: str) -> Path:
+    """Hard-link `source` into `dest_dir` under `name` or `<stem>.<n><suffix>`, never replacing."""
+    stem, suffix = os.path.splitext(name)
+    for n in range(0, 10000):
+        candidate = dest_dir / (name if n == 0 else f"{stem}.{n}{suffix}")
+        try:
+            os.link(source, candidate, follow_symlinks=True)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG or len(stem) <= 16:
+                raise
+            stem = stem[: len(stem) - 16]  # the suffix made the name too long: shorten the stem
+            continue
+        return candidate
+    raise OSError(errno.EEXIST, f"no free name left for {name} in {dest_dir}")
+
+
+def move_claimed(claim: "Claim", folder_name: str) -> Path:
+    """Move the claimed file into `<its folder>/<folder_name>/` and return its new path.
+
+    What moves is the inode that was read, never the name: it is linked into the folder through
+    its open descriptor (/proc/self/fd), then the old name is removed only if it still names that
+    inode. A file uploaded under the same name meanwhile (SFTP clients upload to a temporary name
+    and rename over the old one) stays where it is, for its own ingestion.
+    """
+    path = claim.path
+    dest_dir = safe_subdir(path.parent, folder_name)
+    if not claim.still_named() and os.fstat(claim.fd).st_nlink == 0:
+        # replaced by a new upload, or removed, while it was read: its last copy is our descriptor
+        return _copy_claimed(claim, dest_dir)
+    proc_link = f"/proc/self/fd/{claim.fd}"
+    try:
+        target = _link_free_name(proc_link, dest_dir, path.name)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # no /proc, or no hard link allowed here: move by name, once the name is checked
+        if not claim.still_named():
+            return _copy_claimed(claim, dest_dir)
+        return move_to(path, folder_name)
+    _unlink_if_ours(claim)
+    return target
+
+
+def _copy_claimed(claim: "Claim", dest_dir: Path) -> Path:
+    """Write the claimed file's bytes (read from its descriptor) under a free name in `dest_dir`:
+    the file that was read lands there even though no name is left for its inode."""
+    fd, tmp = tempfile.mkstemp(prefix=".pv-copy-", dir=dest_dir)
+    try:
+        with open(fd, "wb") as out, claim.open("rb") as source:
+            shutil.copyfileobj(source, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, stat.S_IMODE(os.fstat(claim.fd).st_mode))
+        return _link_free_name(tmp, dest_dir, claim.path.name)
+    finally:
+        os.unlink(tmp)
+
+
+def _unlink_if_ours(claim: "Claim") -> None:
+    """Remove the claimed file's old name if (and only if) it still names the claimed inode.
+
+    The name is first renamed aside (atomic), then checked: a new file renamed over the path
+    between the check and the removal would otherwise be deleted unread.
+    """
+    path = claim.path
+    if not claim.still_named():
+        return
+    aside = path.parent / f".{path.name}.pv-moved-{os.getpid()}"
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return
+    st, own = os.stat(aside, follow_symlinks=False), os.fstat(claim.fd)
+    if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+        os.unlink(aside)
+        return
+    # a new upload took the name in between: put it back (unless yet another one took it)
+    try:
+        os.link(aside, path, follow_symlinks=False)
+    except FileExistsError:
+        _link_free_name(str(aside), path.parent, path.name)
+    os.unlink(aside)
+
+
 def move_to(path: Path, folder_name: str) -> Path:
     """Move `path` into `<its folder>/<folder_name>/` without ever overwriting a file there.
 
@@ -185,8 +337,7 @@ def move_to(path: Path, folder_name: str) -> Path:
     name is taken (then the next suffix is tried), so an existing file is never replaced.
     Returns the new path.
     """
-    dest_dir = path.parent / folder_name
-    dest_dir.mkdir(exist_ok=True)
+    dest_dir = safe_subdir(path.parent, folder_name)
     stem, suffix = path.stem, path.suffix
     for n in range(0, 10000):
         candidate = dest_dir / (path.name if n == 0 else f"{stem}.{n}{suffix}")

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .ingest import ERROR, RETRY, SKIPPED, SUCCESS
+from .exitcodes import ExitCode, worst
+from .outcome import FileOutcome, Status
 
 
-def build(started: datetime, finished: datetime, dry_run: bool, data_folder: Path, files: list[dict]) -> dict:
-    def count(status: str) -> int:
-        return sum(1 for f in files if f["status"] == status)
+def build(started: datetime, finished: datetime, dry_run: bool, data_folder: Path,
+          outcomes: list[FileOutcome]) -> dict:
+    def count(status: Status) -> int:
+        return sum(1 for o in outcomes if o.status == status)
 
     return {
         "started_at": started.isoformat().replace("+00:00", "Z"),
@@ -21,29 +24,64 @@ def build(started: datetime, finished: datetime, dry_run: bool, data_folder: Pat
         "duration_s": round((finished - started).total_seconds(), 3),
         "dry_run": dry_run,
         "data_folder": str(data_folder),
-        "nb_files_total": len(files),
-        "nb_files_success": count(SUCCESS),
-        "nb_files_failed": count(ERROR),
-        "nb_files_retry": count(RETRY),
-        "nb_files_skipped": count(SKIPPED),
-        "nb_points_total": sum(f["nb_points"] for f in files if f["status"] == SUCCESS),
-        "files": files,
+        "nb_files_total": len(outcomes),
+        "nb_files_success": count(Status.SUCCESS),
+        "nb_files_failed": count(Status.ERROR),
+        "nb_files_retry": count(Status.RETRY),
+        "nb_files_skipped": count(Status.SKIPPED),
+        "nb_points_total": sum(o.nb_points for o in outcomes if o.status == Status.SUCCESS),
+        "exit_code": int(exit_code(outcomes)),
+        "files": [o.to_json() for o in outcomes],
     }
 
 
-def exit_code(report: dict, config_error: bool) -> int:
-    """2 configuration, 75 InfluxDB unavailable (retry later), 1 a file rejected, 0 all ingested."""
-    if config_error:
-        return 2
-    if report["nb_files_retry"]:
-        return 75
-    if report["nb_files_failed"]:
-        return 1
-    return 0
+def exit_code(outcomes: list[FileOutcome], *more: ExitCode) -> ExitCode:
+    """The run's exit code: the most urgent among its files' (and `more`); see exitcodes."""
+    return worst([o.exit_code for o in outcomes] + list(more))
 
 
 def to_json(report: dict) -> str:
-    return json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False)
+    """Strict JSON (no NaN or Infinity); a non-finite number that slipped in becomes null."""
+    try:
+        return json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(report), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _write_tmp(folder: Path, report: dict) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=".tsv_parser_", suffix=".json.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(to_json(report))
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_file(path: Path, report: dict) -> Path:
+    """Write the report at exactly `path` (the caller's choice, replaced atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_tmp(path.parent, report)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
 
 
 def write(report_dir: Path, report: dict, started: datetime) -> Path:
@@ -51,13 +89,8 @@ def write(report_dir: Path, report: dict, started: datetime) -> Path:
     overwrites an earlier report of the same second (a suffix is added)."""
     report_dir.mkdir(parents=True, exist_ok=True)
     stamp = started.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    fd, tmp = tempfile.mkstemp(prefix=".tsv_parser_", suffix=".json.tmp", dir=report_dir)
+    tmp = _write_tmp(report_dir, report)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(to_json(report))
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
         for n in range(1000):
             target = report_dir / (f"tsv_parser_{stamp}.json" if n == 0 else f"tsv_parser_{stamp}_{n}.json")
             try:

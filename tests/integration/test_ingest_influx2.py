@@ -175,18 +175,6 @@ def test_a_wrong_token_is_a_configuration_error_and_touches_nothing(influx2, inf
     assert not any(root.rglob("parsed")) and not any(root.rglob("error"))
 
 
-def test_data_refused_by_the_server_leaves_the_file_in_place(influx2, influx_env, tmp_path):
-    root = samples.copy_tree(EXAMPLES, tmp_path / "data")
-    target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
-    influx2.fail_next_writes(422, count=1, body={"code": "unprocessable entity",
-                                                 "message": "partial write: field type conflict"})
-    result = run_cli("--dataFolder", root, "--tsvFile", target, env_file=influx_env)
-    assert result.exit_code == 1
-    entry = only_report(tmp_path)["files"][0]
-    assert entry["status"] == "error" and "field type conflict" in entry["error"]
-    assert target.exists() and entry["destination"] is None  # not a fault of the file: not in error/
-
-
 def test_gzip_when_asked(influx2, influx_env, tmp_path):
     root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"

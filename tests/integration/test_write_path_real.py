@@ -68,11 +68,11 @@ def test_influxdb1_stores_exactly_what_the_files_say(influxd1, tmp_path, source)
     assert config_error is None
 
     for entry in entries:
-        name = Path(entry["file"]).name
+        name = Path(entry.file).name
         folder = "error" if name in EXPECTED_REJECTS else "parsed"
-        assert entry["status"] == ("error" if folder == "error" else "success"), entry["error"]
-        assert Path(entry["destination"]) == Path(entry["file"]).parent / folder / name
-        assert Path(entry["destination"]).exists() and not Path(entry["file"]).exists()
+        assert entry.status == ("error" if folder == "error" else "success"), entry.error
+        assert Path(entry.destination) == Path(entry.file).parent / folder / name
+        assert Path(entry.destination).exists() and not Path(entry.file).exists()
     assert not list(layout.discover(root))
 
     assert set(writer.databases) == set(want)
@@ -90,7 +90,7 @@ def test_influxdb1_accepts_our_escaping_of_odd_labels(influxd1, tmp_path):
     writer = Influx1Writer(influxd1, f"t{uuid.uuid4().hex[:8]}_")
     options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), now=NOW), 5000, dry_run=False)
     entries, _ = ingest.run([layout.locate(root, p) for p in layout.discover(root)], options, writer)
-    assert entries[0]["status"] == "success", entries[0]["error"]
+    assert entries[0].status == "success", entries[0].error
     rows = influxd1.query(writer.db("acme"), "SELECT * FROM electrical GROUP BY *")
     by_name = {row["channel_name"]: row for row in rows}
     assert set(by_name) == {"Ph 1", "Voie, 2=a", 'Ï "quoted"', "x=y,z k"}

@@ -808,6 +808,11 @@ class InfluxDB2StandIn:
         self._port = 0
         self._connections: set[socket.socket] = set()
         self._write_failures: list[tuple[int, float | None, dict | None]] = []
+        # influxd --http-write-body... / WithMaxBatchSizeBytes: 413 "points batch is too large"
+        self.max_batch_bytes = 0
+        # called (with the bucket name) before each write is handled: tests replace or remove
+        # the file being ingested from here, while the parser is in the middle of it
+        self.on_write: Callable[[str], None] | None = None
 
         created = _now()
         self._org_record = {"id": self.org_id, "name": org, "description": "",
@@ -1518,6 +1523,10 @@ class InfluxDB2StandIn:
     def _write(self, auth: dict, query: dict[str, str], body: bytes, raw: bytes,
                gzip_error: Exception | None, h: _Handler) -> tuple:
         # http/write_handler.go handleWrite, step by step
+        if self.on_write is not None:
+            self.on_write(query.get("bucket", ""))
+        if self.max_batch_bytes and len(body) > self.max_batch_bytes:
+            raise _err("request too large", "unable to read data: points batch is too large")
         precision = query.get("precision") or "ns"
         if precision not in PRECISION_NS:
             raise _err("invalid", "invalid precision; valid precision units are ns, us, ms, and s")

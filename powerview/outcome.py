@@ -1,0 +1,92 @@
+"""What happened to one file: the typed entry of the run report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .exitcodes import ExitCode
+
+
+class Status(str, Enum):
+    SUCCESS = "success"    # every point acknowledged by InfluxDB, file in parsed/
+    ERROR = "error"        # see `fault`
+    RETRY = "retry"        # InfluxDB unavailable: file left in place
+    SKIPPED = "skipped"    # another process holds it, or it was already processed
+
+
+class Fault(str, Enum):
+    """Whose fault an `error` (or `retry`) is: it decides where the file goes and the exit code."""
+
+    FILE = "file"                    # the file's content (or name): moved to error/
+    ENVIRONMENT = "environment"      # permissions, disk, a vanished file: left in place
+    INFLUXDB = "influxdb"            # InfluxDB unavailable: left in place, retried
+    CONFIGURATION = "configuration"  # settings, credentials, not an InfluxDB: left in place
+    BUG = "bug"                      # an internal error: left in place
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return {Fault.FILE: ExitCode.REJECTED, Fault.ENVIRONMENT: ExitCode.CANTCREAT,
+                Fault.INFLUXDB: ExitCode.TEMPFAIL, Fault.CONFIGURATION: ExitCode.USAGE,
+                Fault.BUG: ExitCode.SOFTWARE}[self]
+
+
+@dataclass
+class FileOutcome:
+    file: str
+    bucket: str
+    campaign: str
+    device_folder_sn: str
+    status: Status | None = None
+    fault: Fault | None = None
+    error: str | None = None
+    device_master_sn: str | None = None
+    format: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    nb_rows: int = 0
+    nb_channels: int = 0
+    nb_points: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    time_min: str | None = None
+    time_max: str | None = None
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    file_header_meta: dict | None = None
+    sha256: str | None = None
+    file_id: str | None = None        # "<st_dev>:<st_ino>" of the file that was read
+    destination: str | None = None    # where the file is now, when it moved
+    duration_s: float = 0.0
+    catalogue: str | None = None      # channels published to the config API: published | queued | off
+    derived: str | None = None        # derived buckets: updated | queued | off
+
+    def fail(self, fault: Fault, message: str) -> None:
+        self.status = Status.RETRY if fault is Fault.INFLUXDB else Status.ERROR
+        self.fault, self.error = fault, message
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.fault is not None:
+            return self.fault.exit_code
+        return ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's entry: flat, JSON-safe (the counters at the top level)."""
+        out: dict[str, Any] = {
+            "file": self.file, "bucket": self.bucket, "campaign": self.campaign,
+            "device_folder_sn": self.device_folder_sn, "device_master_sn": self.device_master_sn,
+            "format": self.format, "status": self.status.value if self.status else None,
+            "fault": self.fault.value if self.fault else None, "error": self.error,
+            "warnings": list(self.warnings), "nb_rows": self.nb_rows, "nb_channels": self.nb_channels,
+            "nb_points": self.nb_points,
+        }
+        out.update(self.counters)
+        out.update({
+            "time_min": self.time_min, "time_max": self.time_max, "channels": self.channels,
+            "file_header_meta": self.file_header_meta, "sha256": self.sha256, "file_id": self.file_id,
+            "destination": self.destination, "duration_s": self.duration_s,
+        })
+        if self.catalogue is not None:
+            out["catalogue"] = self.catalogue
+        if self.derived is not None:
+            out["derived"] = self.derived
+        return out
