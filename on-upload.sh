@@ -24,27 +24,56 @@ self=$(readlink -f -- "${BASH_SOURCE[0]}" 2>/dev/null) || self=${BASH_SOURCE[0]}
 project=$(dirname -- "$self")
 
 # setting NAME DEFAULT: the environment wins, then the last NAME=... line of <project>/.env.
+# The hook and Python (python-dotenv, interpolate=False) read .env by one documented rule
+# (docs/utilisation-parseur.md, "Le fichier .env"): NAME=value, optionally `export ` before it,
+# the value bare, in single or in double quotes, a ` # comment` after it; no interpolation.
+# The folders the hook reads must be plain absolute paths (plain(), below): a value the rule
+# does not read the same way in both is refused by both.
 setting() {
-    local name=$1 value=${2-} line
+    local name=$1 value=${2-} line rest quote='' re
     if [[ -n ${!name:-} ]]; then
         printf '%s' "${!name}"
         return
     fi
+    re="^[[:space:]]*(export[[:space:]]+)?('$name'|$name)[[:space:]]*=[[:space:]]*(.*)$"
     if [[ -r $project/.env ]]; then
         while IFS= read -r line || [[ -n $line ]]; do
             line=${line%$'\r'}
-            line=${line#export }
-            [[ $line == "$name="* ]] || continue
-            value=${line#*=}
-            if [[ $value =~ ^\"(.*)\"[[:space:]]*(#.*)?$ || $value =~ ^\'(.*)\'[[:space:]]*(#.*)?$ ]]; then
+            if [[ -n $quote ]]; then   # inside another value's multi-line quotes: skip to their end
+                [[ $line == *"$quote"* ]] && quote=''
+                continue
+            fi
+            if [[ ! $line =~ $re ]]; then
+                # a value of another name opening quotes it does not close on its line
+                if [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?[^=#[:space:]]+[[:space:]]*=[[:space:]]*([\"\'])(.*)$ ]]; then
+                    rest=${BASH_REMATCH[3]}
+                    [[ $rest == *"${BASH_REMATCH[2]}"* ]] || quote=${BASH_REMATCH[2]}
+                fi
+                continue
+            fi
+            rest=${BASH_REMATCH[3]}
+            if [[ $rest =~ ^\"([^\"]*)\"[[:space:]]*(#.*)?$ || $rest =~ ^\'([^\']*)\'[[:space:]]*(#.*)?$ ]]; then
                 value=${BASH_REMATCH[1]}
+            elif [[ $rest == [\"\']* ]]; then
+                if [[ ${rest:1} == *"${rest:0:1}"* ]]; then
+                    continue      # text after the closing quote: python-dotenv skips the line too
+                fi
+                value=$rest       # quotes closed on a later line: a multi-line value, never plain
+                quote=${rest:0:1}
+            elif [[ $rest == '#'* && $line =~ =[[:space:]]+# ]]; then
+                value=''      # NAME= # comment
             else
-                value=${value%%[[:space:]]#*}
+                value=${rest%%[[:space:]]#*}
                 value=${value%"${value##*[![:space:]]}"}
             fi
         done <"$project/.env"
     fi
     printf '%s' "$value"
+}
+
+# plain PATH: an absolute path of letters, digits and / . _ + - only (the rule Python applies too).
+plain() {
+    [[ $1 =~ ^/[A-Za-z0-9_./+-]*$ ]]
 }
 
 # quote TEXT: TEXT in double quotes, JSON-style, so that a file name cannot break a log line.
@@ -69,10 +98,17 @@ problem() {
 }
 
 log_dir=$(setting POWERVIEW_LOG_DIR /srv/sftpgo/logs)
+plain "$log_dir" || log_dir=/srv/sftpgo/logs
 spool=$(setting POWERVIEW_SPOOL_DIR /srv/sftpgo/spool)
 venv=$(setting POWERVIEW_VENV "$project/envs/powerview")
 [[ $venv == /* ]] || venv=$project/$venv
 python=$venv/bin/python
+for checked in "POWERVIEW_SPOOL_DIR=$spool" "POWERVIEW_VENV=$venv"; do
+    if ! plain "${checked#*=}"; then
+        problem "${checked%%=*} is not a plain absolute path (letters, digits, / . _ + -): nothing recorded; fix .env"
+        exit 0
+    fi
+done
 
 # 1. the event, durably. Its id sorts by arrival: UTC time, microseconds, random, pid.
 now=$EPOCHREALTIME
@@ -98,10 +134,9 @@ fi
 if { exec {lock}<>"$spool/worker.lock"; } 2>/dev/null; then
     if flock -n "$lock"; then
         mkdir -p -- "$log_dir" 2>/dev/null
-        # isolated mode (-I): no PYTHON* variable, no user site; the project folder is an argument
-        setsid -f "$python" -I -c \
-            'import sys; sys.path.insert(0, sys.argv[1]); from powerview.worker import main; main(sys.argv[2:])' \
-            "$project" run --lock-fd "$lock" </dev/null >>"$log_dir/worker.log" 2>&1 ||
+        # isolated mode (-I): no PYTHON* variable, no user site; powerview is installed in the venv
+        setsid -f "$python" -I -m powerview.worker --env-file "$project/.env" run --lock-fd "$lock" \
+            </dev/null >>"$log_dir/worker.log" 2>&1 ||
             problem "cannot start the worker: event $id kept in the spool"
     fi
     exec {lock}>&-

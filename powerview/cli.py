@@ -13,7 +13,7 @@ from . import __version__, ingest, layout, report
 from .exitcodes import PRECEDENCE, ExitCode
 from .formats import RowRules
 from .influx import DiscardWriter, InfluxWriter, Writer
-from .settings import DEFAULT_ENV_FILE, ConfigError, load
+from .settings import DEFAULT_ENV_FILE, ConfigError, load_parser
 
 log = logging.getLogger("powerview")
 
@@ -82,14 +82,14 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     if env_file is not None and not env_file.is_file():
         fail(f"--env-file {env_file}: no such file")
     try:
-        settings = load(env_file)
+        settings = load_parser(env_file)
     except ConfigError as exc:
         fail(str(exc))
     configure_logging((log_level or settings.log_level).upper())
 
     data_folder = data_folder or settings.data_folder
     if data_folder is None:
-        fail("missing option --dataFolder (or TSV_DATA_FOLDER)")
+        fail("missing option --dataFolder (or POWERVIEW_DATA_DIR)")
     if not data_folder.is_dir():
         fail(f"--dataFolder {data_folder}: not a directory")
     data_root = data_folder.resolve()
@@ -118,14 +118,14 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
         writer = DiscardWriter()
     else:
         try:
-            writer = InfluxWriter(settings)
+            writer = InfluxWriter(settings.influx)
         except ConfigError as exc:
             fail(str(exc))
 
     options = ingest.RunOptions(
         data_root=data_root,
         rules=RowRules.for_now(settings.min_valid_date, settings.v002_timezone),
-        batch_lines=settings.influx_batch_lines,
+        batch_lines=settings.batch_lines,
         dry_run=dry_run,
         meta_bucket=settings.meta_bucket,
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Mapping
 
 from . import layout, uploadlog, workerlock
-from .settings import DEFAULT_ENV_FILE, ConfigError, Settings, load
+from .settings import DEFAULT_ENV_FILE, ConfigError, WorkerSettings, load_worker
 from .spool import EVENT_SUFFIX, INGEST, PROVISION, SCAN, Job, Spool
 
 QUEUED, IGNORED, REFUSED, ERROR = "queued", "ignored", "refused", "error"
@@ -60,7 +60,7 @@ def read_event(environ: Mapping[str, str]) -> dict:
     return {k: v for k, v in event.items() if v}
 
 
-def decide(event: dict, settings: Settings, now: float | None = None, job_id: str | None = None) -> Decision:
+def decide(event: dict, settings: WorkerSettings, now: float | None = None, job_id: str | None = None) -> Decision:
     """What to do with one event. Pure but for looking at the file system.
 
     The job, if any, gets `job_id` (the event's id): an event checked twice (a crash between the
@@ -86,7 +86,7 @@ def decide(event: dict, settings: Settings, now: float | None = None, job_id: st
     return Decision(IGNORED, f"action {action!r} is not handled")
 
 
-def _file_decision(event: dict, path: str, settings: Settings, now: float | None, job_id: str | None) -> Decision:
+def _file_decision(event: dict, path: str, settings: WorkerSettings, now: float | None, job_id: str | None) -> Decision:
     given = Path(path)
     if not given.name.endswith(layout.TSV_SUFFIX):
         return Decision(IGNORED, "not a .tsv file")
@@ -112,7 +112,7 @@ def _file_decision(event: dict, path: str, settings: Settings, now: float | None
     return Decision(QUEUED, "ingestion", Job.new(INGEST, event, now, job_id, path=str(location.path)))
 
 
-def _mkdir_decision(event: dict, path: str, settings: Settings, now: float | None, job_id: str | None) -> Decision:
+def _mkdir_decision(event: dict, path: str, settings: WorkerSettings, now: float | None, job_id: str | None) -> Decision:
     if not path:
         return Decision(IGNORED, "mkdir without a path")
     try:
@@ -131,7 +131,7 @@ def _mkdir_decision(event: dict, path: str, settings: Settings, now: float | Non
     return Decision(QUEUED, what, Job.new(PROVISION, event, now, job_id, company=company, campaign=campaign))
 
 
-def handle(environ: Mapping[str, str], settings: Settings, spool: Spool, event_id: str | None = None) -> Decision:
+def handle(environ: Mapping[str, str], settings: WorkerSettings, spool: Spool, event_id: str | None = None) -> Decision:
     """Check one event, queue its job durably, write its line in uploads.log."""
     started = time.monotonic()
     event = read_event(environ)
@@ -145,7 +145,7 @@ def handle(environ: Mapping[str, str], settings: Settings, spool: Spool, event_i
     return decision
 
 
-def process_events(spool: Spool, settings: Settings) -> int:
+def process_events(spool: Spool, settings: WorkerSettings) -> int:
     """Check every event recorded by on-upload.sh, oldest first. Returns how many were checked.
 
     An event is deleted only once its job is stored; an event that cannot be read or checked is
@@ -180,7 +180,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     env_file = DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.is_file() else None
     try:
-        settings = load(env_file)
+        settings = load_worker(env_file)
     except ConfigError as exc:
         sys.stderr.write(f"powerview hook: configuration error: {exc}\n")
         return 0

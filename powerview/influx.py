@@ -17,7 +17,7 @@ from influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from .settings import ConfigError, Settings
+from .settings import ConfigError, InfluxSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +76,15 @@ def check_server(url: str, timeout_s: float, budget_s: float) -> None:
                       f"({kind}) where an InfluxDB answers 204 No Content; check INFLUXDB_HOST")
 
 
-def connect(settings: Settings) -> InfluxDBClient:
+def connect(settings: InfluxSettings) -> InfluxDBClient:
     """A client from the settings. Raises ConfigError when a required variable is missing."""
-    settings.require_influx()
+    settings.require()
     return InfluxDBClient(
-        url=settings.influx_url,
-        token=settings.influx_token,
-        org=settings.influx_org,
-        timeout=int(settings.influx_timeout_s * 1000),
-        enable_gzip=settings.influx_gzip,
+        url=settings.url,
+        token=settings.token,
+        org=settings.org,
+        timeout=int(settings.timeout_s * 1000),
+        enable_gzip=settings.gzip,
         retries=False,  # retries are ours: bounded in total time, Retry-After honoured
     )
 
@@ -192,10 +192,10 @@ def ensure_bucket(client: InfluxDBClient, org: str, name: str, budget_s: float =
 class InfluxWriter:
     """Writes line-protocol batches to buckets of one organization, creating buckets on first use."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: InfluxSettings):
         self._settings = settings
         self._client = connect(settings)
-        self._org = settings.influx_org
+        self._org = settings.org
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         self._known_buckets: set[str] = set()
         self._checked = False
@@ -203,13 +203,12 @@ class InfluxWriter:
     def check_server(self) -> None:
         """Once per writer: the server is an InfluxDB (ConfigError otherwise)."""
         if not self._checked:
-            check_server(self._settings.influx_url, self._settings.influx_timeout_s,
-                         self._settings.influx_retry_max_s)
+            check_server(self._settings.url or "", self._settings.timeout_s, self._settings.retry_max_s)
             self._checked = True
 
     def ensure_bucket(self, bucket: str) -> None:
-        if bucket not in self._known_buckets and self._settings.influx_create_buckets:
-            ensure_bucket(self._client, self._org, bucket, self._settings.influx_retry_max_s)
+        if bucket not in self._known_buckets and self._settings.create_buckets:
+            ensure_bucket(self._client, self._org or "", bucket, self._settings.retry_max_s)
             self._known_buckets.add(bucket)
 
     def write(self, bucket: str, body: bytes) -> None:
@@ -222,7 +221,7 @@ class InfluxWriter:
         try:
             with_retries(
                 lambda: self._write_api.write(bucket=bucket, org=self._org, record=body, write_precision="s"),
-                self._settings.influx_retry_max_s, f"writing to bucket {bucket}")
+                self._settings.retry_max_s, f"writing to bucket {bucket}")
         except RequestTooLarge as exc:
             lines = body.splitlines(keepends=True)
             if len(lines) <= 1:

@@ -1,9 +1,10 @@
 """Running the spool's jobs: the parser for ingest and scan jobs, ansible-playbook for provisioning.
 
 Commands are argument lists, never shell strings; names reach Ansible as a JSON file written by
-`json.dump` (`-e @file`). Outcomes follow the parser's exit codes and, above all, where the file
-went: a file no longer at its path (moved to parsed/ or error/) is done, a file still there is
-retried. Exit 75 (InfluxDB unavailable) keeps the job, with a backoff, for as long as it takes.
+`json.dump` (`-e @file`). Each file's outcome is read from the parser's report (`--report-file`):
+where the file went and why; the exit code (exitcodes.ExitCode) only decides when the report is
+missing. InfluxDB unavailable keeps the job, with a backoff, for as long as it takes; a fault of
+the environment, the configuration or a bug is retried with a backoff, then set aside in failed/.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from pathlib import Path
 from typing import Callable
 
 from . import hook, layout, uploadlog
-from .settings import PROJECT_DIR, Settings, read_environment
-from .spool import INGEST, SCAN, WAITING_INFLUXDB, Job, Spool, backoff
+from .exitcodes import ExitCode, describe
+from .outcome import Fault, Status
+from .settings import PROJECT_DIR, WorkerSettings, read_environment
+from .spool import INGEST, SCAN, WAITING_INFLUXDB, Job, JobResult, Spool, backoff
 
 log = logging.getLogger("powerview.worker")
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_INFLUX_DOWN = 0, 1, 2, 75
 BATCH_FILES = 50          # files per parser run
 MAX_SCAN_ROUNDS = 30      # follow-up scans while files are still changing
 
@@ -44,7 +46,7 @@ class Tools:
     timeout_s: float
 
     @classmethod
-    def default(cls, settings: Settings, env_file: Path | None, output: int | None) -> "Tools":
+    def default(cls, settings: WorkerSettings, env_file: Path | None, output: int | None) -> "Tools":
         bin_dir = Path(sys.executable).parent
         playbook_cmd = bin_dir / "ansible-playbook"
         env = dict(read_environment(env_file))
@@ -112,62 +114,81 @@ def _kill_group(process: subprocess.Popen) -> None:
             continue
 
 
-def where_is(path: Path, before: os.stat_result) -> str:
-    """Where the file `before` describes went: "here", "parsed", "error" or "gone"."""
+def file_id(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+@dataclass(frozen=True)
+class ParserRun:
+    """A parser run and its report: each file's outcome by path."""
+
+    run: Run
+    entries: dict[str, dict]
+
+    def entry(self, path: Path) -> dict | None:
+        return self.entries.get(str(path))
+
+
+def read_report(path: Path) -> dict[str, dict]:
+    """The report's entries by file path; empty when the parser wrote none (it crashed)."""
     try:
-        now = os.stat(path, follow_symlinks=False)
-        if (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino):
-            return "here"
-    except FileNotFoundError:
-        pass
-    stem, suffix = path.stem, path.suffix
-    for folder in layout.PROCESSED_DIRS:
-        try:
-            entries = list(os.scandir(path.parent / folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name == path.name or (entry.name.startswith(stem + ".") and entry.name.endswith(suffix)):
-                st = entry.stat(follow_symlinks=False)
-                if (st.st_dev, st.st_ino) == (before.st_dev, before.st_ino):
-                    return folder
-    return "gone"
+        report = json.loads(path.read_text(encoding="utf-8"))
+        return {entry["file"]: entry for entry in report["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+_FAULT_RESULTS = {Fault.ENVIRONMENT.value: JobResult.ENVIRONMENT, Fault.CONFIGURATION.value: JobResult.CONFIGURATION,
+                  Fault.BUG.value: JobResult.BUG, Fault.INFLUXDB.value: JobResult.INFLUXDB_UNAVAILABLE}
+
+
+def outcome_of(entry: dict) -> tuple[JobResult, str, str | None]:
+    """(result, reason an operator can act on, fault) of one file from its report entry."""
+    status, fault = entry.get("status"), entry.get("fault")
+    destination = entry.get("destination")
+    if status == Status.SUCCESS:
+        return JobResult.PARSED, f"ingested ({entry.get('nb_points', 0)} points), moved to {destination}", None
+    if status == Status.ERROR and fault == Fault.FILE and destination:
+        return JobResult.REJECTED, f"rejected, moved to {destination}: {entry.get('error')}", fault
+    if status == Status.SKIPPED:
+        return JobResult.SKIPPED, f"left in place by the parser: {entry.get('error')}", None
+    return _FAULT_RESULTS.get(fault or "", JobResult.ERROR), str(entry.get("error") or "no reason given"), fault
 
 
 class JobRunner:
     """Runs the due jobs of a spool one after another."""
 
-    def __init__(self, settings: Settings, spool: Spool, tools: Tools):
+    def __init__(self, settings: WorkerSettings, spool: Spool, tools: Tools):
         self.settings = settings
         self.spool = spool
         self.tools = tools
 
     # -- outcomes ----------------------------------------------------------------------------
 
-    def _log(self, job: Job, result: str, duration: float | None, detail: str, path: str | None = None) -> None:
+    def _log(self, job: Job, result: JobResult, duration: float | None, detail: str, path: str | None = None) -> None:
         uploadlog.write(self.settings.log_dir, action=job.kind, user=job.event.get("user"),
                         path=path if path is not None else (job.path or job.target()),
                         job=job.id, result=result, duration=duration, attempts=job.attempts or None,
                         detail=detail)
 
-    def done(self, job: Job, result: str, duration: float | None, detail: str) -> None:
+    def done(self, job: Job, result: JobResult, duration: float | None, detail: str) -> None:
         self.spool.remove(job)
         self._log(job, result, duration, detail)
 
-    def retry(self, job: Job, result: str, duration: float | None, detail: str,
+    def retry(self, job: Job, result: JobResult, duration: float | None, detail: str,
               waiting: str | None = None) -> None:
         """Keep the job for later, with a backoff; give it up after max_attempts (not for InfluxDB)."""
         job.attempts += 1
         job.waiting, job.last_result, job.last_error = waiting, result, detail
         if waiting is None and job.attempts >= self.settings.max_attempts:
             self.spool.give_up(job, detail)
-            self._log(job, "failed", duration, f"{detail}; given up after {job.attempts} attempts "
+            self._log(job, JobResult.FAILED, duration, f"{detail}; given up after {job.attempts} attempts "
                       "(see: python -m powerview.worker list --failed)")
             return
         delay = backoff(job.attempts, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
         job.next_try = time.time() + delay
         self.spool.update(job)
-        self._log(job, "retry", duration, f"{detail}; next try in {delay:.0f} s")
+        self._log(job, JobResult.RETRY, duration, f"{detail}; next try in {delay:.0f} s")
 
     def influx_is_down(self, until: float) -> None:
         """InfluxDB is unavailable: no other job needing it runs before `until`."""
@@ -207,7 +228,7 @@ class JobRunner:
                     self.provision(head)
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the queue
                 log.exception("job %s: unexpected error", head.id)
-                self.retry(head, "error", None, f"unexpected {type(exc).__name__}: {exc}")
+                self.retry(head, JobResult.BUG, None, f"unexpected {type(exc).__name__}: {exc}")
 
     # -- ingest ------------------------------------------------------------------------------
 
@@ -219,13 +240,20 @@ class JobRunner:
             return str(exc)
         return location.name_problem()
 
-    def parse(self, paths: list[Path]) -> Run:
-        cmd = [self.tools.python, str(self.tools.parser), "--dataFolder", str(self.settings.data_dir)]
+    def parse(self, paths: list[Path]) -> ParserRun:
+        self.spool.ensure()
+        report_file = self.spool.tmp_dir / f"parser-{os.getpid()}-{time.monotonic_ns()}.report.json"
+        cmd = [self.tools.python, str(self.tools.parser), "--dataFolder", str(self.settings.data_dir),
+               "--report-file", str(report_file)]
         for path in paths:
             cmd += ["--tsvFile", str(path)]
         if self.tools.env_file is not None:
             cmd += ["--env-file", str(self.tools.env_file)]
-        return run_command(cmd, self.tools, PROJECT_DIR, idle=self.take_events)
+        try:
+            run = run_command(cmd, self.tools, PROJECT_DIR, idle=self.take_events)
+            return ParserRun(run, read_report(report_file))
+        finally:
+            report_file.unlink(missing_ok=True)
 
     def ingest(self, jobs: list[Job]) -> None:
         batch: list[tuple[Job, Path, os.stat_result]] = []
@@ -233,44 +261,58 @@ class JobRunner:
             path = Path(job.path or "")
             problem = self._check_file(path)
             if problem:
-                self.done(job, "refused", None, problem)
+                self.done(job, JobResult.REFUSED, None, problem)
                 continue
             try:
                 st = os.stat(path, follow_symlinks=False)
             except FileNotFoundError:
-                self.done(job, "gone", None, "no longer at its path (already ingested by an earlier job or scan?)")
+                self.done(job, JobResult.GONE, None,
+                          "no longer at its path (already ingested by an earlier job or scan?)")
                 continue
             batch.append((job, path, st))
         if not batch:
             return
         paths = list(dict.fromkeys(path for _, path, _ in batch))  # a file queued twice runs once
-        run = self.parse(paths)
+        parsed = self.parse(paths)
         for job, path, st in batch:
-            self._file_outcome(job, path, st, run)
-        self._after_parser(run)
+            self._file_outcome(job, path, st, parsed)
+        self._after_parser(parsed.run)
 
-    def _file_outcome(self, job: Job, path: Path, st: os.stat_result, run: Run) -> None:
-        where = where_is(path, st)
-        if where == layout.PARSED_DIR:
-            self.done(job, "parsed", run.duration, f"ingested, moved to {layout.PARSED_DIR}/")
-        elif where == layout.ERROR_DIR:
-            self.done(job, "rejected", run.duration, f"rejected by the parser, moved to {layout.ERROR_DIR}/ "
-                      "(reason in the report)")
-        elif where == "gone":
-            self.done(job, "gone", run.duration, "moved away by another process")
-        elif run.code == EXIT_INFLUX_DOWN:
-            self.retry(job, "influxdb-unavailable", run.duration, "InfluxDB unavailable (exit 75), file left in place",
-                       waiting=WAITING_INFLUXDB)
-        elif run.code == EXIT_OK:
-            self.retry(job, "skipped", run.duration, "left in place by the parser (held by another process?)")
+    def _file_outcome(self, job: Job, path: Path, st: os.stat_result, parsed: ParserRun) -> None:
+        run, entry = parsed.run, parsed.entry(path)
+        if entry is None:
+            self._no_report(job, run)
+            return
+        if entry.get("file_id") not in (None, file_id(st)) and entry.get("status") != Status.SKIPPED:
+            # the upload was replaced before the parser opened it: the newer one was read
+            self.done(job, JobResult.REPLACED, run.duration,
+                      f"replaced by a newer upload before it was read; the newer one: {entry.get('status')}")
+            return
+        result, detail, fault = outcome_of(entry)
+        if result == JobResult.SKIPPED and not os.path.lexists(path):
+            self.done(job, JobResult.GONE, run.duration, f"taken by another process: {entry.get('error')}")
+        elif result in (JobResult.PARSED, JobResult.REJECTED):
+            self.done(job, result, run.duration, detail)
+        elif fault == Fault.INFLUXDB.value:
+            self.retry(job, JobResult.INFLUXDB_UNAVAILABLE, run.duration, detail, waiting=WAITING_INFLUXDB)
         else:
-            self.retry(job, "error", run.duration, f"parser failed ({run.error}), file left in place")
+            self.retry(job, result, run.duration, detail)
+
+    def _no_report(self, job: Job, run: Run) -> None:
+        """The parser left no word on this file (it crashed, or was killed): its exit code decides."""
+        if run.code == ExitCode.TEMPFAIL:
+            self.retry(job, JobResult.INFLUXDB_UNAVAILABLE, run.duration,
+                       "InfluxDB unavailable (exit 75), file left in place", waiting=WAITING_INFLUXDB)
+        else:
+            self.retry(job, JobResult.ERROR, run.duration,
+                       f"parser failed without a report ({describe(run.code) if run.code is not None else run.error})"
+                       ", file left in place")
 
     def _after_parser(self, run: Run) -> None:
-        if run.code == EXIT_INFLUX_DOWN:
+        if run.code == ExitCode.TEMPFAIL:
             delay = backoff(1, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
             self.influx_is_down(time.time() + delay)
-        elif run.code in (EXIT_OK, EXIT_REJECTED):
+        elif run.code in (ExitCode.OK, ExitCode.REJECTED, ExitCode.CANTCREAT):
             self.influx_is_up()
 
     # -- scan --------------------------------------------------------------------------------
@@ -308,16 +350,22 @@ class JobRunner:
         lead = jobs[0]
         for i in range(0, len(settled), BATCH_FILES):
             chunk = settled[i:i + BATCH_FILES]
-            run = self.parse([path for path, _ in chunk])
-            for path, st in chunk:
-                where = where_is(path, st)
-                result = {"parsed": "parsed", "error": "rejected", "gone": "gone"}.get(where, "left")
-                counts[result] = counts.get(result, 0) + 1
-                self._log(lead, result, run.duration, f"found by a scan (parser exit {run.code})", path=str(path))
+            parsed = self.parse([path for path, _ in chunk])
+            run = parsed.run
+            for path, _st in chunk:
+                entry = parsed.entry(path)
+                if entry is None:
+                    result, detail = JobResult.LEFT, f"no outcome in the parser's report ({describe(run.code)})"
+                else:
+                    result, detail, _fault = outcome_of(entry)
+                    if result not in (JobResult.PARSED, JobResult.REJECTED):
+                        result = JobResult.LEFT
+                counts[result.value] = counts.get(result.value, 0) + 1
+                self._log(lead, result, run.duration, f"found by a scan: {detail}", path=str(path))
             self._after_parser(run)
-            if run.code != EXIT_OK and (worst is None or run.code == EXIT_INFLUX_DOWN):
+            if run.code not in (ExitCode.OK, ExitCode.REJECTED) and (worst is None or run.code == ExitCode.TEMPFAIL):
                 worst = run
-            if run.code == EXIT_INFLUX_DOWN:
+            if run.code == ExitCode.TEMPFAIL:
                 break
         summary = ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "no settled file"
         if changing:
@@ -330,14 +378,14 @@ class JobRunner:
             self.spool.add(follow)
             summary += f": follow-up scan {follow.id} in {self.settings.settle_seconds:g} s"
         for job in jobs[1:]:
-            self.done(job, "merged", None, f"merged into scan {lead.id}")
-        if worst is not None and worst.code == EXIT_INFLUX_DOWN:
-            self.retry(lead, "influxdb-unavailable", duration, f"{summary}; InfluxDB unavailable (exit 75)",
+            self.done(job, JobResult.MERGED, None, f"merged into scan {lead.id}")
+        if worst is not None and worst.code == ExitCode.TEMPFAIL:
+            self.retry(lead, JobResult.INFLUXDB_UNAVAILABLE, duration, f"{summary}; InfluxDB unavailable (exit 75)",
                        waiting=WAITING_INFLUXDB)
-        elif worst is not None and worst.code not in (EXIT_OK, EXIT_REJECTED):
-            self.retry(lead, "error", duration, f"{summary}; parser failed ({worst.error})")
+        elif worst is not None:
+            self.retry(lead, JobResult.ERROR, duration, f"{summary}; parser: {describe(worst.code) if worst.code else worst.error}")
         else:
-            self.done(lead, "scanned", duration, summary)
+            self.done(lead, JobResult.SCANNED, duration, summary)
 
     # -- Grafana provisioning ----------------------------------------------------------------
 
@@ -346,11 +394,11 @@ class JobRunner:
         for kind, name in names:
             problem = layout.name_problem(kind, name)
             if problem:
-                self.done(job, "refused", None, problem)
+                self.done(job, JobResult.REFUSED, None, problem)
                 return
         playbook = self.settings.grafana_playbook
         if not playbook.is_file():
-            self.retry(job, "error", None, f"playbook {playbook} not found (POWERVIEW_GRAFANA_PLAYBOOK)")
+            self.retry(job, JobResult.CONFIGURATION, None, f"playbook {playbook} not found (POWERVIEW_GRAFANA_PLAYBOOK)")
             return
         extra_vars = {"company_name": job.company}
         if job.campaign:
@@ -366,6 +414,6 @@ class JobRunner:
         finally:
             vars_file.unlink(missing_ok=True)
         if run.code == 0:
-            self.done(job, "provisioned", run.duration, "ansible-playbook succeeded")
+            self.done(job, JobResult.PROVISIONED, run.duration, "ansible-playbook succeeded")
         else:
-            self.retry(job, "error", run.duration, f"ansible-playbook failed ({run.error})")
+            self.retry(job, JobResult.ERROR, run.duration, f"ansible-playbook failed ({run.error})")

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .exitcodes import ExitCode
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     SUCCESS = "success"    # every point acknowledged by InfluxDB, file in parsed/
     ERROR = "error"        # see `fault`
     RETRY = "retry"        # InfluxDB unavailable: file left in place
     SKIPPED = "skipped"    # another process holds it, or it was already processed
 
 
-class Fault(str, Enum):
+class Fault(StrEnum):
     """Whose fault an `error` (or `retry`) is: it decides where the file goes and the exit code."""
 
     FILE = "file"                    # the file's content (or name): moved to error/

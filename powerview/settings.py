@@ -1,61 +1,233 @@
-"""Every setting in one place: the project's `.env` plus the environment, into a frozen dataclass.
+"""Settings: the project's `.env` plus the environment, into one frozen dataclass per program.
 
-The real environment wins over `.env` (python-dotenv reads the file, nothing is exported).
-Values are parsed and checked here, once; the rest of the code receives typed values.
+Each program loads and checks only what it uses (a bad hook setting never stops the parser):
+
+    load_parser()   tsv_parser.py            ParserSettings (with InfluxSettings)
+    load_worker()   the spool's worker/hook   WorkerSettings
+    load_tokens()   manage_influx_tokens.py   TokenSettings (with InfluxSettings)
+    load_grafana()  the Grafana playbooks     GrafanaSettings
+
+The real environment wins over `.env`. `.env` is read by python-dotenv without interpolation
+(`${X}` stays as written), the rule on-upload.sh follows too. One variable per fact; the
+deployed names are kept, other spellings are accepted aliases (INFLUXDB_URL for INFLUXDB_HOST,
+TSV_DATA_FOLDER for POWERVIEW_DATA_DIR).
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Mapping
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
+
+from .schema import DEFAULT_META_BUCKET
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_ENV_FILE = PROJECT_DIR / ".env"
 DEFAULT_GRAFANA_PLAYBOOK = PROJECT_DIR / "grafana-automation" / "playbooks" / "create_grafana_resources.yml"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# the folders on-upload.sh reads too: plain absolute paths, read the same way by bash and Python
+_PLAIN_PATH = re.compile(r"/[A-Za-z0-9_./+-]*\Z")
 
 
 class ConfigError(Exception):
     """A setting is missing or malformed: the message names it (never its value if secret)."""
 
 
+def read_environment(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Merge `.env` (if it exists) with the environment; the environment wins."""
+    path = Path(env_file) if env_file else DEFAULT_ENV_FILE
+    merged: dict[str, str] = {}
+    if path.is_file():
+        merged.update({k: v for k, v in dotenv_values(path, interpolate=False).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+class Env:
+    """Typed, checked reads of the merged settings; errors name the variable."""
+
+    def __init__(self, values: Mapping[str, str]):
+        self.values = values
+
+    def raw(self, name: str, *aliases: str) -> tuple[str, str]:
+        """(the name that was set, its stripped value); ("", "") when none is set."""
+        for key in (name, *aliases):
+            value = self.values.get(key, "").strip()
+            if value:
+                return key, value
+        return "", ""
+
+    def text(self, name: str, default: str | None = None, *aliases: str) -> str | None:
+        return self.raw(name, *aliases)[1] or default
+
+    def secret(self, name: str) -> str | None:
+        return self.values.get(name, "") or None
+
+    def number(self, name: str, default: float, minimum: float = 0.0) -> float:
+        _, raw = self.raw(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not value >= minimum or value == float("inf"):
+            raise ConfigError(f"{name} must be a finite number >= {minimum:g}, got {raw!r}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int = 0) -> int:
+        _, raw = self.raw(name)
+        if not raw:
+            return default
+        if not re.fullmatch(r"[0-9]+", raw):
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+        value = int(raw)
+        if value < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.raw(name)[1].lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+    def path(self, name: str, default: str | None, *aliases: str) -> Path | None:
+        raw = self.raw(name, *aliases)[1]
+        return Path(raw) if raw else (Path(default) if default else None)
+
+    def plain_dir(self, name: str, default: str) -> Path:
+        """A folder on-upload.sh reads too: a plain absolute path (see _PLAIN_PATH)."""
+        raw = self.raw(name)[1] or default
+        if not _PLAIN_PATH.match(raw):
+            raise ConfigError(f"{name} must be a plain absolute path (letters, digits, / . _ + -), got {raw!r}: "
+                              "on-upload.sh reads it too, and both must read it the same way")
+        return Path(raw)
+
+    def url(self, name: str, default: str | None, *aliases: str) -> str | None:
+        key, raw = self.raw(name, *aliases)
+        if not raw:
+            return default
+        if not raw.startswith(("http://", "https://")):
+            raise ConfigError(f"{key} must be a URL such as http://localhost:8086, got {raw!r}")
+        return raw.rstrip("/")
+
+
+def _env(env_file: Path | str | None, environ: Mapping[str, str] | None) -> Env:
+    return Env(read_environment(env_file, environ))
+
+
+# -- InfluxDB ------------------------------------------------------------------------------------
+
 @dataclass(frozen=True)
-class Settings:
-    # InfluxDB 2
-    influx_url: str | None
-    influx_org: str | None
-    influx_token: str | None
+class InfluxSettings:
+    url: str | None
+    org: str | None
+    token: str | None
+    timeout_s: float
+    retry_max_s: float
+    gzip: bool
+    create_buckets: bool
+
+    def require(self) -> None:
+        """Raise ConfigError naming the first missing InfluxDB variable."""
+        for name, value in (("INFLUXDB_HOST", self.url), ("INFLUXDB_ORG", self.org),
+                            ("INFLUXDB_ADMIN_TOKEN", self.token)):
+            if not value:
+                raise ConfigError(f"missing required setting {name} (environment or .env)")
+
+    def __repr__(self) -> str:  # never show the token
+        return f"InfluxSettings(url={self.url!r}, org={self.org!r}, ...)"
+
+
+def _influx(env: Env) -> InfluxSettings:
+    return InfluxSettings(
+        url=env.url("INFLUXDB_HOST", None, "INFLUXDB_URL"),
+        org=env.text("INFLUXDB_ORG"),
+        token=env.text("INFLUXDB_ADMIN_TOKEN"),
+        timeout_s=env.number("TSV_INFLUX_TIMEOUT", 30.0, minimum=0.1),
+        retry_max_s=env.number("TSV_INFLUX_RETRY_MAX_SECONDS", 60.0),
+        gzip=env.boolean("TSV_INFLUX_GZIP", False),
+        create_buckets=env.boolean("TSV_INFLUX_CREATE_BUCKETS", True),
+    )
+
+
+def _log_level(env: Env) -> str:
+    level = (env.text("TSV_LOG_LEVEL") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"TSV_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    return level
+
+
+# -- tsv_parser.py -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ParserSettings:
+    influx: InfluxSettings
     meta_bucket: str
-    influx_timeout_s: float
-    influx_retry_max_s: float
-    influx_batch_lines: int
-    influx_gzip: bool
-    influx_create_buckets: bool
-    # parser
+    batch_lines: int
     data_folder: Path | None
     log_level: str
     report_dir: Path | None
     v002_timezone: str
     min_valid_date: date
-    # hook, Grafana provisioning
+
+
+def load_parser(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> ParserSettings:
+    env = _env(env_file, environ)
+    tz_name = env.text("TSV_V002_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(tz_name)
+    except Exception:  # noqa: BLE001 - zoneinfo raises several kinds (unknown, a folder, too long)
+        raise ConfigError(f"TSV_V002_TIMEZONE: unknown IANA time zone {tz_name[:60]!r}") from None
+    raw_date = env.text("TSV_MIN_VALID_DATE") or "2021-01-01"
+    try:
+        min_date = date.fromisoformat(raw_date)
+    except ValueError:
+        raise ConfigError(f"TSV_MIN_VALID_DATE must be a date YYYY-MM-DD, got {raw_date!r}") from None
+    return ParserSettings(
+        influx=_influx(env),
+        meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
+        batch_lines=env.integer("TSV_BATCH_SIZE", 5000, minimum=1),
+        data_folder=env.path("POWERVIEW_DATA_DIR", None, "TSV_DATA_FOLDER"),
+        log_level=_log_level(env),
+        report_dir=env.path("TSV_REPORT_DIR", None),
+        v002_timezone=tz_name,
+        min_valid_date=min_date,
+    )
+
+
+# -- manage_influx_tokens.py ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TokenSettings:
+    influx: InfluxSettings
+    log_level: str
+
+
+def load_tokens(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> TokenSettings:
+    env = _env(env_file, environ)
+    return TokenSettings(influx=_influx(env), log_level=_log_level(env))
+
+
+# -- the spool's worker (on-upload.sh) -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class WorkerSettings:
     data_dir: Path
     log_dir: Path
     spool_dir: Path
     settle_seconds: float
-    secrets_dir: Path
-    # Grafana provisioning (grafana-automation/ playbooks); password and token never in repr or logs
-    grafana_url: str | None
-    grafana_username: str | None
-    grafana_password: str | None
-    grafana_api_token: str | None
-    grafana_datasource_type: str
-    influx_url_for_grafana: str | None   # the InfluxDB address as Grafana reaches it
-    # the hook's spool and worker (on-upload.sh)
     grafana_playbook: Path
     retry_base_seconds: float
     retry_max_seconds: float
@@ -63,15 +235,37 @@ class Settings:
     job_timeout_seconds: float
     worker_linger_seconds: float
 
-    def require_influx(self) -> None:
-        """Raise ConfigError naming the first missing InfluxDB variable."""
-        for name, value in (
-            ("INFLUXDB_HOST", self.influx_url),
-            ("INFLUXDB_ORG", self.influx_org),
-            ("INFLUXDB_ADMIN_TOKEN", self.influx_token),
-        ):
-            if not value:
-                raise ConfigError(f"missing required setting {name} (environment or .env)")
+
+def load_worker(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+    env = _env(env_file, environ)
+    return WorkerSettings(
+        data_dir=env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data"),
+        log_dir=env.plain_dir("POWERVIEW_LOG_DIR", "/srv/sftpgo/logs"),
+        spool_dir=env.plain_dir("POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
+        settle_seconds=env.number("POWERVIEW_SETTLE_SECONDS", 10.0),
+        grafana_playbook=env.path("POWERVIEW_GRAFANA_PLAYBOOK", str(DEFAULT_GRAFANA_PLAYBOOK)) or DEFAULT_GRAFANA_PLAYBOOK,
+        retry_base_seconds=env.number("POWERVIEW_RETRY_BASE_SECONDS", 30.0),
+        retry_max_seconds=env.number("POWERVIEW_RETRY_MAX_SECONDS", 900.0),
+        max_attempts=env.integer("POWERVIEW_MAX_ATTEMPTS", 20, minimum=1),
+        job_timeout_seconds=env.number("POWERVIEW_JOB_TIMEOUT_SECONDS", 3600.0, minimum=1),
+        worker_linger_seconds=env.number("POWERVIEW_WORKER_LINGER_SECONDS", 60.0),
+    )
+
+
+# -- the Grafana playbooks -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GrafanaSettings:
+    grafana_url: str | None
+    grafana_username: str | None
+    grafana_password: str | None
+    grafana_api_token: str | None
+    grafana_datasource_type: str
+    influx_url: str | None               # INFLUXDB_HOST
+    influx_url_for_grafana: str | None   # the InfluxDB address as Grafana reaches it
+    influx_org: str | None
+    data_dir: Path
+    secrets_dir: Path
 
     def require_grafana(self) -> None:
         """Raise ConfigError naming what is missing to call Grafana's HTTP API."""
@@ -81,115 +275,21 @@ class Settings:
             raise ConfigError("missing Grafana credentials: set GRAFANA_API_TOKEN, or GRAFANA_USERNAME and "
                               "GRAFANA_PASSWORD (environment or .env)")
 
-    def __repr__(self) -> str:  # never show the token
-        return f"Settings(influx_url={self.influx_url!r}, influx_org={self.influx_org!r}, ...)"
+    def __repr__(self) -> str:  # never show the password or the token
+        return f"GrafanaSettings(grafana_url={self.grafana_url!r}, ...)"
 
 
-def read_environment(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Merge `.env` (if it exists) with the environment; the environment wins."""
-    path = Path(env_file) if env_file else DEFAULT_ENV_FILE
-    merged: dict[str, str] = {}
-    if path.is_file():
-        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
-    return merged
-
-
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {raw!r}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def _path(env: Mapping[str, str], name: str, default: str | None) -> Path | None:
-    raw = env.get(name, "").strip()
-    return Path(raw) if raw else (Path(default) if default else None)
-
-
-def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must be a URL such as http://localhost:3000, got {raw!r}")
-    return raw.rstrip("/")
-
-
-def load(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    env = read_environment(env_file, environ)
-
-    tz_name = env.get("TSV_V002_TIMEZONE", "").strip() or "UTC"
-    try:
-        ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"TSV_V002_TIMEZONE: unknown IANA time zone {tz_name!r}") from None
-
-    raw_date = env.get("TSV_MIN_VALID_DATE", "").strip() or "2021-01-01"
-    try:
-        min_date = date.fromisoformat(raw_date)
-    except ValueError:
-        raise ConfigError(f"TSV_MIN_VALID_DATE must be a date YYYY-MM-DD, got {raw_date!r}") from None
-
-    level = (env.get("TSV_LOG_LEVEL", "").strip() or "INFO").upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ConfigError(f"TSV_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
-
-    batch = _float(env, "TSV_BATCH_SIZE", 5000, minimum=1)
-    if batch != int(batch):
-        raise ConfigError(f"TSV_BATCH_SIZE must be a whole number, got {env.get('TSV_BATCH_SIZE')!r}")
-
-    url = (env.get("INFLUXDB_HOST", "").strip() or env.get("INFLUXDB_URL", "").strip()) or None
-    if url and not url.startswith(("http://", "https://")):
-        raise ConfigError(f"INFLUXDB_HOST must be a URL such as http://localhost:8086, got {url!r}")
-
-    return Settings(
-        influx_url=url.rstrip("/") if url else None,
-        influx_org=env.get("INFLUXDB_ORG", "").strip() or None,
-        influx_token=env.get("INFLUXDB_ADMIN_TOKEN", "").strip() or None,
-        meta_bucket=env.get("TSV_META_BUCKET", "").strip() or "powerview_meta",
-        influx_timeout_s=_float(env, "TSV_INFLUX_TIMEOUT", 30.0, minimum=0.1),
-        influx_retry_max_s=_float(env, "TSV_INFLUX_RETRY_MAX_SECONDS", 60.0),
-        influx_batch_lines=int(batch),
-        influx_gzip=_bool(env, "TSV_INFLUX_GZIP", False),
-        influx_create_buckets=_bool(env, "TSV_INFLUX_CREATE_BUCKETS", True),
-        data_folder=_path(env, "TSV_DATA_FOLDER", None),
-        log_level=level,
-        report_dir=_path(env, "TSV_REPORT_DIR", None),
-        v002_timezone=tz_name,
-        min_valid_date=min_date,
-        data_dir=_path(env, "POWERVIEW_DATA_DIR", "/srv/sftpgo/data"),
-        log_dir=_path(env, "POWERVIEW_LOG_DIR", "/srv/sftpgo/logs"),
-        spool_dir=_path(env, "POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
-        settle_seconds=_float(env, "POWERVIEW_SETTLE_SECONDS", 10.0),
-        secrets_dir=_path(env, "POWERVIEW_SECRETS_DIR", "/srv/powerview/secrets"),
-        grafana_url=_url(env, "GRAFANA_URL", "http://localhost:3000"),
-        grafana_username=env.get("GRAFANA_USERNAME", "").strip() or None,
-        grafana_password=env.get("GRAFANA_PASSWORD", "") or None,
-        grafana_api_token=env.get("GRAFANA_API_TOKEN", "").strip() or None,
-        grafana_datasource_type=env.get("GRAFANA_DATASOURCE_TYPE", "").strip() or "influxdb-adecwatts-datasource",
-        influx_url_for_grafana=_url(env, "INFLUXDB_URL_FOR_GRAFANA", None),
-        grafana_playbook=_path(env, "POWERVIEW_GRAFANA_PLAYBOOK", str(DEFAULT_GRAFANA_PLAYBOOK)),
-        retry_base_seconds=_float(env, "POWERVIEW_RETRY_BASE_SECONDS", 30.0),
-        retry_max_seconds=_float(env, "POWERVIEW_RETRY_MAX_SECONDS", 900.0),
-        max_attempts=int(_float(env, "POWERVIEW_MAX_ATTEMPTS", 20, minimum=1)),
-        job_timeout_seconds=_float(env, "POWERVIEW_JOB_TIMEOUT_SECONDS", 3600.0, minimum=1),
-        worker_linger_seconds=_float(env, "POWERVIEW_WORKER_LINGER_SECONDS", 60.0),
+def load_grafana(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> GrafanaSettings:
+    env = _env(env_file, environ)
+    return GrafanaSettings(
+        grafana_url=env.url("GRAFANA_URL", "http://localhost:3000"),
+        grafana_username=env.text("GRAFANA_USERNAME"),
+        grafana_password=env.secret("GRAFANA_PASSWORD"),
+        grafana_api_token=env.text("GRAFANA_API_TOKEN"),
+        grafana_datasource_type=env.text("GRAFANA_DATASOURCE_TYPE") or "influxdb-adecwatts-datasource",
+        influx_url=env.url("INFLUXDB_HOST", None, "INFLUXDB_URL"),
+        influx_url_for_grafana=env.url("INFLUXDB_URL_FOR_GRAFANA", None),
+        influx_org=env.text("INFLUXDB_ORG"),
+        data_dir=env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data"),
+        secrets_dir=env.path("POWERVIEW_SECRETS_DIR", "/srv/powerview/secrets") or Path("/srv/powerview/secrets"),
     )

@@ -20,6 +20,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 
 FORMAT_VERSION = 1
@@ -30,6 +31,28 @@ JOBS_DIR, FAILED_DIR, TMP_DIR, INCOMING_DIR = "jobs", "failed", "tmp", "incoming
 SUFFIX = ".json"
 EVENT_SUFFIX = ".event"
 EVENT_PREFIXES = ("SFTPGO_ACTION", "SFTPGO_CONNECTION_")
+
+
+class JobResult(StrEnum):
+    """How a job (or one file of a scan) ended, as uploads.log and `worker list` show it."""
+
+    PARSED = "parsed"                      # ingested, file in parsed/
+    REJECTED = "rejected"                  # a fault of the file: in error/
+    GONE = "gone"                          # no longer at its path before the parser ran
+    REPLACED = "replaced"                  # a newer upload took the name before it was read
+    REFUSED = "refused"                    # the path or a name breaks the rules: nothing run
+    LEFT = "left"                          # a scan's file left in place (see the reason)
+    SKIPPED = "skipped"                    # held by another process: retried
+    ENVIRONMENT = "environment"            # permissions, disk...: retried, then set aside
+    CONFIGURATION = "configuration"        # settings or credentials: retried, then set aside
+    BUG = "bug"                            # internal error: retried, then set aside
+    ERROR = "error"                        # the command failed without saying why
+    INFLUXDB_UNAVAILABLE = "influxdb-unavailable"  # kept for as long as it takes
+    RETRY = "retry"
+    FAILED = "failed"                      # given up after POWERVIEW_MAX_ATTEMPTS
+    SCANNED = "scanned"
+    MERGED = "merged"
+    PROVISIONED = "provisioned"
 
 
 class SpoolError(Exception):

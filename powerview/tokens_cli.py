@@ -15,7 +15,7 @@ import click
 
 from .influx import InfluxRejected, InfluxUnavailable, connect
 from .influx_tokens import TokenManager, description_for
-from .settings import DEFAULT_ENV_FILE, ConfigError, load
+from .settings import DEFAULT_ENV_FILE, ConfigError, load_tokens
 
 log = logging.getLogger("powerview")
 
@@ -84,9 +84,9 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
     if env_file is not None and not env_file.is_file():
         _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
     try:
-        settings = load(env_file)
+        settings = load_tokens(env_file)
         _configure_logging(settings.log_level)
-        manager = TokenManager(connect(settings), settings.influx_org, settings.influx_retry_max_s)
+        manager = TokenManager(connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s)
         if do_list:
             _list(manager, bucket, as_json)
         elif revoke:

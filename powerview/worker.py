@@ -28,13 +28,13 @@ import click
 
 from . import workerlock
 from .jobrunner import JobRunner, Tools
-from .settings import DEFAULT_ENV_FILE, ConfigError, Settings, load
+from .settings import DEFAULT_ENV_FILE, ConfigError, WorkerSettings, load_worker
 from .spool import SCAN, Job, Spool
 
 log = logging.getLogger("powerview.worker")
 
 
-def _open_log(settings: Settings) -> int:
+def _open_log(settings: WorkerSettings) -> int:
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     return os.open(settings.log_dir / workerlock.WORKER_LOG,
                    os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
@@ -86,7 +86,7 @@ def wait_for_due(spool: Spool, linger_s: float) -> bool:
         time.sleep(min(POLL_S, next_try - now))
 
 
-def serve(settings: Settings, env_file: Path | None, lock_fd: int | None = None) -> int:
+def serve(settings: WorkerSettings, env_file: Path | None, lock_fd: int | None = None) -> int:
     """Run due jobs under the worker lock until none is due. Returns 0."""
     spool = Spool(settings.spool_dir).ensure()
     log_fd = _open_log(settings)
@@ -124,13 +124,13 @@ def _when(epoch: float) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help=f"Settings file (default: {DEFAULT_ENV_FILE}).")
+              help=f"WorkerSettings file (default: {DEFAULT_ENV_FILE}).")
 @click.pass_context
 def cli(ctx: click.Context, env_file: Path | None) -> None:
     """The PowerView spool: jobs queued by on-upload.sh and the worker that runs them."""
     env_file = env_file or (DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.is_file() else None)
     try:
-        settings = load(env_file)
+        settings = load_worker(env_file)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     ctx.obj = (settings, env_file)
@@ -161,6 +161,9 @@ def start(obj) -> None:
 def list_jobs(obj, failed: bool, as_json: bool) -> None:
     """List pending jobs (or failed ones), oldest first."""
     settings, _ = obj
+    if not settings.spool_dir.is_dir():
+        raise click.ClickException(f"the spool folder {settings.spool_dir} does not exist (POWERVIEW_SPOOL_DIR): "
+                                   "no job was ever queued there; check the setting")
     spool = Spool(settings.spool_dir)
     jobs = spool.failed() if failed else spool.pending()
     now = time.time()
@@ -170,6 +173,7 @@ def list_jobs(obj, failed: bool, as_json: bool) -> None:
             continue
         state = "due" if job.next_try <= now else f"next try {_when(job.next_try)}"
         extra = f" waiting={job.waiting}" if job.waiting else ""
+        extra += f" last_result={job.last_result}" if job.last_result else ""
         error = f" last_error={json.dumps(job.last_error)}" if job.last_error else ""
         click.echo(f"{job.id} {job.kind} {json.dumps(job.target(), ensure_ascii=False)} "
                    f"attempts={job.attempts} {state}{extra}{error}")

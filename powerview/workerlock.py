@@ -54,7 +54,6 @@ def worker_environment(environ: dict | None = None) -> dict:
     """The environment a worker starts with: ours minus SFTPGo's event and Python's own variables."""
     env = {k: v for k, v in (os.environ if environ is None else environ).items()
            if not k.startswith(("SFTPGO_", "PYTHON"))}
-    env["PYTHONPATH"] = str(PROJECT_DIR)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     env.setdefault("LANG", "C.UTF-8")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from powerview import hook, uploadlog, workerlock
-from powerview.settings import load
+from powerview.settings import load_worker as load
 from powerview.spool import INGEST, PROVISION, SCAN, Spool
 
 

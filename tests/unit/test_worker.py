@@ -16,27 +16,42 @@ import time
 import pytest
 
 from powerview import uploadlog, worker, workerlock
-from powerview.jobrunner import JobRunner, Tools, where_is
-from powerview.settings import load
+from powerview.jobrunner import JobRunner, Tools
+from powerview.settings import load_worker as load
 from powerview.spool import INGEST, PROVISION, SCAN, WAITING_INFLUXDB, Job, Spool
 
 FAKE_PARSER = textwrap.dedent("""\
     import json, os, sys
     args = sys.argv[1:]
     files = [args[i + 1] for i, a in enumerate(args) if a == "--tsvFile"]
+    report_file = args[args.index("--report-file") + 1]
     with open(os.environ["FAKE_CALLS"], "a") as out:
         out.write(json.dumps(args) + "\\n")
     mode = os.environ.get("FAKE_MODE", "ok")
-    if mode == "influx-down":
-        sys.exit(75)
-    if mode in ("crash", "skip"):
-        sys.exit(3 if mode == "crash" else 0)
-    folder = "error" if mode == "reject" else "parsed"
+    if mode == "crash":
+        sys.exit(3)
+    entries = []
     for f in files:
-        d = os.path.join(os.path.dirname(f), folder)
-        os.makedirs(d, exist_ok=True)
-        os.rename(f, os.path.join(d, os.path.basename(f)))
-    sys.exit(1 if mode == "reject" else 0)
+        st = os.stat(f)
+        entry = {"file": f, "file_id": f"{st.st_dev}:{st.st_ino}", "nb_points": 1, "destination": None}
+        if mode == "influx-down":
+            entry.update(status="retry", fault="influxdb", error="InfluxDB unreachable (file left in place)")
+        elif mode == "skip":
+            entry.update(status="skipped", fault=None, error="taken by another process (or already moved): skipped")
+        elif mode == "environment":
+            entry.update(status="error", fault="environment", error=f"{f}: cannot read the file: Permission denied")
+        else:
+            folder = "error" if mode == "reject" else "parsed"
+            d = os.path.join(os.path.dirname(f), folder)
+            os.makedirs(d, exist_ok=True)
+            os.rename(f, os.path.join(d, os.path.basename(f)))
+            entry.update(status="error" if mode == "reject" else "success", fault="file" if mode == "reject" else None,
+                         error="line 2: unknown file format" if mode == "reject" else None,
+                         destination=os.path.join(d, os.path.basename(f)))
+        entries.append(entry)
+    with open(report_file, "w") as out:
+        json.dump({"files": entries}, out)
+    sys.exit({"influx-down": 75, "reject": 1, "environment": 73}.get(mode, 0))
 """)
 
 FAKE_ANSIBLE = textwrap.dedent("""\
@@ -270,15 +285,38 @@ def test_a_failed_playbook_is_retried(env):
     assert job.attempts == 1 and "exit 4" in job.last_error
 
 
-def test_where_is_follows_the_inode(env):
+def test_the_outcome_comes_from_the_report_with_its_reason(env):
     a = env.file("acme/c1/SN1/a.tsv")
+    job = env.queue(INGEST, path=str(a))
+    env.env["FAKE_MODE"] = "environment"
+    env.runner.run_due()
+    [pending] = env.spool.pending()
+    assert pending.id == job.id and pending.last_result == "environment"
+    assert "Permission denied" in pending.last_error
+    assert any("result=retry" in line and "Permission denied" in line for line in env.uploads_log())
+
+
+def test_a_file_replaced_before_the_parser_opened_it_ends_as_replaced(env):
+    a = env.file("acme/c1/SN1/a.tsv")
+    job = env.queue(INGEST, path=str(a))
     st = os.stat(a)
-    assert where_is(a, st) == "here"
-    (a.parent / "parsed").mkdir()
-    os.rename(a, a.parent / "parsed" / "a.3.tsv")
-    assert where_is(a, st) == "parsed"
+    os.unlink(a)
     env.file("acme/c1/SN1/a.tsv", "a new upload with the same name")
-    assert where_is(a, st) == "parsed"
+    from powerview.jobrunner import ParserRun, Run
+    parsed = ParserRun(Run(0, 0.1), {str(a): {"file": str(a), "file_id": "0:1", "status": "success",
+                                              "destination": str(a.parent / "parsed" / "a.tsv")}})
+    env.runner._file_outcome(job, a, st, parsed)
+    assert env.spool.pending() == []
+    assert any("result=replaced" in line for line in env.uploads_log())
+
+
+def test_a_crash_without_report_is_retried_with_the_exit_code_named(env):
+    a = env.file("acme/c1/SN1/a.tsv")
+    env.queue(INGEST, path=str(a))
+    env.env["FAKE_MODE"] = "crash"
+    env.runner.run_due()
+    [pending] = env.spool.pending()
+    assert pending.last_result == "error" and "exit 3" in pending.last_error and "without a report" in pending.last_error
 
 
 def test_serve_does_nothing_while_another_worker_holds_the_lock(env):

@@ -40,7 +40,7 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         env_file = os.environ.get("POWERVIEW_ENV_FILE") or None
         try:
-            s = pv_settings.load(env_file)
+            s = pv_settings.load_grafana(env_file)
             s.require_grafana()
         except pv_settings.ConfigError as exc:
             raise AnsibleLookupError(str(exc)) from None
