@@ -68,7 +68,7 @@ def fail(message: str) -> NoReturn:
 @click.option("--report-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where the JSON run report goes (env TSV_REPORT_DIR; default <dataFolder>/../logs/reports).")
 @click.option("--report-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the JSON run report at exactly this path instead (replaced if it exists); "
+              help="Also write the JSON run report at exactly this path (replaced if it exists); "
                    "the worker reads each file's outcome there.")
 @click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to tsv_parser.py); "
@@ -152,8 +152,10 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     extra = [ExitCode.SOFTWARE] if crashed else []
     if dry_run and report_file is None:
         click.echo(report.to_json(result))
-    elif not _write_report(result, started, report_file,
-                           report_dir or settings.report_dir or (data_root.parent / "logs" / "reports")):
+    if not dry_run and not _write_report(result, started, None,
+                                         report_dir or settings.report_dir or (data_root.parent / "logs" / "reports")):
+        extra.append(ExitCode.CANTCREAT)
+    if report_file is not None and not _write_report(result, started, report_file, report_file.parent):
         extra.append(ExitCode.CANTCREAT)
     code = report.exit_code(outcomes, *extra)
     log.info("done%s: %d file(s), %d %s, %d rejected, %d to retry, %d skipped, %d points; exit %d (%s)",

@@ -508,3 +508,33 @@ def test_the_timer_command_resumes_the_spool(project, influx):
     assert result.returncode == 0, result.stderr
     assert (path.parent / "parsed" / "f.tsv").exists() and project.jobs() == []
     assert len(influx.points("acme")) == ROWS
+
+
+def test_a_file_replaced_while_it_is_ingested_gets_its_own_ingestion(project, influx):
+    """SFTP re-upload (temporary name, then rename over the old one) while the parser writes the
+    first version: both versions end in parsed/, both are written, no job ends as `gone`."""
+    path = project.file("acme/c1/SN1/T302_x.tsv", v002(1))
+    second = v002(2)
+    replaced = []
+
+    def replace_once(bucket: str) -> None:
+        if bucket == "acme" and not replaced:
+            replaced.append(True)
+            tmp = path.with_name(".T302_x.tsv.filepart")
+            tmp.write_text(second)
+            os.rename(tmp, path)
+            project.upload(path)  # SFTPGo reports the new upload at once
+
+    influx.on_write = replace_once
+    try:
+        project.upload(path)
+        wait_for(lambda: (path.parent / "parsed" / "T302_x.1.tsv").exists(), 60, "the second version in parsed/")
+        wait_for(project.idle, 30, "idle")
+    finally:
+        influx.on_write = None
+    assert (path.parent / "parsed" / "T302_x.tsv").read_text() == v002(1)
+    assert (path.parent / "parsed" / "T302_x.1.tsv").read_text() == second
+    assert not path.exists()
+    jobs = [line for line in project.uploads_log() if " action=ingest " in line]
+    assert len(jobs) == 2 and all(" result=parsed " in line for line in jobs), jobs
+    assert len(influx.points("acme")) == 2 * ROWS
