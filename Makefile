@@ -22,9 +22,12 @@ demo: venv  ## dry run of the parser on the shipped sample files (no server need
 	  echo "tsv_parser.py exit code: $$code (1 expected: the MV_T202_V002 sample is rejected)" >&2; \
 	  [ $$code -eq 0 ] || [ $$code -eq 1 ]
 
+# root runs apt-get itself; another user goes through sudo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 system-deps:  ## Debian packages the test suite needs (real InfluxDB 1.x, VictoriaMetrics, shellcheck)
-	[ -n "$$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] || apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	[ -n "$$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] || $(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  python3-venv make influxdb victoria-metrics shellcheck
 
 test: venv  ## the test suite (tests needing a missing server are skipped)

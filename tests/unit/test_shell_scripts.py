@@ -10,7 +10,7 @@ import pytest
 import samples
 from samples import PROJECT_DIR
 
-SCRIPTS = ["on-upload.sh", ".ci/run"]
+SCRIPTS = ["on-upload.sh", ".ci/run", "setup.sh"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -18,5 +18,5 @@ def test_shellcheck_is_clean(script):
     binary = shutil.which("shellcheck")
     if binary is None:
         samples.missing("shellcheck not installed: apt-get install shellcheck")
-    result = subprocess.run([binary, "--shell=bash", str(PROJECT_DIR / script)], capture_output=True, text=True)
+    result = subprocess.run([binary, str(PROJECT_DIR / script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
