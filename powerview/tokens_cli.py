@@ -15,18 +15,19 @@ import click
 
 from .influx import InfluxRejected, InfluxUnavailable, connect
 from .influx_tokens import TokenManager, description_for
+from .exitcodes import ExitCode
 from .settings import DEFAULT_ENV_FILE, ConfigError, load_tokens
 
 log = logging.getLogger("powerview")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 75
+EXIT_OK, EXIT_USAGE, EXIT_UNAVAILABLE = ExitCode.OK, ExitCode.USAGE, ExitCode.TEMPFAIL
 
 EXIT_CODES = """\b
 Exit codes:
   0   done (the token, the listing or the JSON is on stdout)
-  1   InfluxDB refused the operation (the message says why)
   2   usage or configuration error: a missing or wrong setting (named), a bad bucket name,
-      a token InfluxDB refuses, an unknown organization
+      a token InfluxDB refuses, an unknown organization, an operation InfluxDB refuses
+  70  internal error
   75  InfluxDB unavailable (connection refused, 5xx, timeouts): nothing done, run again later
 \b
 Settings (environment, then .env): INFLUXDB_HOST, INFLUXDB_ORG, INFLUXDB_ADMIN_TOKEN.
@@ -113,7 +114,10 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
     except InfluxUnavailable as exc:
         _fail(EXIT_UNAVAILABLE, str(exc))
     except InfluxRejected as exc:
-        _fail(EXIT_FAILED, str(exc))
+        _fail(EXIT_USAGE, f"InfluxDB refused the operation: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a bug: one line and exit 70, never a bare traceback
+        log.exception("internal error")
+        _fail(ExitCode.SOFTWARE, f"internal error {type(exc).__name__}: {exc}")
     sys.exit(EXIT_OK)
 
 
