@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.samples import PROJECT_DIR, missing
+from samples import PROJECT_DIR, missing
 
 # the variable names of the deployed .env, with its values' shapes (no INFLUXDB_ADMIN_PASSWORD)
 DEPLOYED_ENV = """\
