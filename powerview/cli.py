@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__, ingest, layout, report
+from . import __version__, catalogue, ingest, layout, report
 from .formats import RowRules
 from .influx import DiscardWriter, InfluxWriter
 from .settings import DEFAULT_ENV_FILE, ConfigError, load
@@ -119,6 +119,7 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
         entries, config_error = ingest.run(locations, options, writer, progress=_progress(len(locations)))
         entries += [ingest.skipped_entry(loc, f"already processed: {layout.processed_copy(loc.path)}")
                     for loc in already_done]
+        catalogue.publish_entries(entries, env_file=env_file, dry_run=dry_run)  # never raises
         result = report.build(started, report.utcnow(), dry_run, data_root, entries)
         if not dry_run and config_error is None and not result["nb_files_retry"]:
             # (after an outage the summary would only wait out another retry budget)
