@@ -135,3 +135,16 @@ def test_publish_queues_when_the_api_is_down(tmp_path):
     waiting = Outbox(tmp_path / "spool" / "outbox" / "catalogue").waiting()
     assert [json.loads(p.read_text())["body"]["channels"][0]["fieldId"] for p in waiting] == ["M1_U1_V"] * 2
     assert json.loads(waiting[0].read_text())["bucket"] == "acme"
+
+
+def test_series_keys_and_bucket_rules():
+    from powerview.catalogue_rebuild import skip_reason, split_series_key
+
+    assert split_series_key(r"electrical,campaign=c.1,channel_name=Voie\,\ 2\=a,channel_unit=W") == (
+        "electrical", {"campaign": "c.1", "channel_name": "Voie, 2=a", "channel_unit": "W"})
+    assert split_series_key(r"electrical,x=a\\b") == ("electrical", {"x": "a\\b"})
+    assert [skip_reason(b, "powerview_meta") for b in ("_monitoring", "_tasks", "powerview_meta", "acme_1h",
+                                                       "acme_1d", "acme_1w", "acme", "acme_1hx")] == [
+        "system bucket", "system bucket", "meta bucket", "derived bucket", "derived bucket", "derived bucket",
+        None, None]
+    assert "not allowed" in skip_reason("bad name", "powerview_meta")
