@@ -105,8 +105,11 @@ class Outbox:
                 continue
             except Exception as exc:  # down, timeout, 5xx: keep it and stop, order matters
                 return delivered, exc
-            path.unlink()
-            _fsync_dir(self.folder)
+            try:
+                path.unlink()
+                _fsync_dir(self.folder)
+            except OSError as exc:  # accepted but not removable (owner): sent again later, harmless
+                return delivered, exc
             delivered.append(path)
         return delivered, None
 
