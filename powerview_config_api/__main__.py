@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 
 DEFAULT_DB = "/data/powerview-config-api.sqlite3"
@@ -30,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     except ForeignDatabase as exc:
         print(f"powerview-config-api: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"powerview-config-api: error: {args.db}: {exc.strerror}", file=sys.stderr)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"powerview-config-api: error: {args.db}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 2
     token = os.environ.get("CONFIG_API_TOKEN", "").strip() or None
     if token is None:

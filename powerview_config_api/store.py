@@ -8,6 +8,7 @@ deployed API's own SQLite file lives in the same volume and is never touched.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import struct
@@ -139,6 +140,8 @@ class Store:
             conn.close()
 
     def _create(self) -> None:
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(self.path.parent))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.creating")
         tmp.unlink(missing_ok=True)
@@ -284,9 +287,12 @@ class Store:
 
     def save_series_configs(self, client_id: str, campaign: str, configs: list[dict]) -> None:
         """Save overrides (a None value keeps the default). Raises NotFound, UnknownChannels."""
-        bucket = self.client_bucket(client_id)
         stamp = now_iso()
         with self._write() as conn:
+            row = conn.execute("SELECT bucket FROM clients WHERE client_id = ?", (client_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"unknown client {client_id!r}: register it with PUT /clients/{client_id}")
+            bucket = row["bucket"]
             known = {row[0] for row in conn.execute(
                 "SELECT field_id FROM channels WHERE bucket = ? AND campaign = ?", (bucket, campaign))}
             unknown = sorted({c["fieldId"] for c in configs} - known)

@@ -259,3 +259,11 @@ def test_a_file_it_did_not_create_is_refused(tmp_path, kind):
     assert expected in done.stderr
     assert db.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".log")) == ["config.db"]
+
+
+def test_an_unusable_path_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    api = ConfigAPI(tmp_path / "file" / "db.sqlite3")
+    done = subprocess.run(api.command(), env=api.env(), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert f"powerview-config-api: error: {tmp_path / 'file' / 'db.sqlite3'}: Not a directory" in done.stderr
