@@ -28,7 +28,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:  ## Debian packages the test suite needs (real InfluxDB 1.x, VictoriaMetrics, shellcheck)
 	[ -n "$$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ] || $(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-	  python3-venv make influxdb victoria-metrics shellcheck
+	  python3-venv make influxdb victoria-metrics shellcheck docker-compose
 
 test: venv  ## the test suite (tests needing a missing server are skipped)
 	$(PY) -m pytest

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from . import __version__, ingest, layout, report
+from . import __version__, catalogue, ingest, layout, report
 from .exitcodes import PRECEDENCE, ExitCode
 from .formats import RowRules
 from .influx import DiscardWriter, InfluxWriter, Writer
@@ -139,6 +139,7 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     except Exception:  # noqa: BLE001 - report what was done, exit 70
         log.exception("internal error: the run stopped")
         crashed, config_error = True, None
+    catalogue.publish_entries(outcomes, env_file=env_file, dry_run=dry_run)  # never raises
     result = report.build(started, report.utcnow(), dry_run, data_root, outcomes)
     try:
         if not dry_run and not crashed and config_error is None and not result["nb_files_retry"]:

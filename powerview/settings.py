@@ -220,6 +220,22 @@ def load_tokens(env_file: Path | str | None = None, environ: Mapping[str, str] |
     return TokenSettings(influx=_influx(env), log_level=_log_level(env))
 
 
+# -- the catalogue and downsample commands (they read InfluxDB's buckets) --------------------------
+
+@dataclass(frozen=True)
+class InfluxCommandSettings:
+    influx: InfluxSettings
+    meta_bucket: str
+    log_level: str
+
+
+def load_influx_command(env_file: Path | str | None = None,
+                        environ: Mapping[str, str] | None = None) -> InfluxCommandSettings:
+    env = _env(env_file, environ)
+    return InfluxCommandSettings(influx=_influx(env), meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
+                                 log_level=_log_level(env))
+
+
 # -- the spool's worker (on-upload.sh) -----------------------------------------------------------
 
 @dataclass(frozen=True)

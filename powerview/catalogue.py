@@ -1,0 +1,196 @@
+"""The channel catalogue of powerview-config-api, fed by the parser.
+
+After a run, every successfully ingested file's channels are published to
+`{CONFIG_API_URL}/buckets/{bucket}/channels` (the deployed request body). Every publication goes
+through a durable outbox (`<POWERVIEW_SPOOL_DIR>/outbox/catalogue/`) first, so that one the API
+did not accept (down, 5xx, timeout, an HTML page) is delivered by a later run, in order. A
+publication never changes a file's outcome nor the parser's exit code; the report says, per
+file, `"catalogue": "published" | "queued" | "off"` ("failed" when even the outbox is unwritable).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import quote
+
+import requests
+
+from .outbox import Outbox, Refused
+from .outcome import FileOutcome, Status
+from .settings import ConfigError, read_environment
+
+log = logging.getLogger(__name__)
+
+PUBLISHED, QUEUED, OFF, FAILED = "published", "queued", "off", "failed"
+MAX_CHANNELS = 2000        # the API's limit per request
+MAX_TEXT = 256             # the API's limit per string
+REFUSED_STATUSES = (400, 413, 422)   # the API will never accept this body: set it aside
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class CatalogueUnavailable(Exception):
+    """The config API did not accept a publication this time (kept for a later run)."""
+
+
+@dataclass(frozen=True)
+class CatalogueSettings:
+    url: str | None          # CONFIG_API_URL; None: nothing is published
+    token: str | None        # CONFIG_API_TOKEN
+    timeout_s: float         # CONFIG_API_TIMEOUT (default 10)
+    outbox_dir: Path         # <POWERVIEW_SPOOL_DIR>/outbox/catalogue
+
+    def __repr__(self) -> str:  # never show the token
+        return f"CatalogueSettings(url={self.url!r}, outbox_dir={str(self.outbox_dir)!r}, ...)"
+
+    @classmethod
+    def load(cls, env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> "CatalogueSettings":
+        env = read_environment(env_file, environ)
+        url = env.get("CONFIG_API_URL", "").strip().rstrip("/") or None
+        if url and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"CONFIG_API_URL must be a URL such as http://localhost:8000, got {url!r}")
+        raw_timeout = env.get("CONFIG_API_TIMEOUT", "").strip() or "10"
+        try:
+            timeout = float(raw_timeout)
+        except ValueError:
+            raise ConfigError(f"CONFIG_API_TIMEOUT must be a number of seconds, got {raw_timeout!r}") from None
+        if not timeout > 0:
+            raise ConfigError(f"CONFIG_API_TIMEOUT must be > 0, got {raw_timeout!r}")
+        spool = env.get("POWERVIEW_SPOOL_DIR", "").strip() or "/srv/sftpgo/spool"
+        return cls(url=url, token=env.get("CONFIG_API_TOKEN", "").strip() or None, timeout_s=timeout,
+                   outbox_dir=Path(spool) / "outbox" / "catalogue")
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    text = _CONTROL.sub(" ", str(value))[:MAX_TEXT]
+    return text or None
+
+
+def bodies_for(campaign: str, device_master_sn: str | None, channels: Mapping[str, Mapping]) -> list[dict]:
+    """The request bodies for one file's channels (the deployed shape; chunked at MAX_CHANNELS).
+    Channels without a unit are left out, as the deployed parser did."""
+    items = []
+    for channel_id, ch in channels.items():
+        unit = ch.get("unit") or ""
+        if not channel_id or not unit:
+            continue
+        items.append({"fieldId": f"{channel_id}_{unit}", "channelId": channel_id, "channelUnit": unit,
+                      "channelLabel": _text(ch.get("label")), "deviceMasterSn": _text(device_master_sn)})
+    return [{"campaign": campaign, "channels": items[i:i + MAX_CHANNELS]} for i in range(0, len(items), MAX_CHANNELS)]
+
+
+class ConfigAPIClient:
+    def __init__(self, settings: CatalogueSettings, session: requests.Session | None = None):
+        if not settings.url:
+            raise ConfigError("missing setting CONFIG_API_URL (environment or .env)")
+        self.settings = settings
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = "powerview-catalogue"
+        if settings.token:
+            self.session.headers["Authorization"] = f"Bearer {settings.token}"
+
+    def post_channels(self, bucket: str, body: dict) -> dict:
+        """POST one body. Returns {"inserted": n, "updated": m}; raises Refused (never acceptable)
+        or CatalogueUnavailable (try again later)."""
+        url = f"{self.settings.url}/buckets/{quote(bucket, safe='')}/channels"
+        try:
+            answer = self.session.post(url, json=body, timeout=self.settings.timeout_s)
+        except requests.RequestException as exc:
+            raise CatalogueUnavailable(f"POST {url}: {exc.__class__.__name__}: {exc}") from None
+        if answer.status_code in REFUSED_STATUSES:
+            raise Refused(f"POST {url}: HTTP {answer.status_code}: {answer.text[:500]}")
+        if not 200 <= answer.status_code < 300:
+            raise CatalogueUnavailable(f"POST {url}: HTTP {answer.status_code}: {answer.text[:200]}")
+        try:
+            counts = answer.json()
+        except ValueError:
+            counts = None
+        if not (isinstance(counts, dict) and isinstance(counts.get("inserted"), int)
+                and isinstance(counts.get("updated"), int)):
+            raise CatalogueUnavailable(f"POST {url}: HTTP {answer.status_code} but not the config API's answer "
+                                       f"({answer.headers.get('Content-Type', '?')}: {answer.text[:100]!r})")
+        return counts
+
+    def send(self, message: dict) -> None:
+        """An outbox message: {"bucket": ..., "body": ...}."""
+        if not isinstance(message.get("bucket"), str) or not isinstance(message.get("body"), dict):
+            raise Refused("not a catalogue publication (bucket, body)")
+        self.post_channels(message["bucket"], message["body"])
+
+
+def publish_entries(entries: list[FileOutcome], env_file: Path | str | None = None, dry_run: bool = False,
+                    environ: Mapping[str, str] | None = None) -> None:
+    """Publish the channels of every `success` entry; set `entry.catalogue` on each entry.
+    Never raises: the ingestion's outcome does not depend on the config API."""
+    try:
+        settings = CatalogueSettings.load(env_file, environ)
+    except ConfigError as exc:
+        log.error("channel catalogue not published: %s", exc)
+        settings = None
+    for entry in entries:
+        entry.catalogue = OFF
+    if settings is None or not settings.url or dry_run:
+        return
+    try:
+        _publish(entries, settings)
+    except Exception as exc:  # a bug or a full disk must not cost the run its report
+        log.error("channel catalogue: %s: %s", exc.__class__.__name__, exc)
+
+
+def _publish(entries: list[FileOutcome], settings: CatalogueSettings) -> None:
+    outbox = Outbox(settings.outbox_dir)
+    client = ConfigAPIClient(settings)
+    with outbox.locked():
+        delivered, failure = outbox.deliver(client.send)
+        if delivered:
+            log.info("channel catalogue: %d queued publication(s) delivered", len(delivered))
+        mine: list[tuple[FileOutcome, list]] = []
+        for entry in entries:
+            if entry.status != Status.SUCCESS:
+                continue
+            bodies = bodies_for(entry.campaign, entry.device_master_sn, entry.channels or {})
+            if not bodies:
+                continue
+            files = []
+            for body in bodies:
+                message = {"bucket": entry.bucket, "body": body, "file": entry.file,
+                           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                try:
+                    files.append(outbox.put(message))
+                except OSError as exc:
+                    log.error("channel catalogue: cannot queue %s in %s: %s", entry.file, outbox.folder, exc)
+                    files = None
+                    break
+            if files is None:  # no outbox: one direct try, nothing kept
+                entry.catalogue = _send_now(client, entry.bucket, bodies) if failure is None else FAILED
+                continue
+            mine.append((entry, files))
+        if failure is None and mine:
+            _, failure = outbox.deliver(client.send)
+        for entry, files in mine:
+            if any(path.exists() for path in files):
+                entry.catalogue = QUEUED
+            elif any(outbox.was_rejected(path) for path in files):
+                entry.catalogue = FAILED
+            else:
+                entry.catalogue = PUBLISHED
+        left = outbox.waiting()
+        if failure is not None:
+            log.warning("channel catalogue: config API unavailable, %d publication(s) kept in %s for a later "
+                        "run: %s", len(left), outbox.folder, failure)
+
+
+def _send_now(client: ConfigAPIClient, bucket: str, bodies: list[dict]) -> str:
+    try:
+        for body in bodies:
+            client.post_channels(bucket, body)
+    except (Refused, CatalogueUnavailable) as exc:
+        log.error("channel catalogue: %s (not kept: the outbox is unwritable)", exc)
+        return FAILED
+    return PUBLISHED

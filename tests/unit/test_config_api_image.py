@@ -1,0 +1,46 @@
+"""What powerview_config_api/Dockerfile copies is enough to run the API (no engine runs here:
+the image's file set is rebuilt in a folder and started as the image starts it)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+from samples import PROJECT_DIR
+
+DOCKERFILE = PROJECT_DIR / "powerview_config_api" / "Dockerfile"
+
+
+def test_the_pinned_requirements_the_image_installs():
+    grep = re.search(r"grep -E '(.+?)' /tmp/requirements.txt", DOCKERFILE.read_text()).group(1)
+    lines = [line for line in (PROJECT_DIR / "requirements.txt").read_text().splitlines() if re.match(grep, line)]
+    assert [line.split("==")[0] for line in lines] == ["fastapi", "uvicorn", "pydantic"]
+    assert all(re.fullmatch(r"[a-z]+==[0-9.]+", line) for line in lines)
+
+
+def test_the_copied_files_are_enough_to_serve(tmp_path):
+    app = tmp_path / "app"
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("COPY ") and "requirements.txt" not in line:
+            *sources, target = line.split()[1:]
+            destination = app / target.removeprefix("/app/").rstrip("/")
+            for source in sources:
+                path = PROJECT_DIR / source
+                if path.is_dir():
+                    shutil.copytree(path, destination, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    destination.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(path, destination)
+    assert sorted(p.name for p in (app / "powerview").iterdir()) == ["__init__.py", "layout.py"]
+    # -I: no PYTHONPATH, no current folder; -S keeps site-packages out, so add only the venv's
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    code = ("import sys; sys.path[:0] = [%r] + %r; import powerview, powerview_config_api.app as a, "
+            "powerview_config_api.store as s; "
+            "assert powerview.__file__.startswith(%r); "
+            "a.create_app(s.Store(%r), None); print('ok')") % (str(app), site, str(app), str(tmp_path / "db.sqlite3"))
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
