@@ -12,6 +12,7 @@ import click
 from . import catalogue
 from .catalogue_rebuild import InfluxQL, InfluxQueryError, bodies_of, campaigns_of, skip_reason
 from .outbox import Outbox, Refused
+from .exitcodes import ExitCode, worst
 from .settings import ConfigError, load_influx_command
 
 log = logging.getLogger("powerview")
@@ -50,13 +51,13 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
     except ConfigError as exc:
         _usage(str(exc))
     influx = InfluxQL(settings.influx.url, settings.influx.token)
-    failed = False
+    failures: list[ExitCode] = []
     if all_buckets:
         try:
             names = influx.buckets(settings.influx.org)
         except InfluxQueryError as exc:
             click.echo(f"powerview-catalogue: error: cannot list the buckets: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(ExitCode.TEMPFAIL)
         targets = []
         for name in names:
             reason = skip_reason(name, settings.meta_bucket)
@@ -90,11 +91,13 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
                 counts = [client.post_channels(bucket, body) for body in bodies]
             except (Refused, catalogue.CatalogueUnavailable) as exc:
                 click.echo(f"{bucket}/{name}: error: {exc}", err=True)
-                failed = True
+                # an answer that will never change (refused, 401/403) is configuration; the rest, later
+                auth = " HTTP 401" in str(exc) or " HTTP 403" in str(exc)
+                failures.append(ExitCode.USAGE if isinstance(exc, Refused) or auth else ExitCode.TEMPFAIL)
                 continue
             click.echo(f"{bucket}/{name}: {nb} channel(s), inserted {sum(c['inserted'] for c in counts)}, "
                        f"updated {sum(c['updated'] for c in counts)}")
-    sys.exit(1 if failed else 0)
+    sys.exit(worst(failures))
 
 
 def _deliver(api_settings: catalogue.CatalogueSettings, client) -> int:
@@ -104,10 +107,10 @@ def _deliver(api_settings: catalogue.CatalogueSettings, client) -> int:
     click.echo(f"{len(delivered)} publication(s) delivered, {len(outbox.waiting())} waiting in {outbox.folder}")
     if failure is not None:
         click.echo(f"powerview-catalogue: error: {failure}", err=True)
-        return 1
-    return 0
+        return ExitCode.TEMPFAIL
+    return ExitCode.OK
 
 
 def _usage(message: str) -> None:
     click.echo(f"powerview-catalogue: error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(ExitCode.USAGE)

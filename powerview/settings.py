@@ -298,7 +298,7 @@ class GrafanaSettings:
 def load_grafana(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> GrafanaSettings:
     env = _env(env_file, environ)
     return GrafanaSettings(
-        grafana_url=env.url("GRAFANA_URL", "http://localhost:3000"),
+        grafana_url=env.url("GRAFANA_URL", "http://localhost:8088"),
         grafana_username=env.text("GRAFANA_USERNAME"),
         grafana_password=env.secret("GRAFANA_PASSWORD"),
         grafana_api_token=env.text("GRAFANA_API_TOKEN"),

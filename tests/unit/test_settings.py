@@ -63,7 +63,7 @@ def test_a_bad_worker_setting_never_stops_the_parser_and_the_reverse(tmp_path):
     assert load_parser(write(tmp_path, "POWERVIEW_SETTLE_SECONDS=soon\n"), environ={}).batch_lines == 5000
     assert load_worker(write(tmp_path, "TSV_BATCH_SIZE=many\n"), environ={}).settle_seconds == 10.0
     assert load_grafana(write(tmp_path, "TSV_BATCH_SIZE=many\nPOWERVIEW_SETTLE_SECONDS=soon\n"),
-                        environ={}).grafana_url == "http://localhost:3000"
+                        environ={}).grafana_url == "http://localhost:8088"
 
 
 @pytest.mark.parametrize("value", ["2.7", "2e1", "-1", "0", " 3x"])
