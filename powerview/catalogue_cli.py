@@ -19,7 +19,8 @@ log = logging.getLogger("powerview")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-               epilog="Exit codes: 0 done, 1 some bucket or publication failed, 2 usage or configuration.")
+               epilog="Exit codes: 0 done, 2 usage or configuration (a publication refused, a token refused), "
+                      "75 InfluxDB or the config API unavailable (run again later).")
 @click.option("--bucket", "buckets", multiple=True, help="A company bucket to rebuild (repeatable).")
 @click.option("--all", "all_buckets", is_flag=True,
               help="Every company bucket (not _* system buckets, the meta bucket, *_1h/_1d/_1w).")
@@ -77,7 +78,7 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
             campaigns = campaigns_of(influx, bucket)
         except InfluxQueryError as exc:
             click.echo(f"{bucket}: error: {exc}", err=True)
-            failed = True
+            failures.append(ExitCode.TEMPFAIL)
             continue
         if not campaigns:
             click.echo(f"{bucket}: no series in measurement electrical")
