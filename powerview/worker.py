@@ -26,7 +26,7 @@ from pathlib import Path
 
 import click
 
-from . import workerlock
+from . import catalogue, workerlock
 from .jobrunner import JobRunner, Tools
 from .settings import DEFAULT_ENV_FILE, ConfigError, WorkerSettings, load_worker
 from .spool import SCAN, Job, Spool
@@ -105,6 +105,8 @@ def serve(settings: WorkerSettings, env_file: Path | None, lock_fd: int | None =
             runs = runner.run_due()
             while wait_for_due(spool, settings.worker_linger_seconds):
                 runs += runner.run_due()
+            # channel publications the config API did not take yet (the timer's run brings them in)
+            catalogue.publish_entries([], env_file=env_file)
         finally:
             log.info("worker stop pid=%d at=%.6f", os.getpid(), time.time())
             workerlock.release(fd)
