@@ -14,6 +14,7 @@ import textwrap
 import time
 
 import pytest
+import requests
 
 from powerview import uploadlog, worker, workerlock
 from powerview.jobrunner import JobRunner, Tools
@@ -386,3 +387,25 @@ def test_a_handed_over_descriptor_counts_only_if_it_is_the_locked_lock_file(env)
     finally:
         os.close(other)
         workerlock.release(fd)
+
+
+def test_a_worker_pass_delivers_the_catalogue_outbox(tmp_path):
+    """A publication queued while the config API was down reaches it at the worker's next pass
+    (the systemd timer's `worker run`), even with no upload in between."""
+    from config_api_server import ConfigAPI
+
+    from powerview.outbox import Outbox
+
+    with ConfigAPI(tmp_path / "api.sqlite3") as api:
+        env_file = tmp_path / "w.env"
+        env_file.write_text(f"POWERVIEW_SPOOL_DIR={tmp_path}/spool\nPOWERVIEW_LOG_DIR={tmp_path}/logs\n"
+                            f"POWERVIEW_DATA_DIR={tmp_path}\nCONFIG_API_URL={api.url}\n")
+        body = {"campaign": "c1", "channels": [{"fieldId": "M1_U1_V", "channelId": "M1_U1", "channelUnit": "V",
+                                                "channelLabel": "U1", "deviceMasterSn": "1"}]}
+        outbox = Outbox(tmp_path / "spool" / "outbox" / "catalogue")
+        outbox.put({"bucket": "acme", "body": body, "file": "/x.tsv", "created": "2026-01-01T00:00:00Z"})
+        settings = load(env_file, environ={})
+        assert worker.serve(settings, env_file) == 0
+        assert outbox.waiting() == []
+        catalogue = requests.get(f"{api.url}/buckets/acme/channels", timeout=5).json()
+        assert [c["fieldId"] for c in catalogue] == ["M1_U1_V"]
