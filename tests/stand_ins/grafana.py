@@ -52,6 +52,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import socket
 import re
 import threading
 import uuid
@@ -128,7 +129,7 @@ class GrafanaStandIn:
         handler = type("Handler", (_Handler,), {"app": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="grafana-stand-in", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="grafana-stand-in", daemon=True)
         self._thread.start()
         host, port = self._server.server_address[:2]
         self._url = f"http://{host}:{port}"
@@ -904,6 +905,12 @@ _ROUTES = [
 class _Handler(BaseHTTPRequestHandler):
     app: GrafanaStandIn
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        # one response = headers then body in two writes: without TCP_NODELAY the second waits for
+        # the client's delayed ACK (40 ms a request on Linux)
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format, *args):  # quiet
         pass
