@@ -390,6 +390,13 @@ class Company:
         """Team tenancy: member of the team. Org tenancy: Viewer of the company's organisation, and
         not a member of the main organisation (where Grafana puts new users)."""
         if not self.in_org:
+            if user_id is not None and self.s.has_admin:
+                # a team holds members of its organisation only (a user back from org tenancy is not)
+                orgs = self.run.read(f"/api/users/{user_id}/orgs", admin=True).body or []
+                if MAIN_ORG_ID not in [int(o["orgId"]) for o in orgs]:
+                    self.run.write(f"add {login} to the main organisation as Viewer", "POST",
+                                   f"/api/orgs/{MAIN_ORG_ID}/users", admin=True,
+                                   json={"loginOrEmail": login, "role": "Viewer"}, ok=(200, 409))
             members = []
             if team_id is not None and user_id is not None:
                 members = self._read(f"/api/teams/{team_id}/members", ok=(200,)).body or []

@@ -387,3 +387,81 @@ def test_query_languages_escapes():
     assert flux_string('a"b${x}\n') == '"a\\"b\\${x}\\n"'
     assert influxql_string("it's") == "'it\\'s'"
     assert influxql_identifier('a"b') == '"a\\"b"'
+
+
+# ---- migration between tenancies ----------------------------------------------------------------
+
+def _fake_tokens(company, dry_run):
+    return {"bucket": company, "action": "reuse", "bucket_exists": True, "changed": False,
+            **({} if dry_run else {"id": f"id-{company}", "token": f"tok-{company}"})}
+
+
+def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, config_api):
+    from powerview.grafana.company import Run
+    from powerview.grafana.client import Grafana
+    from powerview.grafana.tenancy import companies_in, migrate
+
+    team = make_settings(grafana, tmp_path, config_api_url=config_api.url, config_api_token="cfg-token")
+    create(team, company="acme", token="tok-acme", token_id="id-acme")
+    create(team, company="beta", token="tok-beta", token_id="id-beta")
+    actions.run("user_present", company="acme", user_login="jdoe", user_email="jdoe@example.com",
+                user_password="correct horse battery", settings=team)
+    requests.post(f"{grafana.url}/api/dashboards/db", auth=ADMIN, timeout=10, json={
+        "dashboard": {"uid": "acme_custom", "title": "Custom", "panels": [{"title": "p"}]},
+        "folderUid": "pvfolder_acme"}).raise_for_status()
+    g = Grafana(team)
+    assert companies_in(Run(g), team, "team") == ["acme", "beta"]
+
+    writes = len(grafana.writes())
+    plan = migrate(Run(g, check=True), team, "acme", "org", tokens=_fake_tokens)
+    assert len(grafana.writes()) == writes
+    assert "create organisation acme" in plan["changes"] and "delete team acme" in plan["changes"]
+    assert "copy dashboard acme_custom (Custom)" in plan["changes"]
+
+    moved = migrate(Run(g), team, "acme", "org", tokens=_fake_tokens)
+    assert sorted(moved["moved_users"]) == ["jdoe", "user_acme"]
+    org = grafana.org_by_name("acme")
+    st = grafana.state(org["id"])
+    assert set(st.dashboards) == {"powerview_acme", "acme_custom"}
+    assert st.dashboards["acme_custom"]["dashboard"]["panels"] == [{"title": "p"}]
+    assert {d["uid"] for d in st.datasources.values()} == {"pvds_acme"}
+    for login in ("jdoe", "user_acme"):
+        assert grafana.user_orgs(grafana.user_by_login(login)["id"]) == {org["id"]: "Viewer"}
+    assert grafana.team_by_name("acme") is None and "pvfolder_acme" not in grafana.folders
+    assert grafana.datasource_by_name("influxdb_acme") is None
+    assert grafana.team_by_name("beta") and grafana.datasource_by_name("influxdb_beta")      # beta untouched
+    assert config_api.clients == {"acme": "acme", "beta": "beta", "acme_jdoe": "acme"}
+    assert migrate(Run(g), team, "acme", "org", tokens=_fake_tokens)["changes"] == []       # done: nothing
+
+    back = migrate(Run(g), team, "acme", "team", tokens=_fake_tokens)
+    assert back["changed"] and grafana.org_by_name("acme") is None
+    acme = grafana.team_by_name("acme")
+    assert {"powerview_acme", "acme_custom"} <= set(grafana.dashboards)
+    assert grafana.datasource_by_name("influxdb_acme")["uid"] == "pvds_acme"
+    for login in ("jdoe", "user_acme"):
+        user = grafana.user_by_login(login)
+        assert user["id"] in grafana.team_members[acme["id"]] and MAIN_ORG_ID in grafana.user_orgs(user["id"])
+    assert create(team, company="acme", token="tok-acme", token_id="id-acme")["changes"] == []
+
+
+def test_migration_command_line(grafana, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from powerview.grafana import tenancy
+
+    env_file = tmp_path / "pv.env"
+    env_file.write_text(f"GRAFANA_URL={grafana.url}\nGRAFANA_USERNAME=admin\nGRAFANA_PASSWORD=admin-password\n"
+                        f"POWERVIEW_DATA_DIR={tmp_path / 'data'}\nPOWERVIEW_SECRETS_DIR={tmp_path / 'secrets'}\n")
+    create(make_settings(grafana, tmp_path))
+    monkeypatch.setattr(tenancy, "token_from_tool", _fake_tokens)
+    monkeypatch.setattr(tenancy.migrate, "__defaults__", (_fake_tokens,))
+    runner = CliRunner()
+    usage = runner.invoke(tenancy.main, ["to-org", "--env-file", str(env_file)])
+    assert usage.exit_code == 2 and "--company NAME" in usage.output
+    dry = runner.invoke(tenancy.main, ["to-org", "--all", "--dry-run", "--env-file", str(env_file)])
+    assert dry.exit_code == 0, dry.output
+    assert "acme: would create organisation acme" in dry.output and grafana.org_by_name("acme") is None
+    bad = runner.invoke(tenancy.main, ["to-org", "--company", "../x", "--env-file", str(env_file)])
+    assert bad.exit_code == 1 and "company name" in bad.output
+    done = runner.invoke(tenancy.main, ["to-org", "--company", "acme", "--env-file", str(env_file)])
+    assert done.exit_code == 0 and "acme: moved to org tenancy" in done.output and grafana.org_by_name("acme")
