@@ -223,9 +223,16 @@ class Company:
         if uid:
             return uid, True
         answer = self._write(f"create folder {self.names['folder_title']}", "POST", "/api/folders",
-                             json={"uid": self.names["folder_uid"], "title": self.names["folder_title"]})
+                             json={"uid": self.names["folder_uid"], "title": self.names["folder_title"]},
+                             ok=(200, 409))   # 409: made meanwhile (same uid or same title)
         self.run.diff(f"folder {self.names['folder_uid']}", "absent", "present")
-        return (answer.body["uid"], True) if answer else (self.names["folder_uid"], False)
+        if answer is None:
+            return self.names["folder_uid"], False
+        uid = answer.body["uid"] if answer.status == 200 else self.find_folder()
+        if not uid:
+            raise ProvisioningError(f"folder {self.names['folder_title']}: Grafana answered 409 "
+                                    f"({answer.body.get('message', '')}) but no such folder can be found")
+        return uid, True
 
     def viewers(self, team_id: int | None) -> list[dict]:
         """Who views the folder and the dashboard: the team (team tenancy), the org's Viewers (org)."""

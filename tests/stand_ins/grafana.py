@@ -34,6 +34,25 @@ and, where the reference gives a status code without a body, from the handlers i
 | DELETE /api/admin/users/:id                          | 200 {"message": "User deleted"}; 404 "user not found" | admin.md                        |
 | GET  /api/users/lookup?loginOrEmail=                 | 200 user; 404 "user not found"                        | user.md                         |
 | PUT  /api/users/:id                                  | 200 {"message": "User updated"}                       | user.md                         |
+| GET/POST /api/orgs, GET /api/orgs/:id, /name/:name   | 200; 404 "Organization not found"; 409 "Organization  | org.md (admin organizations API,|
+|                                                      | name taken"; the creator becomes the org's Admin      | basic auth of a server admin)   |
+| DELETE /api/orgs/:id                                 | 200 {"message": "Organization deleted"}; memberships go | org.md                        |
+| GET/POST /api/orgs/:id/users, PATCH/DELETE .../:uid  | 200; 409 "User is already member of this organization"| org.md                          |
+| GET  /api/users/:id/orgs                             | 200 [{orgId, name, role}]                             | user.md                         |
+| GET  /api/frontend/settings                          | 200 {datasources: {name: {uid, type, name, id}}}: what| (the boot data of the UI)       |
+|                                                      | a signed-in user gets for its organisation            |                                 |
+| POST /api/ds/query                                   | 200 {results: {refId: {status, frames}}}; 404 "Data   | query_and_resource.md           |
+|                                                      | source not found" (not in the request's organisation) |                                 |
+
+Organisations: every team, folder, data source and dashboard belongs to one organisation
+(`state(org_id)`; the attributes `teams`, `folders`, ... are the main organisation's). A request
+acts in the organisation named by `X-Grafana-Org-Id`, else in the user's current one; a user must
+be a member of it (403 otherwise: the reference names no status), a service-account token acts in
+the main organisation only (401 for another). Writes need the Admin role of that organisation;
+listing or reading data sources by name/uid needs `datasources:read`, which a Viewer lacks in OSS
+(403), while `POST /api/ds/query` is open to every role of the organisation — the leak that
+separate organisations close. New users join the organisation given as `OrgId`, else the main one
+(auto_assign_org), as Viewers.
 
 Authentication: basic auth (the admin, or any user created through the API, with its password)
 or `Authorization: Bearer <token>` for the service-account tokens given to the constructor;

@@ -4,17 +4,20 @@ client-id registration, and bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import http.server
 import json
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 import requests
 
 from powerview.grafana import actions
-from powerview.grafana.company import ProvisioningError
 from powerview.grafana.client import GrafanaError
+from powerview.grafana.company import ProvisioningError
 from powerview.grafana.config_api import ConfigApiError
 from powerview.grafana.render import TemplateError, flux_string, influxql_identifier, influxql_string
 from powerview.grafana.settings import GrafanaSettings, SettingsError, load
@@ -307,6 +310,29 @@ def test_config_api_unset_is_skipped_and_a_foreign_bucket_is_a_failure(grafana, 
         create(s)
 
 
+@contextlib.contextmanager
+def html_server():
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"<html><body>Welcome to nginx!</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # ---- bad input, bad servers ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["../x", "a b", "$(touch /tmp/pwned_by_powerview)", ".hidden", "", "_internal",
@@ -334,9 +360,9 @@ def test_grafana_refusing_down_or_not_grafana(grafana, tmp_path):
     with pytest.raises(GrafanaError, match="HTTP 401.*GRAFANA_USERNAME and GRAFANA_PASSWORD") as refused:
         create(s)
     assert "Wr0ng-pa55word" not in str(refused.value) and grafana.writes() == []
-    not_grafana = make_settings(grafana, tmp_path, url=grafana.url + "/api/health#")
-    with pytest.raises(GrafanaError):
-        create(not_grafana)
+    with html_server() as url:                       # a web server that is not Grafana (a proxy's page)
+        with pytest.raises(GrafanaError, match="not JSON .*GRAFANA_URL"):
+            create(make_settings(grafana, tmp_path, url=url))
     grafana.stop()
     with pytest.raises(GrafanaError, match="/api/health.*cannot be reached"):
         create(make_settings(grafana, tmp_path))
