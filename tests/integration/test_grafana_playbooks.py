@@ -190,8 +190,6 @@ def test_add_user_to_team(lab, acme):
     assert g.check_password("jdoe", "correct horse battery") and "correct horse battery" not in run.output
     assert lab.config_api.clients["acme_jdoe"] == "acme"
     assert "jdoe is a member of team acme" in run.stdout
-    missing = lab.run("add_grafana_user_to_team.yml", {"team_name": "acme", "user_login": "x"})
-    assert missing.rc != 0 and "user_email is required" in missing.output
 
 
 def test_delete_check_then_delete(lab, acme):
@@ -221,11 +219,11 @@ def test_check_mode_on_a_fresh_company_changes_nothing(fresh_lab):
     assert "+    \"team newco\": \"present\"" in run.stdout or '"team newco": "present"' in run.stdout
 
 
-def test_bad_name_and_missing_company_fail_before_any_api_call(fresh_lab):
+def test_bad_name_and_missing_arguments_fail_before_any_api_call(fresh_lab):
     run = fresh_lab.create("$(touch /tmp/pwned_by_powerview)")
     assert run.rc != 0 and "company name" in run.output
-    missing = fresh_lab.run("create_grafana_resources.yml", {"campaign_name": "c1"})
-    assert missing.rc != 0 and "company_name is required" in missing.output
+    missing = fresh_lab.run("add_grafana_user_to_team.yml", {"team_name": "acme", "user_login": "x"})
+    assert missing.rc != 0 and "user_email is required" in missing.output
     assert fresh_lab.grafana.requests == [] and fresh_lab.influx.requests == []
     assert not Path("/tmp/pwned_by_powerview").exists()
 
@@ -244,7 +242,7 @@ def test_wrong_credentials_and_influxdb_down_fail_with_a_clear_message(fresh_lab
 
 # ---- org tenancy --------------------------------------------------------------------------------
 
-def test_org_tenancy_create_rerun_add_user_delete(fresh_lab):
+def test_org_tenancy_create_then_delete(fresh_lab):
     lab, g = fresh_lab, fresh_lab.grafana
     (lab.data / "orgco").mkdir()
     # -vvv shows every module's arguments and results: the secrets must still not appear
@@ -264,13 +262,7 @@ def test_org_tenancy_create_rerun_add_user_delete(fresh_lab):
         assert secret not in run.output
     assert {r["org"] for r in g.requests if r["path"].startswith("/api/datasources")} == {str(org["id"])}
 
-    added = lab.run("add_grafana_user_to_team.yml", {"team_name": "orgco", "user_login": "ops",
-                                                      "user_email": "ops@example.com"}, GRAFANA_TENANCY="org")
-    assert added.rc == 0, added.output
-    ops = g.user_by_login("ops")
-    assert g.user_orgs(ops["id"]) == {org["id"]: "Viewer"}
-    assert g.check_password("ops", (lab.secrets / "grafana_ops.password").read_text().strip())
     gone = lab.run("delete_grafana_resources.yml", {"company_name": "orgco"}, GRAFANA_TENANCY="org")
     assert gone.rc == 0 and gone.recap["changed"] == 1, gone.output
-    assert g.org_by_name("orgco") is None and g.user_orgs(ops["id"]) == {} and g.user_by_login("ops")
-    assert "orgco" in lab.influx.buckets
+    assert g.org_by_name("orgco") is None and g.user_orgs(user["id"]) == {} and g.user_by_login("user_orgco")
+    assert "orgco" in lab.influx.buckets and MAIN_ORG_ID in g.orgs
