@@ -491,3 +491,33 @@ def test_migration_command_line(grafana, tmp_path, monkeypatch):
     assert bad.exit_code == 1 and "company name" in bad.output
     done = runner.invoke(tenancy.main, ["to-org", "--company", "acme", "--env-file", str(env_file)])
     assert done.exit_code == 0 and "acme: moved to org tenancy" in done.output and grafana.org_by_name("acme")
+
+
+def test_a_failure_half_way_names_the_call_and_a_rerun_finishes(grafana, tmp_path, monkeypatch):
+    from stand_ins.grafana import ApiError
+
+    s = make_settings(grafana, tmp_path)
+    (s.data_dir / "acme").mkdir(parents=True)
+
+    def broken(*args, **kwargs):
+        raise ApiError(500, "database is locked")
+
+    monkeypatch.setattr(grafana, "create_datasource", broken)
+    with pytest.raises(GrafanaError, match=r"HTTP 500 from POST /api/datasources: database is locked"):
+        create(s)
+    assert grafana.team_by_name("acme") and "pvfolder_acme" in grafana.folders          # done before the failure
+    assert not (s.data_dir / "acme" / ".company.created").exists()                      # not marked as done
+    monkeypatch.undo()
+    finished = create(s)
+    assert "create team acme" not in finished["changes"] and "create data source influxdb_acme" in finished["changes"]
+    assert (s.data_dir / "acme" / ".company.created").exists() and create(s)["changes"] == []
+
+
+def test_a_dashboard_edited_by_hand_is_restored_and_the_diff_says_so(grafana, tmp_path):
+    s = make_settings(grafana, tmp_path)
+    create(s)
+    grafana.dashboards["powerview_acme"]["dashboard"]["panels"] = []
+    fixed = create(s)
+    assert fixed["changes"] == ["save dashboard powerview_acme"]
+    assert fixed["diff"]["before"] == {"dashboard powerview_acme": "differs"}
+    assert len(grafana.dashboards["powerview_acme"]["dashboard"]["panels"]) == 4
