@@ -47,10 +47,10 @@ and, where the reference gives a status code without a body, from the handlers i
 Organisations: every team, folder, data source and dashboard belongs to one organisation
 (`state(org_id)`; the attributes `teams`, `folders`, ... are the main organisation's). A request
 acts in the organisation named by `X-Grafana-Org-Id`, else in the user's current one; a user must
-be a member of it (403 otherwise: the reference names no status), a service-account token acts in
+be a member of it (401 otherwise: the reference names no status), a service-account token acts in
 the main organisation only (401 for another). Writes need the Admin role of that organisation;
-listing or reading data sources by name/uid needs `datasources:read`, which a Viewer lacks in OSS
-(403), while `POST /api/ds/query` is open to every role of the organisation — the leak that
+every member reads the organisation's data sources (a Viewer too, since Grafana 9) and may query
+any of them with `POST /api/ds/query` (OSS has no data source permissions) — the leak that
 separate organisations close. New users join the organisation given as `OrgId`, else the main one
 (auto_assign_org), as Viewers.
 
@@ -319,7 +319,8 @@ class GrafanaStandIn:
         user acts in its current organisation (`orgId`). A user acts only in an organisation it is a
         member of (a Grafana server admin too: membership is what makes an organisation "its"), and
         a service-account token belongs to one organisation (here the main one). The reference gives
-        no status for a foreign organisation: the stand-in answers 403 for a user, 401 for a token.
+        no status for a foreign organisation: the stand-in answers 401, as Grafana was seen to do for
+        a server admin whose org did not match (grafana/grafana#11831).
         """
         if org_header is not None:
             try:
@@ -337,7 +338,7 @@ class GrafanaStandIn:
         if role is None:
             if wanted is None and who["isGrafanaAdmin"]:
                 return org_id, None        # a server admin without an org still reaches the admin API
-            raise ApiError(403, "user is not a member of the organization")
+            raise ApiError(401, "Unauthorized")
         return org_id, role
 
     def _authenticate(self, headers):
@@ -369,11 +370,11 @@ class GrafanaStandIn:
             raise ApiError(403, "Permission denied")
 
     def _require_datasource_read(self):
-        # RBAC in OSS: datasources:read (list, get by uid/name) belongs to the Admin role; a Viewer
-        # only has datasources:query (rbac-fixed-basic-role-definitions.md)
-        if self._ctx_role != "Admin":
-            raise ApiError(403, "You'll need additional permissions to perform this action. "
-                                "Permissions needed: datasources:read")
+        # Grafana 8 answered 403 to a Viewer listing data sources (grafana/grafana#39011); since 9
+        # a Viewer reads the data sources of its organisation (GET /api/datasources, as reported
+        # for 11.0 in grafana/grafana#89474): every member of the organisation may read them
+        if self._ctx_role is None:
+            raise ApiError(403, "Permission denied")
 
     # ---- org / user ------------------------------------------------------------------------
     def get_org(self, auth_kind, who, query, data):
