@@ -543,6 +543,7 @@ class Company:
                 if int(org["id"]) == MAIN_ORG_ID:
                     raise ProvisioningError(f"organisation {self.company} is Grafana's main organisation: "
                                             "refusing to delete it")
+                self._refuse_foreign_org(int(org["id"]))
                 members = self.run.read(f"/api/orgs/{int(org['id'])}/users", admin=True).body or []
                 self.run.write(f"delete organisation {self.company} (its folder, data source, dashboards and "
                                f"{len(members)} memberships)", "DELETE", f"/api/orgs/{int(org['id'])}", admin=True,
@@ -568,6 +569,17 @@ class Company:
             if not self.run.check:
                 marker.unlink()
         return self.run.result(company=self.company, tenancy=self.tenancy)
+
+    def _refuse_foreign_org(self, org_id: int) -> None:
+        """An organisation is deleted only when its data sources are PowerView's own (a same-named
+        organisation made by hand for something else is left alone)."""
+        answer = self.run.read("/api/datasources", org_id=org_id, ok=(200, 401, 403))
+        names = sorted(d.get("name", "") for d in answer.body or []) if answer.found else None
+        if names is None or set(names) - {self.names["datasource_name"]}:
+            what = f"holds data sources PowerView did not make ({', '.join(names)})" if names is not None \
+                else f"cannot be inspected (HTTP {answer.status})"
+            raise ProvisioningError(f"organisation {self.company} {what}: not deleting it; delete it by hand "
+                                    "if it is really this company's")
 
     def dashboards_in(self, folder_uid: str) -> list[str]:
         hits = self._read("/api/search", ok=(200,), params={"type": "dash-db", "folderUIDs": folder_uid}).body or []

@@ -86,6 +86,7 @@ def migrate(run: Run, s: grafana_settings.GrafanaSettings, company: str, target:
         if not src.use_org(create=False):
             run.notes.append(f"{company}: no organisation {company}: nothing to move")
             return run.result(company=company)
+        src._refuse_foreign_org(src.org_id)     # before any write: what it holds must all move
         members = [(m["login"], int(m["userId"])) for m in
                    run.read(f"/api/orgs/{src.org_id}/users", admin=True).body or [] if m["login"] not in admins]
     else:

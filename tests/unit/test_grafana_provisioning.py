@@ -523,3 +523,20 @@ def test_a_dashboard_edited_by_hand_is_restored_and_the_diff_says_so(grafana, tm
     assert fixed["changes"] == ["save dashboard powerview_acme"]
     assert fixed["diff"]["before"] == {"dashboard powerview_acme": "differs"}
     assert len(grafana.dashboards["powerview_acme"]["dashboard"]["panels"]) == 4
+
+
+def test_org_tenancy_never_deletes_an_organisation_that_is_not_powerviews(grafana, tmp_path):
+    s = make_settings(grafana, tmp_path, tenancy="org")
+    org_id = requests.post(f"{grafana.url}/api/orgs", auth=ADMIN, timeout=10, json={"name": "ops"}).json()["orgId"]
+    requests.post(f"{grafana.url}/api/datasources", auth=ADMIN, timeout=10, headers={"X-Grafana-Org-Id": str(org_id)},
+                  json={"name": "prometheus", "type": "prometheus"}).raise_for_status()
+    with pytest.raises(ProvisioningError, match=r"holds data sources PowerView did not make \(prometheus\)"):
+        actions.run("company_absent", company="ops", settings=s)
+    assert grafana.org_by_name("ops")
+    create(s, company="acme")
+    requests.delete(f"{grafana.url}/api/orgs/{grafana.org_by_name('acme')['id']}/users/{grafana.admin_id}",
+                    auth=ADMIN, timeout=10).raise_for_status()
+    with pytest.raises(ProvisioningError, match=r"cannot be inspected \(HTTP 401\)"):
+        actions.run("company_absent", company="acme", settings=s)
+    create(s, company="acme")                                   # puts the admin back as a member
+    assert actions.run("company_absent", company="acme", settings=s)["changed"]
