@@ -28,8 +28,8 @@ from .client import Answer, Grafana, GrafanaError, seg
 from .config_api import ConfigApi
 from .settings import GrafanaSettings
 
-MAIN_ORG_ID = 1           # Grafana's first organisation, where auto_assign_org puts new users
-VIEW = 1                  # folder/dashboard permission "View"
+MAIN_ORG_ID = 1  # Grafana's first organisation, where auto_assign_org puts new users
+VIEW = 1  # folder/dashboard permission "View"
 SECRET_JSON_KEYS = ("token", "httpHeaderValue1")
 # lists the production plugin lets users edit: set when missing, never reset
 PLUGIN_EDITABLE = ("channelsList", "triphasicList", "virtualSeries")
@@ -100,8 +100,13 @@ class Run:
         return bool(self.changes)
 
     def result(self, **facts) -> dict:
-        return {"changed": self.changed, "changes": list(self.changes), "notes": list(self.notes),
-                "diff": {"before": self.before, "after": self.after}, **facts}
+        return {
+            "changed": self.changed,
+            "changes": list(self.changes),
+            "notes": list(self.notes),
+            "diff": {"before": self.before, "after": self.after},
+            **facts,
+        }
 
 
 def _write_secret_file(path: Path, content: str) -> None:
@@ -120,8 +125,14 @@ def new_password() -> str:
 class Company:
     """The Grafana resources of one company, in the tenancy of the settings (or the one given)."""
 
-    def __init__(self, run: Run, settings: GrafanaSettings, company: str, tenancy: str | None = None,
-                 templates_dir: Path | None = None):
+    def __init__(
+        self,
+        run: Run,
+        settings: GrafanaSettings,
+        company: str,
+        tenancy: str | None = None,
+        templates_dir: Path | None = None,
+    ):
         self.run = run
         self.g = run.grafana
         self.s = settings
@@ -131,7 +142,7 @@ class Company:
         self.templates_dir = Path(templates_dir or settings.templates_dir)
         # the organisation of the company's resources: None = the credentials' own (team tenancy)
         self.org_id: int | None = None
-        self.org_missing = False          # org tenancy, check mode: the organisation is not there yet
+        self.org_missing = False  # org tenancy, check mode: the organisation is not there yet
 
     # ---- scope ------------------------------------------------------------------------------
     @property
@@ -164,8 +175,14 @@ class Company:
         if org is None:
             if not create:
                 return False
-            answer = self.run.write(f"create organisation {self.company}", "POST", "/api/orgs", admin=True,
-                                    json={"name": self.company}, ok=(200, 409))
+            answer = self.run.write(
+                f"create organisation {self.company}",
+                "POST",
+                "/api/orgs",
+                admin=True,
+                json={"name": self.company},
+                ok=(200, 409),
+            )
             self.run.diff(f"organisation {self.company}", "absent", "present")
             if answer is None:
                 self.org_missing = True
@@ -184,12 +201,21 @@ class Company:
         members = self.run.read(f"/api/orgs/{self.org_id}/users", admin=True).body or []
         mine = next((m for m in members if m.get("login") == self.s.username), None)
         if mine is None:
-            self.run.write(f"add {self.s.username} to organisation {self.company} as Admin", "POST",
-                           f"/api/orgs/{self.org_id}/users", admin=True,
-                           json={"loginOrEmail": self.s.username, "role": "Admin"})
+            self.run.write(
+                f"add {self.s.username} to organisation {self.company} as Admin",
+                "POST",
+                f"/api/orgs/{self.org_id}/users",
+                admin=True,
+                json={"loginOrEmail": self.s.username, "role": "Admin"},
+            )
         elif mine.get("role") != "Admin":
-            self.run.write(f"make {self.s.username} Admin of organisation {self.company}", "PATCH",
-                           f"/api/orgs/{self.org_id}/users/{mine['userId']}", admin=True, json={"role": "Admin"})
+            self.run.write(
+                f"make {self.s.username} Admin of organisation {self.company}",
+                "PATCH",
+                f"/api/orgs/{self.org_id}/users/{mine['userId']}",
+                admin=True,
+                json={"role": "Admin"},
+            )
 
     # ---- team (team tenancy) ------------------------------------------------------------------
     def find_team(self) -> int | None:
@@ -201,8 +227,9 @@ class Company:
         team_id = self.find_team()
         if team_id is not None:
             return team_id
-        answer = self._write(f"create team {self.names['team']}", "POST", "/api/teams",
-                             json={"name": self.names["team"]}, ok=(200, 409))   # 409: made meanwhile
+        answer = self._write(
+            f"create team {self.names['team']}", "POST", "/api/teams", json={"name": self.names["team"]}, ok=(200, 409)
+        )  # 409: made meanwhile
         self.run.diff(f"team {self.names['team']}", "absent", "present")
         if answer is None:
             return None
@@ -212,7 +239,7 @@ class Company:
     def find_folder(self) -> str | None:
         if self._read(f"/api/folders/{seg(self.names['folder_uid'])}").found:
             return self.names["folder_uid"]
-        listing = self._read("/api/folders", ok=(200,), params={"limit": 1000})   # made by hand or an old version
+        listing = self._read("/api/folders", ok=(200,), params={"limit": 1000})  # made by hand or an old version
         if not listing.found:
             return None
         return next((f["uid"] for f in listing.body or [] if f.get("title") == self.names["folder_title"]), None)
@@ -222,16 +249,22 @@ class Company:
         uid = self.find_folder()
         if uid:
             return uid, True
-        answer = self._write(f"create folder {self.names['folder_title']}", "POST", "/api/folders",
-                             json={"uid": self.names["folder_uid"], "title": self.names["folder_title"]},
-                             ok=(200, 409))   # 409: made meanwhile (same uid or same title)
+        answer = self._write(
+            f"create folder {self.names['folder_title']}",
+            "POST",
+            "/api/folders",
+            json={"uid": self.names["folder_uid"], "title": self.names["folder_title"]},
+            ok=(200, 409),
+        )  # 409: made meanwhile (same uid or same title)
         self.run.diff(f"folder {self.names['folder_uid']}", "absent", "present")
         if answer is None:
             return self.names["folder_uid"], False
         uid = answer.body["uid"] if answer.status == 200 else self.find_folder()
         if not uid:
-            raise ProvisioningError(f"folder {self.names['folder_title']}: Grafana answered 409 "
-                                    f"({answer.body.get('message', '')}) but no such folder can be found")
+            raise ProvisioningError(
+                f"folder {self.names['folder_title']}: Grafana answered 409 "
+                f"({answer.body.get('message', '')}) but no such folder can be found"
+            )
         return uid, True
 
     def viewers(self, team_id: int | None) -> list[dict]:
@@ -258,16 +291,33 @@ class Company:
         reads (as the deployed playbooks set it), or Grafana's InfluxDB datasource in InfluxQL."""
         bucket = self.names["bucket"]
         if render.is_influxql(self.s.datasource_type):
-            json_data: dict[str, Any] = {"version": "InfluxQL", "dbName": bucket, "httpMode": "POST",
-                                         "httpHeaderName1": "Authorization"}
+            json_data: dict[str, Any] = {
+                "version": "InfluxQL",
+                "dbName": bucket,
+                "httpMode": "POST",
+                "httpHeaderName1": "Authorization",
+            }
         else:
-            json_data = {"version": "Flux", "organization": self.s.influx_org, "defaultBucket": bucket,
-                         "httpMode": "POST", "httpHeaderName1": "Authorization", "readOnly": True,
-                         "clientId": self.company, "seriesConfigApiUrl": self.s.series_config_api_url}
+            json_data = {
+                "version": "Flux",
+                "organization": self.s.influx_org,
+                "defaultBucket": bucket,
+                "httpMode": "POST",
+                "httpHeaderName1": "Authorization",
+                "readOnly": True,
+                "clientId": self.company,
+                "seriesConfigApiUrl": self.s.series_config_api_url,
+            }
         # not a secret: the InfluxDB authorization id, to see when the token has changed
         json_data["powerviewTokenId"] = token_id or ""
-        return {"name": self.names["datasource_name"], "type": self.s.datasource_type, "access": "proxy",
-                "url": self.s.influx_url_for_grafana, "isDefault": False, "jsonData": json_data}
+        return {
+            "name": self.names["datasource_name"],
+            "type": self.s.datasource_type,
+            "access": "proxy",
+            "url": self.s.influx_url_for_grafana,
+            "isDefault": False,
+            "jsonData": json_data,
+        }
 
     def secure_json(self, token: str) -> dict:
         secure = {"httpHeaderValue1": f"Token {token}"}
@@ -286,12 +336,19 @@ class Company:
         if current is None:
             if not token and not self.run.check:
                 raise ProvisioningError(f"no InfluxDB token for data source {name}")
-            json_data = {**desired["jsonData"], **({} if render.is_influxql(self.s.datasource_type)
-                                                   else {k: [] for k in PLUGIN_EDITABLE})}
-            body = {**desired, "jsonData": json_data, "uid": self.names["datasource_uid"],
-                    "secureJsonData": self.secure_json(token or "")}
-            answer = self._write(f"create data source {name}", "POST", "/api/datasources", json=body,
-                                 ok=(200, 409))   # 409: made meanwhile
+            json_data = {
+                **desired["jsonData"],
+                **({} if render.is_influxql(self.s.datasource_type) else {k: [] for k in PLUGIN_EDITABLE}),
+            }
+            body = {
+                **desired,
+                "jsonData": json_data,
+                "uid": self.names["datasource_uid"],
+                "secureJsonData": self.secure_json(token or ""),
+            }
+            answer = self._write(
+                f"create data source {name}", "POST", "/api/datasources", json=body, ok=(200, 409)
+            )  # 409: made meanwhile
             self.run.diff(f"data source {name}", "absent", desired)
             if answer is None:
                 return {**desired, "uid": self.names["datasource_uid"]}
@@ -300,47 +357,77 @@ class Company:
         has_secrets = all((current.get("secureJsonFields") or {}).get(k) for k in wanted_secrets)
         if contains(current, desired) and has_secrets:
             return current
-        json_data = {**{k: [] for k in PLUGIN_EDITABLE if not render.is_influxql(self.s.datasource_type)},
-                     **(current.get("jsonData") or {}), **desired["jsonData"]}
+        json_data = {
+            **{k: [] for k in PLUGIN_EDITABLE if not render.is_influxql(self.s.datasource_type)},
+            **(current.get("jsonData") or {}),
+            **desired["jsonData"],
+        }
         body = {**desired, "jsonData": json_data, "uid": current["uid"]}
         if token:
             body["secureJsonData"] = self.secure_json(token)
         elif not has_secrets and not self.run.check:
-            raise ProvisioningError(f"data source {name} has no token and none was given: run with "
-                                    "-e force_company=true")
+            raise ProvisioningError(
+                f"data source {name} has no token and none was given: run with -e force_company=true"
+            )
         self._write(f"update data source {name}", "PUT", f"/api/datasources/uid/{seg(current['uid'])}", json=body)
         self.run.diff(f"data source {name}", {k: current.get(k) for k in desired}, desired)
         return {**current, **desired}
 
     # ---- dashboard ----------------------------------------------------------------------------
     def render_dashboard(self, datasource_uid: str) -> dict:
-        return render.render_dashboard(self.templates_dir, self.s.datasource_type, {
-            "company_name": self.company, "bucket": self.names["bucket"],
-            "dashboard_uid": self.names["dashboard_uid"], "dashboard_title": self.names["dashboard_title"],
-            "datasource_uid": datasource_uid, "datasource_name": self.names["datasource_name"],
-            "datasource_type": self.s.datasource_type, "client_id": self.company})
+        return render.render_dashboard(
+            self.templates_dir,
+            self.s.datasource_type,
+            {
+                "company_name": self.company,
+                "bucket": self.names["bucket"],
+                "dashboard_uid": self.names["dashboard_uid"],
+                "dashboard_title": self.names["dashboard_title"],
+                "datasource_uid": datasource_uid,
+                "datasource_name": self.names["datasource_name"],
+                "datasource_type": self.s.datasource_type,
+                "client_id": self.company,
+            },
+        )
 
     def ensure_dashboard(self, folder_uid: str, datasource_uid: str, team_id: int | None) -> None:
         uid = self.names["dashboard_uid"]
         desired = self.render_dashboard(datasource_uid)
         current = self._read(f"/api/dashboards/uid/{seg(uid)}")
-        same = current.found and (current.body.get("meta") or {}).get("folderUid", "") == folder_uid \
+        same = (
+            current.found
+            and (current.body.get("meta") or {}).get("folderUid", "") == folder_uid
             and contains(current.body.get("dashboard"), desired)
+        )
         if not same:
-            self._write(f"save dashboard {uid}", "POST", "/api/dashboards/db",
-                        json={"dashboard": desired, "folderUid": folder_uid, "overwrite": True,
-                              "message": "PowerView provisioning"})
+            self._write(
+                f"save dashboard {uid}",
+                "POST",
+                "/api/dashboards/db",
+                json={
+                    "dashboard": desired,
+                    "folderUid": folder_uid,
+                    "overwrite": True,
+                    "message": "PowerView provisioning",
+                },
+            )
             self.run.diff(f"dashboard {uid}", "absent" if not current.found else "differs", "rendered from template")
-        self.ensure_permissions("dashboard", f"/api/dashboards/uid/{seg(uid)}/permissions", self.viewers(team_id),
-                                uid, exists=current.found or not self.run.check)
+        self.ensure_permissions(
+            "dashboard",
+            f"/api/dashboards/uid/{seg(uid)}/permissions",
+            self.viewers(team_id),
+            uid,
+            exists=current.found or not self.run.check,
+        )
 
     # ---- users ----------------------------------------------------------------------------------
     def find_user(self, login: str) -> dict | None:
         answer = self.run.read("/api/users/lookup", admin=True, params={"loginOrEmail": login}, ok=(200, 404))
         return answer.body if answer.found else None
 
-    def ensure_user(self, login: str, name: str, email: str = "", password: str = "",
-                    password_file: Path | None = None) -> tuple[int | None, bool]:
+    def ensure_user(
+        self, login: str, name: str, email: str = "", password: str = "", password_file: Path | None = None
+    ) -> tuple[int | None, bool]:
         """The user, created or brought up to date. Returns (user id or None in check mode, whether a
         password file was written)."""
         user = self.find_user(login)
@@ -361,9 +448,10 @@ class Company:
             if email:
                 body["email"] = email
             if self.in_org and self.org_id is not None:
-                body["OrgId"] = self.org_id       # created straight into the company's organisation
-            answer = self.run.write(f"create user {login}", "POST", "/api/admin/users", admin=True, json=body,
-                                    ok=(200, 412))   # 412: login or email taken (made meanwhile)
+                body["OrgId"] = self.org_id  # created straight into the company's organisation
+            answer = self.run.write(
+                f"create user {login}", "POST", "/api/admin/users", admin=True, json=body, ok=(200, 412)
+            )  # 412: login or email taken (made meanwhile)
             self.run.diff(f"user {login}", "absent", {"login": login, "name": name, "email": email})
             if answer is None:
                 return None, wrote_file
@@ -371,17 +459,32 @@ class Company:
                 return int(answer.body["id"]), wrote_file
             user = self.find_user(login)
             if user is None:
-                raise ProvisioningError(f"user {login}: Grafana says the login or email is taken, "
-                                        "but the login cannot be found (is the email used by another user?)")
+                raise ProvisioningError(
+                    f"user {login}: Grafana says the login or email is taken, "
+                    "but the login cannot be found (is the email used by another user?)"
+                )
         user_id = int(user["id"])
         if user.get("name") != name or (email and user.get("email") != email):
-            self.run.write(f"update the name or email of {login}", "PUT", f"/api/users/{user_id}", admin=True,
-                           json={"login": login, "name": name, "email": email or user.get("email", "")})
-            self.run.diff(f"user {login}", {"name": user.get("name"), "email": user.get("email")},
-                          {"name": name, "email": email or user.get("email")})
+            self.run.write(
+                f"update the name or email of {login}",
+                "PUT",
+                f"/api/users/{user_id}",
+                admin=True,
+                json={"login": login, "name": name, "email": email or user.get("email", "")},
+            )
+            self.run.diff(
+                f"user {login}",
+                {"name": user.get("name"), "email": user.get("email")},
+                {"name": name, "email": email or user.get("email")},
+            )
         if password and not self._password_opens(login, password):
-            self.run.write(f"set the password of {login}", "PUT", f"/api/admin/users/{user_id}/password",
-                           admin=True, json={"password": password})
+            self.run.write(
+                f"set the password of {login}",
+                "PUT",
+                f"/api/admin/users/{user_id}/password",
+                admin=True,
+                json={"password": password},
+            )
         return user_id, wrote_file
 
     def _password_opens(self, login: str, password: str) -> bool:
@@ -399,34 +502,61 @@ class Company:
         if not self.in_org:
             if user_id is not None and self.s.has_admin:
                 # a team holds members of its organisation only (a user back from org tenancy is not)
-                orgs = self.run.read(f"/api/users/{user_id}/orgs", admin=True).body or []
-                if MAIN_ORG_ID not in [int(o["orgId"]) for o in orgs]:
-                    self.run.write(f"add {login} to the main organisation as Viewer", "POST",
-                                   f"/api/orgs/{MAIN_ORG_ID}/users", admin=True,
-                                   json={"loginOrEmail": login, "role": "Viewer"}, ok=(200, 409))
-            members = []
+                listed = self.run.read(f"/api/users/{user_id}/orgs", admin=True).body or []
+                if MAIN_ORG_ID not in [int(o["orgId"]) for o in listed]:
+                    self.run.write(
+                        f"add {login} to the main organisation as Viewer",
+                        "POST",
+                        f"/api/orgs/{MAIN_ORG_ID}/users",
+                        admin=True,
+                        json={"loginOrEmail": login, "role": "Viewer"},
+                        ok=(200, 409),
+                    )
+            members: list[dict] = []
             if team_id is not None and user_id is not None:
                 members = self._read(f"/api/teams/{team_id}/members", ok=(200,)).body or []
             if user_id is None or team_id is None or user_id not in [int(m["userId"]) for m in members]:
-                self._write(f"add {login} to team {self.names['team']}", "POST", f"/api/teams/{team_id}/members",
-                            json={"userId": user_id}, ok=(200, 400))   # 400: already a member
+                self._write(
+                    f"add {login} to team {self.names['team']}",
+                    "POST",
+                    f"/api/teams/{team_id}/members",
+                    json={"userId": user_id},
+                    ok=(200, 400),
+                )  # 400: already a member
                 self.run.diff(f"member {login}", "absent", f"team {self.names['team']}")
             return
-        orgs = {}
+        orgs: dict[int, Any] = {}
         if user_id is not None:
-            orgs = {int(o["orgId"]): o.get("role") for o in
-                    self.run.read(f"/api/users/{user_id}/orgs", admin=True).body or []}
+            orgs = {
+                int(o["orgId"]): o.get("role")
+                for o in self.run.read(f"/api/users/{user_id}/orgs", admin=True).body or []
+            }
         if self.org_id is None or self.org_id not in orgs:
-            self.run.write(f"add {login} to organisation {self.company} as Viewer", "POST",
-                           f"/api/orgs/{self.org_id}/users", admin=True,
-                           json={"loginOrEmail": login, "role": "Viewer"}, ok=(200, 409))
+            self.run.write(
+                f"add {login} to organisation {self.company} as Viewer",
+                "POST",
+                f"/api/orgs/{self.org_id}/users",
+                admin=True,
+                json={"loginOrEmail": login, "role": "Viewer"},
+                ok=(200, 409),
+            )
             self.run.diff(f"member {login}", "absent", f"organisation {self.company} (Viewer)")
         elif orgs[self.org_id] != "Viewer":
-            self.run.write(f"make {login} Viewer of organisation {self.company}", "PATCH",
-                           f"/api/orgs/{self.org_id}/users/{user_id}", admin=True, json={"role": "Viewer"})
+            self.run.write(
+                f"make {login} Viewer of organisation {self.company}",
+                "PATCH",
+                f"/api/orgs/{self.org_id}/users/{user_id}",
+                admin=True,
+                json={"role": "Viewer"},
+            )
         if MAIN_ORG_ID in orgs and self.org_id != MAIN_ORG_ID:
-            self.run.write(f"remove {login} from the main organisation", "DELETE",
-                           f"/api/orgs/{MAIN_ORG_ID}/users/{user_id}", admin=True, ok=(200, 404))
+            self.run.write(
+                f"remove {login} from the main organisation",
+                "DELETE",
+                f"/api/orgs/{MAIN_ORG_ID}/users/{user_id}",
+                admin=True,
+                ok=(200, 404),
+            )
 
     # ---- config API -------------------------------------------------------------------------
     def register_client(self, client_id: str) -> None:
@@ -437,8 +567,9 @@ class Company:
         if bucket == self.names["bucket"]:
             return
         if bucket is not None:
-            raise ProvisioningError(f"config API: client id {client_id} is registered with bucket {bucket}, "
-                                    f"not {self.names['bucket']}")
+            raise ProvisioningError(
+                f"config API: client id {client_id} is registered with bucket {bucket}, not {self.names['bucket']}"
+            )
         self.run.changes.append(f"register client id {client_id} in the config API")
         self.run.diff(f"config API client {client_id}", "absent", {"bucket": self.names["bucket"]})
         if not self.run.check:
@@ -458,35 +589,55 @@ class Company:
     def marker(self) -> Path:
         return self.s.data_dir / self.names["bucket"] / ".company.created"
 
-    def present(self, token: str | None = None, token_id: str | None = None, company_steps: bool = True,
-                campaign: str | None = None) -> dict:
+    def present(
+        self,
+        token: str | None = None,
+        token_id: str | None = None,
+        company_steps: bool = True,
+        campaign: str | None = None,
+    ) -> dict:
         """Create or bring up to date. `company_steps=False` (the marker exists): check that the
         company's resources exist, then the dashboard only."""
         if campaign:
             check_name("campaign", campaign)
-        render.template_for(self.templates_dir, self.s.datasource_type)   # before any write
+        render.template_for(self.templates_dir, self.s.datasource_type)  # before any write
         if self.in_org:
             self.use_org(create=company_steps)
             if self.org_id is None and not self.org_missing:
-                raise ProvisioningError(f"{self.marker()} exists but Grafana lacks the organisation: run again "
-                                        "with -e force_company=true to recreate it.")
+                raise ProvisioningError(
+                    f"{self.marker()} exists but Grafana lacks the organisation: run again "
+                    "with -e force_company=true to recreate it."
+                )
         if company_steps:
             team_id = None if self.in_org else self.ensure_team()
             folder_uid, folder_exists = self.ensure_folder()
             datasource = self.ensure_datasource(token, token_id)
-            self.ensure_permissions("folder", f"/api/folders/{seg(folder_uid)}/permissions", self.viewers(team_id),
-                                    folder_uid, exists=folder_exists)
+            self.ensure_permissions(
+                "folder",
+                f"/api/folders/{seg(folder_uid)}/permissions",
+                self.viewers(team_id),
+                folder_uid,
+                exists=folder_exists,
+            )
             self.default_user(team_id)
         else:
             team_id = None if self.in_org else self.find_team()
             folder_uid = self.find_folder() or ""
             datasource = self.find_datasource() or {}
-            lacks = [what for what, missing in (("the team", not self.in_org and team_id is None),
-                                                ("the folder", not folder_uid), ("the data source", not datasource))
-                     if missing]
+            lacks = [
+                what
+                for what, missing in (
+                    ("the team", not self.in_org and team_id is None),
+                    ("the folder", not folder_uid),
+                    ("the data source", not datasource),
+                )
+                if missing
+            ]
             if lacks:
-                raise ProvisioningError(f"{self.marker()} exists but Grafana lacks {', '.join(lacks)}: run again "
-                                        "with -e force_company=true to recreate them.")
+                raise ProvisioningError(
+                    f"{self.marker()} exists but Grafana lacks {', '.join(lacks)}: run again "
+                    "with -e force_company=true to recreate them."
+                )
         self.ensure_dashboard(folder_uid, datasource.get("uid") or self.names["datasource_uid"], team_id)
         self.register_client(self.company)
         marker = self.marker()
@@ -494,19 +645,29 @@ class Company:
             self.run.changes.append(f"write the company marker {marker}")
             if not self.run.check:
                 marker.write_text(f"Grafana resources of {self.company} provisioned by create_grafana_resources.yml\n")
-        return self.run.result(company=self.company, tenancy=self.tenancy, org_id=self.org_id, team_id=team_id,
-                               folder_uid=folder_uid, datasource_uid=datasource.get("uid", ""),
-                               dashboard_uid=self.names["dashboard_uid"], company_steps=company_steps)
+        return self.run.result(
+            company=self.company,
+            tenancy=self.tenancy,
+            org_id=self.org_id,
+            team_id=team_id,
+            folder_uid=folder_uid,
+            datasource_uid=datasource.get("uid", ""),
+            dashboard_uid=self.names["dashboard_uid"],
+            company_steps=company_steps,
+        )
 
     def default_user(self, team_id: int | None) -> None:
         login = self.names["user_login"]
         if not self.s.has_admin:
-            self.run.notes.append(f"The default user {login} is not created: Grafana's admin API needs basic auth "
-                                  "of a Grafana server admin (set GRAFANA_USERNAME and GRAFANA_PASSWORD beside "
-                                  "GRAFANA_API_TOKEN).")
+            self.run.notes.append(
+                f"The default user {login} is not created: Grafana's admin API needs basic auth "
+                "of a Grafana server admin (set GRAFANA_USERNAME and GRAFANA_PASSWORD beside "
+                "GRAFANA_API_TOKEN)."
+            )
             return
-        user_id, _ = self.ensure_user(login, self.names["user_name"],
-                                      password_file=self.s.secrets_dir / f"grafana_{login}.password")
+        user_id, _ = self.ensure_user(
+            login, self.names["user_name"], password_file=self.s.secrets_dir / f"grafana_{login}.password"
+        )
         self.ensure_member(login, user_id, team_id)
 
     def add_user(self, login: str, email: str, name: str = "", password: str = "") -> dict:
@@ -514,14 +675,18 @@ class Company:
         check_name("user", login, "user_login")
         if self.in_org:
             if not self.use_org(create=False):
-                raise ProvisioningError(f"Organisation {self.company} not found in Grafana: provision the company "
-                                        "first (create_grafana_resources.yml).")
+                raise ProvisioningError(
+                    f"Organisation {self.company} not found in Grafana: provision the company "
+                    "first (create_grafana_resources.yml)."
+                )
             team_id = None
         else:
             team_id = self.find_team()
             if team_id is None:
-                raise ProvisioningError(f"Team {self.company} not found in Grafana: provision the company first "
-                                        "(create_grafana_resources.yml).")
+                raise ProvisioningError(
+                    f"Team {self.company} not found in Grafana: provision the company first "
+                    "(create_grafana_resources.yml)."
+                )
         password_file = None if password else self.s.secrets_dir / f"grafana_{login}.password"
         user_id, wrote = self.ensure_user(login, name or login, email, password, password_file)
         self.ensure_member(login, user_id, team_id)
@@ -535,27 +700,40 @@ class Company:
         if user_login:
             check_name("user", user_login, "user_name")
             if not self.s.has_admin:
-                raise ProvisioningError(f"Deleting user {user_login} needs Grafana's admin API: set GRAFANA_USERNAME "
-                                        "and GRAFANA_PASSWORD (a Grafana server admin).")
+                raise ProvisioningError(
+                    f"Deleting user {user_login} needs Grafana's admin API: set GRAFANA_USERNAME "
+                    "and GRAFANA_PASSWORD (a Grafana server admin)."
+                )
         if self.in_org:
             org = self.find_org()
             if org is not None:
                 if int(org["id"]) == MAIN_ORG_ID:
-                    raise ProvisioningError(f"organisation {self.company} is Grafana's main organisation: "
-                                            "refusing to delete it")
+                    raise ProvisioningError(
+                        f"organisation {self.company} is Grafana's main organisation: refusing to delete it"
+                    )
                 self._refuse_foreign_org(int(org["id"]))
                 members = self.run.read(f"/api/orgs/{int(org['id'])}/users", admin=True).body or []
-                self.run.write(f"delete organisation {self.company} (its folder, data source, dashboards and "
-                               f"{len(members)} memberships)", "DELETE", f"/api/orgs/{int(org['id'])}", admin=True,
-                               ok=(200, 404))
+                self.run.write(
+                    f"delete organisation {self.company} (its folder, data source, dashboards and "
+                    f"{len(members)} memberships)",
+                    "DELETE",
+                    f"/api/orgs/{int(org['id'])}",
+                    admin=True,
+                    ok=(200, 404),
+                )
                 self.run.diff(f"organisation {self.company}", "present", "absent")
         else:
             self._delete_team_layout()
         if user_login:
             user = self.find_user(user_login)
             if user is not None:
-                self.run.write(f"delete user {user_login}", "DELETE", f"/api/admin/users/{int(user['id'])}",
-                               admin=True, ok=(200, 404))
+                self.run.write(
+                    f"delete user {user_login}",
+                    "DELETE",
+                    f"/api/admin/users/{int(user['id'])}",
+                    admin=True,
+                    ok=(200, 404),
+                )
                 self.run.diff(f"user {user_login}", "present", "absent")
             password_file = self.s.secrets_dir / f"grafana_{user_login}.password"
             if password_file.exists():
@@ -576,10 +754,14 @@ class Company:
         answer = self.run.read("/api/datasources", org_id=org_id, ok=(200, 401, 403))
         names = sorted(d.get("name", "") for d in answer.body or []) if answer.found else None
         if names is None or set(names) - {self.names["datasource_name"]}:
-            what = f"holds data sources PowerView did not make ({', '.join(names)})" if names is not None \
+            what = (
+                f"holds data sources PowerView did not make ({', '.join(names)})"
+                if names is not None
                 else f"cannot be inspected (HTTP {answer.status})"
-            raise ProvisioningError(f"organisation {self.company} {what}: not deleting it; delete it by hand "
-                                    "if it is really this company's")
+            )
+            raise ProvisioningError(
+                f"organisation {self.company} {what}: not deleting it; delete it by hand if it is really this company's"
+            )
 
     def dashboards_in(self, folder_uid: str) -> list[str]:
         hits = self._read("/api/search", ok=(200,), params={"type": "dash-db", "folderUIDs": folder_uid}).body or []
@@ -598,8 +780,12 @@ class Company:
             self.run.diff(f"folder {folder_uid}", "present", "absent")
         datasource = self.find_datasource()
         if datasource:
-            self._write(f"delete data source {self.names['datasource_name']}", "DELETE",
-                        f"/api/datasources/uid/{seg(datasource['uid'])}", ok=(200, 404))
+            self._write(
+                f"delete data source {self.names['datasource_name']}",
+                "DELETE",
+                f"/api/datasources/uid/{seg(datasource['uid'])}",
+                ok=(200, 404),
+            )
             self.run.diff(f"data source {self.names['datasource_name']}", "present", "absent")
         team_id = self.find_team()
         if team_id is not None:

@@ -32,13 +32,16 @@ class ConfigApi:
         try:
             reply = requests.request(method, self.url + path, json=json, headers=self.headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise ConfigApiError(f"config API at {self.url} cannot be reached ({type(exc).__name__}): "
-                                 "check CONFIG_API_URL") from None
+            raise ConfigApiError(
+                f"config API at {self.url} cannot be reached ({type(exc).__name__}): check CONFIG_API_URL"
+            ) from None
         if reply.status_code not in ok:
             detail = reply.text[:200].strip()
             if reply.status_code == 409:
-                raise ConfigApiError(f"config API: client id {client_id} is registered with another bucket "
-                                     f"(HTTP 409 from PUT {path}): {detail}")
+                raise ConfigApiError(
+                    f"config API: client id {client_id} is registered with another bucket "
+                    f"(HTTP 409 from PUT {path}): {detail}"
+                )
             hint = " (check CONFIG_API_TOKEN)" if reply.status_code in (401, 403) else ""
             raise ConfigApiError(f"config API answered HTTP {reply.status_code} to {method} {path}{hint}: {detail}")
         return reply
@@ -51,8 +54,9 @@ class ConfigApi:
         try:
             return reply.json()["bucket"]
         except (ValueError, KeyError, TypeError):
-            raise ConfigApiError(f"config API: GET /clients/{client_id} did not answer {{\"clientId\", \"bucket\"}}") \
-                from None
+            raise ConfigApiError(
+                f'config API: GET /clients/{client_id} did not answer {{"clientId", "bucket"}}'
+            ) from None
 
     def register(self, client_id: str, bucket: str) -> bool:
         """Register `client_id` → `bucket`; True when the API created it (201)."""

@@ -29,8 +29,11 @@ def template_for(templates_dir: Path, datasource_type: str) -> Path:
     name = INFLUXQL_TEMPLATE if is_influxql(datasource_type) else FLUX_TEMPLATE
     path = Path(templates_dir) / name
     if not path.is_file():
-        why = (f"GRAFANA_DATASOURCE_TYPE={datasource_type} (Grafana's InfluxDB datasource, InfluxQL) needs it"
-               if is_influxql(datasource_type) else "the Flux dashboard of the production plugin")
+        why = (
+            f"GRAFANA_DATASOURCE_TYPE={datasource_type} (Grafana's InfluxDB datasource, InfluxQL) needs it"
+            if is_influxql(datasource_type)
+            else "the Flux dashboard of the production plugin"
+        )
         raise TemplateError(f"dashboard template {path} is missing: {why}")
     return path
 
@@ -55,13 +58,24 @@ def influxql_identifier(value) -> str:
 
 
 def render_dashboard(templates_dir: Path, datasource_type: str, variables: dict) -> dict:
-    import jinja2   # ansible-core's dependency; imported here so that nothing else needs it
+    import jinja2  # ansible-core's dependency; imported here so that nothing else needs it
 
     path = template_for(templates_dir, datasource_type)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(path.parent)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, autoescape=False)
-    env.filters.update({"to_json": json.dumps, "from_json": json.loads, "pv_flux_string": flux_string,
-                        "pv_influxql_string": influxql_string, "pv_influxql_identifier": influxql_identifier})
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(path.parent)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(
+        {
+            "to_json": json.dumps,
+            "from_json": json.loads,
+            "pv_flux_string": flux_string,
+            "pv_influxql_string": influxql_string,
+            "pv_influxql_identifier": influxql_identifier,
+        }
+    )
     try:
         text = env.get_template(path.name).render(**variables)
         dashboard = json.loads(text)

@@ -4,9 +4,9 @@ file named by POWERVIEW_ENV_FILE). Only what the provisioning uses is read and c
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from dotenv import dotenv_values
 
@@ -44,7 +44,7 @@ class GrafanaSettings:
         """Basic auth of a server admin: needed for users and organisations (admin.md, org.md)."""
         return bool(self.username and self.password)
 
-    def __repr__(self) -> str:   # never the password nor the tokens
+    def __repr__(self) -> str:  # never the password nor the tokens
         return f"GrafanaSettings(url={self.url!r}, tenancy={self.tenancy!r}, ...)"
 
 
@@ -77,11 +77,15 @@ def load(env_file: str | Path | None = None, environ: Mapping[str, str] | None =
     password = env.get("GRAFANA_PASSWORD", "") or None
     token = env.get("GRAFANA_API_TOKEN", "").strip() or None
     if not token and not (username and password):
-        raise SettingsError("missing Grafana credentials: set GRAFANA_API_TOKEN, or GRAFANA_USERNAME and "
-                            "GRAFANA_PASSWORD (environment or .env)")
+        raise SettingsError(
+            "missing Grafana credentials: set GRAFANA_API_TOKEN, or GRAFANA_USERNAME and "
+            "GRAFANA_PASSWORD (environment or .env)"
+        )
     if tenancy == "org" and not (username and password):
-        raise SettingsError("GRAFANA_TENANCY=org needs GRAFANA_USERNAME and GRAFANA_PASSWORD (a Grafana server "
-                            "admin): organisations are managed through Grafana's admin API, which takes no token")
+        raise SettingsError(
+            "GRAFANA_TENANCY=org needs GRAFANA_USERNAME and GRAFANA_PASSWORD (a Grafana server "
+            "admin): organisations are managed through Grafana's admin API, which takes no token"
+        )
     influx = _url(env, "INFLUXDB_URL_FOR_GRAFANA") or _url(env, "INFLUXDB_HOST") or _url(env, "INFLUXDB_URL") or ""
     templates = env.get("POWERVIEW_GRAFANA_TEMPLATES_DIR", "").strip()
     return GrafanaSettings(

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -39,8 +39,9 @@ def token_from_tool(company: str, dry_run: bool) -> dict:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [""])[-1]
-        raise ProvisioningError(f"manage_influx_tokens.py failed for bucket {company}: exit code "
-                                f"{done.returncode}: {last}")
+        raise ProvisioningError(
+            f"manage_influx_tokens.py failed for bucket {company}: exit code {done.returncode}: {last}"
+        )
     return json.loads(done.stdout)
 
 
@@ -56,15 +57,26 @@ def _full_dashboards(company: Company, folder_uid: str) -> list[dict]:
 def _copy_dashboards(target: Company, dashboards: list[dict], folder_uid: str) -> None:
     for dash in dashboards:
         if dash.get("uid") == target.names["dashboard_uid"]:
-            continue      # the main dashboard is rendered by present()
+            continue  # the main dashboard is rendered by present()
         wanted = {k: v for k, v in dash.items() if k not in ("id", "version")}
         current = target._read(f"/api/dashboards/uid/{seg(dash['uid'])}")
-        if current.found and current.body["meta"].get("folderUid") == folder_uid \
-                and contains(current.body["dashboard"], wanted):
+        if (
+            current.found
+            and current.body["meta"].get("folderUid") == folder_uid
+            and contains(current.body["dashboard"], wanted)
+        ):
             continue
-        target._write(f"copy dashboard {dash['uid']} ({dash.get('title', '')})", "POST", "/api/dashboards/db",
-                      json={"dashboard": wanted, "folderUid": folder_uid, "overwrite": True,
-                            "message": "PowerView tenancy migration"})
+        target._write(
+            f"copy dashboard {dash['uid']} ({dash.get('title', '')})",
+            "POST",
+            "/api/dashboards/db",
+            json={
+                "dashboard": wanted,
+                "folderUid": folder_uid,
+                "overwrite": True,
+                "message": "PowerView tenancy migration",
+            },
+        )
 
 
 def _server_admin_logins(run: Run) -> set[str]:
@@ -72,8 +84,9 @@ def _server_admin_logins(run: Run) -> set[str]:
     return {s.username} if s.username else set()
 
 
-def migrate(run: Run, s: grafana_settings.GrafanaSettings, company: str, target: str,
-            tokens: TokenSource = token_from_tool) -> dict:
+def migrate(
+    run: Run, s: grafana_settings.GrafanaSettings, company: str, target: str, tokens: TokenSource = token_from_tool
+) -> dict:
     """Move `company` to tenancy `target` ("org" or "team"). Returns the run's result."""
     check_name("company", company)
     source_mode = "team" if target == "org" else "org"
@@ -86,15 +99,19 @@ def migrate(run: Run, s: grafana_settings.GrafanaSettings, company: str, target:
         if not src.use_org(create=False):
             run.notes.append(f"{company}: no organisation {company}: nothing to move")
             return run.result(company=company)
-        src._refuse_foreign_org(src.org_id)     # before any write: what it holds must all move
-        members = [(m["login"], int(m["userId"])) for m in
-                   run.read(f"/api/orgs/{src.org_id}/users", admin=True).body or [] if m["login"] not in admins]
+        assert src.org_id is not None
+        src._refuse_foreign_org(src.org_id)  # before any write: what it holds must all move
+        listed = run.read(f"/api/orgs/{src.org_id}/users", admin=True).body or []
+        members = [(m["login"], int(m["userId"])) for m in listed if m["login"] not in admins]
     else:
         team_id = src.find_team()
         members = []
         if team_id is not None:
-            members = [(m["login"], int(m["userId"])) for m in
-                       src._read(f"/api/teams/{team_id}/members", ok=(200,)).body or [] if m["login"] not in admins]
+            members = [
+                (m["login"], int(m["userId"]))
+                for m in src._read(f"/api/teams/{team_id}/members", ok=(200,)).body or []
+                if m["login"] not in admins
+            ]
     folder_uid = src.find_folder()
     datasource = src.find_datasource()
     if folder_uid is None and datasource is None and (source_mode == "org" or src.find_team() is None):
@@ -115,12 +132,21 @@ def migrate(run: Run, s: grafana_settings.GrafanaSettings, company: str, target:
 
     # then the source goes
     if source_mode == "org":
-        run.write(f"delete organisation {company} (moved to team tenancy)", "DELETE", f"/api/orgs/{src.org_id}",
-                  admin=True, ok=(200, 404))
+        run.write(
+            f"delete organisation {company} (moved to team tenancy)",
+            "DELETE",
+            f"/api/orgs/{src.org_id}",
+            admin=True,
+            ok=(200, 404),
+        )
     else:
         src._delete_team_layout()
-    return run.result(company=company, target=target, moved_users=[login for login, _ in members],
-                      moved_dashboards=[d["uid"] for d in dashboards])
+    return run.result(
+        company=company,
+        target=target,
+        moved_users=[login for login, _ in members],
+        moved_dashboards=[d["uid"] for d in dashboards],
+    )
 
 
 def companies_in(run: Run, s: grafana_settings.GrafanaSettings, tenancy: str) -> list[str]:
@@ -131,8 +157,11 @@ def companies_in(run: Run, s: grafana_settings.GrafanaSettings, tenancy: str) ->
         teams = run.read("/api/teams/search", params={"perpage": 1000}).body.get("teams", [])
         candidates = [t["name"] for t in teams]
     else:
-        candidates = [o["name"] for o in run.read("/api/orgs", admin=True, params={"perpage": 1000}).body or []
-                      if int(o["id"]) != MAIN_ORG_ID]
+        candidates = [
+            o["name"]
+            for o in run.read("/api/orgs", admin=True, params={"perpage": 1000}).body or []
+            if int(o["id"]) != MAIN_ORG_ID
+        ]
     for name in candidates:
         try:
             company = Company(run, s, name, tenancy=tenancy)
@@ -150,8 +179,12 @@ def companies_in(run: Run, s: grafana_settings.GrafanaSettings, tenancy: str) ->
 @click.option("--company", "companies", multiple=True, help="A company to move (repeatable).")
 @click.option("--all", "move_all", is_flag=True, help="Every PowerView company found in the other tenancy.")
 @click.option("--dry-run", is_flag=True, help="Read only: print what would be done.")
-@click.option("--env-file", type=click.Path(path_type=Path), default=None,
-              help="Settings file (default: the project's .env, or POWERVIEW_ENV_FILE).")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Settings file (default: the project's .env, or POWERVIEW_ENV_FILE).",
+)
 def main(direction, companies, move_all, dry_run, env_file):
     """Move PowerView companies between GRAFANA_TENANCY=team and GRAFANA_TENANCY=org.
 
@@ -163,8 +196,9 @@ def main(direction, companies, move_all, dry_run, env_file):
     try:
         s = grafana_settings.load(env_file)
         if not s.has_admin:
-            raise grafana_settings.SettingsError("the migration needs GRAFANA_USERNAME and GRAFANA_PASSWORD "
-                                                 "(a Grafana server admin)")
+            raise grafana_settings.SettingsError(
+                "the migration needs GRAFANA_USERNAME and GRAFANA_PASSWORD (a Grafana server admin)"
+            )
         grafana = Grafana(s)
         grafana.check_connection()
         names = list(companies) or companies_in(Run(grafana), s, "team" if target == "org" else "org")
@@ -185,6 +219,8 @@ def main(direction, companies, move_all, dry_run, env_file):
             click.echo(f"{name}: {prefix}{line}")
         for note in result["notes"]:
             click.echo(note)
-        click.echo(f"{name}: {'would be moved' if dry_run else 'moved'} to {target} tenancy"
-                   + ("" if result["changes"] else " (nothing to do)"))
+        click.echo(
+            f"{name}: {'would be moved' if dry_run else 'moved'} to {target} tenancy"
+            + ("" if result["changes"] else " (nothing to do)")
+        )
     sys.exit(status)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 import samples
 from stand_ins.config_api import ConfigApiStandIn
 from stand_ins.grafana import MAIN_ORG_ID, GrafanaStandIn

@@ -27,11 +27,11 @@ class ConfigApiStandIn:
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
 
-    def start(self) -> "ConfigApiStandIn":
+    def start(self) -> ConfigApiStandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Handler,), {"app": self}))
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = "http://127.0.0.1:%d" % self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self
 
     def stop(self) -> None:
@@ -40,7 +40,7 @@ class ConfigApiStandIn:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "ConfigApiStandIn":
+    def __enter__(self) -> ConfigApiStandIn:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -61,13 +61,17 @@ class ConfigApiStandIn:
                     return 404, {"detail": "client not found"}
                 return 200, {"clientId": client_id, "bucket": self.clients[client_id]}
             if method == "DELETE":
-                return (204, None) if self.clients.pop(client_id, None) is not None else (404, {"detail": "client not found"})
+                return (
+                    (204, None)
+                    if self.clients.pop(client_id, None) is not None
+                    else (404, {"detail": "client not found"})
+                )
             if method == "PUT":
                 try:
                     bucket = json.loads(body)["bucket"]
                     assert isinstance(bucket, str) and bucket
                 except (ValueError, KeyError, TypeError, AssertionError):
-                    return 422, {"detail": "body must be {\"bucket\": \"<name>\"}"}
+                    return 422, {"detail": 'body must be {"bucket": "<name>"}'}
                 known = self.clients.get(client_id)
                 if known is None:
                     self.clients[client_id] = bucket

@@ -71,12 +71,12 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import socket
 import re
+import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -108,7 +108,7 @@ class ApiError(Exception):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _slug(title: str) -> str:
@@ -144,7 +144,7 @@ class GrafanaStandIn:
         self._url = ""
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "GrafanaStandIn":
+    def start(self) -> GrafanaStandIn:
         handler = type("Handler", (_Handler,), {"app": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -160,7 +160,7 @@ class GrafanaStandIn:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "GrafanaStandIn":
+    def __enter__(self) -> GrafanaStandIn:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -173,7 +173,7 @@ class GrafanaStandIn:
         return self._url
 
     # ---- org-scoped state: the org of the current request, else the main org ---------------
-    def state(self, org_id: int = MAIN_ORG_ID) -> "OrgData":
+    def state(self, org_id: int = MAIN_ORG_ID) -> OrgData:
         """The resources of one organisation (for tests: `grafana.state(org_id).datasources`)."""
         return self.org_data[org_id]
 

@@ -44,14 +44,17 @@ notes: {description: Things the operator should know (nothing failed)., type: li
 message: {description: A one-line summary., type: str}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402  (Ansible: the docs come first)
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "state": {"type": "str", "required": True,
-                      "choices": ["ping", "company_present", "company_absent", "user_present"]},
+            "state": {
+                "type": "str",
+                "required": True,
+                "choices": ["ping", "company_present", "company_absent", "user_present"],
+            },
             "company": {"type": "str"},
             "campaign": {"type": "str"},
             "company_steps": {"type": "bool", "default": True},
@@ -64,23 +67,37 @@ def main() -> None:
             "user_password": {"type": "str", "no_log": True},
             "templates_dir": {"type": "path"},
         },
-        required_if=[("state", "company_present", ["company"]), ("state", "company_absent", ["company"]),
-                     ("state", "user_present", ["company", "user_login", "user_email"])],
+        required_if=[
+            ("state", "company_present", ["company"]),
+            ("state", "company_absent", ["company"]),
+            ("state", "user_present", ["company", "user_login", "user_email"]),
+        ],
         supports_check_mode=True,
     )
     try:
         from powerview.grafana import actions
     except ImportError as exc:
-        module.fail_json(msg=f"the powerview package is not importable by {__import__('sys').executable} ({exc}): "
-                             "run ansible-playbook from the project's virtualenv (make venv)")
+        module.fail_json(
+            msg=f"the powerview package is not importable by {__import__('sys').executable} ({exc}): "
+            "run ansible-playbook from the project's virtualenv (make venv)"
+        )
     p = module.params
     try:
-        result = actions.run(p["state"], check=module.check_mode, company=p["company"], campaign=p["campaign"],
-                             company_steps=p["company_steps"], force_company=p["force_company"],
-                             influx_token=p["influx_token"],
-                             influx_token_id=p["influx_token_id"], user_login=p["user_login"],
-                             user_email=p["user_email"], user_name=p["user_name"],
-                             user_password=p["user_password"], templates_dir=p["templates_dir"])
+        result = actions.run(
+            p["state"],
+            check=module.check_mode,
+            company=p["company"],
+            campaign=p["campaign"],
+            company_steps=p["company_steps"],
+            force_company=p["force_company"],
+            influx_token=p["influx_token"],
+            influx_token_id=p["influx_token_id"],
+            user_login=p["user_login"],
+            user_email=p["user_email"],
+            user_name=p["user_name"],
+            user_password=p["user_password"],
+            templates_dir=p["templates_dir"],
+        )
     except actions.FAILURES as exc:
         module.fail_json(msg=str(exc))
     diff = result.pop("diff", None)
