@@ -5,7 +5,9 @@ Each program loads and checks only what it uses (a bad hook setting never stops 
     load_parser()   tsv_parser.py            ParserSettings (with InfluxSettings)
     load_worker()   the spool's worker/hook   WorkerSettings
     load_tokens()   manage_influx_tokens.py   TokenSettings (with InfluxSettings)
-    load_grafana()  the Grafana playbooks     GrafanaSettings
+    load_influx_command()  powerview-catalogue, powerview-downsample
+
+The Grafana provisioning reads its own settings (powerview/grafana/settings.py), by the same rule.
 
 The real environment wins over `.env`. `.env` is read by python-dotenv without interpolation
 (`${X}` stays as written), the rule on-upload.sh follows too. One variable per fact; the
@@ -265,47 +267,4 @@ def load_worker(env_file: Path | str | None = None, environ: Mapping[str, str] |
         max_attempts=env.integer("POWERVIEW_MAX_ATTEMPTS", 20, minimum=1),
         job_timeout_seconds=env.number("POWERVIEW_JOB_TIMEOUT_SECONDS", 3600.0, minimum=1),
         worker_linger_seconds=env.number("POWERVIEW_WORKER_LINGER_SECONDS", 60.0),
-    )
-
-
-# -- the Grafana playbooks -----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class GrafanaSettings:
-    grafana_url: str | None
-    grafana_username: str | None
-    grafana_password: str | None
-    grafana_api_token: str | None
-    grafana_datasource_type: str
-    influx_url: str | None               # INFLUXDB_HOST
-    influx_url_for_grafana: str | None   # the InfluxDB address as Grafana reaches it
-    influx_org: str | None
-    data_dir: Path
-    secrets_dir: Path
-
-    def require_grafana(self) -> None:
-        """Raise ConfigError naming what is missing to call Grafana's HTTP API."""
-        if not self.grafana_url:
-            raise ConfigError("missing required setting GRAFANA_URL (environment or .env)")
-        if not self.grafana_api_token and not (self.grafana_username and self.grafana_password):
-            raise ConfigError("missing Grafana credentials: set GRAFANA_API_TOKEN, or GRAFANA_USERNAME and "
-                              "GRAFANA_PASSWORD (environment or .env)")
-
-    def __repr__(self) -> str:  # never show the password or the token
-        return f"GrafanaSettings(grafana_url={self.grafana_url!r}, ...)"
-
-
-def load_grafana(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> GrafanaSettings:
-    env = _env(env_file, environ)
-    return GrafanaSettings(
-        grafana_url=env.url("GRAFANA_URL", "http://localhost:8088"),
-        grafana_username=env.text("GRAFANA_USERNAME"),
-        grafana_password=env.secret("GRAFANA_PASSWORD"),
-        grafana_api_token=env.text("GRAFANA_API_TOKEN"),
-        grafana_datasource_type=env.text("GRAFANA_DATASOURCE_TYPE") or "influxdb-adecwatts-datasource",
-        influx_url=env.url("INFLUXDB_HOST", None, "INFLUXDB_URL"),
-        influx_url_for_grafana=env.url("INFLUXDB_URL_FOR_GRAFANA", None),
-        influx_org=env.text("INFLUXDB_ORG"),
-        data_dir=env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data"),
-        secrets_dir=env.path("POWERVIEW_SECRETS_DIR", "/srv/powerview/secrets") or Path("/srv/powerview/secrets"),
     )

@@ -34,6 +34,25 @@ and, where the reference gives a status code without a body, from the handlers i
 | DELETE /api/admin/users/:id                          | 200 {"message": "User deleted"}; 404 "user not found" | admin.md                        |
 | GET  /api/users/lookup?loginOrEmail=                 | 200 user; 404 "user not found"                        | user.md                         |
 | PUT  /api/users/:id                                  | 200 {"message": "User updated"}                       | user.md                         |
+| GET/POST /api/orgs, GET /api/orgs/:id, /name/:name   | 200; 404 "Organization not found"; 409 "Organization  | org.md (admin organizations API,|
+|                                                      | name taken"; the creator becomes the org's Admin      | basic auth of a server admin)   |
+| DELETE /api/orgs/:id                                 | 200 {"message": "Organization deleted"}; memberships go | org.md                        |
+| GET/POST /api/orgs/:id/users, PATCH/DELETE .../:uid  | 200; 409 "User is already member of this organization"| org.md                          |
+| GET  /api/users/:id/orgs                             | 200 [{orgId, name, role}]                             | user.md                         |
+| GET  /api/frontend/settings                          | 200 {datasources: {name: {uid, type, name, id}}}: what| (the boot data of the UI)       |
+|                                                      | a signed-in user gets for its organisation            |                                 |
+| POST /api/ds/query                                   | 200 {results: {refId: {status, frames}}}; 404 "Data   | query_and_resource.md           |
+|                                                      | source not found" (not in the request's organisation) |                                 |
+
+Organisations: every team, folder, data source and dashboard belongs to one organisation
+(`state(org_id)`; the attributes `teams`, `folders`, ... are the main organisation's). A request
+acts in the organisation named by `X-Grafana-Org-Id`, else in the user's current one; a user must
+be a member of it (401 otherwise: the reference names no status), a service-account token acts in
+the main organisation only (401 for another). Writes need the Admin role of that organisation;
+every member reads the organisation's data sources (a Viewer too, since Grafana 9) and may query
+any of them with `POST /api/ds/query` (OSS has no data source permissions) — the leak that
+separate organisations close. New users join the organisation given as `OrgId`, else the main one
+(auto_assign_org), as Viewers.
 
 Authentication: basic auth (the admin, or any user created through the API, with its password)
 or `Authorization: Bearer <token>` for the service-account tokens given to the constructor;
@@ -53,14 +72,32 @@ import base64
 import itertools
 import json
 import re
+import socket
 import threading
 import uuid
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 _UID = re.compile(r"[A-Za-z0-9_-]*\Z")
 PERMISSION_NAMES = {1: "View", 2: "Edit", 4: "Admin"}
+MAIN_ORG_ID = 1
+ORG_ROLES = ("Viewer", "Editor", "Admin")
+
+
+@dataclass
+class OrgData:
+    """What belongs to one organisation: teams, folders, data sources, dashboards and their permissions."""
+
+    teams: dict[int, dict] = field(default_factory=dict)
+    team_members: dict[int, set[int]] = field(default_factory=dict)
+    folders: dict[str, dict] = field(default_factory=dict)
+    folder_acl: dict[str, list[dict]] = field(default_factory=dict)
+    datasources: dict[int, dict] = field(default_factory=dict)
+    datasource_secrets: dict[int, dict] = field(default_factory=dict)
+    dashboards: dict[str, dict] = field(default_factory=dict)   # uid -> {"dashboard", "folderUid", "version"}
+    dashboard_acl: dict[str, list[dict]] = field(default_factory=dict)
 
 
 class ApiError(Exception):
@@ -71,7 +108,7 @@ class ApiError(Exception):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _slug(title: str) -> str:
@@ -92,26 +129,26 @@ class GrafanaStandIn:
         self.requests: list[dict] = []
         self.users: dict[int, dict] = {}
         self.passwords: dict[int, str] = {}
-        self.teams: dict[int, dict] = {}
-        self.team_members: dict[int, set[int]] = {}
-        self.folders: dict[str, dict] = {}
-        self.folder_acl: dict[str, list[dict]] = {}
-        self.datasources: dict[int, dict] = {}
-        self.datasource_secrets: dict[int, dict] = {}
-        self.dashboards: dict[str, dict] = {}       # uid -> {"dashboard": ..., "folderUid": ..., "version": ...}
-        self.dashboard_acl: dict[str, list[dict]] = {}
-        admin_id = self._new_user(admin_user, admin_user, "admin@localhost", admin_password, grafana_admin=True)
+        # organisations (org.md): every org-scoped resource lives in one OrgData; org 1 is the main org
+        self.orgs: dict[int, dict] = {MAIN_ORG_ID: {"id": MAIN_ORG_ID, "name": "Main Org."}}
+        self.org_data: dict[int, OrgData] = {MAIN_ORG_ID: OrgData()}
+        self.org_users: dict[int, dict[int, str]] = {MAIN_ORG_ID: {}}   # org id -> {user id: role}
+        self.queries: list[dict] = []              # POST /api/ds/query calls that reached a datasource
+        self._ctx_org = MAIN_ORG_ID                # the org of the request being handled (under self.lock)
+        self._ctx_role: str | None = None
+        admin_id = self._new_user(admin_user, admin_user, "admin@localhost", admin_password, grafana_admin=True,
+                                  org_role="Admin")
         self.admin_id = admin_id
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._url = ""
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "GrafanaStandIn":
+    def start(self) -> GrafanaStandIn:
         handler = type("Handler", (_Handler,), {"app": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="grafana-stand-in", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="grafana-stand-in", daemon=True)
         self._thread.start()
         host, port = self._server.server_address[:2]
         self._url = f"http://{host}:{port}"
@@ -123,7 +160,7 @@ class GrafanaStandIn:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "GrafanaStandIn":
+    def __enter__(self) -> GrafanaStandIn:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -134,6 +171,27 @@ class GrafanaStandIn:
         """The base URL; kept after stop() so that a test can show what "Grafana down" does."""
         assert self._url, "not started"
         return self._url
+
+    # ---- org-scoped state: the org of the current request, else the main org ---------------
+    def state(self, org_id: int = MAIN_ORG_ID) -> OrgData:
+        """The resources of one organisation (for tests: `grafana.state(org_id).datasources`)."""
+        return self.org_data[org_id]
+
+    teams = property(lambda self: self.org_data[self._ctx_org].teams)
+    team_members = property(lambda self: self.org_data[self._ctx_org].team_members)
+    folders = property(lambda self: self.org_data[self._ctx_org].folders)
+    folder_acl = property(lambda self: self.org_data[self._ctx_org].folder_acl)
+    datasources = property(lambda self: self.org_data[self._ctx_org].datasources)
+    datasource_secrets = property(lambda self: self.org_data[self._ctx_org].datasource_secrets)
+    dashboards = property(lambda self: self.org_data[self._ctx_org].dashboards)
+    dashboard_acl = property(lambda self: self.org_data[self._ctx_org].dashboard_acl)
+
+    def org_by_name(self, name: str) -> dict | None:
+        return next((o for o in self.orgs.values() if o["name"] == name), None)
+
+    def user_orgs(self, user_id: int) -> dict[int, str]:
+        """{org id: role} of a user."""
+        return {org_id: members[user_id] for org_id, members in self.org_users.items() if user_id in members}
 
     # ---- helpers for tests -----------------------------------------------------------------
     def writes(self) -> list[dict]:
@@ -154,14 +212,25 @@ class GrafanaStandIn:
         return bool(user) and self.passwords.get(user["id"]) == password
 
     # ---- model -----------------------------------------------------------------------------
-    def _new_user(self, login, name, email, password, grafana_admin=False) -> int:
+    def _new_user(self, login, name, email, password, grafana_admin=False, org_id=MAIN_ORG_ID,
+                  org_role="Viewer") -> int:
         uid = next(self._ids)
         self.users[uid] = {"id": uid, "uid": uuid.uuid4().hex[:14], "login": login, "name": name or "",
                            "email": email or login, "isGrafanaAdmin": grafana_admin, "isDisabled": False,
-                           "orgId": 1, "theme": "", "isExternal": False, "authLabels": [],
+                           "orgId": org_id, "theme": "", "isExternal": False, "authLabels": [],
                            "createdAt": _now(), "updatedAt": _now(), "avatarUrl": ""}
         self.passwords[uid] = password
+        # a new user joins one org: the one asked for (OrgId), else auto_assign_org (the main org), as Viewer
+        self.org_users[org_id][uid] = org_role
         return uid
+
+    def _drop_membership(self, org_id: int, user_id: int) -> None:
+        self.org_users.get(org_id, {}).pop(user_id, None)
+        for members in self.org_data.get(org_id, OrgData()).team_members.values():
+            members.discard(user_id)
+        user = self.users.get(user_id)
+        if user and user["orgId"] == org_id:   # Grafana moves the user's current org to another membership
+            user["orgId"] = min(self.user_orgs(user_id), default=0)
 
     def _team_dto(self, team: dict) -> dict:
         return {**team, "memberCount": len(self.team_members.get(team["id"], ())),
@@ -212,8 +281,10 @@ class GrafanaStandIn:
     # ---- request handling ------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict, headers, body: bytes):
         auth_kind, who = self._authenticate(headers)
+        org_header = headers.get("X-Grafana-Org-Id")
         with self.lock:
-            self.requests.append({"method": method, "path": path, "query": query, "auth": auth_kind})
+            self.requests.append({"method": method, "path": path, "query": query, "auth": auth_kind,
+                                  "org": org_header})
         if path == "/api/health" and method == "GET":
             return 200, {"commit": "stand-in", "database": "ok", "version": self.version}
         if auth_kind is None:
@@ -229,12 +300,46 @@ class GrafanaStandIn:
             except ValueError:
                 raise ApiError(400, "bad request data") from None
         with self.lock:
+            org_id, role = self._request_org(auth_kind, who, org_header)
             for pattern, methods in _ROUTES:
                 match = pattern.fullmatch(path)
                 if match and method in methods:
                     handler = getattr(self, methods[method])
-                    return handler(auth_kind, who, query, data, *[unquote(g) for g in match.groups()])
+                    self._ctx_org, self._ctx_role = org_id, role
+                    try:
+                        return handler(auth_kind, who, query, data, *[unquote(g) for g in match.groups()])
+                    finally:
+                        self._ctx_org, self._ctx_role = MAIN_ORG_ID, None
         raise ApiError(404, "Not found")
+
+    def _request_org(self, auth_kind, who, org_header):
+        """The organisation a request acts in, and the caller's role there.
+
+        authentication.md: `X-Grafana-Org-Id` names the organisation of the request; without it a
+        user acts in its current organisation (`orgId`). A user acts only in an organisation it is a
+        member of (a Grafana server admin too: membership is what makes an organisation "its"), and
+        a service-account token belongs to one organisation (here the main one). The reference gives
+        no status for a foreign organisation: the stand-in answers 401, as Grafana was seen to do for
+        a server admin whose org did not match (grafana/grafana#11831).
+        """
+        if org_header is not None:
+            try:
+                wanted = int(org_header)
+            except ValueError:
+                raise ApiError(400, "invalid X-Grafana-Org-Id header") from None
+        else:
+            wanted = None
+        if auth_kind == "bearer":
+            if wanted not in (None, MAIN_ORG_ID):
+                raise ApiError(401, "Unauthorized: the service account token belongs to another organization")
+            return MAIN_ORG_ID, "Admin"
+        org_id = wanted if wanted is not None else who["orgId"]
+        role = self.org_users.get(org_id, {}).get(who["id"])
+        if role is None:
+            if wanted is None and who["isGrafanaAdmin"]:
+                return org_id, None        # a server admin without an org still reaches the admin API
+            raise ApiError(401, "Unauthorized")
+        return org_id, role
 
     def _authenticate(self, headers):
         value = headers.get("Authorization", "")
@@ -259,20 +364,149 @@ class GrafanaStandIn:
         if auth_kind != "basic" or not who["isGrafanaAdmin"]:
             raise ApiError(403, "Permission denied")
 
-    @staticmethod
-    def _require_org_admin(auth_kind, who):
-        # service-account tokens here have the org Admin role; a plain user has Viewer
-        if auth_kind == "basic" and not who["isGrafanaAdmin"]:
+    def _require_org_admin(self, auth_kind, who):
+        # the Admin role in the request's organisation (service-account tokens here are org Admins)
+        if self._ctx_role != "Admin":
+            raise ApiError(403, "Permission denied")
+
+    def _require_datasource_read(self):
+        # Grafana 8 answered 403 to a Viewer listing data sources (grafana/grafana#39011); since 9
+        # a Viewer reads the data sources of its organisation (GET /api/datasources, as reported
+        # for 11.0 in grafana/grafana#89474): every member of the organisation may read them
+        if self._ctx_role is None:
             raise ApiError(403, "Permission denied")
 
     # ---- org / user ------------------------------------------------------------------------
     def get_org(self, auth_kind, who, query, data):
-        return 200, {"id": 1, "name": "Main Org.", "address": {}}
+        org = self.orgs.get(self._ctx_org)
+        if not org:
+            raise ApiError(404, "Organization not found")
+        return 200, {**org, "address": {}}
 
     def get_signed_in_user(self, auth_kind, who, query, data):
         if auth_kind != "basic":
-            return 200, {"id": 0, "login": "service-account", "isGrafanaAdmin": False, "orgId": 1}
+            return 200, {"id": 0, "login": "service-account", "isGrafanaAdmin": False, "orgId": MAIN_ORG_ID}
         return 200, who
+
+    # ---- organisations (org.md, admin organizations API: basic auth of a server admin) -------
+    def _org_record(self, org_id: str) -> dict:
+        org = self.orgs.get(int(org_id))
+        if not org:
+            raise ApiError(404, "Organization not found")
+        return org
+
+    def list_orgs(self, auth_kind, who, query, data):
+        self._require_server_admin(auth_kind, who)
+        return 200, [dict(o) for o in sorted(self.orgs.values(), key=lambda o: o["id"])]
+
+    def get_org_by_id(self, auth_kind, who, query, data, org_id):
+        self._require_server_admin(auth_kind, who)
+        return 200, {**self._org_record(org_id), "address": {}}
+
+    def get_org_by_name(self, auth_kind, who, query, data, name):
+        self._require_server_admin(auth_kind, who)
+        org = self.org_by_name(name)
+        if not org:
+            raise ApiError(404, "Organization not found")
+        return 200, {**org, "address": {}}
+
+    def create_org(self, auth_kind, who, query, data):
+        self._require_server_admin(auth_kind, who)
+        name = (data or {}).get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ApiError(400, "bad request data")
+        if self.org_by_name(name):
+            raise ApiError(409, "Organization name taken")
+        org_id = next(self._ids)
+        self.orgs[org_id] = {"id": org_id, "name": name}
+        self.org_data[org_id] = OrgData()
+        self.org_users[org_id] = {who["id"]: "Admin"}     # the creator becomes the org's Admin
+        return 200, {"orgId": org_id, "message": "Organization created"}
+
+    def delete_org(self, auth_kind, who, query, data, org_id):
+        self._require_server_admin(auth_kind, who)
+        org = self.orgs.get(int(org_id))
+        if not org:
+            raise ApiError(404, "Failed to delete organization. ID not found")
+        for user_id in list(self.org_users.get(org["id"], {})):
+            self._drop_membership(org["id"], user_id)
+        del self.orgs[org["id"]]
+        del self.org_data[org["id"]]
+        del self.org_users[org["id"]]
+        return 200, {"message": "Organization deleted"}
+
+    def get_org_users(self, auth_kind, who, query, data, org_id):
+        self._require_server_admin(auth_kind, who)
+        org = self._org_record(org_id)
+        return 200, [{"orgId": org["id"], "userId": uid, "email": self.users[uid]["email"],
+                      "login": self.users[uid]["login"], "role": role}
+                     for uid, role in sorted(self.org_users[org["id"]].items())]
+
+    def add_org_user(self, auth_kind, who, query, data, org_id):
+        self._require_server_admin(auth_kind, who)
+        org = self._org_record(org_id)
+        data = data or {}
+        key, role = data.get("loginOrEmail") or "", data.get("role")
+        if role not in ORG_ROLES:
+            raise ApiError(400, "bad request data")
+        user = next((u for u in self.users.values() if key and key in (u["login"], u["email"])), None)
+        if not user:
+            raise ApiError(404, "User not found")
+        if user["id"] in self.org_users[org["id"]]:
+            raise ApiError(409, "User is already member of this organization")
+        self.org_users[org["id"]][user["id"]] = role
+        if not user["orgId"]:
+            user["orgId"] = org["id"]
+        return 200, {"message": "User added to organization", "userId": user["id"]}
+
+    def update_org_user(self, auth_kind, who, query, data, org_id, user_id):
+        self._require_server_admin(auth_kind, who)
+        org = self._org_record(org_id)
+        role = (data or {}).get("role")
+        if role not in ORG_ROLES:
+            raise ApiError(400, "bad request data")
+        if int(user_id) not in self.org_users[org["id"]]:
+            raise ApiError(404, "User not found")
+        self.org_users[org["id"]][int(user_id)] = role
+        return 200, {"message": "Organization user updated"}
+
+    def remove_org_user(self, auth_kind, who, query, data, org_id, user_id):
+        self._require_server_admin(auth_kind, who)
+        org = self._org_record(org_id)
+        if int(user_id) not in self.org_users[org["id"]]:
+            raise ApiError(404, "User not found")
+        self._drop_membership(org["id"], int(user_id))
+        return 200, {"message": "User removed from organization"}
+
+    def get_user_orgs(self, auth_kind, who, query, data, user_id):
+        self._require_server_admin(auth_kind, who)
+        user = self._user(user_id)
+        return 200, [{"orgId": org_id, "name": self.orgs[org_id]["name"], "role": role}
+                     for org_id, role in sorted(self.user_orgs(user["id"]).items())]
+
+    # ---- what a signed-in Viewer reaches (the point of organisations) ------------------------
+    def frontend_settings(self, auth_kind, who, query, data):
+        # the boot data every signed-in user gets: every data source of its organisation that it
+        # may query, uid included (in OSS: all of them)
+        return 200, {"datasources": {d["name"]: {"uid": d["uid"], "type": d["type"], "name": d["name"],
+                                                 "id": d["id"]} for d in self.datasources.values()}}
+
+    def query_datasources(self, auth_kind, who, query, data):
+        # query_and_resource.md: POST /api/ds/query {queries: [{refId, datasource: {uid}}], from, to};
+        # datasources:query is granted to every role of the organisation in OSS
+        queries = (data or {}).get("queries")
+        if not isinstance(queries, list) or not queries:
+            raise ApiError(400, "No queries found in query")
+        results = {}
+        for q in queries:
+            uid = ((q or {}).get("datasource") or {}).get("uid")
+            ds = next((d for d in self.datasources.values() if d["uid"] == uid), None)
+            if not ds:
+                raise ApiError(404, "Data source not found")
+            self.queries.append({"org": self._ctx_org, "datasource": uid, "user": who["login"] if who else None,
+                                 "token": self.datasource_secrets.get(ds["id"], {}).get("token")})
+            results[q.get("refId") or "A"] = {"status": 200, "frames": []}
+        return 200, {"results": results}
 
     # ---- teams -----------------------------------------------------------------------------
     def search_teams(self, auth_kind, who, query, data):
@@ -296,7 +530,7 @@ class GrafanaStandIn:
         if self.team_by_name(name):
             raise ApiError(409, "Team name taken")
         team_id = next(self._ids)
-        self.teams[team_id] = {"id": team_id, "uid": uuid.uuid4().hex[:14], "orgId": 1, "name": name,
+        self.teams[team_id] = {"id": team_id, "uid": uuid.uuid4().hex[:14], "orgId": self._ctx_org, "name": name,
                                "email": (data or {}).get("email") or "", "created": _now(), "updated": _now()}
         self.team_members[team_id] = set()
         return 200, {"message": "Team created", "teamId": team_id, "uid": self.teams[team_id]["uid"]}
@@ -325,7 +559,7 @@ class GrafanaStandIn:
         out = []
         for user_id in sorted(self.team_members[team["id"]]):
             user = self.users[user_id]
-            out.append({"orgId": 1, "teamId": team["id"], "userId": user_id, "email": user["email"],
+            out.append({"orgId": self._ctx_org, "teamId": team["id"], "userId": user_id, "email": user["email"],
                         "login": user["login"], "avatarUrl": "/avatar/x", "permission": 0})
         return 200, out
 
@@ -412,6 +646,7 @@ class GrafanaStandIn:
 
     # ---- data sources ----------------------------------------------------------------------
     def list_datasources(self, auth_kind, who, query, data):
+        self._require_datasource_read()
         return 200, [self._datasource_dto(d) for d in sorted(self.datasources.values(), key=lambda d: d["name"])]
 
     def _ds_by(self, key: str, value: str) -> dict:
@@ -421,9 +656,11 @@ class GrafanaStandIn:
         return ds
 
     def get_datasource_by_name(self, auth_kind, who, query, data, name):
+        self._require_datasource_read()
         return 200, self._datasource_dto(self._ds_by("name", name))
 
     def get_datasource_by_uid(self, auth_kind, who, query, data, uid):
+        self._require_datasource_read()
         return 200, self._datasource_dto(self._ds_by("uid", uid))
 
     def create_datasource(self, auth_kind, who, query, data):
@@ -445,9 +682,8 @@ class GrafanaStandIn:
         dto = self._datasource_dto(self.datasources[ds_id])
         return 200, {"datasource": dto, "id": ds_id, "message": "Datasource added", "name": name}
 
-    @staticmethod
-    def _datasource_record(ds_id, uid, data, version):
-        return {"id": ds_id, "uid": uid, "orgId": 1, "name": data["name"], "type": data["type"],
+    def _datasource_record(self, ds_id, uid, data, version):
+        return {"id": ds_id, "uid": uid, "orgId": self._ctx_org, "name": data["name"], "type": data["type"],
                 "access": data.get("access") or "proxy", "url": data.get("url") or "",
                 "user": data.get("user") or "", "database": data.get("database") or "",
                 "basicAuth": bool(data.get("basicAuth")), "basicAuthUser": data.get("basicAuthUser") or "",
@@ -597,7 +833,10 @@ class GrafanaStandIn:
             raise ApiError(400, "Password is missing or too short")
         if any(u["login"] == login or (email and u["email"] == email) for u in self.users.values()):
             raise ApiError(412, f"User with email '{email}' or username '{login}' already exists")
-        user_id = self._new_user(login, data.get("name"), email, password)
+        org_id = data.get("OrgId") or MAIN_ORG_ID
+        if org_id not in self.orgs:
+            raise ApiError(400, "organization not found")   # pkg/api/admin_users.go: ErrOrgNotFound
+        user_id = self._new_user(login, data.get("name"), email, password, org_id=org_id)
         return 200, {"id": user_id, "uid": self.users[user_id]["uid"], "message": "User created"}
 
     def _user(self, user_id: str) -> dict:
@@ -618,10 +857,10 @@ class GrafanaStandIn:
     def admin_delete_user(self, auth_kind, who, query, data, user_id):
         self._require_server_admin(auth_kind, who)
         user = self._user(user_id)
+        for org_id in list(self.user_orgs(user["id"])):
+            self._drop_membership(org_id, user["id"])
         del self.users[user["id"]]
         self.passwords.pop(user["id"], None)
-        for members in self.team_members.values():
-            members.discard(user["id"])
         return 200, {"message": "User deleted"}
 
     def lookup_user(self, auth_kind, who, query, data):
@@ -648,7 +887,15 @@ class GrafanaStandIn:
 
 _R = re.compile
 _ROUTES = [
-    (_R(r"/api/org"), {"GET": "get_org"}),
+    (_R(r"/api/org/?"), {"GET": "get_org"}),
+    (_R(r"/api/orgs/?"), {"GET": "list_orgs", "POST": "create_org"}),
+    (_R(r"/api/orgs/name/([^/]+)"), {"GET": "get_org_by_name"}),
+    (_R(r"/api/orgs/(\d+)"), {"GET": "get_org_by_id", "DELETE": "delete_org"}),
+    (_R(r"/api/orgs/(\d+)/users"), {"GET": "get_org_users", "POST": "add_org_user"}),
+    (_R(r"/api/orgs/(\d+)/users/(\d+)"), {"PATCH": "update_org_user", "DELETE": "remove_org_user"}),
+    (_R(r"/api/users/(\d+)/orgs"), {"GET": "get_user_orgs"}),
+    (_R(r"/api/frontend/settings"), {"GET": "frontend_settings"}),
+    (_R(r"/api/ds/query"), {"POST": "query_datasources"}),
     (_R(r"/api/user"), {"GET": "get_signed_in_user"}),
     (_R(r"/api/teams/search"), {"GET": "search_teams"}),
     (_R(r"/api/teams"), {"POST": "create_team"}),
@@ -678,6 +925,12 @@ _ROUTES = [
 class _Handler(BaseHTTPRequestHandler):
     app: GrafanaStandIn
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        # one response = headers then body in two writes: without TCP_NODELAY the second waits for
+        # the client's delayed ACK (40 ms a request on Linux)
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format, *args):  # quiet
         pass

@@ -121,3 +121,36 @@ def test_users_need_a_server_admin_with_basic_auth(grafana):
     assert grafana.check_password("u", "other-pass")
     assert call(grafana, "DELETE", f"/api/admin/users/{user_id}").json()["message"] == "User deleted"
     assert call(grafana, "DELETE", f"/api/admin/users/{user_id}").status_code == 404
+
+
+def test_organisations_admin_api_and_membership(grafana):
+    assert call(grafana, "GET", "/api/orgs/name/acme").status_code == 404
+    assert call(grafana, "POST", "/api/orgs", auth=None, headers=BEARER, json={"name": "acme"}).status_code == 403
+    created = call(grafana, "POST", "/api/orgs", json={"name": "acme"})
+    assert created.status_code == 200 and created.json()["message"] == "Organization created"
+    org_id = created.json()["orgId"]
+    taken = call(grafana, "POST", "/api/orgs", json={"name": "acme"})
+    assert taken.status_code == 409 and taken.json()["message"] == "Organization name taken"
+    assert call(grafana, "GET", f"/api/orgs/{org_id}/users").json()[0]["role"] == "Admin"   # the creator
+    # resources are per organisation: same name in two orgs, each sees its own
+    ds = {"name": "influxdb_acme", "type": "influxdb", "uid": "pvds_acme"}
+    assert call(grafana, "POST", "/api/datasources", json=ds, headers={"X-Grafana-Org-Id": str(org_id)}).ok
+    assert call(grafana, "POST", "/api/datasources", json=ds).ok
+    assert len(grafana.state(org_id).datasources) == 1 and len(grafana.datasources) == 1
+    # a user created into the org is a member of it only; it lists the datasources of its org only
+    made = call(grafana, "POST", "/api/admin/users", json={"login": "u", "password": "pw-123456", "OrgId": org_id})
+    uid = made.json()["id"]
+    assert grafana.user_orgs(uid) == {org_id: "Viewer"}
+    viewer = ("u", "pw-123456")
+    assert [d["name"] for d in call(grafana, "GET", "/api/datasources", auth=viewer).json()] == ["influxdb_acme"]
+    assert call(grafana, "GET", "/api/org", auth=viewer).json()["name"] == "acme"
+    assert call(grafana, "GET", "/api/org", auth=viewer, headers={"X-Grafana-Org-Id": "1"}).status_code == 401
+    assert call(grafana, "GET", "/api/org", auth=None, headers={**BEARER, "X-Grafana-Org-Id": str(org_id)}).status_code == 401
+    query = {"queries": [{"refId": "A", "datasource": {"uid": "pvds_acme"}}]}
+    assert call(grafana, "POST", "/api/ds/query", auth=viewer, json=query).status_code == 200
+    assert grafana.queries[-1]["org"] == org_id
+    again = call(grafana, "POST", f"/api/orgs/{org_id}/users", json={"loginOrEmail": "u", "role": "Viewer"})
+    assert again.status_code == 409 and again.json()["message"] == "User is already member of this organization"
+    assert call(grafana, "DELETE", f"/api/orgs/{org_id}").json()["message"] == "Organization deleted"
+    assert grafana.user_orgs(uid) == {} and grafana.users[uid]["orgId"] == 0
+    assert call(grafana, "DELETE", f"/api/orgs/{org_id}").status_code == 404

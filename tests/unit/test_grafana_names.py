@@ -1,23 +1,18 @@
-"""Grafana names and uids of a company, the playbooks' filters, and the dashboard template."""
+"""Grafana names and uids of a company, the provisioning's helpers, and the dashboard template."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import re
 from pathlib import Path
 
-import jinja2
 import pytest
 
+from powerview.grafana.company import ProvisioningError, acl, check_name, contains
+from powerview.grafana.render import flux_string, render_dashboard
 from powerview.grafana_names import company_names, grafana_uid
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATES = PROJECT / "grafana-automation" / "templates"
-_spec = importlib.util.spec_from_file_location(
-    "pv_filters", PROJECT / "grafana-automation" / "playbooks" / "filter_plugins" / "powerview_filters.py")
-filters = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(filters)
 
 UID = re.compile(r"[A-Za-z0-9_-]{1,40}\Z")
 
@@ -50,41 +45,40 @@ def test_hashed_uids_do_not_collide_for_close_names():
 def test_bad_company_names_are_refused(bad):
     with pytest.raises(ValueError, match="not allowed"):
         company_names(bad)
-    assert filters.pv_name_problem(bad, "company")
+    with pytest.raises(ProvisioningError, match="not allowed"):
+        check_name("company", bad)
 
 
-def test_name_filter_accepts_good_names_and_non_strings_are_refused():
-    assert filters.pv_name_problem("acme", "company") == ""
-    assert filters.pv_name_problem("camp_1", "campaign") == ""
-    assert "string" in filters.pv_name_problem(123, "company")
-    assert "campaign name" in filters.pv_name_problem("a;b", "campaign")
+def test_name_check_accepts_good_names_and_non_strings_are_refused():
+    assert check_name("company", "acme") == "acme" and check_name("campaign", "camp_1") == "camp_1"
+    with pytest.raises(ProvisioningError, match="must be a string"):
+        check_name("company", 123)
+    with pytest.raises(ProvisioningError, match="campaign name"):
+        check_name("campaign", "a;b")
 
 
 def test_flux_string_cannot_be_escaped():
-    assert filters.pv_flux_string("acme") == '"acme"'
-    assert filters.pv_flux_string('a"b') == '"a\\"b"'
-    assert filters.pv_flux_string("a\\b") == '"a\\\\b"'
-    assert filters.pv_flux_string("${x}") == '"\\${x}"'
-    assert filters.pv_flux_string("a\nb") == '"a\\nb"'
+    assert flux_string("acme") == '"acme"'
+    assert flux_string('a"b') == '"a\\"b"'
+    assert flux_string("a\\b") == '"a\\\\b"'
+    assert flux_string("${x}") == '"\\${x}"'
+    assert flux_string("a\nb") == '"a\\nb"'
 
 
 def test_acl_and_contains_helpers():
     listed = [{"teamId": 3, "permission": 1, "inherited": False},
               {"role": "Viewer", "permission": 1, "inherited": True, "teamId": 0, "userId": 0}]
-    assert filters.pv_acl(listed) == [["team", 3, 1]]
-    assert filters.pv_acl(listed, True) == [["role", "Viewer", 1], ["team", 3, 1]]
-    assert filters.pv_contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
-    assert not filters.pv_contains({"a": 1}, {"a": 2})
-    assert not filters.pv_contains({"a": [1, 2]}, {"a": [1]})
+    assert acl(listed) == [("team", "3", 1)]
+    assert acl([{"role": "Viewer", "permission": 1}]) == [("role", "Viewer", 1)]
+    assert contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
+    assert not contains({"a": 1}, {"a": 2})
+    assert not contains({"a": [1, 2]}, {"a": [1]})
 
 
 def render(bucket: str, uid: str = "powerview_x", title: str = "Overview x") -> dict:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined)
-    env.filters.update(to_json=json.dumps, pv_flux_string=filters.pv_flux_string)
-    text = env.get_template("dashboard.json.j2").render(
-        dashboard_uid=uid, dashboard_title=title, bucket=bucket, datasource_uid="ds_uid",
-        datasource_type="influxdb-adecwatts-datasource")
-    return json.loads(text)
+    return render_dashboard(TEMPLATES, "influxdb-adecwatts-datasource", {
+        "dashboard_uid": uid, "dashboard_title": title, "bucket": bucket, "datasource_uid": "ds_uid",
+        "datasource_type": "influxdb-adecwatts-datasource"})
 
 
 @pytest.mark.parametrize("company", ["acme", "a.b-c_d", "x" * 128, "-lead"])

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from powerview.settings import ConfigError, load_grafana, load_parser, load_tokens, load_worker
+from powerview.grafana.settings import load as load_grafana
+from powerview.settings import ConfigError, load_parser, load_tokens, load_worker
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -62,8 +63,8 @@ def test_a_bad_worker_setting_never_stops_the_parser_and_the_reverse(tmp_path):
         load_parser(env_file, environ={})
     assert load_parser(write(tmp_path, "POWERVIEW_SETTLE_SECONDS=soon\n"), environ={}).batch_lines == 5000
     assert load_worker(write(tmp_path, "TSV_BATCH_SIZE=many\n"), environ={}).settle_seconds == 10.0
-    assert load_grafana(write(tmp_path, "TSV_BATCH_SIZE=many\nPOWERVIEW_SETTLE_SECONDS=soon\n"),
-                        environ={}).grafana_url == "http://localhost:8088"
+    assert load_grafana(write(tmp_path, "TSV_BATCH_SIZE=many\nPOWERVIEW_SETTLE_SECONDS=soon\nGRAFANA_API_TOKEN=t\n"),
+                        environ={}).url == "http://localhost:8088"
 
 
 @pytest.mark.parametrize("value", ["2.7", "2e1", "-1", "0", " 3x"])

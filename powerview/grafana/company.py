@@ -1,0 +1,793 @@
+"""A company's Grafana resources: created, brought up to date, deleted; users added.
+
+Every resource is read first and written only when it is missing or differs, so a second run
+writes nothing. In check mode nothing is written: each write that would happen is recorded in
+`Run.changes` (one line each, e.g. "create team acme") and `Run.diff` (before/after, no secrets).
+
+Two tenancies (GRAFANA_TENANCY):
+- `team` (the deployed layout): in the credentials' organisation, a team <company> with the
+  company's users; folder, datasource and dashboard readable by that team only.
+- `org`: one organisation <company> holding the folder, datasource and dashboard; the company's
+  users are its members (Viewer) and are not members of the main organisation. Calls into it use
+  basic auth of the server admin and the X-Grafana-Org-Id header.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..grafana_names import company_names
+from ..layout import name_problem
+from . import render
+from .client import Answer, Grafana, GrafanaError, seg
+from .config_api import ConfigApi
+from .settings import GrafanaSettings
+
+MAIN_ORG_ID = 1  # Grafana's first organisation, where auto_assign_org puts new users
+VIEW = 1  # folder/dashboard permission "View"
+SECRET_JSON_KEYS = ("token", "httpHeaderValue1")
+# lists the production plugin lets users edit: set when missing, never reset
+PLUGIN_EDITABLE = ("channelsList", "triphasicList", "virtualSeries")
+
+
+class ProvisioningError(Exception):
+    """Something the operator must fix; the message says what, never a secret."""
+
+
+def check_name(kind: str, value: Any, label: str | None = None) -> str:
+    if not isinstance(value, str):
+        raise ProvisioningError(f"{label or kind + '_name'} must be a string")
+    problem = name_problem(kind, value)
+    if problem:
+        raise ProvisioningError(problem)
+    return value
+
+
+def contains(actual: Any, desired: Any) -> bool:
+    """Every key of `desired` is in `actual` with an equal value (recursively for mappings)."""
+    if isinstance(desired, dict):
+        return isinstance(actual, dict) and all(k in actual and contains(actual[k], v) for k, v in desired.items())
+    return actual == desired
+
+
+def acl(items: Any) -> list:
+    """Permission items (as listed or as posted) → a comparable sorted list; inherited ones left out."""
+    out = []
+    for item in items or []:
+        if item.get("inherited"):
+            continue
+        if item.get("teamId"):
+            out.append(("team", str(int(item["teamId"])), int(item["permission"])))
+        elif item.get("userId"):
+            out.append(("user", str(int(item["userId"])), int(item["permission"])))
+        elif item.get("role"):
+            out.append(("role", str(item["role"]), int(item["permission"])))
+    return sorted(out)
+
+
+@dataclass
+class Run:
+    """One provisioning run: the calls, check mode, and what was (or would be) changed."""
+
+    grafana: Grafana
+    check: bool = False
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+
+    def read(self, path: str, **kwargs) -> Answer:
+        return self.grafana.call("GET", path, **kwargs)
+
+    def write(self, change: str, method: str, path: str, **kwargs) -> Answer | None:
+        """Record `change`; call Grafana unless in check mode (then None)."""
+        self.changes.append(change)
+        if self.check:
+            return None
+        return self.grafana.call(method, path, **kwargs)
+
+    def diff(self, what: str, before: Any, after: Any) -> None:
+        self.before[what] = before
+        self.after[what] = after
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+    def result(self, **facts) -> dict:
+        return {
+            "changed": self.changed,
+            "changes": list(self.changes),
+            "notes": list(self.notes),
+            "diff": {"before": self.before, "after": self.after},
+            **facts,
+        }
+
+
+def _write_secret_file(path: Path, content: str) -> None:
+    """Write `content` to a new file, mode 0600, in a 0700 folder; never overwrite."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(content + "\n")
+
+
+def new_password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(32))
+
+
+class Company:
+    """The Grafana resources of one company, in the tenancy of the settings (or the one given)."""
+
+    def __init__(
+        self,
+        run: Run,
+        settings: GrafanaSettings,
+        company: str,
+        tenancy: str | None = None,
+        templates_dir: Path | None = None,
+    ):
+        self.run = run
+        self.g = run.grafana
+        self.s = settings
+        self.company = check_name("company", company)
+        self.names = company_names(company)
+        self.tenancy = tenancy or settings.tenancy
+        self.templates_dir = Path(templates_dir or settings.templates_dir)
+        # the organisation of the company's resources: None = the credentials' own (team tenancy)
+        self.org_id: int | None = None
+        self.org_missing = False  # org tenancy, check mode: the organisation is not there yet
+
+    # ---- scope ------------------------------------------------------------------------------
+    @property
+    def in_org(self) -> bool:
+        return self.tenancy == "org"
+
+    def _org_kw(self) -> dict:
+        return {"org_id": self.org_id} if self.org_id is not None else {}
+
+    def _read(self, path: str, ok=(200, 404), **kwargs) -> Answer:
+        """An org-scoped read; in a not-yet-created organisation, everything is absent."""
+        if self.org_missing:
+            return Answer(404, None)
+        return self.run.read(path, ok=ok, **self._org_kw(), **kwargs)
+
+    def _write(self, change: str, method: str, path: str, **kwargs) -> Answer | None:
+        if self.org_missing:
+            self.run.changes.append(change)
+            return None
+        return self.run.write(change, method, path, **self._org_kw(), **kwargs)
+
+    # ---- organisation (org tenancy) -----------------------------------------------------------
+    def find_org(self) -> dict | None:
+        answer = self.run.read(f"/api/orgs/name/{seg(self.company)}", admin=True, ok=(200, 404))
+        return answer.body if answer.found else None
+
+    def use_org(self, create: bool) -> bool:
+        """Point the calls at the company's organisation; create it when asked. False: it is absent."""
+        org = self.find_org()
+        if org is None:
+            if not create:
+                return False
+            answer = self.run.write(
+                f"create organisation {self.company}",
+                "POST",
+                "/api/orgs",
+                admin=True,
+                json={"name": self.company},
+                ok=(200, 409),
+            )
+            self.run.diff(f"organisation {self.company}", "absent", "present")
+            if answer is None:
+                self.org_missing = True
+                return True
+            org = {"id": int(answer.body["orgId"])} if answer.status == 200 else self.find_org()
+            if org is None:
+                raise ProvisioningError(f"organisation {self.company} was reported taken but cannot be found")
+        if int(org["id"]) == MAIN_ORG_ID:
+            raise ProvisioningError(f"organisation {self.company} is Grafana's main organisation: refusing to use it")
+        self.org_id = int(org["id"])
+        self._ensure_admin_member()
+        return True
+
+    def _ensure_admin_member(self) -> None:
+        """The server admin acts in the organisation only as a member (Admin role)."""
+        members = self.run.read(f"/api/orgs/{self.org_id}/users", admin=True).body or []
+        mine = next((m for m in members if m.get("login") == self.s.username), None)
+        if mine is None:
+            self.run.write(
+                f"add {self.s.username} to organisation {self.company} as Admin",
+                "POST",
+                f"/api/orgs/{self.org_id}/users",
+                admin=True,
+                json={"loginOrEmail": self.s.username, "role": "Admin"},
+            )
+        elif mine.get("role") != "Admin":
+            self.run.write(
+                f"make {self.s.username} Admin of organisation {self.company}",
+                "PATCH",
+                f"/api/orgs/{self.org_id}/users/{mine['userId']}",
+                admin=True,
+                json={"role": "Admin"},
+            )
+
+    # ---- team (team tenancy) ------------------------------------------------------------------
+    def find_team(self) -> int | None:
+        answer = self._read("/api/teams/search", params={"name": self.names["team"]})
+        teams = (answer.body or {}).get("teams", []) if answer.found else []
+        return next((int(t["id"]) for t in teams if t.get("name") == self.names["team"]), None)
+
+    def ensure_team(self) -> int | None:
+        team_id = self.find_team()
+        if team_id is not None:
+            return team_id
+        answer = self._write(
+            f"create team {self.names['team']}", "POST", "/api/teams", json={"name": self.names["team"]}, ok=(200, 409)
+        )  # 409: made meanwhile
+        self.run.diff(f"team {self.names['team']}", "absent", "present")
+        if answer is None:
+            return None
+        return int(answer.body["teamId"]) if answer.status == 200 else self.find_team()
+
+    # ---- folder -------------------------------------------------------------------------------
+    def find_folder(self) -> str | None:
+        if self._read(f"/api/folders/{seg(self.names['folder_uid'])}").found:
+            return self.names["folder_uid"]
+        listing = self._read("/api/folders", ok=(200,), params={"limit": 1000})  # made by hand or an old version
+        if not listing.found:
+            return None
+        return next((f["uid"] for f in listing.body or [] if f.get("title") == self.names["folder_title"]), None)
+
+    def ensure_folder(self) -> tuple[str, bool]:
+        """(uid, whether it exists now: in check mode a folder to be created does not)."""
+        uid = self.find_folder()
+        if uid:
+            return uid, True
+        answer = self._write(
+            f"create folder {self.names['folder_title']}",
+            "POST",
+            "/api/folders",
+            json={"uid": self.names["folder_uid"], "title": self.names["folder_title"]},
+            ok=(200, 409),
+        )  # 409: made meanwhile (same uid or same title)
+        self.run.diff(f"folder {self.names['folder_uid']}", "absent", "present")
+        if answer is None:
+            return self.names["folder_uid"], False
+        uid = answer.body["uid"] if answer.status == 200 else self.find_folder()
+        if not uid:
+            raise ProvisioningError(
+                f"folder {self.names['folder_title']}: Grafana answered 409 "
+                f"({answer.body.get('message', '')}) but no such folder can be found"
+            )
+        return uid, True
+
+    def viewers(self, team_id: int | None) -> list[dict]:
+        """Who views the folder and the dashboard: the team (team tenancy), the org's Viewers (org)."""
+        if self.in_org:
+            return [{"role": "Viewer", "permission": VIEW}]
+        return [{"teamId": team_id, "permission": VIEW}]
+
+    def ensure_permissions(self, kind: str, path: str, items: list[dict], label: str, exists: bool) -> None:
+        """Exactly `items` on the folder or dashboard at `path` (`exists`: it can be read now)."""
+        before: list = []
+        if exists:
+            current = self._read(path, ok=(200,)).body
+            if acl(current) == acl(items):
+                return
+            before = [list(i) for i in acl(current)]
+        who = "the organisation's Viewers" if self.in_org else f"team {self.names['team']}"
+        self._write(f"set {kind} permissions of {label} ({who} View)", "POST", path, json={"items": items})
+        self.run.diff(f"{kind} permissions {label}", before, [list(i) for i in acl(items)])
+
+    # ---- datasource ---------------------------------------------------------------------------
+    def desired_datasource(self, token_id: str | None) -> dict:
+        """The datasource as PowerView wants it (no secret). jsonData: what the production plugin
+        reads (as the deployed playbooks set it), or Grafana's InfluxDB datasource in InfluxQL."""
+        bucket = self.names["bucket"]
+        if render.is_influxql(self.s.datasource_type):
+            json_data: dict[str, Any] = {
+                "version": "InfluxQL",
+                "dbName": bucket,
+                "httpMode": "POST",
+                "httpHeaderName1": "Authorization",
+            }
+        else:
+            json_data = {
+                "version": "Flux",
+                "organization": self.s.influx_org,
+                "defaultBucket": bucket,
+                "httpMode": "POST",
+                "httpHeaderName1": "Authorization",
+                "readOnly": True,
+                "clientId": self.company,
+                "seriesConfigApiUrl": self.s.series_config_api_url,
+            }
+        # not a secret: the InfluxDB authorization id, to see when the token has changed
+        json_data["powerviewTokenId"] = token_id or ""
+        return {
+            "name": self.names["datasource_name"],
+            "type": self.s.datasource_type,
+            "access": "proxy",
+            "url": self.s.influx_url_for_grafana,
+            "isDefault": False,
+            "jsonData": json_data,
+        }
+
+    def secure_json(self, token: str) -> dict:
+        secure = {"httpHeaderValue1": f"Token {token}"}
+        if not render.is_influxql(self.s.datasource_type):
+            secure["token"] = token
+        return secure
+
+    def find_datasource(self) -> dict | None:
+        answer = self._read(f"/api/datasources/name/{seg(self.names['datasource_name'])}")
+        return answer.body if answer.found else None
+
+    def ensure_datasource(self, token: str | None, token_id: str | None) -> dict:
+        desired = self.desired_datasource(token_id)
+        current = self.find_datasource()
+        name = self.names["datasource_name"]
+        if current is None:
+            if not token and not self.run.check:
+                raise ProvisioningError(f"no InfluxDB token for data source {name}")
+            json_data = {
+                **desired["jsonData"],
+                **({} if render.is_influxql(self.s.datasource_type) else {k: [] for k in PLUGIN_EDITABLE}),
+            }
+            body = {
+                **desired,
+                "jsonData": json_data,
+                "uid": self.names["datasource_uid"],
+                "secureJsonData": self.secure_json(token or ""),
+            }
+            answer = self._write(
+                f"create data source {name}", "POST", "/api/datasources", json=body, ok=(200, 409)
+            )  # 409: made meanwhile
+            self.run.diff(f"data source {name}", "absent", desired)
+            if answer is None:
+                return {**desired, "uid": self.names["datasource_uid"]}
+            return answer.body["datasource"] if answer.status == 200 else self.find_datasource() or {}
+        wanted_secrets = SECRET_JSON_KEYS if not render.is_influxql(self.s.datasource_type) else ("httpHeaderValue1",)
+        has_secrets = all((current.get("secureJsonFields") or {}).get(k) for k in wanted_secrets)
+        if contains(current, desired) and has_secrets:
+            return current
+        json_data = {
+            **{k: [] for k in PLUGIN_EDITABLE if not render.is_influxql(self.s.datasource_type)},
+            **(current.get("jsonData") or {}),
+            **desired["jsonData"],
+        }
+        body = {**desired, "jsonData": json_data, "uid": current["uid"]}
+        if token:
+            body["secureJsonData"] = self.secure_json(token)
+        elif not has_secrets and not self.run.check:
+            raise ProvisioningError(
+                f"data source {name} has no token and none was given: run with -e force_company=true"
+            )
+        self._write(f"update data source {name}", "PUT", f"/api/datasources/uid/{seg(current['uid'])}", json=body)
+        self.run.diff(f"data source {name}", {k: current.get(k) for k in desired}, desired)
+        return {**current, **desired}
+
+    # ---- dashboard ----------------------------------------------------------------------------
+    def render_dashboard(self, datasource_uid: str) -> dict:
+        return render.render_dashboard(
+            self.templates_dir,
+            self.s.datasource_type,
+            {
+                "company_name": self.company,
+                "bucket": self.names["bucket"],
+                "dashboard_uid": self.names["dashboard_uid"],
+                "dashboard_title": self.names["dashboard_title"],
+                "datasource_uid": datasource_uid,
+                "datasource_name": self.names["datasource_name"],
+                "datasource_type": self.s.datasource_type,
+                "client_id": self.company,
+            },
+        )
+
+    def ensure_dashboard(self, folder_uid: str, datasource_uid: str, team_id: int | None) -> None:
+        uid = self.names["dashboard_uid"]
+        desired = self.render_dashboard(datasource_uid)
+        current = self._read(f"/api/dashboards/uid/{seg(uid)}")
+        same = (
+            current.found
+            and (current.body.get("meta") or {}).get("folderUid", "") == folder_uid
+            and contains(current.body.get("dashboard"), desired)
+        )
+        if not same:
+            self._write(
+                f"save dashboard {uid}",
+                "POST",
+                "/api/dashboards/db",
+                json={
+                    "dashboard": desired,
+                    "folderUid": folder_uid,
+                    "overwrite": True,
+                    "message": "PowerView provisioning",
+                },
+            )
+            self.run.diff(f"dashboard {uid}", "absent" if not current.found else "differs", "rendered from template")
+        self.ensure_permissions(
+            "dashboard",
+            f"/api/dashboards/uid/{seg(uid)}/permissions",
+            self.viewers(team_id),
+            uid,
+            exists=current.found or not self.run.check,
+        )
+
+    # ---- users ----------------------------------------------------------------------------------
+    def find_user(self, login: str) -> dict | None:
+        answer = self.run.read("/api/users/lookup", admin=True, params={"loginOrEmail": login}, ok=(200, 404))
+        return answer.body if answer.found else None
+
+    def ensure_user(
+        self, login: str, name: str, email: str = "", password: str = "", password_file: Path | None = None
+    ) -> tuple[int | None, bool]:
+        """The user, created or brought up to date. Returns (user id or None in check mode, whether a
+        password file was written)."""
+        user = self.find_user(login)
+        wrote_file = False
+        if user is None:
+            if not password and password_file is not None:
+                if password_file.is_file():
+                    password = password_file.read_text().strip()
+                else:
+                    password = new_password()
+                    self.run.changes.append(f"write the password of {login} to {password_file}")
+                    if not self.run.check:
+                        _write_secret_file(password_file, password)
+                        wrote_file = True
+            elif not password:
+                password = new_password()
+            body: dict[str, Any] = {"login": login, "name": name, "password": password}
+            if email:
+                body["email"] = email
+            if self.in_org and self.org_id is not None:
+                body["OrgId"] = self.org_id  # created straight into the company's organisation
+            answer = self.run.write(
+                f"create user {login}", "POST", "/api/admin/users", admin=True, json=body, ok=(200, 412)
+            )  # 412: login or email taken (made meanwhile)
+            self.run.diff(f"user {login}", "absent", {"login": login, "name": name, "email": email})
+            if answer is None:
+                return None, wrote_file
+            if answer.status == 200:
+                return int(answer.body["id"]), wrote_file
+            user = self.find_user(login)
+            if user is None:
+                raise ProvisioningError(
+                    f"user {login}: Grafana says the login or email is taken, "
+                    "but the login cannot be found (is the email used by another user?)"
+                )
+        user_id = int(user["id"])
+        if user.get("name") != name or (email and user.get("email") != email):
+            self.run.write(
+                f"update the name or email of {login}",
+                "PUT",
+                f"/api/users/{user_id}",
+                admin=True,
+                json={"login": login, "name": name, "email": email or user.get("email", "")},
+            )
+            self.run.diff(
+                f"user {login}",
+                {"name": user.get("name"), "email": user.get("email")},
+                {"name": name, "email": email or user.get("email")},
+            )
+        if password and not self._password_opens(login, password):
+            self.run.write(
+                f"set the password of {login}",
+                "PUT",
+                f"/api/admin/users/{user_id}/password",
+                admin=True,
+                json={"password": password},
+            )
+        return user_id, wrote_file
+
+    def _password_opens(self, login: str, password: str) -> bool:
+        import requests
+
+        try:
+            reply = requests.get(f"{self.g.url}/api/user", auth=(login, password), timeout=self.g.timeout)
+        except requests.RequestException:
+            raise GrafanaError("GET", "/api/user", 0, f"Grafana at {self.g.url} cannot be reached") from None
+        return reply.status_code == 200
+
+    def ensure_member(self, login: str, user_id: int | None, team_id: int | None) -> None:
+        """Team tenancy: member of the team. Org tenancy: Viewer of the company's organisation, and
+        not a member of the main organisation (where Grafana puts new users)."""
+        if not self.in_org:
+            if user_id is not None and self.s.has_admin:
+                # a team holds members of its organisation only (a user back from org tenancy is not)
+                listed = self.run.read(f"/api/users/{user_id}/orgs", admin=True).body or []
+                if MAIN_ORG_ID not in [int(o["orgId"]) for o in listed]:
+                    self.run.write(
+                        f"add {login} to the main organisation as Viewer",
+                        "POST",
+                        f"/api/orgs/{MAIN_ORG_ID}/users",
+                        admin=True,
+                        json={"loginOrEmail": login, "role": "Viewer"},
+                        ok=(200, 409),
+                    )
+            members: list[dict] = []
+            if team_id is not None and user_id is not None:
+                members = self._read(f"/api/teams/{team_id}/members", ok=(200,)).body or []
+            if user_id is None or team_id is None or user_id not in [int(m["userId"]) for m in members]:
+                self._write(
+                    f"add {login} to team {self.names['team']}",
+                    "POST",
+                    f"/api/teams/{team_id}/members",
+                    json={"userId": user_id},
+                    ok=(200, 400),
+                )  # 400: already a member
+                self.run.diff(f"member {login}", "absent", f"team {self.names['team']}")
+            return
+        orgs: dict[int, Any] = {}
+        if user_id is not None:
+            orgs = {
+                int(o["orgId"]): o.get("role")
+                for o in self.run.read(f"/api/users/{user_id}/orgs", admin=True).body or []
+            }
+        if self.org_id is None or self.org_id not in orgs:
+            self.run.write(
+                f"add {login} to organisation {self.company} as Viewer",
+                "POST",
+                f"/api/orgs/{self.org_id}/users",
+                admin=True,
+                json={"loginOrEmail": login, "role": "Viewer"},
+                ok=(200, 409),
+            )
+            self.run.diff(f"member {login}", "absent", f"organisation {self.company} (Viewer)")
+        elif orgs[self.org_id] != "Viewer":
+            self.run.write(
+                f"make {login} Viewer of organisation {self.company}",
+                "PATCH",
+                f"/api/orgs/{self.org_id}/users/{user_id}",
+                admin=True,
+                json={"role": "Viewer"},
+            )
+        if MAIN_ORG_ID in orgs and self.org_id != MAIN_ORG_ID:
+            self.run.write(
+                f"remove {login} from the main organisation",
+                "DELETE",
+                f"/api/orgs/{MAIN_ORG_ID}/users/{user_id}",
+                admin=True,
+                ok=(200, 404),
+            )
+
+    # ---- config API -------------------------------------------------------------------------
+    def register_client(self, client_id: str) -> None:
+        if not self.s.config_api_url:
+            return
+        api = ConfigApi(self.s.config_api_url, self.s.config_api_token)
+        bucket = api.bucket_of(client_id)
+        if bucket == self.names["bucket"]:
+            return
+        if bucket is not None:
+            raise ProvisioningError(
+                f"config API: client id {client_id} is registered with bucket {bucket}, not {self.names['bucket']}"
+            )
+        self.run.changes.append(f"register client id {client_id} in the config API")
+        self.run.diff(f"config API client {client_id}", "absent", {"bucket": self.names["bucket"]})
+        if not self.run.check:
+            api.register(client_id, self.names["bucket"])
+
+    def unregister_client(self, client_id: str) -> None:
+        if not self.s.config_api_url:
+            return
+        api = ConfigApi(self.s.config_api_url, self.s.config_api_token)
+        if api.bucket_of(client_id) is None:
+            return
+        self.run.changes.append(f"unregister client id {client_id} from the config API")
+        if not self.run.check:
+            api.unregister(client_id)
+
+    # ---- the whole company ------------------------------------------------------------------
+    def marker(self) -> Path:
+        return self.s.data_dir / self.names["bucket"] / ".company.created"
+
+    def present(
+        self,
+        token: str | None = None,
+        token_id: str | None = None,
+        company_steps: bool = True,
+        campaign: str | None = None,
+    ) -> dict:
+        """Create or bring up to date. `company_steps=False` (the marker exists): check that the
+        company's resources exist, then the dashboard only."""
+        if campaign:
+            check_name("campaign", campaign)
+        render.template_for(self.templates_dir, self.s.datasource_type)  # before any write
+        if self.in_org:
+            self.use_org(create=company_steps)
+            if self.org_id is None and not self.org_missing:
+                raise ProvisioningError(
+                    f"{self.marker()} exists but Grafana lacks the organisation: run again "
+                    "with -e force_company=true to recreate it."
+                )
+        if company_steps:
+            team_id = None if self.in_org else self.ensure_team()
+            folder_uid, folder_exists = self.ensure_folder()
+            datasource = self.ensure_datasource(token, token_id)
+            self.ensure_permissions(
+                "folder",
+                f"/api/folders/{seg(folder_uid)}/permissions",
+                self.viewers(team_id),
+                folder_uid,
+                exists=folder_exists,
+            )
+            self.default_user(team_id)
+        else:
+            team_id = None if self.in_org else self.find_team()
+            folder_uid = self.find_folder() or ""
+            datasource = self.find_datasource() or {}
+            lacks = [
+                what
+                for what, missing in (
+                    ("the team", not self.in_org and team_id is None),
+                    ("the folder", not folder_uid),
+                    ("the data source", not datasource),
+                )
+                if missing
+            ]
+            if lacks:
+                raise ProvisioningError(
+                    f"{self.marker()} exists but Grafana lacks {', '.join(lacks)}: run again "
+                    "with -e force_company=true to recreate them."
+                )
+        self.ensure_dashboard(folder_uid, datasource.get("uid") or self.names["datasource_uid"], team_id)
+        self.register_client(self.company)
+        marker = self.marker()
+        if company_steps and marker.parent.is_dir() and not marker.exists():
+            self.run.changes.append(f"write the company marker {marker}")
+            if not self.run.check:
+                marker.write_text(f"Grafana resources of {self.company} provisioned by create_grafana_resources.yml\n")
+        return self.run.result(
+            company=self.company,
+            tenancy=self.tenancy,
+            org_id=self.org_id,
+            team_id=team_id,
+            folder_uid=folder_uid,
+            datasource_uid=datasource.get("uid", ""),
+            dashboard_uid=self.names["dashboard_uid"],
+            company_steps=company_steps,
+        )
+
+    def default_user(self, team_id: int | None) -> None:
+        login = self.names["user_login"]
+        if not self.s.has_admin:
+            self.run.notes.append(
+                f"The default user {login} is not created: Grafana's admin API needs basic auth "
+                "of a Grafana server admin (set GRAFANA_USERNAME and GRAFANA_PASSWORD beside "
+                "GRAFANA_API_TOKEN)."
+            )
+            return
+        user_id, _ = self.ensure_user(
+            login, self.names["user_name"], password_file=self.s.secrets_dir / f"grafana_{login}.password"
+        )
+        self.ensure_member(login, user_id, team_id)
+
+    def add_user(self, login: str, email: str, name: str = "", password: str = "") -> dict:
+        """add_grafana_user_to_team.yml: a user of the company (team or organisation must exist)."""
+        check_name("user", login, "user_login")
+        if self.in_org:
+            if not self.use_org(create=False):
+                raise ProvisioningError(
+                    f"Organisation {self.company} not found in Grafana: provision the company "
+                    "first (create_grafana_resources.yml)."
+                )
+            team_id = None
+        else:
+            team_id = self.find_team()
+            if team_id is None:
+                raise ProvisioningError(
+                    f"Team {self.company} not found in Grafana: provision the company first "
+                    "(create_grafana_resources.yml)."
+                )
+        password_file = None if password else self.s.secrets_dir / f"grafana_{login}.password"
+        user_id, wrote = self.ensure_user(login, name or login, email, password, password_file)
+        self.ensure_member(login, user_id, team_id)
+        self.register_client(f"{self.company}_{login}")
+        where = f"organisation {self.company}" if self.in_org else f"team {self.company}"
+        message = f"{login} is a member of {where}" + (f"; its password is in {password_file}" if wrote else "")
+        return self.run.result(company=self.company, tenancy=self.tenancy, user_id=user_id, message=message)
+
+    def absent(self, user_login: str | None = None) -> dict:
+        """Delete the company's Grafana resources (and `user_login` if given); never the bucket."""
+        if user_login:
+            check_name("user", user_login, "user_name")
+            if not self.s.has_admin:
+                raise ProvisioningError(
+                    f"Deleting user {user_login} needs Grafana's admin API: set GRAFANA_USERNAME "
+                    "and GRAFANA_PASSWORD (a Grafana server admin)."
+                )
+        if self.in_org:
+            org = self.find_org()
+            if org is not None:
+                if int(org["id"]) == MAIN_ORG_ID:
+                    raise ProvisioningError(
+                        f"organisation {self.company} is Grafana's main organisation: refusing to delete it"
+                    )
+                self._refuse_foreign_org(int(org["id"]))
+                members = self.run.read(f"/api/orgs/{int(org['id'])}/users", admin=True).body or []
+                self.run.write(
+                    f"delete organisation {self.company} (its folder, data source, dashboards and "
+                    f"{len(members)} memberships)",
+                    "DELETE",
+                    f"/api/orgs/{int(org['id'])}",
+                    admin=True,
+                    ok=(200, 404),
+                )
+                self.run.diff(f"organisation {self.company}", "present", "absent")
+        else:
+            self._delete_team_layout()
+        if user_login:
+            user = self.find_user(user_login)
+            if user is not None:
+                self.run.write(
+                    f"delete user {user_login}",
+                    "DELETE",
+                    f"/api/admin/users/{int(user['id'])}",
+                    admin=True,
+                    ok=(200, 404),
+                )
+                self.run.diff(f"user {user_login}", "present", "absent")
+            password_file = self.s.secrets_dir / f"grafana_{user_login}.password"
+            if password_file.exists():
+                self.run.changes.append(f"delete {password_file}")
+                if not self.run.check:
+                    password_file.unlink()
+        self.unregister_client(self.company)
+        marker = self.marker()
+        if marker.exists():
+            self.run.changes.append(f"remove the company marker {marker}")
+            if not self.run.check:
+                marker.unlink()
+        return self.run.result(company=self.company, tenancy=self.tenancy)
+
+    def _refuse_foreign_org(self, org_id: int) -> None:
+        """An organisation is deleted only when its data sources are PowerView's own (a same-named
+        organisation made by hand for something else is left alone)."""
+        answer = self.run.read("/api/datasources", org_id=org_id, ok=(200, 401, 403))
+        names = sorted(d.get("name", "") for d in answer.body or []) if answer.found else None
+        if names is None or set(names) - {self.names["datasource_name"]}:
+            what = (
+                f"holds data sources PowerView did not make ({', '.join(names)})"
+                if names is not None
+                else f"cannot be inspected (HTTP {answer.status})"
+            )
+            raise ProvisioningError(
+                f"organisation {self.company} {what}: not deleting it; delete it by hand if it is really this company's"
+            )
+
+    def dashboards_in(self, folder_uid: str) -> list[str]:
+        hits = self._read("/api/search", ok=(200,), params={"type": "dash-db", "folderUIDs": folder_uid}).body or []
+        return [h["uid"] for h in hits]
+
+    def _delete_team_layout(self) -> None:
+        folder_uid = self.find_folder()
+        doomed = self.dashboards_in(folder_uid) if folder_uid else []
+        if self._read(f"/api/dashboards/uid/{seg(self.names['dashboard_uid'])}").found:
+            doomed.append(self.names["dashboard_uid"])
+        for uid in dict.fromkeys(doomed):
+            self._write(f"delete dashboard {uid}", "DELETE", f"/api/dashboards/uid/{seg(uid)}", ok=(200, 404))
+            self.run.diff(f"dashboard {uid}", "present", "absent")
+        if folder_uid:
+            self._write(f"delete folder {folder_uid}", "DELETE", f"/api/folders/{seg(folder_uid)}", ok=(200, 404))
+            self.run.diff(f"folder {folder_uid}", "present", "absent")
+        datasource = self.find_datasource()
+        if datasource:
+            self._write(
+                f"delete data source {self.names['datasource_name']}",
+                "DELETE",
+                f"/api/datasources/uid/{seg(datasource['uid'])}",
+                ok=(200, 404),
+            )
+            self.run.diff(f"data source {self.names['datasource_name']}", "present", "absent")
+        team_id = self.find_team()
+        if team_id is not None:
+            self._write(f"delete team {self.names['team']}", "DELETE", f"/api/teams/{team_id}", ok=(200, 404))
+            self.run.diff(f"team {self.names['team']}", "present", "absent")
