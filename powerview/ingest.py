@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import layout, lineprotocol
-from .formats import FileFault, RowRules, Table, open_table
+from .formats import DeviceFile, FileFault, Header, RowRules, RowSummary, open_device_file
 from .formats.common import Counters
 from .influx import InfluxRejected, InfluxUnavailable
 from .settings import ConfigError
@@ -41,7 +41,7 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def channel_tags(table: Table, campaign: str, channel) -> dict[str, str]:
+def channel_tags(table: Header, campaign: str, channel) -> dict[str, str]:
     """The tag set of a channel's points (exact: existing dashboards depend on it)."""
     tags = {
         "campaign": campaign,
@@ -110,38 +110,48 @@ def ingest_file(loc: layout.Location, options: RunOptions, writer) -> dict:
 
 def _read_and_write(loc: layout.Location, options: RunOptions, writer, entry: dict) -> None:
     with open(loc.path, encoding="utf-8-sig", errors="replace", newline="\n") as stream:
-        table = open_table(stream, options.rules)
-        entry.update(format=table.format, device_master_sn=table.master_sn,
-                     nb_channels=len(table.channels), file_header_meta=table.header_meta)
-        if table.master_sn != loc.device:
-            table.warnings.append(f"the folder is named {loc.device} but the file's master is "
-                                  f"{table.master_sn}: tags use {table.master_sn}")
-        prefixes = [lineprotocol.line_prefix(lineprotocol.MEASUREMENT, channel_tags(table, loc.campaign, ch),
-                                             ch.field) for ch in table.channels]
+        device: DeviceFile = open_device_file(stream, options.rules)
+        header = device.header
+        entry.update(format=header.format, device_master_sn=header.master_sn,
+                     nb_channels=len(header.channels), file_header_meta=header.meta)
+        warnings = list(header.warnings)
+        if header.master_sn != loc.device:
+            warnings.append(f"the folder is named {loc.device} but the file's master is "
+                            f"{header.master_sn}: tags use {header.master_sn}")
+        prefixes = []
+        for ch in header.channels:
+            tags = channel_tags(header, loc.campaign, ch)
+            problem = lineprotocol.key_problem(lineprotocol.MEASUREMENT, tags, ch.field)
+            if problem:
+                raise FileFault(f"column {ch.column + 1} ({ch.channel_id}): InfluxDB would refuse its points: "
+                                f"{problem}", line=header.label_line,
+                                rule="names and labels fit in InfluxDB's key limits")
+            prefixes.append(lineprotocol.line_prefix(lineprotocol.MEASUREMENT, tags, ch.field))
         nb_points = 0
-        for body, nb_lines in lineprotocol.batches(prefixes, table.rows(), options.batch_lines):
+        for body, nb_lines in lineprotocol.batches(prefixes, device.rows, options.batch_lines):
             writer.write(loc.company, body)
             nb_points += nb_lines
-        _fill_from_table(entry, table, nb_points)
+        _fill_from_table(entry, header, device.rows.summary(), nb_points, warnings)
         if nb_points == 0:
             raise FileFault("not a single valid point in the file", line=None,
                             rule="a file holds at least one valid, dated value")
 
 
-def _fill_from_table(entry: dict, table: Table, nb_points: int) -> None:
-    c = table.counters
+def _fill_from_table(entry: dict, header: Header, summary: RowSummary, nb_points: int,
+                     warnings: list[str]) -> None:
+    c = summary.counters
     entry["nb_rows"] = c.nb_rows
     entry["nb_points"] = nb_points
     for name in c.COUNTER_NAMES:
         entry[name] = getattr(c, name)
-    entry["time_min"], entry["time_max"] = iso(c.time_min), iso(c.time_max)
-    entry["warnings"] = table.warnings + c.samples
-    if c.nb_samples_dropped:
-        entry["warnings"].append(f"... and {c.nb_samples_dropped} more skipped rows or values")
+    entry["time_min"], entry["time_max"] = iso(summary.time_min), iso(summary.time_max)
+    entry["warnings"] = warnings + summary.warnings + summary.samples
+    if summary.nb_samples_dropped:
+        entry["warnings"].append(f"... and {summary.nb_samples_dropped} more skipped rows or values")
     entry["channels"] = {
         ch.channel_id: {"unit": ch.unit, "label": ch.label, "name": ch.name, "device_sn": ch.device_sn,
                         "device_type": ch.device_type, "field": ch.field, **stats.as_dict()}
-        for ch, stats in zip(table.channels, table.stats)
+        for ch, stats in zip(header.channels, summary.stats)
     }
 
 
