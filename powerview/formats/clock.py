@@ -28,7 +28,11 @@ _HOURS_MAX = 65536
 
 @lru_cache(maxsize=1)
 def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    """IANA zone names, without the files that are not a place ("localtime" is the server's own
+    zone, "posixrules" and "Factory" are not zones a device would declare)."""
+    return frozenset(name for name in available_timezones()
+                     if name not in ("localtime", "posixrules", "Factory")
+                     and not name.startswith(("posix/", "right/")))
 
 
 def zone_problem(name: object) -> str | None:

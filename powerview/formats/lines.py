@@ -17,7 +17,8 @@ class LineSource:
     """`readline()` for header lines, then `blocks()` for the rows. `lineno` is the number of the
     last line handed out. Lines given back by `unread` are handed out again first."""
 
-    def __init__(self, stream: TextIO, max_line: int = MAX_LINE_CHARS, block: int = BLOCK_CHARS):
+    def __init__(self, stream: TextIO, max_line: int = MAX_LINE_CHARS, block: int | None = None):
+        block = block or BLOCK_CHARS
         if block > max_line:
             raise ValueError("the block size must not exceed the line limit")
         self.stream = stream
