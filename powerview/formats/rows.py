@@ -1,10 +1,11 @@
 """The row loop of tabular files (`timestamp<TAB>value<TAB>value...`): one pass, constant memory
 but for 8 bytes a row (timestamps kept to count duplicates once the file is read).
 
-The fast path of a row is: split, two look-ups for the timestamp, one C-level `map` over the value
-cache. Everything unusual (blank line, end marker, bad timestamp, wrong width, invalid value) goes
-to `_odd_row` or `_odd_values`, which name the line and the rule. Statistics and the duplicate
-count are computed per block of rows with builtins.
+The fast path of a row is: split, two look-ups for the timestamp, one check of the characters of
+the values, one C-level `map(float)`. Everything unusual (blank line, end marker, bad timestamp,
+DST hour, wrong width, other forms of numbers, invalid values) goes to `_odd_row` or
+`_checked_values`, which name the line and the rule. Statistics and the duplicate count are
+computed per block of rows with builtins.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import math
 import re
 from array import array
 from collections import Counter
-from itertools import islice
 from operator import lt
 from typing import Iterator
 
@@ -45,43 +45,47 @@ def parse_value(cell: str) -> tuple[float, str] | None:
     return number, repr(number)
 
 
+# The fast path takes a row whose values hold only these characters: then float() accepts exactly
+# what _DECIMAL accepts, and the cell itself is valid line protocol (a float).
+_PLAIN = b"0123456789.-\t"
+_PLAIN_MAX = 300  # a shorter row cannot hold a cell that overflows (309 digits) or underflows to 0
+
+
+def _not_plain(values: str) -> bool:
+    """True if the values part of a row needs the per-cell check: other characters, forms such as
+    ".5" or "5." (valid, but written in canonical form), or a row long enough to hide a cell
+    that overflows or underflows."""
+    return bool(len(values) > _PLAIN_MAX or values.encode().translate(None, _PLAIN)
+                or "\t." in values or ".\t" in values or "-." in values
+                or values[:1] == "." or values[-1:] == ".")
+
+
 class ValueCache(dict):
-    """cell text -> canonical text, for valid values only. `floats` maps a canonical text to its
-    number. An invalid cell is never stored: each of its occurrences reaches `__missing__`, which
-    counts it (`nb_invalid`) so that the row loop sees a row with an invalid value."""
+    """cell -> parse_value(cell), for the per-cell path (bounded: cleared when full)."""
 
-    def __init__(self):
-        super().__init__()
-        self.floats: dict[str, float] = {}
-        self.nb_invalid = 0
-
-    def __missing__(self, cell: str):
-        parsed = parse_value(cell)
-        if parsed is None:
-            self.nb_invalid += 1
-            return None
-        number, text = parsed
-        self[cell] = text
-        self.floats[text] = number
-        return text
-
-    def trim(self) -> None:
-        """Called between blocks only (the stats of a block look its texts up in `floats`)."""
-        if len(self) > _VALUE_CACHE_MAX:
-            self.clear()
-            self.floats.clear()
+    def parse(self, cell: str) -> tuple[float, str] | None:
+        try:
+            return self[cell]
+        except KeyError:
+            if len(self) >= _VALUE_CACHE_MAX:
+                self.clear()
+            value = self[cell] = parse_value(cell)
+            return value
 
 
 def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRules,
                  end_marker: str | None, summary: RowSummary) -> Iterator[Row]:
     """Yield `(epoch_s, texts)` for every accepted row, filling `summary` as it goes (complete
-    once the generator is exhausted). `end_marker`: the line that ends the data (V003)."""
+    once the generator is exhausted). `end_marker`: the line that ends the data (V003).
+
+    `texts[k]` is the value as the line protocol writes it (a float): the cell itself when it is
+    a plain decimal (`242.00`, `0`, `-3.5`), else the shortest repr of its float; None if skipped.
+    """
     clock = Clock(tz_name)
     hours_get, mmss_get = clock.hours.get, MMSS.get
     lo, hi = rules.min_epoch, rules.max_epoch
     width = nb_columns + 1
     cache = ValueCache()
-    lookup = cache.__getitem__
     stats = summary.stats = [ChannelStats() for _ in range(nb_columns)]
     c = summary.counters
     seen = array("q")
@@ -93,38 +97,44 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
 
     for lines in blocks:
         first = lineno + 1
-        block: list[Row] = []
-        keep = block.append
+        stamps: list[int] = []
+        stamp = stamps.append
+        numbers: list[list[float]] = []   # complete rows only: statistics per block
+        number = numbers.append
         for line in lines:
             lineno += 1
             cells = line.split("\t")
             t = cells[0]
             base = hours_get(t[:11])
             off = mmss_get(t[11:])
-            if base is None or off is None or len(cells) != width:
+            plain = len(cells) == width  # before _odd_row pads a short row
+            if base is not None and off is not None and plain:
+                ts = base + off
+            else:
                 ts = _odd_row(summary, clock, line, cells, lineno, width, end_marker)
                 if ts is None:
                     continue
                 if ts == END:
                     end_seen = True
                     break
-            else:
-                ts = base + off
             if ts < lo or ts > hi:
                 c.nb_rows += 1
                 summary.skip("nb_out_of_range_timestamps", lineno,
                              f"timestamp {t[:40]!r} outside the valid range, row skipped", RANGE_RULE)
                 continue
-            before = cache.nb_invalid
-            texts = list(map(lookup, islice(cells, 1, None)))
-            if cache.nb_invalid != before:
-                _odd_values(summary, texts, cells, lineno)
-            row = (ts, texts)
-            keep(row)
-            yield row
-        tmin, tmax = _fold_block(block, stats, cache, seen, suspects, tmin, tmax)
-        c.nb_rows += len(block)
-        cache.trim()
+            del cells[0]
+            texts = cells
+            if plain and not _not_plain(line[18:]):
+                try:
+                    number(list(map(float, cells)))
+                except ValueError:  # an empty cell, "-", "1.2.3"...
+                    texts = _checked_values(summary, cells, lineno, cache, stats)
+            else:
+                texts = _checked_values(summary, cells, lineno, cache, stats)
+            stamp(ts)
+            yield ts, texts
+        tmin, tmax = _fold_block(stamps, numbers, stats, seen, suspects, tmin, tmax)
+        c.nb_rows += len(stamps)
         if end_seen:
             _count_after_end(summary, lines[lineno - first + 1:], lineno + 1, blocks)
             break
@@ -149,6 +159,23 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
         # a timestamp later than every earlier one cannot repeat one: only the others are counted
         occurrences = Counter(ts for ts in seen if ts in suspects)
         c.nb_duplicate_timestamps = sum(n - 1 for n in occurrences.values())
+
+
+def _checked_values(summary: RowSummary, cells: list[str], lineno: int, cache: ValueCache,
+                    stats: list[ChannelStats]) -> list:
+    """The per-cell path: canonical texts, invalid values counted and skipped, statistics now."""
+    texts: list = []
+    for k, cell in enumerate(cells):
+        value = cache.parse(cell)
+        if value is None:
+            if cell is not _PAD:
+                summary.skip("nb_invalid_values", lineno,
+                             f"column {k + 2}: invalid value {cell[:40]!r} skipped", VALUE_RULE)
+            texts.append(None)
+        else:
+            stats[k].add((value[0],))
+            texts.append(value[1])
+    return texts
 
 
 END = -1  # _odd_row's answer for the end marker (never a kept epoch: rows before 1970 are refused)
@@ -205,31 +232,20 @@ class _Pad(str):
 _PAD = _Pad("")
 
 
-def _odd_values(summary: RowSummary, texts: list, cells: list[str], lineno: int) -> None:
-    for k, text in enumerate(texts):
-        if text is None and cells[k + 1] is not _PAD:
-            summary.skip("nb_invalid_values", lineno,
-                         f"column {k + 2}: invalid value {cells[k + 1][:40]!r} skipped", VALUE_RULE)
-
-
-def _fold_block(block: list[Row], stats: list[ChannelStats], cache: ValueCache, seen: array,
+def _fold_block(stamps: list[int], numbers: list[list[float]], stats: list[ChannelStats], seen: array,
                 suspects: set[int], tmin: int | None, tmax: int | None) -> tuple[int | None, int | None]:
-    """Statistics and time range of a block of kept rows, with builtins (column by column)."""
-    if not block:
+    """Statistics (complete rows, column by column, with builtins) and time range of a block."""
+    if numbers:
+        for st, column in zip(stats, zip(*numbers)):
+            st.add(column)
+    if not stamps:
         return tmin, tmax
-    stamps, columns = zip(*block)
-    floats = cache.floats.__getitem__
-    for st, column in zip(stats, zip(*columns)):
-        try:
-            st.add(list(map(floats, column)))
-        except KeyError:  # None in the column: skipped values
-            st.add([floats(t) for t in column if t is not None])
     seen.extend(stamps)
     if tmax is None:
         tmin = tmax = stamps[0]
         stamps = stamps[1:]
-    if not stamps:
-        return tmin, tmax
+        if not stamps:
+            return tmin, tmax
     if stamps[0] > tmax and all(map(lt, stamps, stamps[1:])):
         return tmin, stamps[-1]  # the usual case: every row after the one before
     for ts in stamps:

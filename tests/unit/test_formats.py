@@ -158,18 +158,23 @@ def test_invalid_values_are_skipped_alone(bad):
     assert values(rows, 1) == [5.0]
 
 
-@pytest.mark.parametrize("text,number,canonical", [("0", 0.0, "0.0"), ("-0.0", -0.0, "-0.0"),
-                                                   ("232.09", 232.09, "232.09"), ("1e3", 1000.0, "1000.0"),
-                                                   ("+4.5", 4.5, "4.5"), (".5", 0.5, "0.5")])
-def test_valid_values_become_floats(text, number, canonical):
-    _, rows = read(v002([M] * 2, ["Ph 1 V"], [row("02/03/26 10:00:00", text)]))
-    assert rows[0][1][0] == canonical and float(canonical) == number
+@pytest.mark.parametrize("text,number,written", [
+    ("0", 0.0, "0"), ("-0.0", -0.0, "-0.0"), ("232.09", 232.09, "232.09"), ("238.80", 238.8, "238.80"),
+    ("007", 7.0, "007"),                                    # plain decimals: the cell itself
+    ("1e3", 1000.0, "1000.0"), ("+4.5", 4.5, "4.5"), (".5", 0.5, "0.5"), ("5.", 5.0, "5.0"),
+    ("-.5", -0.5, "-0.5"), ("2E-3", 0.002, "0.002"),      # other forms: the float's shortest repr
+])
+def test_valid_values_become_floats(text, number, written):
+    for rows_ in ([row("02/03/26 10:00:00", text)], [row("02/03/26 10:00:00", 1), row("02/03/26 10:10:00", text)]):
+        _, rows = read(v002([M] * 2, ["Ph 1 V"], rows_))
+        assert rows[-1][1][0] == written and float(written) == number
+        assert str(float(written)) == repr(number)  # the same double either way
 
 
 def test_missing_trailing_cells_count_as_invalid_values():
     table, rows = read(v002([M] * 4, ["Ph 1 V", "Voie1 W", "Voie2 W"], ["02/03/26 10:00:00\t230.1"]))
     assert table.counters.nb_invalid_values == 2
-    assert rows[0][1] == ["230.1", None, None]
+    assert rows[0][1] == ["230.1", None, None] and table.counters.nb_rows == 1
 
 
 def test_rows_with_more_cells_than_labels_are_skipped():
@@ -337,7 +342,7 @@ def test_rows_after_end_data_are_counted_and_warned_about():
 def test_non_ascii_digits_and_out_of_range_decimals_are_invalid(bad):
     table, rows = read(v002([M] * 3, ["Ph 1 V", "Voie1 W"], [row("02/03/26 10:00:00", bad, 5)]))
     assert table.counters.nb_invalid_values == 1
-    assert rows[0][1] == [None, "5.0"]
+    assert rows[0][1] == [None, "5.0"]  # the per-cell path writes the canonical form
     assert "column 2: invalid value" in table.samples[0]
 
 
