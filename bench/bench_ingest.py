@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
+from operator import add
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -92,6 +93,19 @@ def run_parse_only(path: Path) -> tuple[int, float, int]:
     return int(out[0]), float(out[1]), int(out[2])
 
 
+class NullWriter:
+    """Takes the bytes and drops them: the serializing cost alone, without HTTP."""
+
+    def write(self, bucket: str, body: bytes) -> None:
+        pass
+
+    def ensure_bucket(self, bucket: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class ClientWriter:
     """What powerview.influx.InfluxWriter does per batch (influxdb-client, synchronous write API,
     precision s), without its settings: one writer for both contenders."""
@@ -132,7 +146,7 @@ def minimal_serializer(path: Path, prefixes: list[str], writer, batch_lines: int
                 base = hours[stamp[:11]] = int(datetime.strptime(stamp[:11], "%d/%m/%y %H").replace(
                     tzinfo=timezone.utc).timestamp())
             suffix = f" {base + int(stamp[12:14]) * 60 + int(stamp[15:17])}\n"
-            buffer.append(suffix.join(p + v for p, v in zip(prefixes, cells[1:])) + suffix)
+            buffer.append(suffix.join(map(add, prefixes, cells[1:])) + suffix)
             nb += len(cells) - 1
             if nb >= batch_lines:
                 writer.write("bench", "".join(buffer).encode())
@@ -145,7 +159,7 @@ def minimal_serializer(path: Path, prefixes: list[str], writer, batch_lines: int
     return nb_total
 
 
-def compare_in_process(work: Path, source: Path, url: str, repeat: int) -> tuple[float, float, int]:
+def compare_in_process(work: Path, source: Path, writer, repeat: int) -> tuple[float, float, int]:
     """Best times of the minimal serializer and of the parser (ingest.run) on the same file,
     sink and writer. Returns (minimal_s, parser_s, points)."""
     from datetime import date
@@ -159,7 +173,6 @@ def compare_in_process(work: Path, source: Path, url: str, repeat: int) -> tuple
     campaign = source.parent.parent.name
     prefixes = [lineprotocol.line_prefix(lineprotocol.MEASUREMENT, ingest.channel_tags(header, campaign, ch),
                                          ch.field) for ch in header.channels]
-    writer = ClientWriter(url)
     best_minimal = best_parser = math.inf
     points = 0
     try:
@@ -183,6 +196,12 @@ def compare_in_process(work: Path, source: Path, url: str, repeat: int) -> tuple
     finally:
         writer.close()
     return best_minimal, best_parser, points
+
+
+def report_ratio(what: str, minimal_s: float, parser_s: float, points: int, repeat: int) -> None:
+    print(f"{what}: minimal serializer {points / minimal_s:>10,.0f} points/s ({minimal_s:.2f} s), parser "
+          f"(ingest.run) {points / parser_s:>10,.0f} points/s ({parser_s:.2f} s): ratio {parser_s / minimal_s:.2f}x"
+          f"  [best of {repeat}]")
 
 
 def run_end_to_end(data: Path, path: Path) -> tuple[float, int]:
@@ -223,17 +242,17 @@ def main() -> None:
         nb_values = generate(path, args.rows)
         size_mb = path.stat().st_size / 1e6
         print(f"file: {args.rows} rows x 30 values = {nb_values} points, {size_mb:.1f} MB")
+        print("same process, same file, same writer; ratio = parser time / minimal time (goal 1.2x, limit 1.5x)")
         sink, url = start_sink()
         try:
-            minimal_s, parser_s, points = compare_in_process(work / "compare", path, url, args.repeat)
+            timing = compare_in_process(work / "compare-http", path, ClientWriter(url), args.repeat)
         finally:
             sink.kill()
             sink.wait()
-        assert points == nb_values, (points, nb_values)
-        print(f"minimal serializer: {points / minimal_s:>10,.0f} points/s  ({minimal_s:.2f} s)  "
-              f"same process, file, sink and writer; best of {args.repeat}")
-        print(f"parser (ingest.run): {points / parser_s:>9,.0f} points/s  ({parser_s:.2f} s)  "
-              f"ratio parser / minimal = {parser_s / minimal_s:.2f}x (goal 1.2x, limit 1.5x)")
+        assert timing[2] == nb_values, (timing[2], nb_values)
+        report_ratio("to the HTTP sink", *timing, args.repeat)
+        report_ratio("bytes dropped   ", *compare_in_process(work / "compare-null", path, NullWriter(), args.repeat),
+                     args.repeat)
         points, dt, rss = run_parse_only(path)
         assert points == nb_values, (points, nb_values)
         print(f"parse only : {points / dt:>10,.0f} points/s  ({dt:.2f} s)  peak RSS {rss / 1024:.0f} MB")

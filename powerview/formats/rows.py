@@ -46,18 +46,11 @@ def parse_value(cell: str) -> tuple[float, str] | None:
 
 
 # The fast path takes a row whose values hold only these characters: then float() accepts exactly
-# what _DECIMAL accepts, and the cell itself is valid line protocol (a float).
+# what _DECIMAL accepts, and the cell itself is valid line protocol (a float). Forms such as ".5"
+# or "5." (valid, written in canonical form) and rows long enough to hide a cell that overflows
+# (309 digits) or underflows to 0 take the per-cell path.
 _PLAIN = b"0123456789.-\t"
 _PLAIN_MAX = 300  # a shorter row cannot hold a cell that overflows (309 digits) or underflows to 0
-
-
-def _not_plain(values: str) -> bool:
-    """True if the values part of a row needs the per-cell check: other characters, forms such as
-    ".5" or "5." (valid, but written in canonical form), or a row long enough to hide a cell
-    that overflows or underflows."""
-    return bool(len(values) > _PLAIN_MAX or values.encode().translate(None, _PLAIN)
-                or "\t." in values or ".\t" in values or "-." in values
-                or values[:1] == "." or values[-1:] == ".")
 
 
 class ValueCache(dict):
@@ -124,7 +117,9 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
                 continue
             del cells[0]
             texts = cells
-            if plain and not _not_plain(line[18:]):
+            v = line[18:]  # the values, when the timestamp is the 17 characters before a tab
+            if (plain and len(v) <= _PLAIN_MAX and not v.encode().translate(None, _PLAIN) and "\t." not in v
+                    and ".\t" not in v and "-." not in v and v[:1] != "." and v[-1:] != "."):
                 try:
                     number(list(map(float, cells)))
                 except ValueError:  # an empty cell, "-", "1.2.3"...

@@ -549,3 +549,39 @@ def test_half_hour_changes_are_handled_minute_by_minute():
     assert values(rows, 0) == [0.0, 2.0, 3.0]
     assert rows[1][0] - rows[0][0] == 60  # 01:59 +10:30 then 02:30 +11:00
     assert table.counters.nb_invalid_timestamps == 1
+
+
+# --- the seam with ingest: what InfluxDB would refuse is a fault of the file ----------------
+
+def test_a_label_over_influxdbs_key_limit_is_a_file_fault_naming_the_column(tmp_path):
+    from powerview import ingest, layout
+    from powerview.influx import DiscardWriter
+    from samples import place
+
+    labels = ["Ph 1 V", "x" * 70_000 + " W"]
+    path = place(tmp_path, "acme", "camp", M, "long.tsv", v002([M] * 3, labels, [row("02/03/26 10:00:00", 1, 2)]))
+    writer = DiscardWriter()
+    entry = ingest.ingest_file(layout.locate(tmp_path, path), ingest.RunOptions(tmp_path, RULES, 5000, True), writer)
+    assert entry["status"] == "error" and writer.nb_lines == 0
+    assert entry["error"].endswith(f"line 2: column 3 (M{M}_Ch1): InfluxDB would refuse its points: its series key "
+                                   "and field key take 70210 bytes as line protocol, over InfluxDB's limit of 65535 "
+                                   "(rule: names and labels fit in InfluxDB's key limits)")
+
+
+def test_the_report_entry_carries_rows_after_end_and_the_header_warnings(tmp_path):
+    from powerview import ingest, layout
+    from powerview.influx import DiscardWriter
+    from samples import place
+
+    text = v003([M] * 2, ["Ph 1 V"], [row("02/03/26 10:00:00", 1)], header={"DataTimeSettings": "UTC",
+                                                                           "MasterType": "Duo"}) + "02/03/26 10:10:00\t2\n"
+    path = place(tmp_path, "acme", "camp", "0201", "f.tsv", text)
+    entry = ingest.ingest_file(layout.locate(tmp_path, path), ingest.RunOptions(tmp_path, RULES, 5000, True),
+                               DiscardWriter())
+    assert entry["status"] == "success" and entry["nb_points"] == 1
+    assert entry["nb_rows_after_end"] == 1
+    assert entry["warnings"][:3] == [
+        "unknown MasterType 'Duo': mono/tri taken from the labels",
+        f"the folder is named 0201 but the file's master is {M}: tags use {M}",
+        "1 line(s) after END_DATA were not written"]
+    json.dumps(entry, allow_nan=False)
