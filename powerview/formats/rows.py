@@ -47,10 +47,10 @@ def parse_value(cell: str) -> tuple[float, str] | None:
 
 # The fast path takes a row whose values hold only these characters: then float() accepts exactly
 # what _DECIMAL accepts, and the cell itself is valid line protocol (a float). Forms such as ".5"
-# or "5." (valid, written in canonical form) and rows long enough to hide a cell that overflows
-# (309 digits) or underflows to 0 take the per-cell path.
+# or "5." (valid, written in canonical form) and cells long enough to overflow or underflow to 0
+# take the per-cell path.
 _PLAIN = b"0123456789.-\t"
-_PLAIN_MAX = 300  # a shorter row cannot hold a cell that overflows (309 digits) or underflows to 0
+_PLAIN_MAX = 300  # a shorter cell cannot overflow (309 digits) nor underflow to 0 (over 320)
 
 
 class ValueCache(dict):
@@ -118,7 +118,8 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
             del cells[0]
             texts = cells
             v = line[18:]  # the values, when the timestamp is the 17 characters before a tab
-            if (plain and len(v) <= _PLAIN_MAX and not v.encode().translate(None, _PLAIN) and "\t." not in v
+            if (plain and (len(v) <= _PLAIN_MAX or max(map(len, cells)) <= _PLAIN_MAX)
+                    and not v.encode().translate(None, _PLAIN) and "\t." not in v
                     and ".\t" not in v and "-." not in v and v[:1] != "." and v[-1:] != "."):
                 try:
                     number(list(map(float, cells)))

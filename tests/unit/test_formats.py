@@ -585,3 +585,15 @@ def test_the_report_entry_carries_rows_after_end_and_the_header_warnings(tmp_pat
         f"the folder is named 0201 but the file's master is {M}: tags use {M}",
         "1 line(s) after END_DATA were not written"]
     json.dumps(entry, allow_nan=False)
+
+
+@pytest.mark.parametrize("cell,written", [("0." + "0" * 330 + "1", None), ("9" * 320, None),
+                                          ("1" + "0" * 299, "1" + "0" * 299),
+                                          ("0." + "0" * 290 + "1", "0." + "0" * 290 + "1")])
+def test_long_plain_cells_are_checked_for_range(cell, written):
+    wide = [str(i) for i in range(60)]  # a wide row: over 300 characters of values
+    table, rows = read(v002([M] * 62, ["Ph 1 V"] + [f"Voie{i} W" for i in range(60)],
+                            [row("02/03/26 10:00:00", cell, *wide)]))
+    assert rows[0][1][0] == written
+    assert [float(t) for t in rows[0][1][1:]] == [float(w) for w in wide]
+    assert table.counters.nb_invalid_values == (written is None)
