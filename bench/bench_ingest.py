@@ -56,8 +56,10 @@ def generate(path: Path, rows: int) -> int:
 
 
 SINK = r"""
-import sys
+import os, sys, threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+# the sink lives as long as the bench: it exits when its stdin (a pipe from the bench) closes
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_POST(self):
@@ -225,7 +227,7 @@ def run_end_to_end(data: Path, path: Path) -> tuple[float, int]:
 
 
 def start_sink() -> tuple[subprocess.Popen, str]:
-    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    sink = subprocess.Popen([sys.executable, "-c", SINK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return sink, f"http://127.0.0.1:{int(sink.stdout.readline())}"
 
 

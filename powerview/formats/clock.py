@@ -58,7 +58,7 @@ class Clock:
         self.tz = ZoneInfo(tz_name)
         self.tz_name = tz_name
         self.hours: dict[str, int] = {}
-        self._special: dict[str, list | None] = {}  # hour key -> [latest offset seen, gone back]
+        self._special: dict[str, list] = {}  # hour key -> [latest offset seen, gone back]
 
     def _naive(self, text: str) -> datetime | None:
         if len(text) != 17 or not _HOUR_KEY.match(text[:11]) or text[11:] not in MMSS:

@@ -104,12 +104,13 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
             if base is not None and off is not None and plain:
                 ts = base + off
             else:
-                ts = _odd_row(summary, clock, line, cells, lineno, width, end_marker)
-                if ts is None:
+                odd = _odd_row(summary, clock, line, cells, lineno, width, end_marker)
+                if odd is None:
                     continue
-                if ts == END:
+                if odd == END:
                     end_seen = True
                     break
+                ts = odd
             if ts < lo or ts > hi:
                 c.nb_rows += 1
                 summary.skip("nb_out_of_range_timestamps", lineno,
@@ -237,7 +238,7 @@ def _fold_block(stamps: list[int], numbers: list[list[float]], stats: list[Chann
     if not stamps:
         return tmin, tmax
     seen.extend(stamps)
-    if tmax is None:
+    if tmax is None or tmin is None:
         tmin = tmax = stamps[0]
         stamps = stamps[1:]
         if not stamps:

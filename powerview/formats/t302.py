@@ -204,15 +204,15 @@ def read_v003(source: LineSource, rules: RowRules) -> DeviceFile:
         tz_name = "UTC"
     else:
         raw = meta.get("TimeZoneName")
-        tz_name = raw.strip() if isinstance(raw, str) else raw
-        problem = zone_problem(tz_name)
-        if problem:
+        problem = zone_problem(raw.strip() if isinstance(raw, str) else raw)
+        if problem or not isinstance(raw, str):
             raise FileFault(f"local time in an unusable time zone: {problem}", line=2,
                             rule="MV_T302_V003: DataTimeSettings 'UTC' or an IANA TimeZoneName") from None
+        tz_name = raw.strip()
 
     declared = str(meta.get("MasterType") or "").strip().lower()
     master_type = declared if declared in ("mono", "tri") else None
-    warnings = ()
+    warnings: tuple[str, ...] = ()
     if declared and master_type is None:
         warnings = (f"unknown MasterType {str(meta.get('MasterType'))[:40]!r}: mono/tri taken from the labels",)
     header = build_header(V003, sn_line, sn_lineno, label_line, tz_name, master_type, meta, warnings)

@@ -51,7 +51,8 @@ def test_tri_master_channels_are_u1_u3_then_ch():
     assert table.master_type == "tri"
     assert [c.label for c in table.channels] == ["U1", "U2", "U3", "Ch1", "Ch2", "Ch3"]
     assert [c.channel_id for c in table.channels][:4] == [f"M{M}_U1", f"M{M}_U2", f"M{M}_U3", f"M{M}_Ch1"]
-    assert [(c.name, c.unit) for c in table.channels][:4] == [("Ph 1", "V"), ("Ph 2", "V"), ("Ph 3", "V"), ("Voie1", "W")]
+    assert [(c.name, c.unit) for c in table.channels][:4] == [("Ph 1", "V"), ("Ph 2", "V"), ("Ph 3", "V"),
+                                                              ("Voie1", "W")]
     assert table.channels[0].field == f"M{M}_U1_V"
     assert {c.device_type for c in table.channels} == {"master"}
 
@@ -573,8 +574,8 @@ def test_the_report_entry_carries_rows_after_end_and_the_header_warnings(tmp_pat
     from powerview.influx import DiscardWriter
     from samples import place
 
-    text = v003([M] * 2, ["Ph 1 V"], [row("02/03/26 10:00:00", 1)], header={"DataTimeSettings": "UTC",
-                                                                           "MasterType": "Duo"}) + "02/03/26 10:10:00\t2\n"
+    header = {"DataTimeSettings": "UTC", "MasterType": "Duo"}
+    text = v003([M] * 2, ["Ph 1 V"], [row("02/03/26 10:00:00", 1)], header=header) + "02/03/26 10:10:00\t2\n"
     path = place(tmp_path, "acme", "camp", "0201", "f.tsv", text)
     entry = ingest.ingest_file(layout.locate(tmp_path, path), ingest.RunOptions(tmp_path, RULES, 5000, True),
                                DiscardWriter())
