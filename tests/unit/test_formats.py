@@ -598,3 +598,15 @@ def test_long_plain_cells_are_checked_for_range(cell, written):
     assert rows[0][1][0] == written
     assert [float(t) for t in rows[0][1][1:]] == [float(w) for w in wide]
     assert table.counters.nb_invalid_values == (written is None)
+
+
+def test_the_meta_point_of_a_file_carries_every_counter():
+    from powerview import ingest
+
+    entry = {"status": "success", "bucket": "acme", "campaign": "c", "device_master_sn": M, "file": "/d/f.tsv",
+             "nb_rows": 3, "nb_points": 2, "duration_s": 0.5,
+             **{name: 0 for name in ingest.Counters.COUNTER_NAMES}, "nb_rows_after_end": 4}
+    report = {"files": [entry], "nb_files_total": 1, "nb_files_success": 1, "nb_files_failed": 0,
+              "nb_files_retry": 0, "nb_points_total": 2, "duration_s": 1.0}
+    line = ingest.meta_lines(report, 1700000000).decode().splitlines()[0]
+    assert "nb_rows_after_end=4i" in line and "nb_malformed_rows=0i" in line
