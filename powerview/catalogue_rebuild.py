@@ -15,11 +15,11 @@ import requests
 
 from .catalogue import bodies_for
 from .layout import name_problem
+from .schema import DERIVED_LEVELS, MEASUREMENT
 
 log = logging.getLogger(__name__)
 
-MEASUREMENT = "electrical"
-DERIVED_SUFFIXES = ("_1h", "_1d", "_1w")
+DERIVED_SUFFIXES = tuple(f"_{level}" for level in DERIVED_LEVELS)
 PAGE = 10_000
 
 

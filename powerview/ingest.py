@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import layout, lineprotocol, schema
-from .formats import FileFault, RowRules, Table, open_table
+from .formats import FileFault, Header, RowRules, RowSummary, open_device_file
 from .formats.common import Counters
 from .influx import InfluxRejected, InfluxUnavailable, Writer
 from .outcome import Fault, FileOutcome, Status
@@ -110,38 +110,47 @@ def _move(claim: layout.Claim, folder: str, out: FileOutcome) -> None:
 def _read_and_write(loc: layout.Location, claim: layout.Claim, options: RunOptions, writer: Writer,
                     out: FileOutcome) -> None:
     with claim.open(encoding="utf-8-sig", errors="replace", newline="\n") as stream:
-        table = open_table(stream, options.rules)
-        out.format, out.device_master_sn = table.format, table.master_sn
-        out.nb_channels, out.file_header_meta = len(table.channels), table.header_meta
-        if table.master_sn != loc.device:
-            table.warnings.append(f"the folder is named {loc.device} but the file's master is "
-                                  f"{table.master_sn}: tags use {table.master_sn}")
-        prefixes = [lineprotocol.line_prefix(schema.MEASUREMENT,
-                                             schema.channel_tags(loc.campaign, table.master_sn, table.master_type, ch),
-                                             ch.field) for ch in table.channels]
+        device = open_device_file(stream, options.rules)
+        header = device.header
+        out.format, out.device_master_sn = header.format, header.master_sn
+        out.nb_channels, out.file_header_meta = len(header.channels), header.meta
+        warnings = list(header.warnings)
+        if header.master_sn != loc.device:
+            warnings.append(f"the folder is named {loc.device} but the file's master is "
+                            f"{header.master_sn}: tags use {header.master_sn}")
+        prefixes = []
+        for ch in header.channels:
+            tags = schema.channel_tags(loc.campaign, header.master_sn, header.master_type, ch)
+            problem = lineprotocol.key_problem(schema.MEASUREMENT, tags, ch.field)
+            if problem:
+                raise FileFault(f"column {ch.column + 1} ({ch.channel_id}): InfluxDB would refuse its points: "
+                                f"{problem}", line=header.label_line,
+                                rule="names and labels fit in InfluxDB's key limits")
+            prefixes.append(lineprotocol.line_prefix(schema.MEASUREMENT, tags, ch.field))
         nb_points = 0
-        for body, nb_lines in lineprotocol.batches(prefixes, table.rows(), options.batch_lines):
+        for body, nb_lines in lineprotocol.batches(prefixes, device.rows, options.batch_lines):
             writer.write(loc.company, body)
             nb_points += nb_lines
-        _fill_from_table(out, table, nb_points)
+        _fill_from_rows(out, header, device.rows.summary(), nb_points, warnings)
         if nb_points == 0:
             raise FileFault("not a single valid point in the file", line=None,
                             rule="a file holds at least one valid, dated value")
 
 
-def _fill_from_table(out: FileOutcome, table: Table, nb_points: int) -> None:
-    c = table.counters
+def _fill_from_rows(out: FileOutcome, header: Header, summary: RowSummary, nb_points: int,
+                    warnings: list[str]) -> None:
+    c = summary.counters
     out.nb_rows = c.nb_rows
     out.nb_points = nb_points
     out.counters = {name: getattr(c, name) for name in c.COUNTER_NAMES}
-    out.time_min, out.time_max = iso(c.time_min), iso(c.time_max)
-    out.warnings = table.warnings + c.samples
-    if c.nb_samples_dropped:
-        out.warnings.append(f"... and {c.nb_samples_dropped} more skipped rows or values")
+    out.time_min, out.time_max = iso(summary.time_min), iso(summary.time_max)
+    out.warnings = warnings + summary.warnings + summary.samples
+    if summary.nb_samples_dropped:
+        out.warnings.append(f"... and {summary.nb_samples_dropped} more skipped rows or values")
     out.channels = {
         ch.channel_id: {"unit": ch.unit, "label": ch.label, "name": ch.name, "device_sn": ch.device_sn,
                         "device_type": ch.device_type, "field": ch.field, **stats.as_dict()}
-        for ch, stats in zip(table.channels, table.stats)
+        for ch, stats in zip(header.channels, summary.stats)
     }
 
 

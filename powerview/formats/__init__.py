@@ -1,7 +1,12 @@
 """Device file readers, picked from the file's content (never from its name).
 
-A reader turns an open text stream into a `Table` (the channels, from the header lines) and a
-stream of rows. Readers know nothing about InfluxDB. Register a new family in READERS.
+    device = open_device_file(stream, rules)     # header read; FileFault if the file is bad
+    device.header.channels, device.header.master_sn, ...
+    for epoch_s, texts in device.rows: ...        # once
+    summary = device.rows.summary()               # counters, stats, time range, warnings
+
+Readers know nothing about InfluxDB. A new logger family: a module with `detect` and `read`,
+a `Reader` appended to READERS, test cases in tests/formats/<family>/ (see README.md here).
 """
 
 from __future__ import annotations
@@ -9,28 +14,40 @@ from __future__ import annotations
 from typing import TextIO
 
 from . import t302
-from .common import FileFault, RowRules, Table  # noqa: F401  (re-exported)
+from .common import (  # noqa: F401  (re-exported)
+    Channel, ChannelStats, Counters, DeviceFile, FileFault, Header, Reader, RowPass, RowRules, RowSummary,
+)
+from .lines import MAX_LINE_CHARS, LineSource  # noqa: F401
 
-# format identifier found in the file -> reader
-READERS = {
-    "MV_T302_V002": t302.read_v002,
-    "MV_T302_V003": t302.read_v003,
-}
-SUPPORTED = tuple(READERS)
+COUNTER_NAMES = Counters.COUNTER_NAMES
+DETECT_LINES = 2  # first lines given to each reader's detect()
+
+# The plug-in point: tried in order, the first whose detect() answers True reads the file.
+READERS: list[Reader] = [t302.V003_READER, t302.V002_READER]
 
 
-def open_table(stream: TextIO, rules: RowRules) -> Table:
-    """Read the header of `stream` and return its Table, whose `rows()` streams the data."""
-    first = stream.readline()
-    if not first:
+def supported() -> tuple[str, ...]:
+    return tuple(reader.format for reader in READERS)
+
+
+def open_device_file(stream: TextIO, rules: RowRules, readers: list[Reader] | None = None) -> DeviceFile:
+    """Read the header of `stream` (a text stream opened with newline="\\n") with the reader that
+    recognises its first lines; the rows stay to be read from the returned DeviceFile."""
+    source = LineSource(stream)
+    first_lines = []
+    for _ in range(DETECT_LINES):
+        line = source.readline()
+        if not line:
+            break
+        first_lines.append(line)
+    if not first_lines:
         raise FileFault("the file is empty", line=None, rule="a device file has a header and data rows")
-    if first.rstrip("\r\n").strip() == t302.V003_START_HEADER:
-        return READERS["MV_T302_V003"](stream, first, rules)
-    second = stream.readline()
-    format_id = second.split("\t", 1)[0].strip()
-    reader = READERS.get(format_id)
-    if reader is None or format_id == "MV_T302_V003":
-        found = repr(format_id) if format_id else "nothing"
-        raise FileFault(f"unknown file format: found {found} at the start of line 2",
-                        line=2, rule=f"supported formats: {', '.join(SUPPORTED)}")
-    return reader(stream, first, rules, second)
+    for line in reversed(first_lines):
+        source.unread(line)
+    for reader in readers if readers is not None else READERS:
+        if reader.detect(first_lines):
+            return reader.read(source, rules)
+    starts = "; ".join(f"line {n} starts with {line.split(chr(9), 1)[0].strip()[:40]!r}"
+                       for n, line in enumerate(first_lines, start=1))
+    raise FileFault(f"unknown file format ({starts})", line=len(first_lines),
+                    rule=f"supported formats: {', '.join(supported())}")

@@ -8,18 +8,26 @@ tri master: U1..U3 then Ch1...; mono master: U1 then Ch1...; slave: Ch1...
 from __future__ import annotations
 
 import json
+import math
 import re
-from typing import TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Sequence
 
-from .common import Channel, FileFault, RowRules, Table
+from .clock import zone_problem
+from .common import Channel, DeviceFile, FileFault, Header, Reader, RowPass, RowRules
+from .lines import LineSource
+from .rows import tabular_rows
 
+V002 = "MV_T302_V002"
+V003 = "MV_T302_V003"
 V003_START_HEADER = "START_HEADER"
 V003_END_HEADER = "END_HEADER"
 V003_START_DATA = "START_DATA"
 V003_END_DATA = "END_DATA"
 TRI_PHASES = {"Ph 1", "Ph 2", "Ph 3"}
 MAX_HEADER_LINES = 50
+MAX_HEADER_CHARS = 65536     # a real header is ~200 characters
+MAX_HEADER_DEPTH = 16        # nesting of the JSON header (the report embeds it)
+HEADER_RULE = "MV_T302_V003 header: a JSON object between START_HEADER and END_HEADER"
 
 _SERIAL = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
 _FORBIDDEN_IN_LABEL = re.compile(r"[\\\x00-\x1f\x7f]")
@@ -29,9 +37,12 @@ def _cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.rstrip("\r\n").split("\t")]
 
 
-def build_table(fmt: str, stream: TextIO, sn_line: str, sn_lineno: int, label_line: str,
-                rules: RowRules, tz_name: str, master_type: str | None, header_meta: dict | None,
-                end_marker: str | None) -> Table:
+def _first_cell(line: str) -> str:
+    return line.split("\t", 1)[0].strip()
+
+
+def build_header(fmt: str, sn_line: str, sn_lineno: int, label_line: str, tz_name: str,
+                 master_type: str | None, meta: dict | None, warnings: tuple[str, ...] = ()) -> Header:
     """The channel table from the SN line and the label line; `master_type` None = from labels."""
     label_lineno = sn_lineno + 1
     if not label_line.endswith("\n"):
@@ -71,7 +82,6 @@ def build_table(fmt: str, stream: TextIO, sn_line: str, sn_lineno: int, label_li
 
     numbers: dict[str, int] = {}
     channels = []
-    seen_fields: set[str] = set()
     for column, ((name, unit), sn) in enumerate(zip(names_units, serials[1:]), start=1):
         n = numbers[sn] = numbers.get(sn, 0) + 1
         if sn == master:
@@ -82,75 +92,132 @@ def build_table(fmt: str, stream: TextIO, sn_line: str, sn_lineno: int, label_li
             label = f"Ch{n}"
             channel_id = f"M{master}_S{sn}_{label}"
             device_type = "slave"
-        channel = Channel(column, sn, device_type, label, name, unit, channel_id)
-        if channel.field in seen_fields:  # cannot happen with the numbering above; kept as a guard
-            raise FileFault(f"column {column + 1}: field {channel.field} appears twice",
-                            line=label_lineno, rule="one column per channel")
-        seen_fields.add(channel.field)
-        channels.append(channel)
+        channels.append(Channel(column, sn, device_type, label, name, unit, channel_id))
 
-    return Table(format=fmt, master_sn=master, master_type=master_type, timezone=tz_name,
-                 channels=channels, header_meta=header_meta, stream=stream,
-                 first_data_line=label_lineno + 1, end_marker=end_marker, rules=rules)
+    return Header(format=fmt, master_sn=master, master_type=master_type, timezone=tz_name,
+                  channels=tuple(channels), meta=meta, label_line=label_lineno, warnings=warnings)
 
 
-def read_v002(stream: TextIO, sn_line: str, rules: RowRules, label_line: str) -> Table:
-    """MV_T302_V002: SN line, label line, rows. No time zone in the file: TSV_V002_TIMEZONE applies."""
-    return build_table("MV_T302_V002", stream, sn_line, 1, label_line, rules, rules.v002_timezone,
-                       master_type=None, header_meta=None, end_marker=None)
+def _device_file(header: Header, source: LineSource, rules: RowRules, end_marker: str | None) -> DeviceFile:
+    def run(summary):
+        return tabular_rows(source, len(header.channels), header.timezone, rules, end_marker, summary)
+    return DeviceFile(header, RowPass(run))
 
 
-def read_v003(stream: TextIO, first_line: str, rules: RowRules) -> Table:
+# --- MV_T302_V002 ---------------------------------------------------------------------------
+
+def detect_v002(first_lines: Sequence[str]) -> bool:
+    return len(first_lines) >= 2 and _first_cell(first_lines[1]) == V002
+
+
+def read_v002(source: LineSource, rules: RowRules) -> DeviceFile:
+    """SN line, label line, rows. No time zone in the file: TSV_V002_TIMEZONE applies."""
+    sn_line = source.readline()
+    label_line = source.readline()
+    header = build_header(V002, sn_line, 1, label_line, rules.v002_timezone, master_type=None, meta=None)
+    return _device_file(header, source, rules, end_marker=None)
+
+
+# --- MV_T302_V003 ---------------------------------------------------------------------------
+
+def detect_v003(first_lines: Sequence[str]) -> bool:
+    return bool(first_lines) and first_lines[0].strip() == V003_START_HEADER
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:40]} is out of the range of a double")
+    return number
+
+
+def _depth(value, limit: int) -> int:
+    """Nesting depth of a parsed JSON value (iterative: no recursion on hostile input)."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def parse_header_json(text: str) -> dict:
+    try:
+        meta = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise FileFault("the header is nested too deeply to be read", line=2, rule=HEADER_RULE) from None
+    except ValueError as exc:
+        raise FileFault(f"the header is not valid JSON: {exc}", line=2, rule=HEADER_RULE) from None
+    if not isinstance(meta, dict):
+        raise FileFault("the header is not a JSON object", line=2, rule=HEADER_RULE)
+    if _depth(meta, MAX_HEADER_DEPTH) > MAX_HEADER_DEPTH:
+        raise FileFault(f"the header is nested deeper than {MAX_HEADER_DEPTH} levels", line=2, rule=HEADER_RULE)
+    try:
+        json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (ValueError, UnicodeError):
+        raise FileFault("the header holds text that is not valid Unicode (a lone surrogate escape)",
+                        line=2, rule=HEADER_RULE) from None
+    return meta
+
+
+def read_v003(source: LineSource, rules: RowRules) -> DeviceFile:
     """START_HEADER / JSON / END_HEADER / START_DATA / SN line / label line / rows / END_DATA."""
-    header_lines = []
-    lineno = 1
+    source.readline()  # START_HEADER (detected)
+    header_lines: list[str] = []
+    size = 0
     while True:
-        line = stream.readline()
-        lineno += 1
+        line = source.readline()
         if not line:
-            raise FileFault(f"no {V003_END_HEADER} line", line=lineno,
+            raise FileFault(f"no {V003_END_HEADER} line", line=source.lineno + 1,
                             rule="MV_T302_V003 header: START_HEADER, JSON, END_HEADER")
         if line.strip() == V003_END_HEADER:
             break
         header_lines.append(line)
-        if len(header_lines) > MAX_HEADER_LINES:
-            raise FileFault(f"no {V003_END_HEADER} within {MAX_HEADER_LINES} lines", line=lineno,
+        size += len(line)
+        if len(header_lines) > MAX_HEADER_LINES or size > MAX_HEADER_CHARS:
+            raise FileFault(f"no {V003_END_HEADER} within {MAX_HEADER_LINES} lines or "
+                            f"{MAX_HEADER_CHARS} characters", line=source.lineno,
                             rule="MV_T302_V003 header: START_HEADER, JSON, END_HEADER")
-    try:
-        meta = json.loads("".join(header_lines))
-    except ValueError as exc:
-        raise FileFault(f"the header is not valid JSON: {exc}", line=2,
-                        rule="MV_T302_V003 header: a JSON object between START_HEADER and END_HEADER") from None
-    if not isinstance(meta, dict):
-        raise FileFault("the header is not a JSON object", line=2,
-                        rule="MV_T302_V003 header: a JSON object between START_HEADER and END_HEADER")
+    meta = parse_header_json("".join(header_lines))
 
-    line = stream.readline()
-    lineno += 1
+    line = source.readline()
     if line.strip() != V003_START_DATA:
-        raise FileFault(f"expected {V003_START_DATA}, found {line.strip()[:40]!r}", line=lineno,
+        raise FileFault(f"expected {V003_START_DATA}, found {line.strip()[:40]!r}", line=source.lineno + (not line),
                         rule="MV_T302_V003: START_DATA after END_HEADER")
-    sn_line = stream.readline()
-    label_line = stream.readline()
-    format_id = label_line.split("\t", 1)[0].strip()
-    if format_id != "MV_T302_V003":
-        raise FileFault(f"the label line starts with {format_id!r}", line=lineno + 2,
+    sn_line = source.readline()
+    sn_lineno = source.lineno
+    label_line = source.readline()
+    if _first_cell(label_line) != V003:
+        raise FileFault(f"the label line starts with {_first_cell(label_line)[:40]!r}", line=sn_lineno + 1,
                         rule="an MV_T302_V003 file has MV_T302_V003 labels")
 
     if str(meta.get("DataTimeSettings", "")).strip().upper() == "UTC":
         tz_name = "UTC"
     else:
-        tz_name = str(meta.get("TimeZoneName") or "").strip()
-        try:
-            ZoneInfo(tz_name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise FileFault(f"local time in an unknown time zone {tz_name!r}", line=2,
+        raw = meta.get("TimeZoneName")
+        problem = zone_problem(raw.strip() if isinstance(raw, str) else raw)
+        if problem or not isinstance(raw, str):
+            raise FileFault(f"local time in an unusable time zone: {problem}", line=2,
                             rule="MV_T302_V003: DataTimeSettings 'UTC' or an IANA TimeZoneName") from None
+        tz_name = raw.strip()
 
     declared = str(meta.get("MasterType") or "").strip().lower()
     master_type = declared if declared in ("mono", "tri") else None
-    table = build_table("MV_T302_V003", stream, sn_line, lineno + 1, label_line, rules, tz_name,
-                        master_type=master_type, header_meta=meta, end_marker=V003_END_DATA)
+    warnings: tuple[str, ...] = ()
     if declared and master_type is None:
-        table.warnings.append(f"unknown MasterType {meta.get('MasterType')!r}: mono/tri taken from the labels")
-    return table
+        warnings = (f"unknown MasterType {str(meta.get('MasterType'))[:40]!r}: mono/tri taken from the labels",)
+    header = build_header(V003, sn_line, sn_lineno, label_line, tz_name, master_type, meta, warnings)
+    return _device_file(header, source, rules, end_marker=V003_END_DATA)
+
+
+V003_READER = Reader(V003, detect_v003, read_v003)
+V002_READER = Reader(V002, detect_v002, read_v002)

@@ -33,10 +33,31 @@ def test_meta_line_types_fields():
 
 def test_batches_cut_on_row_boundaries_and_skip_missing_values():
     prefixes = ["m a=", "m b="]
-    rows = [(10, [(1.0, "1.0"), None]), (20, [(2.0, "2.0"), (3.0, "3.0")]), (30, [None, (4.5, "4.5")])]
+    rows = [(10, ["1.0", None]), (20, ["2.0", "3.0"]), (30, [None, "4.5"])]
     out = list(lp.batches(prefixes, iter(rows), batch_lines=2))
     assert out == [(b"m a=1.0 10\nm a=2.0 20\nm b=3.0 20\n", 3), (b"m b=4.5 30\n", 1)]
 
 
 def test_no_batch_for_no_point():
     assert list(lp.batches(["m a="], iter([(10, [None])]), batch_lines=5)) == []
+
+
+def test_a_full_row_and_a_row_with_gaps_give_the_same_lines():
+    prefixes = ["m a=", "m b=", "m c="]
+    full = list(lp.batches(prefixes, iter([(5, ["1.0", "2.0", "3.0"])]), batch_lines=100))
+    gaps = list(lp.batches(prefixes, iter([(5, ["1.0", None, "3.0"])]), batch_lines=100))
+    assert full == [(b"m a=1.0 5\nm b=2.0 5\nm c=3.0 5\n", 3)]
+    assert gaps == [(b"m a=1.0 5\nm c=3.0 5\n", 2)]
+
+
+def test_key_limit_is_influxdbs_65535_bytes_of_series_and_field_key():
+    tags = {"channel_name": "x"}
+    assert lp.key_problem("electrical", tags, "M1_U1_V") is None
+    # series key "electrical,channel_name=" + value, "#!~#", field key: exactly at the limit
+    room = 65535 - len("electrical,channel_name=") - len("#!~#") - len("M1_U1_V")
+    assert lp.key_problem("electrical", {"channel_name": "é" * (room // 2)}, "M1_U1_V") is None
+    problem = lp.key_problem("electrical", {"channel_name": "é" * (room // 2 + 1)}, "M1_U1_V")
+    assert problem and "65535" in problem  # bytes, not characters: é is two bytes
+    fits = 65535 - len("electrical,channel_name=a\\ b") - len("#!~#")  # the escape counts
+    assert lp.key_problem("electrical", {"channel_name": "a b"}, "f" * fits) is None
+    assert lp.key_problem("electrical", {"channel_name": "a b"}, "f" * (fits + 1))
