@@ -21,6 +21,7 @@ from pathlib import Path
 from . import layout, lineprotocol, schema
 from .formats import FileFault, Header, RowRules, RowSummary, open_device_file
 from .formats.common import Counters
+from .formats.lines import LINE_RULE, MAX_LINE_CHARS
 from .influx import InfluxRejected, InfluxUnavailable, Writer
 from .outcome import Fault, FileOutcome, Status
 from .settings import ConfigError
@@ -48,12 +49,47 @@ def new_outcome(loc: layout.Location) -> FileOutcome:
                        counters={name: 0 for name in Counters.COUNTER_NAMES})
 
 
-def sha256_of(claim: layout.Claim) -> str:
+def fingerprint(claim: layout.Claim) -> str:
+    """The file's sha256, read once before anything is written; a line over the length limit is a
+    fault of the file found here, so that nothing of such a file is written."""
     digest = hashlib.sha256()
+    line, since_newline = 1, 0
     with claim.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
+            last = chunk.rfind(b"\n")
+            if last < 0:
+                since_newline += len(chunk)
+            else:
+                first = chunk.find(b"\n")
+                longest = max(since_newline + first, _longest_inner_line(chunk, first, last))
+                if longest > MAX_LINE_CHARS:
+                    raise _long_line(line + _line_of_longest(chunk, since_newline, first, last))
+                line += chunk.count(b"\n", 0, last + 1)
+                since_newline = len(chunk) - last - 1
+            if since_newline > MAX_LINE_CHARS:
+                raise _long_line(line)
     return digest.hexdigest()
+
+
+def _longest_inner_line(chunk: bytes, first: int, last: int) -> int:
+    if first == last:
+        return 0
+    return max(len(part) for part in chunk[first + 1:last].split(b"\n"))
+
+
+def _line_of_longest(chunk: bytes, since_newline: int, first: int, last: int) -> int:
+    """How many newlines precede the first over-long line of `chunk` (0: the line it continues)."""
+    if since_newline + first > MAX_LINE_CHARS:
+        return 0
+    for n, part in enumerate(chunk[first + 1:last].split(b"\n"), start=1):
+        if len(part) > MAX_LINE_CHARS:
+            return n
+    return 0
+
+
+def _long_line(line: int) -> FileFault:
+    return FileFault(f"line longer than {MAX_LINE_CHARS} bytes", line=line, rule=LINE_RULE)
 
 
 def _os_reason(exc: OSError) -> str:
@@ -73,7 +109,7 @@ def ingest_file(loc: layout.Location, claim: layout.Claim, options: RunOptions, 
         problem = loc.name_problem() or schema.reserved_bucket_problem(loc.company, options.meta_bucket)
         if problem:
             raise FileFault(problem, line=None, rule="folder and file names are checked before use")
-        out.sha256 = sha256_of(claim)
+        out.sha256 = fingerprint(claim)
         _read_and_write(loc, claim, options, writer, out)
         out.status, move_to = Status.SUCCESS, layout.PARSED_DIR
     except FileFault as fault:

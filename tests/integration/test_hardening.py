@@ -301,3 +301,22 @@ def test_report_file_is_written_where_asked(influx2, influx_env, tmp_path):
     report = json.loads(wanted.read_text())
     assert report["files"][0]["status"] == "success" and report["exit_code"] == 0
     assert report_of(tmp_path)["files"] == report["files"]  # the operators' copy as usual
+
+
+@pytest.mark.parametrize("where", ["first row", "middle", "last line"])
+def test_a_line_over_the_limit_is_refused_before_anything_is_written(influx2, influx_env, tmp_path, where):
+    """Found by the fingerprint pass: no batch of such a file reaches InfluxDB."""
+    from powerview.formats.lines import MAX_LINE_CHARS
+
+    rows = [samples.row(f"02/03/26 10:{i // 60:02d}:{i % 60:02d}", 230.0, 231.0, 232.0, 1, 2, 3) for i in range(3000)]
+    long_row = samples.row("02/03/26 11:00:00", "1" * (MAX_LINE_CHARS + 10), 1, 1, 1, 1, 1)
+    at = {"first row": 0, "middle": 1500, "last line": 3000}[where]
+    rows.insert(at, long_row)
+    root = tmp_path / "data"
+    target = samples.place(root, "acme", "c1", "0201", "f.tsv", samples.v002(["0201"] * 7, samples.TRI_LABELS, rows))
+    result = run_cli("--dataFolder", root, env={"TSV_BATCH_SIZE": "100"}, env_file=influx_env)
+    assert result.exit_code == 1, result.output
+    entry = by_name(report_of(tmp_path))["f.tsv"]
+    assert entry["fault"] == "file" and f"line {at + 3}: line longer than" in entry["error"]
+    assert "acme" not in influx2.buckets or not influx2.points("acme")
+    assert (target.parent / "error" / "f.tsv").exists()
