@@ -157,12 +157,12 @@ def _publish(entries: list[FileOutcome], settings: CatalogueSettings) -> None:
             bodies = bodies_for(entry.campaign, entry.device_master_sn, entry.channels or {})
             if not bodies:
                 continue
-            files = []
+            files: list[Path] | None = []
             for body in bodies:
                 message = {"bucket": entry.bucket, "body": body, "file": entry.file,
                            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                 try:
-                    files.append(outbox.put(message))
+                    files.append(outbox.put(message))  # type: ignore[union-attr]
                 except OSError as exc:
                     log.error("channel catalogue: cannot queue %s in %s: %s", entry.file, outbox.folder, exc)
                     files = None

@@ -104,11 +104,10 @@ class InfluxQL:
             offset += PAGE
 
     def buckets(self, org: str | None) -> list[str]:
-        params = {"limit": 100, "offset": 0}
-        if org:
-            params["org"] = org
+        limit, offset = 100, 0
         names: list[str] = []
         while True:
+            params: dict[str, int | str] = {"limit": limit, "offset": offset, **({"org": org} if org else {})}
             try:
                 answer = self.session.get(f"{self.url}/api/v2/buckets", params=params, timeout=self.timeout_s)
             except requests.RequestException as exc:
@@ -119,9 +118,9 @@ class InfluxQL:
                 raise InfluxQueryError(f"{self.url}/api/v2/buckets: HTTP {answer.status_code}: {answer.text[:200]}")
             page = answer.json().get("buckets", [])
             names += [b["name"] for b in page]
-            if len(page) < params["limit"]:
+            if len(page) < limit:
                 return sorted(names)
-            params["offset"] += params["limit"]
+            offset += limit
 
 
 def campaigns_of(influx: InfluxQL, bucket: str) -> dict[str, Campaign]:

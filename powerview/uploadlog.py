@@ -51,7 +51,7 @@ def format_line(now: float | None = None, **fields: object) -> str:
 
 def write(log_dir: Path, **fields: object) -> str:
     """Append one line to `<log_dir>/uploads.log` (stderr if that fails). Returns the line."""
-    line = format_line(**fields)
+    line = format_line(None, **fields)
     data = line.encode("utf-8", "replace")
     try:
         Path(log_dir).mkdir(parents=True, exist_ok=True)

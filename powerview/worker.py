@@ -91,9 +91,8 @@ def serve(settings: WorkerSettings, env_file: Path | None, lock_fd: int | None =
     spool = Spool(settings.spool_dir).ensure()
     log_fd = _open_log(settings)
     _configure_logging(log_fd)
-    if lock_fd is not None and workerlock.holds_lock(lock_fd, spool.root):
-        fd = lock_fd
-    else:
+    fd: int | None = lock_fd if lock_fd is not None and workerlock.holds_lock(lock_fd, spool.root) else None
+    if fd is None:
         fd = workerlock.try_lock(spool.root)
     if fd is None:
         log.info("another worker is running: it will take the pending jobs")
