@@ -6,6 +6,7 @@ Each program loads and checks only what it uses (a bad hook setting never stops 
     load_worker()   the spool's worker/hook   WorkerSettings
     load_tokens()   manage_influx_tokens.py   TokenSettings (with InfluxSettings)
     load_grafana()  the Grafana playbooks     GrafanaSettings
+    load_acceptance()  powerview-acceptance   AcceptanceSettings
 
 The real environment wins over `.env`. `.env` is read by python-dotenv without interpolation
 (`${X}` stays as written), the rule on-upload.sh follows too. One variable per fact; the
@@ -308,4 +309,38 @@ def load_grafana(env_file: Path | str | None = None, environ: Mapping[str, str] 
         influx_org=env.text("INFLUXDB_ORG"),
         data_dir=env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data"),
         secrets_dir=env.path("POWERVIEW_SECRETS_DIR", "/srv/powerview/secrets") or Path("/srv/powerview/secrets"),
+    )
+
+
+# -- the acceptance check (powerview-acceptance) -------------------------------------------------
+
+@dataclass(frozen=True)
+class AcceptanceSettings:
+    influx: InfluxSettings
+    meta_bucket: str
+    grafana: GrafanaSettings
+    data_dir: Path
+    log_dir: Path
+    report_dir: Path
+    config_api_url: str | None
+    config_api_token: str | None
+
+    def __repr__(self) -> str:  # never show the tokens
+        return f"AcceptanceSettings(data_dir={str(self.data_dir)!r}, grafana={self.grafana!r}, ...)"
+
+
+def load_acceptance(env_file: Path | str | None = None,
+                    environ: Mapping[str, str] | None = None) -> AcceptanceSettings:
+    env = _env(env_file, environ)
+    data_dir = env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data")
+    return AcceptanceSettings(
+        influx=_influx(env),
+        meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
+        grafana=load_grafana(env_file, environ),
+        data_dir=data_dir,
+        log_dir=env.plain_dir("POWERVIEW_LOG_DIR", "/srv/sftpgo/logs"),
+        # the parser's default: <data folder>/../logs/reports
+        report_dir=env.path("TSV_REPORT_DIR", None) or data_dir.parent / "logs" / "reports",
+        config_api_url=env.url("CONFIG_API_URL", None),
+        config_api_token=env.secret("CONFIG_API_TOKEN"),
     )
