@@ -221,7 +221,7 @@ class Run:
             self.record(FAIL, id_, what, str(exc) or "check failed")
             return False
         except requests.ConnectionError as exc:
-            url = exc.request.url if exc.request is not None else "the server"
+            url = str(exc.request.url) if exc.request is not None else "the server"
             self.record(FAIL, id_, what, f"cannot connect to {url} (connection refused or timed out)")
             return False
         except (requests.RequestException, OSError, ValueError, influx.InfluxUnavailable, influx.InfluxRejected,
@@ -264,6 +264,9 @@ class Run:
 
         def data_ok() -> str:
             assert s.data_dir.is_dir(), f"{s.data_dir} is not a folder (POWERVIEW_DATA_DIR)"
+            owner = s.data_dir.stat().st_uid
+            assert os.geteuid() != 0 or owner == 0, (f"run as the owner of {s.data_dir} (uid {owner}), as SFTPGo does "
+                                                     "(sudo -u sftpgo ...): as root the worker would leave root-owned files")
             assert os.access(s.data_dir, os.W_OK | os.X_OK), f"{s.data_dir} is not writable by this user: run as sftpgo"
             assert not self.company_dir.exists(), f"{self.company_dir} exists already: not touching it"
             return f"{s.data_dir} writable"
@@ -279,7 +282,7 @@ class Run:
 
         def influx_ok() -> str:
             s.influx.require()
-            influx.check_server(s.influx.url, HTTP_TIMEOUT_S, 10.0)
+            influx.check_server(s.influx.url or "", HTTP_TIMEOUT_S, 10.0)
             answer = requests.get(f"{s.influx.url}/api/v2/buckets", params={"org": s.influx.org, "limit": 1},
                                   headers={"Authorization": f"Token {s.influx.token}"}, timeout=HTTP_TIMEOUT_S)
             assert answer.status_code == 200, (f"GET /api/v2/buckets answered HTTP {answer.status_code}: check "
@@ -511,7 +514,7 @@ class Run:
             if sample.check in ("A3", "A4", "A7"):
                 self.check(sample.check, f"{sample.what}: run summary in the meta bucket", summary)
             if sample.check == "A3":
-                self.check("A3", "V002 channels in the config API catalogue", lambda sample=sample: self.catalogue(sample))
+                self.check("A3", "V002 channels in the config API catalogue", partial(self.catalogue, sample))
 
     def catalogue(self, sample: Sample) -> str:
         if not self.settings.config_api_url:
@@ -701,6 +704,7 @@ def main(project: Path, env_file: Path | None, timeout_s: float, keep: bool) -> 
 
     def emit(check: Check) -> None:
         click.echo(check.line())
+        sys.stdout.flush()      # each line as it happens, also through a pipe (tee)
 
     checks = run_checks(settings, project, env_file if env_file.is_file() else None, timeout_s, keep, emit)
     counts = {r: sum(1 for c in checks if c.result == r) for r in (PASS, FAIL, SKIP)}

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import samples
 from config_api_server import ConfigAPI
 from deployment import make_deployment
 from stand_ins.grafana import GrafanaStandIn
 from stand_ins.influxdb2 import InfluxDB2StandIn
-
-import samples
 
 LINE = re.compile(r"(PASS|FAIL|SKIP) (A\d) (.+?) — (.+)\Z")
 
