@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 import samples
 from deployment import make_deployment
 from stand_ins.grafana import GrafanaStandIn
