@@ -413,14 +413,20 @@ class Run:
     # ---- A3-A7: uploads -----------------------------------------------------------------
     def uploads(self) -> None:
         self.samples = samples()
-        for sample in self.samples:
-            device = self.campaign_dir / sample.device
-            device.mkdir(mode=0o750)
-            self.sftpgo(SFTPGO_ACTION="mkdir", SFTPGO_ACTION_PATH=str(device), SFTPGO_ACTION_STATUS="1")
-            path = device / sample.name
-            path.write_text(sample.content, encoding="utf-8")
-            self.sftpgo(SFTPGO_ACTION="upload", SFTPGO_ACTION_PATH=str(path), SFTPGO_ACTION_STATUS="1",
-                        SFTPGO_ACTION_FILE_SIZE=str(path.stat().st_size))
+
+        def upload_all() -> str:
+            for sample in self.samples:
+                device = self.campaign_dir / sample.device
+                device.mkdir(mode=0o750)
+                self.sftpgo(SFTPGO_ACTION="mkdir", SFTPGO_ACTION_PATH=str(device), SFTPGO_ACTION_STATUS="1")
+                path = device / sample.name
+                path.write_text(sample.content, encoding="utf-8")
+                self.sftpgo(SFTPGO_ACTION="upload", SFTPGO_ACTION_PATH=str(path), SFTPGO_ACTION_STATUS="1",
+                            SFTPGO_ACTION_FILE_SIZE=str(path.stat().st_size))
+            return f"{len(self.samples)} files written, on-upload.sh called for each (mkdir, upload)"
+
+        if not self.check("A3", "uploads of the test files through on-upload.sh", upload_all):
+            raise Aborted("the test files could not be uploaded (see A3)")
         for sample in self.samples:
             path = self.campaign_dir / sample.device / sample.name
             try:
@@ -448,7 +454,7 @@ class Run:
 
     def flux(self, bucket: str, predicate: str) -> list[dict]:
         """Records of `bucket` (all time) matching the Flux `predicate`, as dicts."""
-        query = f'from(bucket: {json.dumps(bucket)}) |> range(start: 0) |> filter(fn: (r) => {predicate})'
+        query = f'from(bucket: {json.dumps(bucket)}) |> range(start: 1970-01-01T00:00:00Z) |> filter(fn: (r) => {predicate})'
         with influx.connect(self.settings.influx) as client:
             tables = client.query_api().query(query, org=self.settings.influx.org)
         return [record.values for table in tables for record in table.records]
@@ -707,7 +713,11 @@ def main(project: Path, env_file: Path | None, timeout_s: float, keep: bool) -> 
         click.echo(check.line())
         sys.stdout.flush()      # each line as it happens, also through a pipe (tee)
 
-    checks = run_checks(settings, project, env_file if env_file.is_file() else None, timeout_s, keep, emit)
+    try:
+        checks = run_checks(settings, project, env_file if env_file.is_file() else None, timeout_s, keep, emit)
+    except KeyboardInterrupt:   # the cleanup ran (Run.run's finally); its lines are printed
+        click.echo("FAIL A0 run — interrupted", err=True)
+        sys.exit(1)
     counts = {r: sum(1 for c in checks if c.result == r) for r in (PASS, FAIL, SKIP)}
     click.echo(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped", err=True)
     sys.exit(exit_code(checks))
