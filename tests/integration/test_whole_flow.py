@@ -59,7 +59,10 @@ def test_campaign_folder_then_upload_gives_grafana_resources_and_readable_points
                   SFTPGO_ACTION_USERNAME="acme") < 2
 
     wait_for(lambda: (device / "parsed" / upload.name).exists() and grafana.dashboards.get("powerview_acme")
-             and not list((srv / "spool" / "jobs").glob("*.json")), 180, "provisioning and ingestion")
+             and not list((srv / "spool" / "jobs").glob("*.json"))
+             # the job file goes before its line is written: wait for the line too
+             and "result=provisioned" in (srv / "logs" / "uploads.log").read_text(),
+             180, "provisioning and ingestion")
     uploads_log = (srv / "logs" / "uploads.log").read_text()
     assert "action=provision path=acme/camp_2026" in uploads_log and "result=provisioned" in uploads_log
     assert "result=parsed" in uploads_log

@@ -56,3 +56,19 @@ def test_settings_read_only_what_the_check_uses_with_the_parser_default_report_f
 def test_a_line_is_one_line_whatever_the_server_answered():
     check = acceptance.Check("FAIL", "A2", "Grafana team x", "HTTP 500\n<html>\n  oops</html>")
     assert check.line() == "FAIL A2 Grafana team x — HTTP 500 <html> oops</html>"
+
+
+def test_the_console_script_stops_on_a_bad_setting_with_exit_2(tmp_path: Path):
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "powerview-acceptance"
+    if not script.exists():
+        pytest.fail(f"{script} missing: the console script of pyproject.toml is not installed (make venv)")
+    env_file = tmp_path / "bad.env"
+    env_file.write_text("INFLUXDB_HOST=influxdb:8086\nPOWERVIEW_DATA_DIR=/nonexistent\n")
+    result = subprocess.run([str(script), "--env-file", str(env_file)], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ("FAIL A0 settings — INFLUXDB_HOST must be a URL such as http://localhost:8086, "
+                             "got 'influxdb:8086'\n")
