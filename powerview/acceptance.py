@@ -655,12 +655,39 @@ class Run:
             return (f"client {self.company} {'deleted' if client.status_code == 200 else 'not registered'}; its "
                     "channels stay in the catalogue (the API has no delete)")
 
+        def queue() -> str:
+            # a job still queued (the worker was down, or slower than --timeout) would provision the
+            # test company again after its deletion: purge them, through the worker's own commands
+            worker = [sys.executable, "-m", "powerview.worker"] + (["--env-file", str(self.env_file)]
+                                                                  if self.env_file is not None else [])
+            jobs, unread = [], 0
+            for listing in (["list", "--json"], ["list", "--failed", "--json"], ["list"]):
+                result = subprocess.run(worker + listing, capture_output=True, text=True, timeout=60, check=False)
+                assert result.returncode == 0, f"worker {' '.join(listing)}: {result.stderr.strip()[-300:]}"
+                if "--json" in listing:
+                    jobs += [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+                else:
+                    found = re.search(r"(\d+) event\(s\) recorded by on-upload.sh", result.stderr)
+                    unread = int(found.group(1)) if found else 0
+            prefix = str(self.company_dir) + os.sep
+            ids = [job["id"] for job in jobs
+                   if job.get("company") == self.company or str(job.get("path") or "").startswith(prefix)]
+            if ids:
+                result = subprocess.run(worker + ["purge", *ids], capture_output=True, text=True, timeout=60,
+                                        check=False)
+                assert result.returncode == 0, f"worker purge: {result.stderr.strip()[-300:]}"
+            assert not unread, (f"{len(ids)} job(s) purged, but {unread} event(s) recorded by on-upload.sh were never "
+                                f"read: the worker is not running; once it runs, check that it did not provision "
+                                f"{self.company} again (docs/acceptance.md, removal by hand)")
+            return f"{len(ids)} queued job(s) of {self.company} purged" if ids else f"no job of {self.company} queued"
+
         def data() -> str:
             folder = self.company_dir
             assert folder.parent == self.settings.data_dir and not folder.is_symlink(), f"refusing to remove {folder}"
             shutil.rmtree(folder)
             return f"{folder} removed"
 
+        self.check("A0", f"cleanup of {self.company} in the worker's queue", queue)
         self.check("A0", f"cleanup of {self.company} in Grafana", grafana)
         self.check("A0", f"cleanup of {self.company} in InfluxDB", influxdb)
         self.check("A0", f"cleanup of {self.company} in the config API", config_api)

@@ -74,3 +74,28 @@ def test_grafana_down_fails_a0_alone_and_touches_nothing(tmp_path, stand_ins):
     assert all(c[3] == "the deployment is not reachable (see A0)" for c in checks if c[0] == "SKIP" and c[1] != "A1")
     assert list((srv / "data").iterdir()) == [] and not (srv / "spool").exists()
     assert not [name for name in influx.buckets if name.startswith("pvaccept")]
+
+
+def test_a_worker_that_cannot_start_fails_a2_and_the_cleanup_says_what_may_come_back(tmp_path, stand_ins):
+    grafana, influx, api = stand_ins
+    project, srv = make_deployment(tmp_path, grafana, influx, CONFIG_API_URL=api.url,
+                                   POWERVIEW_VENV="/nonexistent/venv")
+    result = subprocess.run([sys.executable, "-m", "powerview.acceptance", "--project", str(project), "--timeout", "3"],
+                            capture_output=True, text=True, timeout=300, cwd=samples.PROJECT_DIR)
+    checks = [LINE.match(line).groups() for line in result.stdout.splitlines()]
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    company = re.search(r"pvaccept_[0-9a-f]{8}", result.stdout).group()
+    failed = [c[:3] for c in checks if c[0] == "FAIL"]
+    assert failed == [("FAIL", "A2", f"mkdir {company}/campaign_acceptance runs the provisioning"),
+                      ("FAIL", "A0", f"cleanup of {company} in the worker's queue")], result.stdout
+    why = {c[2]: c[3] for c in checks}
+    assert why[f"mkdir {company}/campaign_acceptance runs the provisioning"].startswith(
+        f"no outcome for the provisioning of {company}/campaign_acceptance in uploads.log after 3 s: "
+        "is the worker running?")
+    assert "1 event(s) recorded by on-upload.sh were never read: the worker is not running" in \
+        why[f"cleanup of {company} in the worker's queue"]
+    assert [c[1] for c in checks if c[0] == "SKIP"] == ["A1"] + [f"A{n}" for n in range(3, 10)]
+    # nothing was provisioned; what the run made is gone; the event waits in the spool
+    assert not grafana.teams and list((srv / "data").iterdir()) == []
+    assert len(list((srv / "spool" / "incoming").glob("*.event"))) == 1
