@@ -279,7 +279,12 @@ class Run:
             org = self.grafana.get(f"{url}/api/org", timeout=HTTP_TIMEOUT_S)
             assert org.status_code == 200, (f"GET {url}/api/org answered HTTP {org.status_code}: check "
                                             "GRAFANA_USERNAME/GRAFANA_PASSWORD or GRAFANA_API_TOKEN")
-            return f"{url} version {health.json().get('version', '?')}, credentials accepted"
+            try:
+                version = health.json().get("version", "?")
+            except ValueError:
+                raise AssertionError(f"GET {url}/api/health answered HTTP 200 but not Grafana's JSON "
+                                     "(a proxy page?): check GRAFANA_URL") from None
+            return f"{url} version {version}, credentials accepted"
 
         def influx_ok() -> str:
             s.influx.require()
