@@ -358,6 +358,11 @@ class Run:
 
         if not self.check("A2", f"mkdir {target} runs the provisioning", provisioned):
             raise Aborted("the provisioning did not succeed (see A2)")
+        self.a2_resources()
+
+    def a2_resources(self) -> None:
+        """What the provisioning must have made: Grafana team, folder, data source, dashboard;
+        InfluxDB bucket and read token; the marker."""
         url, n = self.settings.grafana.grafana_url, self.names
 
         def team() -> str:
