@@ -229,12 +229,11 @@ class Run:
                 ConfigError) as exc:
             self.record(FAIL, id_, what, f"{type(exc).__name__}: {exc}")
             return False
+        except Exception as exc:  # noqa: BLE001 - one check's surprise (an API error, a bug) is its own FAIL
+            self.record(FAIL, id_, what, f"unexpected {type(exc).__name__}: {str(exc)[:300]}")
+            return False
         self.record(PASS, id_, what, why)
         return True
-
-    @property
-    def failed(self) -> bool:
-        return any(c.result == FAIL for c in self.checks)
 
     # ---- the plan -----------------------------------------------------------------------
     def run(self, keep: bool = False) -> None:
@@ -344,12 +343,12 @@ class Run:
 
     # A2: mkdir of a campaign provisions the company
     def a2(self) -> None:
-        self.company_dir.mkdir(mode=0o750)     # SFTPGo creates the user's home: no hook call
-        self.created_dir = True
-        self.campaign_dir.mkdir(mode=0o750)
         target = f"{self.company}/{CAMPAIGN}"
 
         def provisioned() -> str:
+            self.company_dir.mkdir(mode=0o750)     # SFTPGo creates the user's home: no hook call
+            self.created_dir = True
+            self.campaign_dir.mkdir(mode=0o750)
             self.sftpgo(SFTPGO_ACTION="mkdir", SFTPGO_ACTION_PATH=str(self.campaign_dir), SFTPGO_ACTION_STATUS="1")
             line = self.wait_job("provision", target, f"the provisioning of {target}")
             assert line.get("result") == "provisioned", \
