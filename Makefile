@@ -3,7 +3,7 @@ VENV    ?= envs/powerview
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 
-.PHONY: venv demo test check system-deps bench lint clean
+.PHONY: venv demo test check system-deps bench lint clean acceptance
 
 # (recipes print on stderr: `make demo` keeps stdout for the JSON report)
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -44,3 +44,8 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# run it as the owner of the data folder (as SFTPGo runs the hook): sudo -u sftpgo make acceptance
+acceptance:  ## acceptance check of the deployment named by .env (docs/acceptance.md): a test company, created then removed
+	@[ -x $(PY) ] || { echo "no virtualenv $(VENV): run make venv first" >&2; exit 2; }
+	$(PY) -m powerview.acceptance --project $(CURDIR) $(ACCEPTANCE_ARGS)

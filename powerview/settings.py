@@ -6,6 +6,7 @@ Each program loads and checks only what it uses (a bad hook setting never stops 
     load_worker()   the spool's worker/hook   WorkerSettings
     load_tokens()   manage_influx_tokens.py   TokenSettings (with InfluxSettings)
     load_influx_command()  powerview-catalogue, powerview-downsample
+    load_acceptance()  powerview-acceptance   AcceptanceSettings
 
 The Grafana provisioning reads its own settings (powerview/grafana/settings.py), by the same rule.
 
@@ -21,6 +22,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,6 +30,9 @@ from zoneinfo import ZoneInfo
 from dotenv import dotenv_values
 
 from .schema import DEFAULT_META_BUCKET
+
+if TYPE_CHECKING:
+    from .grafana.settings import GrafanaSettings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_ENV_FILE = PROJECT_DIR / ".env"
@@ -268,3 +273,46 @@ def load_worker(env_file: Path | str | None = None, environ: Mapping[str, str] |
         job_timeout_seconds=env.number("POWERVIEW_JOB_TIMEOUT_SECONDS", 3600.0, minimum=1),
         worker_linger_seconds=env.number("POWERVIEW_WORKER_LINGER_SECONDS", 60.0),
     )
+
+
+# -- the acceptance check (powerview-acceptance) -------------------------------------------------
+
+@dataclass(frozen=True)
+class AcceptanceSettings:
+    influx: InfluxSettings
+    meta_bucket: str
+    grafana: "GrafanaSettings"          # powerview.grafana.settings
+    data_dir: Path
+    log_dir: Path
+    report_dir: Path
+    config_api_url: str | None
+    config_api_token: str | None
+
+    def __repr__(self) -> str:  # never show the tokens
+        return f"AcceptanceSettings(data_dir={str(self.data_dir)!r}, grafana={self.grafana!r}, ...)"
+
+
+def load_acceptance(env_file: Path | str | None = None,
+                    environ: Mapping[str, str] | None = None) -> AcceptanceSettings:
+    env = _env(env_file, environ)
+    data_dir = env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data")
+    return AcceptanceSettings(
+        influx=_influx(env),
+        meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
+        grafana=_grafana(env_file, environ),
+        data_dir=data_dir,
+        log_dir=env.plain_dir("POWERVIEW_LOG_DIR", "/srv/sftpgo/logs"),
+        # the parser's default: <data folder>/../logs/reports
+        report_dir=env.path("TSV_REPORT_DIR", None) or data_dir.parent / "logs" / "reports",
+        config_api_url=env.url("CONFIG_API_URL", None),
+        config_api_token=env.secret("CONFIG_API_TOKEN"),
+    )
+
+
+def _grafana(env_file: Path | str | None, environ: Mapping[str, str] | None) -> GrafanaSettings:
+    from .grafana.settings import SettingsError, load  # the provisioning's own reader (same .env rule)
+
+    try:
+        return load(env_file, environ)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None

@@ -16,12 +16,9 @@ import pytest
 import requests
 
 import samples
+from deployment import make_deployment
 from stand_ins.grafana import GrafanaStandIn
 from stand_ins.influxdb2 import InfluxDB2StandIn
-
-ROOT = samples.PROJECT_DIR
-VENV = ROOT / "envs" / "powerview"
-SHIPPED = ["on-upload.sh", "tsv_parser.py", "manage_influx_tokens.py", "powerview", "grafana-automation"]
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -35,30 +32,8 @@ def wait_for(predicate, timeout: float, what: str):
 
 @pytest.fixture
 def deployment(tmp_path: Path):
-    samples.require_venv()
-    project = tmp_path / "srv" / "powerview"
-    project.mkdir(parents=True)
-    for name in SHIPPED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, project / name)
-    (project / "envs").mkdir()
-    (project / "envs" / "powerview").symlink_to(VENV, target_is_directory=True)
     with GrafanaStandIn() as grafana, InfluxDB2StandIn() as influx:
-        srv = tmp_path / "srv"
-        settings = {
-            "POWERVIEW_DATA_DIR": srv / "data", "POWERVIEW_LOG_DIR": srv / "logs",
-            "POWERVIEW_SPOOL_DIR": srv / "spool", "POWERVIEW_SECRETS_DIR": srv / "secrets",
-            "POWERVIEW_WORKER_LINGER_SECONDS": "1",
-            "INFLUXDB_HOST": influx.url, "INFLUXDB_ORG": influx.org, "INFLUXDB_ADMIN_TOKEN": influx.admin_token,
-            "TSV_REPORT_DIR": srv / "logs" / "reports", "TSV_INFLUX_RETRY_MAX_SECONDS": "2",
-            "GRAFANA_URL": grafana.url, "GRAFANA_USERNAME": "admin", "GRAFANA_PASSWORD": "admin-password",
-            "INFLUXDB_URL_FOR_GRAFANA": "http://influxdb:8086",
-        }
-        (project / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
-        (srv / "data").mkdir()
+        project, srv = make_deployment(tmp_path, grafana, influx)
         yield project, srv, grafana, influx
 
 
@@ -84,7 +59,10 @@ def test_campaign_folder_then_upload_gives_grafana_resources_and_readable_points
                   SFTPGO_ACTION_USERNAME="acme") < 2
 
     wait_for(lambda: (device / "parsed" / upload.name).exists() and grafana.dashboards.get("powerview_acme")
-             and not list((srv / "spool" / "jobs").glob("*.json")), 180, "provisioning and ingestion")
+             and not list((srv / "spool" / "jobs").glob("*.json"))
+             # the job file goes before its line is written: wait for the line too
+             and "result=provisioned" in (srv / "logs" / "uploads.log").read_text(),
+             180, "provisioning and ingestion")
     uploads_log = (srv / "logs" / "uploads.log").read_text()
     assert "action=provision path=acme/camp_2026" in uploads_log and "result=provisioned" in uploads_log
     assert "result=parsed" in uploads_log
