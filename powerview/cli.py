@@ -196,3 +196,7 @@ def _write_meta(writer: Writer, meta_bucket: str, result: dict) -> None:
         writer.write(meta_bucket, ingest.meta_lines(result, int(report.utcnow().timestamp())))
     except Exception as exc:  # the data is in; only the run summary is lost
         log.warning("run summary not written to the meta bucket %s: %s", meta_bucket, exc)
+
+
+if __name__ == "__main__":  # python -m powerview.cli (how the worker runs the parser)
+    main()

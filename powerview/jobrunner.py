@@ -38,7 +38,7 @@ class Tools:
     """How to run the parser and Ansible: interpreter, scripts, environment, output."""
 
     python: str
-    parser: Path
+    parser: Path | None      # a script to run with `python`; None: `python -m powerview.cli`
     ansible_playbook: str
     env: dict
     env_file: Path | None
@@ -55,7 +55,7 @@ class Tools:
         env["PATH"] = f"{bin_dir}:{env.get('PATH') or '/usr/local/bin:/usr/bin:/bin'}"
         env.update(PYTHONUNBUFFERED="1", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
         env = {k: v for k, v in env.items() if not k.startswith("SFTPGO_")}
-        return cls(python=sys.executable, parser=PROJECT_DIR / "tsv_parser.py",
+        return cls(python=sys.executable, parser=None,
                    ansible_playbook=str(playbook_cmd) if playbook_cmd.exists()
                    else (shutil.which("ansible-playbook") or "ansible-playbook"),
                    env=env, env_file=env_file, output=output, timeout_s=settings.job_timeout_seconds)
@@ -243,7 +243,8 @@ class JobRunner:
     def parse(self, paths: list[Path]) -> ParserRun:
         self.spool.ensure()
         report_file = self.spool.tmp_dir / f"parser-{os.getpid()}-{time.monotonic_ns()}.report.json"
-        cmd = [self.tools.python, str(self.tools.parser), "--dataFolder", str(self.settings.data_dir),
+        program = [str(self.tools.parser)] if self.tools.parser else ["-m", "powerview.cli"]
+        cmd = [self.tools.python, *program, "--dataFolder", str(self.settings.data_dir),
                "--report-file", str(report_file)]
         for path in paths:
             cmd += ["--tsvFile", str(path)]

@@ -1,0 +1,42 @@
+"""The package: `pip install .` gives every command as a console script, and no product code
+tweaks sys.path or PYTHONPATH to find itself."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+import zipfile
+
+from samples import PROJECT_DIR
+
+COMMANDS = {"powerview-parse", "powerview-worker", "powerview-tokens", "powerview-catalogue",
+            "powerview-grafana-tenancy", "powerview-acceptance", "powerview-config-api"}
+
+
+def test_the_wheel_declares_every_command_and_each_one_imports(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path), str(PROJECT_DIR)], check=True, capture_output=True, timeout=120)
+    [wheel] = tmp_path.glob("powerview-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        text = archive.read(entry_points).decode()
+    scripts = dict(re.findall(r"^(\S+) = (\S+)$", text.split("[console_scripts]")[1], re.M))
+    assert set(scripts) >= COMMANDS
+    for target in scripts.values():
+        module, _, function = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), function))
+    assert any(n.startswith("powerview/formats/") for n in names)
+    assert any(n.startswith("powerview_config_api/") for n in names)
+
+
+def test_no_sys_path_or_pythonpath_tricks_in_product_code():
+    offenders = []
+    for path in [*PROJECT_DIR.glob("*.py"), *PROJECT_DIR.glob("powerview*/**/*.py"),
+                 *PROJECT_DIR.glob("grafana-automation/**/*.py"), PROJECT_DIR / "on-upload.sh"]:
+        text = path.read_text()
+        if "sys.path" in text or "PYTHONPATH" in text:
+            offenders.append(str(path.relative_to(PROJECT_DIR)))
+    assert offenders == []
