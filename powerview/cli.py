@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from . import __version__, ingest, layout, report
+from . import __version__, derived, ingest, layout, report
 from .formats import RowRules
 from .influx import DiscardWriter, InfluxWriter
+from .influx_targets import open_writer
 from .settings import DEFAULT_ENV_FILE, ConfigError, load
 
 log = logging.getLogger("powerview")
@@ -103,7 +104,7 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
         writer = DiscardWriter()
     else:
         try:
-            writer = InfluxWriter(settings)
+            writer = open_writer(settings)  # INFLUXDB_VERSION 1, 2 or 3
         except ConfigError as exc:
             fail(str(exc))
 
@@ -117,6 +118,8 @@ def main(data_folder, tsv_files, dry_run, report_dir, env_file, log_level):
     log.info("%s %d file(s) under %s", "checking (dry run)" if dry_run else "ingesting", len(locations), data_root)
     try:
         entries, config_error = ingest.run(locations, options, writer, progress=_progress(len(locations)))
+        if not dry_run:  # derived buckets <company>_1h/_1d/_1w; never changes an entry's status
+            derived.after_ingest(settings, writer, entries)
         entries += [ingest.skipped_entry(loc, f"already processed: {layout.processed_copy(loc.path)}")
                     for loc in already_done]
         result = report.build(started, report.utcnow(), dry_run, data_root, entries)

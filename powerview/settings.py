@@ -62,14 +62,21 @@ class Settings:
     max_attempts: int
     job_timeout_seconds: float
     worker_linger_seconds: float
+    # the InfluxDB generation targeted, derived buckets (docs/buckets-derives.md)
+    influx_version: int = 2                      # INFLUXDB_VERSION: 1, 2 or 3
+    influx_v1_user: str | None = None            # INFLUXDB_V1_USER (1.x with auth-enabled only)
+    influx_v1_password: str | None = None        # INFLUXDB_V1_PASSWORD
+    downsample_levels: tuple[str, ...] = ("1h", "1d", "1w")   # TSV_DOWNSAMPLE_LEVELS ("" = off)
 
     def require_influx(self) -> None:
-        """Raise ConfigError naming the first missing InfluxDB variable."""
-        for name, value in (
+        """Raise ConfigError naming the first missing InfluxDB variable (for the targeted version)."""
+        needed = {1: (("INFLUXDB_HOST", self.influx_url),),
+                  3: (("INFLUXDB_HOST", self.influx_url), ("INFLUXDB_ADMIN_TOKEN", self.influx_token))}
+        for name, value in needed.get(self.influx_version, (
             ("INFLUXDB_HOST", self.influx_url),
             ("INFLUXDB_ORG", self.influx_org),
             ("INFLUXDB_ADMIN_TOKEN", self.influx_token),
-        ):
+        )):
             if not value:
                 raise ConfigError(f"missing required setting {name} (environment or .env)")
 
@@ -192,4 +199,37 @@ def load(env_file: Path | str | None = None, environ: Mapping[str, str] | None =
         max_attempts=int(_float(env, "POWERVIEW_MAX_ATTEMPTS", 20, minimum=1)),
         job_timeout_seconds=_float(env, "POWERVIEW_JOB_TIMEOUT_SECONDS", 3600.0, minimum=1),
         worker_linger_seconds=_float(env, "POWERVIEW_WORKER_LINGER_SECONDS", 60.0),
+        influx_version=_influx_version(env),
+        influx_v1_user=env.get("INFLUXDB_V1_USER", "").strip() or None,
+        influx_v1_password=env.get("INFLUXDB_V1_PASSWORD", "") or None,
+        downsample_levels=_levels(env),
     )
+
+
+def _influx_version(env: Mapping[str, str]) -> int:
+    raw = env.get("INFLUXDB_VERSION", "").strip() or "2"
+    if raw not in ("1", "2", "3"):
+        raise ConfigError(f"INFLUXDB_VERSION must be 1, 2 or 3, got {raw!r}")
+    return int(raw)
+
+
+DOWNSAMPLE_LEVELS = {"1h": 3600, "1d": 86400, "1w": 604800}
+
+
+def parse_levels(raw: str, name: str = "TSV_DOWNSAMPLE_LEVELS") -> tuple[str, ...]:
+    """`1h,1d,1w` -> ("1h", "1d", "1w"); empty -> (); anything else -> ConfigError."""
+    levels: list[str] = []
+    for part in raw.split(","):
+        level = part.strip()
+        if not level:
+            continue
+        if level not in DOWNSAMPLE_LEVELS:
+            raise ConfigError(f"{name}: unknown level {level!r} (allowed: {', '.join(DOWNSAMPLE_LEVELS)})")
+        if level not in levels:
+            levels.append(level)
+    return tuple(levels)
+
+
+def _levels(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("TSV_DOWNSAMPLE_LEVELS")
+    return ("1h", "1d", "1w") if raw is None else parse_levels(raw)

@@ -1,0 +1,130 @@
+"""Derived buckets against a real InfluxDB 1.x (INFLUXDB_VERSION=1): the real corpus ingested
+newest file first, one by one (as the hook does), then all again through the real tsv_parser.py;
+every window of every level read back and compared with means / minima / maxima computed from the
+files by tests/expected.py (an independent reading)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import derived_expected
+import samples
+from powerview import derived, ingest, layout
+from powerview.formats import RowRules
+from powerview.influx_targets import Influx1Writer, open_query_client
+from powerview.settings import load
+
+NOW = datetime.now(timezone.utc)
+
+
+def read_derived(server, db: str, measurement: str) -> dict:
+    stored = {}
+    for row in server.query(db, f'SELECT * FROM "{measurement}" GROUP BY *'):
+        tags = frozenset((k, v) for k, v in row.items()
+                         if k not in ("_measurement", "time") and not k.startswith("M") and v != "")
+        for key, value in row.items():
+            if key.startswith("M") and value is not None:
+                stored[(key, tags, row["time"])] = float(value)
+    return stored
+
+
+def assert_derived_exact(server, points_by_bucket: dict) -> int:
+    checked = 0
+    for bucket, points in points_by_bucket.items():
+        for level, seconds in derived_expected.LEVELS.items():
+            want = derived_expected.windows(points, seconds)
+            for measurement, values in want.items():
+                got = read_derived(server, f"{bucket}_{level}", measurement)
+                assert set(got) == set(values), f"{bucket}_{level} {measurement}: other windows"
+                for key, value in values.items():
+                    if measurement == "electrical":
+                        assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-12), key
+                    else:
+                        assert got[key] == value, key
+                checked += len(values)
+    return checked
+
+
+def snapshot_all(server, buckets) -> dict:
+    return {(bucket, level, m): read_derived(server, f"{bucket}_{level}", m)
+            for bucket in buckets for level in derived_expected.LEVELS
+            for m in ("electrical", "electrical_min", "electrical_max")}
+
+
+def corpus_with_unique_companies(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    source = samples.corpus_dir()
+    if source is None:
+        samples.missing("the real corpus ../shared/corpus/data is not beside this checkout")
+    root = samples.copy_tree(source, tmp_path / "data")
+    suffix = uuid.uuid4().hex[:6]
+    renamed = {}
+    for company in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        (root / company).rename(root / f"{company}{suffix}")
+        renamed[company] = f"{company}{suffix}"
+    return root, renamed
+
+
+def test_corpus_in_any_order_leaves_exact_windows(influxd1, tmp_path):
+    root, renamed = corpus_with_unique_companies(tmp_path)
+    spool = tmp_path / "spool"
+    env = {"INFLUXDB_VERSION": "1", "INFLUXDB_HOST": influxd1.url, "POWERVIEW_SPOOL_DIR": str(spool),
+           "TSV_INFLUX_RETRY_MAX_SECONDS": "2", "TSV_REPORT_DIR": str(tmp_path / "reports")}
+    settings = load(tmp_path / "absent.env", environ=env)
+    files = sorted(root.glob("*/*/*/*.tsv"), key=lambda p: (p.name, str(p)), reverse=True)
+    pristine = {p: p.read_bytes() for p in files}
+    pass1 = derived_expected.merged_points(files, root, NOW)
+    pass2 = derived_expected.merged_points(sorted(files), root, NOW)
+
+    # pass 1: newest first, one file at a time, as the hook's worker runs the parser
+    writer = Influx1Writer(settings)
+    client = open_query_client(settings)
+    options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC", now=NOW), 5000, dry_run=False)
+    statuses = {}
+    try:
+        for path in files:
+            entries, config_error = ingest.run([layout.locate(root, path)], options, writer)
+            assert config_error is None
+            derived.after_ingest(settings, writer, entries, client)
+            statuses[path.name] = (entries[0]["status"], entries[0].get("derived"))
+    finally:
+        writer.close()
+        client.close()
+    assert {s for s, d in statuses.values() if s == "success" and d != "updated"} == set()
+    assert sum(1 for s, _ in statuses.values() if s == "success") >= 50
+    assert not list((spool / "outbox" / "derived").glob("*.json"))
+    assert set(pass1) == set(renamed.values())
+    assert assert_derived_exact(influxd1, pass1) > 1000
+    snapshot = snapshot_all(influxd1, renamed.values())
+
+    # pass 2: every file again, through the real command (sorted order: another merge order)
+    for path, content in pristine.items():
+        path.write_bytes(content)
+    env_file = tmp_path / "v1.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    proc = subprocess.run([sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder", str(root),
+                           "--env-file", str(env_file)], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"]}, timeout=120)
+    assert proc.returncode == 1, proc.stderr  # the corpus holds files that must be rejected
+    report = json.loads(next((tmp_path / "reports").glob("tsv_parser_*.json")).read_text())
+    by_status = {}
+    for entry in report["files"]:
+        by_status.setdefault(entry["status"], set()).add(entry.get("derived"))
+    assert by_status["success"] == {"updated"}
+    assert by_status["error"] == {None}
+    assert assert_derived_exact(influxd1, pass2) > 1000
+    # the corpus has no point written twice with two values: re-ingesting changes nothing at all
+    assert pass1 == pass2
+    assert snapshot_all(influxd1, renamed.values()) == snapshot
+    assert not list((spool / "outbox" / "derived").glob("*.json"))
+    for bucket in renamed.values():
+        for level in derived_expected.LEVELS:
+            influxd1.drop_db(f"{bucket}_{level}")
+        influxd1.drop_db(bucket)
