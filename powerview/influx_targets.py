@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 ELECTRICAL_TAGS = ("campaign", "device_master_sn", "device_sn", "channel_id", "channel_unit", "channel_label",
                    "channel_name", "device", "device_type", "device_subtype")
-ELECTRICAL_TABLES = ("electrical", "electrical_min", "electrical_max")
+ELECTRICAL_TABLES = ("electrical", "electrical_min", "electrical_max", "electrical_count")
 
 
 def _credentials_hint(settings: Settings) -> str:

@@ -24,10 +24,12 @@ def merged_points(files: list[Path], root: Path, now: datetime) -> dict[str, dic
 
 
 def windows(points: dict, seconds: int) -> dict[str, dict]:
-    """{"electrical": {(field, tags, end): mean}, "electrical_min": ..., "electrical_max": ...}"""
+    """{"electrical": {(field, tags, end): mean}, "electrical_min": ..., "electrical_max": ...,
+    "electrical_count": ...}"""
     groups: dict[tuple, list[float]] = {}
     for (field, tags, t), value in points.items():
         groups.setdefault((field, tags, t - t % seconds + seconds), []).append(value)
     return {"electrical": {k: math.fsum(v) / len(v) for k, v in groups.items()},
             "electrical_min": {k: min(v) for k, v in groups.items()},
-            "electrical_max": {k: max(v) for k, v in groups.items()}}
+            "electrical_max": {k: max(v) for k, v in groups.items()},
+            "electrical_count": {k: len(v) for k, v in groups.items()}}
