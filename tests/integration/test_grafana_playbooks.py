@@ -189,10 +189,10 @@ def test_datasource_token_reads_its_bucket_and_nothing_else(lab, acme):
     assert seen["secureJsonFields"] == {"token": True} and token not in json.dumps(seen)
 
     auth = next(a for a in lab.influx.authorizations if a["token"] == token)
-    bucket_id = lab.influx.buckets["acme"]["id"]
     assert auth["description"] == "powerview_token_for_bucket_acme"
-    assert [(p["action"], p["resource"]["type"], p["resource"]["id"]) for p in auth["permissions"]] == \
-        [("read", "buckets", bucket_id)]
+    # the company bucket and its derived buckets (issue 10), nothing else
+    assert sorted((p["action"], p["resource"]["type"], p["resource"]["id"]) for p in auth["permissions"]) == \
+        sorted(("read", "buckets", lab.influx.buckets[name]["id"]) for name in ("acme", "acme_1h", "acme_1d", "acme_1w"))
 
     requests.post(f"{lab.influx.url}/api/v2/buckets", json={"name": "other_company", "orgID": lab.influx.org_id},
                   headers={"Authorization": f"Token {lab.influx.admin_token}"}, timeout=10).raise_for_status()
