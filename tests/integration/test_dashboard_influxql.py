@@ -1,0 +1,195 @@
+"""Every query of grafana-automation/templates/dashboard_influxql.json.j2, rendered as the playbook
+renders it, run against a real InfluxDB 1.x holding the corpus (raw and derived buckets, as the
+parser leaves them with INFLUXDB_VERSION=1), after substituting Grafana's macros the way Grafana
+does for an InfluxQL datasource; each answer is compared with values computed from the files."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import jinja2
+import pytest
+
+import derived_expected
+import samples
+from powerview import derived, ingest, layout
+from powerview.formats import RowRules
+from powerview.influx_targets import Influx1Writer, open_query_client
+from powerview.settings import load
+
+NOW = datetime.now(timezone.utc)
+TEMPLATE = samples.PROJECT_DIR / "grafana-automation" / "templates" / "dashboard_influxql.json.j2"
+CAMPAIGN, DEVICE = "camp_base", "02001283"
+
+
+def render(bucket: str) -> dict:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), undefined=jinja2.StrictUndefined)
+    env.filters["to_json"] = json.dumps
+    text = env.get_template(TEMPLATE.name).render(dashboard_uid="powerview_x", dashboard_title="X", bucket=bucket,
+                                                  datasource_uid="ds", datasource_type="influxdb")
+    return json.loads(text)
+
+
+def regex_value(values: list[str]) -> str:
+    """Grafana's InfluxQL interpolation of a variable inside /regex/: escaped, (a|b) when several."""
+    escaped = [re.sub(r"([\\^$*+?.()|\[\]{}/])", r"\\\1", v) for v in values]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+
+
+def interpolate(query: str, variables: dict[str, list[str]], start: int, end: int, interval: str) -> str:
+    for name, values in variables.items():
+        query = query.replace("${" + name + "}", regex_value(values))
+    query = query.replace("$timeFilter", f"time >= {start * 1000}ms and time <= {end * 1000}ms")
+    query = query.replace("$__interval", interval)
+    assert "$" not in query.replace("$/", "").replace("_V$", "").replace("_W$", ""), query
+    return query
+
+
+@pytest.fixture(scope="module")
+def loaded(influxd1, tmp_path_factory):
+    """The corpus's company `acme` ingested (raw and derived) under a unique bucket name."""
+    source = samples.corpus_dir()
+    if source is None:
+        samples.missing("the real corpus ../shared/corpus/data is not beside this checkout")
+    tmp = tmp_path_factory.mktemp("dash")
+    bucket = f"acme{uuid.uuid4().hex[:6]}"
+    root = tmp / "data"
+    root.mkdir()
+    samples.copy_tree(source / "acme", root / bucket)
+    points = derived_expected.merged_points(sorted(root.glob("*/*/*/*.tsv")), root, NOW)[bucket]
+    settings = load(tmp / "absent.env", environ={"INFLUXDB_VERSION": "1", "INFLUXDB_HOST": influxd1.url,
+                                                  "POWERVIEW_SPOOL_DIR": str(tmp / "spool")})
+    writer = Influx1Writer(settings)
+    options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC", now=NOW), 5000, dry_run=False)
+    entries, _ = ingest.run([layout.locate(root, p) for p in layout.discover(root)], options, writer)
+    derived.after_ingest(settings, writer, entries, open_query_client(settings))
+    writer.close()
+    assert {e.get("derived") for e in entries if e["status"] == "success"} == {"updated"}
+    return influxd1, bucket, points, render(bucket)
+
+
+def queries(dashboard: dict) -> dict[str, str]:
+    found = {v["name"]: v["query"] for v in dashboard["templating"]["list"]}
+    for panel in dashboard["panels"]:
+        for t in panel["targets"]:
+            found[f"{panel['id']}{t['refId']}"] = t["query"]
+    return found
+
+
+def device_points(points: dict, unit: str) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list] = {}
+    for (field, tags, t), value in points.items():
+        tags = dict(tags)
+        if tags["campaign"] == CAMPAIGN and tags["device_master_sn"] == DEVICE and tags["channel_unit"] == unit:
+            out.setdefault(field, []).append((t, value))
+    return {f: sorted(v) for f, v in out.items()}
+
+
+def columns(server, bucket: str, query: str) -> dict[str, dict[int, float]]:
+    """{column: {time: value}} over every series of the answer (non-null values)."""
+    out: dict[str, dict[int, float]] = {}
+    for row in server.query(bucket, query):
+        for key, value in row.items():
+            if key not in ("time", "_measurement") and value is not None:
+                out.setdefault(key, {})[row["time"]] = value
+    return out
+
+
+def test_every_query_of_the_template_is_covered(loaded):
+    _, _, _, dashboard = loaded
+    assert set(queries(dashboard)) == {"campaign", "device", "channel", "1A", "2A", "3A", "3B", "3C", "4A", "5A"}
+    assert {p["datasource"]["type"] for p in dashboard["panels"]} == {"influxdb"}
+
+
+def test_variables_list_campaigns_devices_channels(loaded):
+    server, bucket, points, dashboard = loaded
+    q = queries(dashboard)
+    tags = [dict(t) for (_, t, _) in points]
+    all_campaigns = sorted({t["campaign"] for t in tags})
+    values = lambda query: sorted(row["value"] for row in server.query(bucket, query))  # noqa: E731
+    assert values(q["campaign"]) == all_campaigns == ["camp_base", "format_v003", "v003_metadata"]
+    assert values(interpolate(q["device"], {"campaign": all_campaigns}, 0, 0, "1h")) == \
+        sorted({t["device_master_sn"] for t in tags})
+    assert values(interpolate(q["device"], {"campaign": [CAMPAIGN]}, 0, 0, "1h")) == [DEVICE]
+    assert values(interpolate(q["channel"], {"campaign": [CAMPAIGN], "device": [DEVICE]}, 0, 0, "1h")) == \
+        sorted({t["channel_id"] for t in tags if t["device_master_sn"] == DEVICE and t["campaign"] == CAMPAIGN})
+
+
+def _variables(points) -> dict[str, list[str]]:
+    channels = sorted({dict(t)["channel_id"] for (_, t, _) in points
+                       if dict(t)["device_master_sn"] == DEVICE and dict(t)["campaign"] == CAMPAIGN})
+    return {"campaign": [CAMPAIGN], "device": [DEVICE], "channel": channels}
+
+
+def _range(points) -> tuple[int, int]:
+    times = [t for (_, tags, t) in points if dict(tags)["device_master_sn"] == DEVICE]
+    return min(times), max(times)
+
+
+@pytest.mark.parametrize("panel, unit", [("1A", "V"), ("2A", "W")])
+def test_raw_panels_give_the_hourly_means(loaded, panel, unit):
+    server, bucket, points, dashboard = loaded
+    start, end = _range(points)
+    got = columns(server, bucket, interpolate(queries(dashboard)[panel], _variables(points), start, end, "1h"))
+    want = {}
+    for field, series in device_points(points, unit).items():
+        for t, value in series:
+            want.setdefault(f"mean_{field}", {}).setdefault(t - t % 3600, []).append(value)
+    assert set(got) == set(want) and got
+    for column, windows in want.items():
+        assert set(got[column]) == set(windows)
+        for t, values in windows.items():
+            assert got[column][t] == pytest.approx(math.fsum(values) / len(values), rel=1e-12)
+
+
+def _by_stamp_day(values: dict) -> dict:
+    grouped: dict[tuple, list] = {}
+    for (field, tags, end), value in values.items():
+        if dict(tags)["device_master_sn"] == DEVICE and dict(tags)["channel_unit"] == "W":
+            grouped.setdefault((field, end - end % 86400), []).append(value)
+    return grouped
+
+
+@pytest.mark.parametrize("panel, measurement, reduce", [
+    ("3A", "electrical", lambda v: math.fsum(v) / len(v)), ("3B", "electrical_min", min),
+    ("3C", "electrical_max", max)])
+def test_hourly_derived_panel_over_days(loaded, panel, measurement, reduce):
+    server, bucket, points, dashboard = loaded
+    start, end = _range(points)
+    got = columns(server, bucket, interpolate(queries(dashboard)[panel], _variables(points), start, end + 3600, "1d"))
+    hourly = derived_expected.windows(points, 3600)[measurement]
+    prefix = {"3A": "mean_", "3B": "min_", "3C": "max_"}[panel]
+    want = {(prefix + f, day): reduce(v) for (f, day), v in _by_stamp_day(hourly).items()}
+    assert {(c, t) for c, values in got.items() for t in values} == set(want)
+    for (column, day), value in want.items():
+        assert got[column][day] == pytest.approx(value, rel=1e-12)
+
+
+def test_daily_derived_panel(loaded):
+    server, bucket, points, dashboard = loaded
+    start, end = _range(points)
+    got = columns(server, bucket, interpolate(queries(dashboard)["4A"], _variables(points), start, end + 86400, "1d"))
+    daily = derived_expected.windows(points, 86400)["electrical"]
+    want = {("mean_" + f, day): math.fsum(v) / len(v) for (f, day), v in _by_stamp_day(daily).items()}
+    assert {(c, t) for c, values in got.items() for t in values} == set(want)
+    for (column, day), value in want.items():
+        assert got[column][day] == pytest.approx(value, rel=1e-12)
+
+
+def test_energy_panel_gives_kwh_per_power_channel(loaded):
+    server, bucket, points, dashboard = loaded
+    start, end = _range(points)
+    got = columns(server, bucket, interpolate(queries(dashboard)["5A"], _variables(points), start, end, "1h"))
+    want = {}
+    for field, series in device_points(points, "W").items():
+        area = math.fsum((v0 + v1) / 2 * (t1 - t0) for (t0, v0), (t1, v1) in zip(series, series[1:]))
+        want[f"integral_{field}"] = area / 3600 / 1000
+    assert set(got) == set(want)
+    for column, kwh in want.items():
+        [value] = got[column].values()
+        assert value == pytest.approx(kwh, rel=1e-9)
