@@ -8,21 +8,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import uuid
-from datetime import date, datetime, timezone
-from pathlib import Path
 
 import jinja2
 import pytest
 
 import derived_expected
 import samples
-from powerview import derived, ingest, layout
-from powerview.formats import RowRules
-from powerview.influx_targets import Influx1Writer, open_query_client
-from powerview.settings import load
 
-NOW = datetime.now(timezone.utc)
 TEMPLATE = samples.PROJECT_DIR / "grafana-automation" / "templates" / "dashboard_influxql.json.j2"
 CAMPAIGN, DEVICE = "camp_base", "02001283"
 
@@ -51,26 +43,10 @@ def interpolate(query: str, variables: dict[str, list[str]], start: int, end: in
 
 
 @pytest.fixture(scope="module")
-def loaded(influxd1, tmp_path_factory):
-    """The corpus's company `acme` ingested (raw and derived) under a unique bucket name."""
-    source = samples.corpus_dir()
-    if source is None:
-        samples.missing("the real corpus ../shared/corpus/data is not beside this checkout")
-    tmp = tmp_path_factory.mktemp("dash")
-    bucket = f"acme{uuid.uuid4().hex[:6]}"
-    root = tmp / "data"
-    root.mkdir()
-    samples.copy_tree(source / "acme", root / bucket)
-    points = derived_expected.merged_points(sorted(root.glob("*/*/*/*.tsv")), root, NOW)[bucket]
-    settings = load(tmp / "absent.env", environ={"INFLUXDB_VERSION": "1", "INFLUXDB_HOST": influxd1.url,
-                                                  "POWERVIEW_SPOOL_DIR": str(tmp / "spool")})
-    writer = Influx1Writer(settings)
-    options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC", now=NOW), 5000, dry_run=False)
-    entries, _ = ingest.run([layout.locate(root, p) for p in layout.discover(root)], options, writer)
-    derived.after_ingest(settings, writer, entries, open_query_client(settings))
-    writer.close()
-    assert {e.get("derived") for e in entries if e["status"] == "success"} == {"updated"}
-    return influxd1, bucket, points, render(bucket)
+def loaded(corpus_in_influxd1):
+    """The corpus's company `acme` (raw and derived buckets) as test_derived_real.py left it."""
+    bucket = corpus_in_influxd1["renamed"]["acme"]
+    return corpus_in_influxd1["server"], bucket, corpus_in_influxd1["pass2"][bucket], render(bucket)
 
 
 def queries(dashboard: dict) -> dict[str, str]:

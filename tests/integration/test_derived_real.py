@@ -79,7 +79,12 @@ def corpus_with_unique_companies(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return root, renamed
 
 
-def test_corpus_in_any_order_leaves_exact_windows(influxd1, tmp_path):
+@pytest.fixture(scope="session")
+def corpus_in_influxd1(influxd1, tmp_path_factory) -> dict:
+    """The real corpus in a real InfluxDB 1.x, twice: newest file first, one by one (as the hook
+    runs the parser), then every file again through the real tsv_parser.py; the derived buckets
+    read back after each pass. Shared by this module and test_dashboard_influxql.py."""
+    tmp_path = tmp_path_factory.mktemp("corpus")
     root, renamed = corpus_with_unique_companies(tmp_path)
     spool = tmp_path / "spool"
     env = {"INFLUXDB_VERSION": "1", "INFLUXDB_HOST": influxd1.url, "POWERVIEW_SPOOL_DIR": str(spool),
@@ -87,52 +92,61 @@ def test_corpus_in_any_order_leaves_exact_windows(influxd1, tmp_path):
     settings = load(tmp_path / "absent.env", environ=env)
     files = sorted(root.glob("*/*/*/*.tsv"), key=lambda p: (p.name, str(p)), reverse=True)
     pristine = {p: p.read_bytes() for p in files}
-    pass1 = derived_expected.merged_points(files, root, NOW)
-    pass2 = derived_expected.merged_points(sorted(files), root, NOW)
+    state = {"server": influxd1, "renamed": renamed, "outbox": spool / "outbox" / "derived",
+             "pass1": derived_expected.merged_points(files, root, NOW),
+             "pass2": derived_expected.merged_points(sorted(files), root, NOW)}
 
     # pass 1: newest first, one file at a time, as the hook's worker runs the parser
     writer = Influx1Writer(settings)
     client = open_query_client(settings)
     options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC", now=NOW), 5000, dry_run=False)
-    statuses = {}
+    statuses = []
     try:
         for path in files:
             entries, config_error = ingest.run([layout.locate(root, path)], options, writer)
             assert config_error is None
             derived.after_ingest(settings, writer, entries, client)
-            statuses[path.name] = (entries[0]["status"], entries[0].get("derived"))
+            statuses.append((entries[0]["status"], entries[0].get("derived")))
     finally:
         writer.close()
         client.close()
-    assert {s for s, d in statuses.values() if s == "success" and d != "updated"} == set()
-    assert sum(1 for s, _ in statuses.values() if s == "success") >= 50
-    assert not list((spool / "outbox" / "derived").glob("*.json"))
-    assert set(pass1) == set(renamed.values())
-    snapshot = snapshot_all(influxd1, renamed.values())
-    assert assert_derived_exact(snapshot, pass1) > 1000
+    state["statuses1"] = statuses
+    state["outbox_after1"] = sorted(p.name for p in state["outbox"].glob("*.json"))
+    state["snapshot1"] = snapshot_all(influxd1, renamed.values())
 
     # pass 2: every file again, through the real command (sorted order: another merge order)
     for path, content in pristine.items():
         path.write_bytes(content)
     env_file = tmp_path / "v1.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    proc = subprocess.run([sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder", str(root),
-                           "--env-file", str(env_file)], capture_output=True, text=True,
-                          env={"PATH": os.environ["PATH"]}, timeout=120)
-    assert proc.returncode == 1, proc.stderr  # the corpus holds files that must be rejected
-    report = json.loads(next((tmp_path / "reports").glob("tsv_parser_*.json")).read_text())
-    by_status = {}
-    for entry in report["files"]:
+    state["proc"] = subprocess.run([sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder",
+                                    str(root), "--env-file", str(env_file)], capture_output=True, text=True,
+                                   env={"PATH": os.environ["PATH"]}, timeout=120)
+    reports = list((tmp_path / "reports").glob("tsv_parser_*.json"))
+    state["report"] = json.loads(reports[0].read_text()) if reports else None
+    state["snapshot2"] = snapshot_all(influxd1, renamed.values())
+    return state
+
+
+def test_newest_first_one_by_one_leaves_exact_windows(corpus_in_influxd1):
+    state = corpus_in_influxd1
+    assert {d for s, d in state["statuses1"] if s == "success"} == {"updated"}
+    assert sum(1 for s, _ in state["statuses1"] if s == "success") >= 50
+    assert state["outbox_after1"] == []
+    assert set(state["pass1"]) == set(state["renamed"].values())
+    assert assert_derived_exact(state["snapshot1"], state["pass1"]) > 1000
+
+
+def test_all_again_through_the_command_changes_nothing(corpus_in_influxd1):
+    state = corpus_in_influxd1
+    assert state["proc"].returncode == 1, state["proc"].stderr  # the corpus holds files that must be rejected
+    by_status: dict[str, set] = {}
+    for entry in state["report"]["files"]:
         by_status.setdefault(entry["status"], set()).add(entry.get("derived"))
     assert by_status["success"] == {"updated"}
     assert by_status["error"] == {None}
-    again = snapshot_all(influxd1, renamed.values())
-    assert assert_derived_exact(again, pass2) > 1000
+    assert assert_derived_exact(state["snapshot2"], state["pass2"]) > 1000
     # the corpus has no point written twice with two values: re-ingesting changes nothing at all
-    assert pass1 == pass2
-    assert again == snapshot
-    assert not list((spool / "outbox" / "derived").glob("*.json"))
-    for bucket in renamed.values():
-        for level in derived_expected.LEVELS:
-            influxd1.drop_db(f"{bucket}_{level}")
-        influxd1.drop_db(bucket)
+    assert state["pass1"] == state["pass2"]
+    assert state["snapshot2"] == state["snapshot1"]
+    assert not list(state["outbox"].glob("*.json"))
