@@ -12,12 +12,16 @@ import expected
 LEVELS = {"1h": 3600, "1d": 86400, "1w": 604800}
 
 
-def merged_points(files: list[Path], root: Path, now: datetime) -> dict[str, dict]:
-    """Points per bucket after ingesting `files` in this order (a later write wins)."""
+def merged_points(files: list[Path], root: Path, now: datetime, cache: dict | None = None) -> dict[str, dict]:
+    """Points per bucket after ingesting `files` in this order (a later write wins); `cache`
+    keeps each file's reading for another order."""
     result: dict[str, dict] = {}
+    cache = {} if cache is None else cache
     for path in files:
         company, campaign = path.relative_to(root).parts[:2]
-        points = expected.expected_points(path, campaign, now)
+        if path not in cache:
+            cache[path] = expected.expected_points(path, campaign, now)
+        points = cache[path]
         if points:
             result.setdefault(company, {}).update(points)
     return result

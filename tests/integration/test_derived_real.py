@@ -92,9 +92,10 @@ def corpus_in_influxd1(influxd1, tmp_path_factory) -> dict:
     settings = load(tmp_path / "absent.env", environ=env)
     files = sorted(root.glob("*/*/*/*.tsv"), key=lambda p: (p.name, str(p)), reverse=True)
     pristine = {p: p.read_bytes() for p in files}
+    readings: dict = {}
     state = {"server": influxd1, "renamed": renamed, "outbox": spool / "outbox" / "derived",
-             "pass1": derived_expected.merged_points(files, root, NOW),
-             "pass2": derived_expected.merged_points(sorted(files), root, NOW)}
+             "pass1": derived_expected.merged_points(files, root, NOW, readings),
+             "pass2": derived_expected.merged_points(sorted(files), root, NOW, readings)}
 
     # pass 1: newest first, one file at a time, as the hook's worker runs the parser
     writer = Influx1Writer(settings)
