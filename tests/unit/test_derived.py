@@ -222,3 +222,36 @@ def test_influx3_writer_creates_database_and_tables_then_writes(fixed_server, tm
     paths = [path.split("?")[0] for _, path, _ in fixed_server.seen]
     assert paths == ["/api/v3/configure/database"] + ["/api/v3/configure/table"] * 4 + ["/api/v2/write"] * 2
     assert {auth for *_, auth in fixed_server.seen} == {"Bearer tok"}
+
+
+KILLER = r"""
+import sys
+from powerview.derived import Outbox, Span
+outbox = Outbox(sys.argv[1])
+i = 0
+print("ready", flush=True)
+while True:
+    i += 1
+    outbox.add(Span("acme", "c", "0201", i, i + 86400, tuple(f"M0201_Ch{k}_W" for k in range(200))))
+"""
+
+
+def test_kill_9_while_recording_leaves_only_whole_records(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    outbox = derived.Outbox(tmp_path)
+    records = outbox.pending()
+    assert len(records) > 3
+    for path in records:
+        assert outbox.load(path).bucket == "acme"   # every visible record is whole
+    assert all(p.name.startswith(".tmp-") or p.suffix == ".json" for p in outbox.dir.iterdir())
