@@ -72,6 +72,6 @@ def victoria_metrics(victoria_metrics_binary):
 
 # the corpus ingested into InfluxDB 1.x with the derived buckets (issue 10), shared by two modules
 try:
-    from .test_derived_real import corpus_in_influxd1  # noqa: E402,F401
+    from .derived_corpus import corpus_in_influxd1  # noqa: E402,F401
 except ImportError:
-    from test_derived_real import corpus_in_influxd1  # noqa: E402,F401
+    from derived_corpus import corpus_in_influxd1  # noqa: E402,F401
