@@ -436,8 +436,11 @@ def after_ingest(settings: Settings, writer, entries: list[dict], client: QueryC
     """Record the span of every `success` entry durably, then process every pending record.
     Sets `entry["derived"]` to "updated", "queued" (kept for the next run), "failed" (could not
     even be recorded: run `powerview-downsample`) or "off" (TSV_DOWNSAMPLE_LEVELS empty).
-    Never raises for InfluxDB or the disk: the raw ingestion's outcome is not changed."""
+    Never raises for InfluxDB or the disk: the raw ingestion's outcome is not changed. When the run
+    found InfluxDB unavailable (an entry in `retry`), the spans are recorded and left queued:
+    processing them would only wait out another retry budget."""
     successes = [e for e in entries if e.get("status") == "success"]
+    outage = any(e.get("status") == "retry" for e in entries)
     if not settings.downsample_levels:
         for entry in successes:
             entry["derived"] = OFF
@@ -446,7 +449,12 @@ def after_ingest(settings: Settings, writer, entries: list[dict], client: QueryC
     records: dict[int, Path] = {}
     unrecorded: dict[int, Span] = {}
     for index, entry in enumerate(successes):
-        span = span_of(entry)
+        try:
+            span = span_of(entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("derived buckets: %s: unusable report entry (%s)", entry.get("file"), exc)
+            entry["derived"] = FAILED
+            continue
         if span is None:
             entry["derived"] = UPDATED  # no point: nothing to recompute
             continue
@@ -456,6 +464,13 @@ def after_ingest(settings: Settings, writer, entries: list[dict], client: QueryC
             log.error("derived outbox %s: cannot record the windows of %s (%s): trying now", outbox.dir,
                       entry.get("file"), exc)
             unrecorded[index] = span
+    if outage:
+        for index, entry in enumerate(successes):
+            if "derived" not in entry:
+                entry["derived"] = QUEUED if index in records else FAILED
+        log.warning("derived buckets: InfluxDB unavailable during this run: %d record(s) wait in %s",
+                    len(records), outbox.dir)
+        return
     own_client = client is None
     try:
         client = client or _client(settings)

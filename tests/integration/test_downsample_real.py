@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from datetime import date, datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -219,3 +220,18 @@ def test_levels_off(tmp_path):
     entries = [{"status": "success"}, {"status": "error"}]
     derived.after_ingest(settings, None, entries)
     assert entries[0]["derived"] == "off" and "derived" not in entries[1]
+
+
+def test_after_an_outage_the_spans_are_queued_without_waiting(tmp_path):
+    settings, _ = settings_for("http://127.0.0.1:9", tmp_path, TSV_INFLUX_RETRY_MAX_SECONDS="60")
+    entries = [{"status": "success", "file": "f", "bucket": "acme", "campaign": "c", "device_master_sn": "0201",
+                "time_min": "2026-01-03T10:00:00Z", "time_max": "2026-01-03T11:00:00Z",
+                "channels": {"M0201_U1": {"field": "M0201_U1_V"}}},
+               {"status": "retry", "file": "g"},
+               {"status": "success", "file": "h", "time_min": "not a time", "time_max": "x", "bucket": "acme",
+                "campaign": "c", "device_master_sn": "0201", "channels": {"M0201_U1": {"field": "M0201_U1_V"}}}]
+    started = time.monotonic()
+    derived.after_ingest(settings, None, entries)
+    assert time.monotonic() - started < 5          # no retry budget spent on a server just found down
+    assert [e.get("derived") for e in entries] == ["queued", None, "failed"]
+    assert len(list((tmp_path / "spool" / "outbox" / "derived").glob("*.json"))) == 1
