@@ -38,6 +38,7 @@ check: system-deps  ## everything, as CI runs it: servers required, no skip allo
 
 bench: venv  ## throughput and peak memory of the parser (figures in docs/utilisation-parseur.md)
 	$(PY) bench/bench_ingest.py
+	$(PY) bench/bench_derived.py  # derived buckets vs raw ingestion (docs/buckets-derives.md)
 
 lint: venv
 	shellcheck on-upload.sh

@@ -9,10 +9,11 @@ from typing import NoReturn
 
 import click
 
-from . import __version__, catalogue, ingest, layout, report
+from . import __version__, catalogue, derived, ingest, layout, report
 from .exitcodes import PRECEDENCE, ExitCode
 from .formats import RowRules
-from .influx import DiscardWriter, InfluxWriter, Writer
+from .influx import DiscardWriter, Writer
+from .influx_targets import open_writer
 from .settings import DEFAULT_ENV_FILE, ConfigError, load_parser
 
 log = logging.getLogger("powerview")
@@ -118,7 +119,7 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
         writer = DiscardWriter()
     else:
         try:
-            writer = InfluxWriter(settings.influx)
+            writer = open_writer(settings.influx, settings.meta_bucket)  # INFLUXDB_VERSION 1, 2 or 3
         except ConfigError as exc:
             fail(str(exc))
 
@@ -135,6 +136,8 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     crashed = False
     try:
         outcomes, config_error = ingest.run(locations, options, writer, progress=_progress(len(locations)))
+        if not dry_run and config_error is None:  # derived buckets <company>_1h/_1d/_1w; never changes an outcome
+            derived.after_ingest(settings, writer, outcomes)
         outcomes += [ingest.skipped_outcome(loc, reason) for loc, reason in already_done]
     except Exception:  # noqa: BLE001 - report what was done, exit 70
         log.exception("internal error: the run stopped")

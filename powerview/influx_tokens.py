@@ -1,11 +1,19 @@
-"""Per-bucket InfluxDB tokens for Grafana: read on one bucket and nothing else.
+"""Per-company InfluxDB tokens for Grafana: read on the company's bucket and its derived buckets
+(`<bucket>_1h`, `<bucket>_1d`, `<bucket>_1w`: the levels of TSV_DOWNSAMPLE_LEVELS) and nothing else.
 
 One job: find, create, rotate, revoke and list the authorizations described
 `powerview_token_for_bucket_<bucket>` through the InfluxDB 2 HTTP API (influxdb-client).
+InfluxDB 2 only: per-bucket read tokens do not exist as such on 1.x (a user with
+`GRANT READ ON <db>` per database) nor on 3.x Core (admin tokens only); InfluxDB 3 Enterprise
+has database tokens (docs/buckets-derives.md says how to make them by hand).
 
 Rules:
 - a token is reused only when it is active, carries that description and its permissions are
-  exactly the wanted ones (read on the bucket; read and write with `write=True`);
+  exactly the wanted ones (read on the bucket and its derived buckets; read and write with
+  `write=True`);
+- a token made before the derived buckets existed (read on the company bucket alone) is
+  rotated: a new one with the full set is created, then the old one deleted; a token is never
+  widened in place;
 - an authorization with the description but other permissions is never changed (never widened
   nor narrowed silently): a new one with the exact permissions is made beside it, and it is
   reported so that an operator can revoke it;
@@ -79,10 +87,12 @@ class Outcome:
 class TokenManager:
     """Token operations for one organization. `client` comes from `influx.connect(settings)`."""
 
-    def __init__(self, client: InfluxDBClient, org: str, budget_s: float = 60.0):
+    def __init__(self, client: InfluxDBClient, org: str, budget_s: float = 60.0,
+                 levels: tuple[str, ...] = ("1h", "1d", "1w")):
         self.client = client
         self.org = org
         self.budget_s = budget_s
+        self.levels = tuple(levels)
         self._org_id: str | None = None
 
     # ---- plumbing --------------------------------------------------------------------------
@@ -120,9 +130,13 @@ class TokenManager:
         found = self._call("listing authorizations", lambda: api.find_authorizations(org_id=self.org_id))
         return list(found or [])
 
-    def _wanted(self, bucket_id: str, write: bool) -> set[tuple[str, str, str]]:
+    def covered(self, bucket: str) -> list[str]:
+        """The buckets a company's token reads: its own, then its derived buckets."""
+        return [bucket] + [f"{bucket}_{level}" for level in self.levels]
+
+    def _wanted(self, bucket_ids: list[str], write: bool) -> set[tuple[str, str, str]]:
         actions = ("read", "write") if write else ("read",)
-        return {(action, "buckets", bucket_id) for action in actions}
+        return {(action, "buckets", bucket_id) for action in actions for bucket_id in bucket_ids}
 
     @staticmethod
     def _permission_set(auth: Authorization) -> set[tuple[str, str, str | None]]:
@@ -136,25 +150,30 @@ class TokenManager:
         return any(res_id == bucket_id for _, res_type, res_id in self._permission_set(auth)
                    if res_type == "buckets" and bucket_id)
 
-    def _matching(self, bucket: str, bucket_id: str, write: bool) -> tuple[list, list]:
-        """(authorizations reusable for these permissions, newest first; others with the description)."""
-        wanted = self._wanted(bucket_id, write)
-        exact, other = [], []
+    def _matching(self, bucket: str, bucket_ids: list[str], write: bool) -> tuple[list, list, list]:
+        """(authorizations reusable for these permissions, newest first; outdated ones: the same
+        permissions on the company bucket alone, to rotate; others with the description)."""
+        wanted = self._wanted(bucket_ids, write)
+        before_derived = self._wanted(bucket_ids[:1], write)
+        exact, outdated, other = [], [], []
         for auth in self._authorizations():
             if auth.description != description_for(bucket):
                 continue
-            if auth.status == "active" and self._permission_set(auth) == wanted:
+            permissions = self._permission_set(auth)
+            if auth.status == "active" and permissions == wanted:
                 exact.append(auth)
+            elif auth.status == "active" and permissions == before_derived:
+                outdated.append(auth)
             else:
                 other.append(auth)
         exact.sort(key=lambda a: str(a.created_at or ""), reverse=True)
-        return exact, other
+        return exact, outdated, other
 
-    def _create(self, bucket: str, bucket_id: str, write: bool) -> Authorization:
+    def _create(self, bucket: str, bucket_ids: list[str], write: bool) -> Authorization:
         actions = ("read", "write") if write else ("read",)
         permissions = [Permission(action=a, resource=PermissionResource(type="buckets", id=bucket_id,
                                                                          org_id=self.org_id))
-                       for a in actions]
+                       for bucket_id in bucket_ids for a in actions]
         request = Authorization(org_id=self.org_id, permissions=permissions, status="active",
                                 description=description_for(bucket))
         api = self.client.authorizations_api()
@@ -162,7 +181,8 @@ class TokenManager:
                              lambda: api.create_authorization(authorization=request))
         if created.token in _HIDDEN:
             raise ConfigError(f"InfluxDB created authorization {created.id} but did not return its token")
-        log.info("created %s token %s for bucket %s", "read/write" if write else "read-only", created.id, bucket)
+        log.info("created %s token %s for bucket %s%s", "read/write" if write else "read-only", created.id, bucket,
+                 f" and its derived buckets ({', '.join(self.levels)})" if self.levels else "")
         return created
 
     def _delete(self, auth_id: str) -> None:
@@ -182,6 +202,15 @@ class TokenManager:
             raise ConfigError(f"bucket {bucket!r} could not be created in organization {self.org!r}")
         return found.id, created
 
+    def _bucket_ids(self, bucket: str, create: bool) -> tuple[list[str], bool]:
+        """Ids of the bucket and its derived buckets (created when missing); True if one was made."""
+        ids, created_any = [], False
+        for name in self.covered(bucket):
+            bucket_id, created = self._bucket_id(name, create)
+            ids.append(bucket_id)
+            created_any = created_any or created
+        return ids, created_any
+
     def _warn_others(self, others: list) -> None:
         for auth in others:
             log.warning("authorization %s (%s, %s) has the description but other permissions: left as it is "
@@ -190,35 +219,43 @@ class TokenManager:
 
     # ---- operations ------------------------------------------------------------------------
     def ensure(self, bucket: str, write: bool = False) -> Outcome:
-        """The token for `bucket`: an existing exact one when its value can be read, else a new one."""
+        """The token for `bucket`: an existing exact one when its value can be read, else a new one
+        (then the exact ones whose value is hidden, and the outdated ones, are deleted: rotation)."""
         check_bucket_name(bucket)
-        bucket_id, bucket_created = self._bucket_id(bucket, create=True)
-        exact, others = self._matching(bucket, bucket_id, write)
+        bucket_ids, bucket_created = self._bucket_ids(bucket, create=True)
+        exact, outdated, others = self._matching(bucket, bucket_ids, write)
         self._warn_others(others)
         visible = [a for a in exact if a.token not in _HIDDEN]
         if visible:
             log.info("reusing token %s for bucket %s", visible[0].id, bucket)
-            return Outcome(bucket, visible[0].id, visible[0].token, bucket_created=bucket_created)
-        created = self._create(bucket, bucket_id, write)
+            outcome = Outcome(bucket, visible[0].id, visible[0].token, bucket_created=bucket_created)
+            self._retire(outdated, outcome, "without the derived buckets")
+            return outcome
+        created = self._create(bucket, bucket_ids, write)
         outcome = Outcome(bucket, created.id, created.token, created=True, bucket_created=bucket_created)
-        if exact:   # they exist but their values are hidden: rotate them out
+        if exact:
             log.info("the server hides the values of %d existing token(s): rotating", len(exact))
-            for auth in exact:
-                self._delete(auth.id)
-                outcome.deleted.append(auth.id)
-            outcome.rotated = True
+        self._retire(exact, outcome, "value hidden")
+        self._retire(outdated, outcome, "without the derived buckets")
         return outcome
 
+    def _retire(self, auths: list, outcome: Outcome, why: str) -> None:
+        for auth in auths:
+            log.info("rotating out authorization %s (%s)", auth.id, why)
+            self._delete(auth.id)
+            outcome.deleted.append(auth.id)
+            outcome.rotated = True
+
     def rotate(self, bucket: str, write: bool = False) -> Outcome:
-        """A new token for `bucket`, then the old ones with the same permissions deleted."""
+        """A new token for `bucket`, then the old ones with the same (or outdated) permissions deleted."""
         check_bucket_name(bucket)
-        bucket_id, bucket_created = self._bucket_id(bucket, create=True)
-        exact, others = self._matching(bucket, bucket_id, write)
+        bucket_ids, bucket_created = self._bucket_ids(bucket, create=True)
+        exact, outdated, others = self._matching(bucket, bucket_ids, write)
         self._warn_others(others)
-        created = self._create(bucket, bucket_id, write)
+        created = self._create(bucket, bucket_ids, write)
         outcome = Outcome(bucket, created.id, created.token, created=True, rotated=True,
                           bucket_created=bucket_created)
-        for auth in exact:
+        for auth in exact + outdated:
             self._delete(auth.id)
             outcome.deleted.append(auth.id)
         return outcome
@@ -250,12 +287,15 @@ class TokenManager:
     def plan(self, bucket: str, write: bool = False) -> dict:
         """What `ensure` would do, changing nothing (for the playbook's check mode)."""
         check_bucket_name(bucket)
-        found = self.find_bucket(bucket)
-        if not found:
+        found = [self.find_bucket(name) for name in self.covered(bucket)]
+        if not found[0]:
             return {"bucket": bucket, "bucket_exists": False, "action": "create", "id": None, "changed": True}
-        exact, _ = self._matching(bucket, found.id, write)
+        if not all(found):
+            return {"bucket": bucket, "bucket_exists": True, "action": "create", "id": None, "changed": True}
+        exact, outdated, _ = self._matching(bucket, [b.id for b in found], write)
         visible = [a for a in exact if a.token not in _HIDDEN]
         if visible:
-            return {"bucket": bucket, "bucket_exists": True, "action": "reuse", "id": visible[0].id, "changed": False}
-        return {"bucket": bucket, "bucket_exists": True, "action": "rotate" if exact else "create",
+            return {"bucket": bucket, "bucket_exists": True, "action": "reuse", "id": visible[0].id,
+                    "changed": bool(outdated)}
+        return {"bucket": bucket, "bucket_exists": True, "action": "rotate" if exact or outdated else "create",
                 "id": None, "changed": True}

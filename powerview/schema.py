@@ -3,7 +3,8 @@
 Raw bucket = the company folder's name; measurement `electrical`; one field per channel,
 `<channel_id>_<unit>`, always a float; the tag set below, exactly. Meta bucket (TSV_META_BUCKET):
 one `tsv_parser_file` point per file and one `tsv_parser_run` point per run. Derived buckets
-`<company>_<level>` hold the same tags and fields.
+`<company>_<level>` hold the same tags and fields in `electrical` (mean), `electrical_min`,
+`electrical_max` and `electrical_count`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ FILE_MEASUREMENT = "tsv_parser_file"
 RUN_MEASUREMENT = "tsv_parser_run"
 DEFAULT_META_BUCKET = "powerview_meta"
 DERIVED_LEVELS = ("1h", "1d", "1w")
+# derived buckets: one measurement per aggregate, the same tags and fields as `electrical`
+DERIVED_MEASUREMENTS = {"mean": MEASUREMENT, "min": "electrical_min", "max": "electrical_max",
+                        "count": "electrical_count"}
 
 # tag keys of a channel's points (device_subtype only on the master's points)
 TAG_KEYS = ("campaign", "channel_id", "channel_label", "channel_name", "channel_unit", "device",

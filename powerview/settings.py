@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
-from .schema import DEFAULT_META_BUCKET
+from .schema import DEFAULT_META_BUCKET, DERIVED_LEVELS
 
 if TYPE_CHECKING:
     from .grafana.settings import GrafanaSettings
@@ -145,11 +145,16 @@ class InfluxSettings:
     retry_max_s: float
     gzip: bool
     create_buckets: bool
+    version: int = 2                   # INFLUXDB_VERSION: 1, 2 or 3 (docs/buckets-derives.md)
+    v1_user: str | None = None         # INFLUXDB_V1_USER (1.x with auth-enabled only)
+    v1_password: str | None = None     # INFLUXDB_V1_PASSWORD
 
     def require(self) -> None:
-        """Raise ConfigError naming the first missing InfluxDB variable."""
-        for name, value in (("INFLUXDB_HOST", self.url), ("INFLUXDB_ORG", self.org),
-                            ("INFLUXDB_ADMIN_TOKEN", self.token)):
+        """Raise ConfigError naming the first missing InfluxDB variable (for the targeted version)."""
+        needed = {1: (("INFLUXDB_HOST", self.url),),
+                  3: (("INFLUXDB_HOST", self.url), ("INFLUXDB_ADMIN_TOKEN", self.token))}
+        for name, value in needed.get(self.version, (("INFLUXDB_HOST", self.url), ("INFLUXDB_ORG", self.org),
+                                                     ("INFLUXDB_ADMIN_TOKEN", self.token))):
             if not value:
                 raise ConfigError(f"missing required setting {name} (environment or .env)")
 
@@ -166,7 +171,39 @@ def _influx(env: Env) -> InfluxSettings:
         retry_max_s=env.number("TSV_INFLUX_RETRY_MAX_SECONDS", 60.0),
         gzip=env.boolean("TSV_INFLUX_GZIP", False),
         create_buckets=env.boolean("TSV_INFLUX_CREATE_BUCKETS", True),
+        version=_influx_version(env),
+        v1_user=env.text("INFLUXDB_V1_USER"),
+        v1_password=env.secret("INFLUXDB_V1_PASSWORD"),
     )
+
+
+def _influx_version(env: Env) -> int:
+    raw = env.text("INFLUXDB_VERSION") or "2"
+    if raw not in ("1", "2", "3"):
+        raise ConfigError(f"INFLUXDB_VERSION must be 1, 2 or 3, got {raw!r}")
+    return int(raw)
+
+
+DOWNSAMPLE_LEVELS = {"1h": 3600, "1d": 86400, "1w": 604800}
+
+
+def parse_levels(raw: str, name: str = "TSV_DOWNSAMPLE_LEVELS") -> tuple[str, ...]:
+    """`1h,1d,1w` -> ("1h", "1d", "1w"); empty -> (); anything else -> ConfigError."""
+    levels: list[str] = []
+    for part in raw.split(","):
+        level = part.strip()
+        if not level:
+            continue
+        if level not in DOWNSAMPLE_LEVELS:
+            raise ConfigError(f"{name}: unknown level {level!r} (allowed: {', '.join(DOWNSAMPLE_LEVELS)})")
+        if level not in levels:
+            levels.append(level)
+    return tuple(levels)
+
+
+def _levels(env: Env) -> tuple[str, ...]:
+    raw = env.values.get("TSV_DOWNSAMPLE_LEVELS")
+    return DERIVED_LEVELS if raw is None else parse_levels(raw)
 
 
 def _log_level(env: Env) -> str:
@@ -183,6 +220,8 @@ class ParserSettings:
     influx: InfluxSettings
     meta_bucket: str
     batch_lines: int
+    spool_dir: Path                      # outboxes of the derived buckets and the catalogue
+    downsample_levels: tuple[str, ...]   # TSV_DOWNSAMPLE_LEVELS ("" = off)
     data_folder: Path | None
     log_level: str
     report_dir: Path | None
@@ -206,6 +245,8 @@ def load_parser(env_file: Path | str | None = None, environ: Mapping[str, str] |
         influx=_influx(env),
         meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
         batch_lines=env.integer("TSV_BATCH_SIZE", 5000, minimum=1),
+        spool_dir=env.plain_dir("POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
+        downsample_levels=_levels(env),
         data_folder=env.path("POWERVIEW_DATA_DIR", None, "TSV_DATA_FOLDER"),
         log_level=_log_level(env),
         report_dir=env.path("TSV_REPORT_DIR", None),
@@ -220,11 +261,12 @@ def load_parser(env_file: Path | str | None = None, environ: Mapping[str, str] |
 class TokenSettings:
     influx: InfluxSettings
     log_level: str
+    downsample_levels: tuple[str, ...]   # the derived buckets a company token reads too
 
 
 def load_tokens(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> TokenSettings:
     env = _env(env_file, environ)
-    return TokenSettings(influx=_influx(env), log_level=_log_level(env))
+    return TokenSettings(influx=_influx(env), log_level=_log_level(env), downsample_levels=_levels(env))
 
 
 # -- the catalogue and downsample commands (they read InfluxDB's buckets) --------------------------
@@ -234,13 +276,16 @@ class InfluxCommandSettings:
     influx: InfluxSettings
     meta_bucket: str
     log_level: str
+    batch_lines: int
+    downsample_levels: tuple[str, ...]
 
 
 def load_influx_command(env_file: Path | str | None = None,
                         environ: Mapping[str, str] | None = None) -> InfluxCommandSettings:
     env = _env(env_file, environ)
     return InfluxCommandSettings(influx=_influx(env), meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
-                                 log_level=_log_level(env))
+                                 log_level=_log_level(env), batch_lines=env.integer("TSV_BATCH_SIZE", 5000, minimum=1),
+                                 downsample_levels=_levels(env))
 
 
 # -- the spool's worker (on-upload.sh) -----------------------------------------------------------

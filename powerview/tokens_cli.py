@@ -76,8 +76,10 @@ def _fail(code: int, message: str) -> None:
               help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project; env "
                    "POWERVIEW_ENV_FILE); the environment wins over it.")
 def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
-    """Per-company InfluxDB tokens for Grafana: a token that can read the company's bucket and
-    nothing else (described powerview_token_for_bucket_<bucket>), reused while it is valid.
+    """Per-company InfluxDB tokens for Grafana: a token that can read the company's bucket and its
+    derived buckets <bucket>_1h/_1d/_1w (TSV_DOWNSAMPLE_LEVELS) and nothing else (described
+    powerview_token_for_bucket_<bucket>), reused while it is valid; an older token reading the
+    company bucket alone is rotated (never widened). InfluxDB 2 only (INFLUXDB_VERSION=2).
 
     The token alone goes to stdout (what the Grafana playbook reads); messages go to stderr."""
     if sum((do_list, revoke, rotate)) > 1:
@@ -87,7 +89,11 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
     try:
         settings = load_tokens(env_file)
         _configure_logging(settings.log_level)
-        manager = TokenManager(connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s)
+        if settings.influx.version != 2:
+            raise ConfigError(f"INFLUXDB_VERSION={settings.influx.version}: per-bucket tokens are made on InfluxDB 2 "
+                              "only (see docs/buckets-derives.md for InfluxDB 1.x users and InfluxDB 3 database tokens)")
+        manager = TokenManager(connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s,
+                               settings.downsample_levels)
         if do_list:
             _list(manager, bucket, as_json)
         elif revoke:

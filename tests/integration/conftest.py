@@ -68,3 +68,10 @@ def victoria_metrics(victoria_metrics_binary):
         yield server
     finally:
         server.stop()
+
+
+# the corpus ingested into InfluxDB 1.x with the derived buckets (issue 10), shared by two modules
+try:
+    from .derived_corpus import corpus_in_influxd1  # noqa: E402,F401
+except ImportError:
+    from derived_corpus import corpus_in_influxd1  # noqa: E402,F401

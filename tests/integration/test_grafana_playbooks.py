@@ -160,7 +160,9 @@ def test_create_wires_token_module_and_settings(lab, acme):
     token = g.datasource_secrets[ds["id"]]["token"]
     auth = next(a for a in lab.influx.authorizations if a["token"] == token)
     assert auth["description"] == "powerview_token_for_bucket_acme" and ds["jsonData"]["powerviewTokenId"] == auth["id"]
-    assert [(p["action"], p["resource"]["id"]) for p in auth["permissions"]] == [("read", lab.influx.buckets["acme"]["id"])]
+    # the company bucket and its derived buckets (issue 10), nothing else
+    assert sorted((p["action"], p["resource"]["id"]) for p in auth["permissions"]) == \
+        sorted(("read", lab.influx.buckets[name]["id"]) for name in ("acme", "acme_1h", "acme_1d", "acme_1w"))
     assert g.dashboards["powerview_acme"]["folderUid"] == "pvfolder_acme"
     assert g.user_by_login("user_acme")["id"] in g.team_members[team["id"]]
     assert lab.config_api.clients == {"acme": "acme"}

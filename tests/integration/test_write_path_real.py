@@ -111,7 +111,8 @@ def test_tsv_parser_writes_through_influxdb_client_to_victoria_metrics(victoria_
     env_file = tmp_path / "test.env"
     env_file.write_text(f"INFLUXDB_HOST={victoria_metrics.url}\nINFLUXDB_ORG=powerview\n"
                         "INFLUXDB_ADMIN_TOKEN=unused-by-vm\nTSV_INFLUX_CREATE_BUCKETS=false\n"
-                        f"TSV_REPORT_DIR={tmp_path / 'reports'}\n")
+                        f"TSV_REPORT_DIR={tmp_path / 'reports'}\n"
+                        "TSV_DOWNSAMPLE_LEVELS=\n")  # VictoriaMetrics speaks no InfluxQL: no derived buckets
     proc = subprocess.run([sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder", str(root),
                            "--env-file", str(env_file)], capture_output=True, text=True,
                           env={"PATH": os.environ["PATH"]})

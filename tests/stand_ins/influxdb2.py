@@ -60,6 +60,11 @@ unprocessable entity 422, internal error 500, unavailable 503):
 | POST /api/v2/query?org=|orgID=           | 200 annotated CSV; 404 {"code":"not found","message":"failed to |
 |                                          | initialize execute state: could not find bucket \\"x\\""} when the |
 |                                          | bucket is missing OR the token may not read it                  |
+| GET, POST /query?db=&q=&epoch= (1.x      | only with ``influxql_backend``: InfluxQL answered by a real      |
+|   compatibility; Token header, u/p, Basic)| InfluxDB 1.x holding the same points (see below); 401 without a  |
+|                                          | token; db = a bucket the token may read (virtual DBRP mapping:   |
+|                                          | database = bucket name, rp autogen), else 200 with the statement |
+|                                          | error "database not found: <db>" (1.x's shape)                   |
 | anything else (authenticated)            | 404 {"code":"not found","message":"path not found"}; 405 for a  |
 |                                          | known path with another method                                  |
 
@@ -101,7 +106,14 @@ Limitations (documented, deliberate):
   exists and the token may read it, and answers ALL points of those buckets (after
   last-write-wins deduplication), one table per series and field; ``range``/``filter`` and the
   rest are ignored; ``_start`` is 1970-01-01 and ``_stop`` the time of the query.
-* One organization, one user ("admin").  No users, labels, tasks, dashboards, setup, v1 API.
+* One organization, one user ("admin").  No users, labels, tasks, dashboards, setup, v1 write API.
+* InfluxQL (``/query``): InfluxDB 2's ``/query`` runs InfluxQL over the bucket's own data
+  (api-guide/influxdb-1x/query); rather than re-implement InfluxQL, a stand-in started with
+  ``influxql_backend=<URL of a real InfluxDB 1.x>`` forwards every accepted write body to that
+  server (database ``<backend_prefix><bucket>``, precision kept) and answers ``/query`` from it
+  after checking the token's read permission on the bucket, ``SHOW DATABASES`` excepted, which
+  lists the readable (non-system) buckets. Answers are 1.x's JSON, which is what 2.x's
+  ``/query`` returns by default.
 * Bucket retention is stored and served but never applied.
 
 State for tests: ``buckets``, ``authorizations``, ``points()``, ``latest()``, ``requests``,
@@ -792,7 +804,11 @@ class InfluxDB2StandIn:
     """See the module docstring.  ``with InfluxDB2StandIn() as influx: ...``"""
 
     def __init__(self, org: str = "powerview", admin_token: str = "admin-token",
-                 redact_tokens: bool = False):
+                 redact_tokens: bool = False, influxql_backend: str | None = None,
+                 backend_prefix: str | None = None):
+        self.influxql_backend = influxql_backend.rstrip("/") if influxql_backend else None
+        self.backend_prefix = backend_prefix if backend_prefix is not None else f"s{secrets.token_hex(4)}_"
+        self._backend_dbs: set[str] = set()
         self.org = org
         self.org_id = _new_id()
         self.admin_token = admin_token
@@ -1213,6 +1229,11 @@ class InfluxDB2StandIn:
                                               else str(retry_after))
                 return status, headers, json.dumps(payload, separators=(",", ":")).encode()
 
+        if re.match(r"^/query/?$", path) and self.influxql_backend:
+            if method not in ("GET", "POST"):
+                raise _ApiError(405, "method not allowed", "allow: GET, POST")
+            return self._influxql(h, method, query, body)
+
         for pattern, methods in self._ROUTES:
             match = pattern.match(path)
             if not match:
@@ -1564,6 +1585,7 @@ class InfluxDB2StandIn:
         except LineProtocolError as exc:
             raise _err("invalid", str(exc)) from None
 
+        self._forward_write(bucket["name"], body, precision)
         schema = self._schema[bucket["id"]]
         stored = self._points[bucket["id"]]
         dropped = 0
@@ -1589,6 +1611,73 @@ class InfluxDB2StandIn:
             raise _err("unprocessable entity",
                        f"failure writing points to database: partial write: {reason} dropped={dropped}")
         return 204, {}, b""
+
+    # ---------------------------------------------------------------- InfluxQL (/query)
+
+    def _backend(self, method: str, path: str, params: dict[str, str], body: bytes | None = None) -> tuple:
+        import urllib.error
+        import urllib.request
+        url = f"{self.influxql_backend}{path}?{urlencode(params)}"
+        request = urllib.request.Request(url, data=body, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def _forward_write(self, bucket: str, body: bytes, precision: str) -> None:
+        if not self.influxql_backend:
+            return
+        db = self.backend_prefix + bucket
+        if db not in self._backend_dbs:
+            self._backend("POST", "/query", {"q": f'CREATE DATABASE "{db}"'}, b"")
+            self._backend_dbs.add(db)
+        status, answer = self._backend("POST", "/write", {"db": db, "precision": precision}, body)
+        if status not in (204, 400):  # 400: a type conflict, refused by both the same way
+            raise _err("internal error", f"stand-in backend: HTTP {status} {answer[:200]!r}")
+
+    def _influxql_auth(self, h: _Handler, query: dict[str, str]) -> dict:
+        """1.x compatibility authentication: Token header, u/p query parameters or Basic."""
+        header = (h.headers.get("Authorization") or "").strip()
+        token = ""
+        scheme, _, rest = header.partition(" ")
+        if scheme.lower() == "token":
+            token = rest.strip()
+        elif scheme.lower() == "basic":
+            try:
+                token = base64.b64decode(rest.strip()).decode().partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                token = ""
+        elif query.get("p"):
+            token = query["p"]
+        with self._lock:
+            for a in self._auths:
+                if token and a["token"] == token and a["status"] == "active":
+                    return a
+        raise _err("unauthorized", "unauthorized access")
+
+    def _influxql(self, h: _Handler, method: str, query: dict[str, str], body: bytes) -> tuple:
+        params = dict(query)
+        if method == "POST" and body:
+            for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+                params.setdefault(key, value)
+        auth = self._influxql_auth(h, params)
+        q = params.get("q", "")
+        with self._lock:
+            readable = [b for b in self._sorted_buckets() if b["type"] != "system"
+                        and self._can(lambda b=b: self._authorize_read_bucket(auth, b))]
+        if q.strip().upper().startswith("SHOW DATABASES"):
+            payload = {"results": [{"statement_id": 0, "series": [
+                {"name": "databases", "columns": ["name"], "values": [[b["name"]] for b in readable]}]}]}
+            return self._json(200, payload)
+        db = params.get("db", "")
+        if not any(b["name"] == db for b in readable):
+            return self._json(200, {"results": [{"statement_id": 0, "error": f"database not found: {db}"}]})
+        forwarded = {"db": self.backend_prefix + db, "q": q}
+        if params.get("epoch"):
+            forwarded["epoch"] = params["epoch"]
+        status, answer = self._backend("GET", "/query", forwarded)
+        return status, {"Content-Type": "application/json"}, answer
 
     # ---------------------------------------------------------------- query (Flux, minimal)
 

@@ -51,6 +51,14 @@ def ours(influx, description=DESCRIPTION):
     return [a for a in influx.authorizations if a["description"] == description]
 
 
+COVERED = ("acme", "acme_1h", "acme_1d", "acme_1w")
+
+
+def on_all(influx, *actions):
+    """The wanted permissions: each action on the company bucket and its derived buckets."""
+    return sorted((a, "buckets", influx.buckets[name]["id"]) for name in COVERED for a in actions)
+
+
 def perms(auth):
     return sorted((p["action"], p["resource"]["type"], p["resource"].get("id")) for p in auth["permissions"])
 
@@ -60,11 +68,11 @@ def test_creates_the_bucket_and_a_read_only_token_printed_alone(influx, env_file
     assert result.exit_code == 0, result.stderr
     token = result.stdout
     assert token.endswith("\n") and token.count("\n") == 1
-    assert "acme" in influx.buckets
+    assert set(COVERED) <= set(influx.buckets)
     [auth] = ours(influx)
     assert auth["token"] == token.strip()
     assert auth["status"] == "active"
-    assert perms(auth) == [("read", "buckets", influx.buckets["acme"]["id"])]
+    assert perms(auth) == on_all(influx, "read")
     assert token.strip() not in result.stderr
     assert "created read-only token" in result.stderr
 
@@ -82,10 +90,9 @@ def test_write_is_a_separate_token_and_never_widens_the_read_only_one(influx, en
     both = cli(influx, env_file, "--bucket", "acme", "--write")
     assert both.exit_code == 0
     assert both.stdout.strip() != read
-    bucket_id = influx.buckets["acme"]["id"]
     by_token = {a["token"]: a for a in ours(influx)}
-    assert perms(by_token[read]) == [("read", "buckets", bucket_id)]              # untouched
-    assert perms(by_token[both.stdout.strip()]) == [("read", "buckets", bucket_id), ("write", "buckets", bucket_id)]
+    assert perms(by_token[read]) == on_all(influx, "read")              # untouched
+    assert perms(by_token[both.stdout.strip()]) == on_all(influx, "read", "write")
     assert "other permissions: left as it is" in both.stderr
     # asking for read only again gives the read-only token back, not the wider one
     assert cli(influx, env_file, "--bucket", "acme").stdout.strip() == read
@@ -208,3 +215,55 @@ def test_entry_point_separates_stdout_and_stderr(influx, env_file):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ours(influx)[0]["token"]
     assert "manage_influx_tokens:" in proc.stderr and proc.stdout.strip() not in proc.stderr
+
+
+def _token_on_company_bucket_alone(influx) -> dict:
+    """A token as the deployed tool made it: read on the company bucket only."""
+    requests.post(f"{influx.url}/api/v2/buckets", timeout=10, headers={"Authorization": f"Token {influx.admin_token}"},
+                  json={"orgID": influx.org_id, "name": "acme", "retentionRules": []}).raise_for_status()
+    answer = requests.post(f"{influx.url}/api/v2/authorizations", timeout=10,
+                           headers={"Authorization": f"Token {influx.admin_token}"},
+                           json={"orgID": influx.org_id, "description": DESCRIPTION, "permissions": [
+                               {"action": "read", "resource": {"type": "buckets", "orgID": influx.org_id,
+                                                               "id": influx.buckets["acme"]["id"]}}]})
+    answer.raise_for_status()
+    return answer.json()
+
+
+def test_a_token_without_the_derived_buckets_is_rotated_never_widened(influx, env_file):
+    old = _token_on_company_bucket_alone(influx)
+    planned = cli(influx, env_file, "--bucket", "acme", "--dry-run", "--json")
+    assert json.loads(planned.stdout)["action"] == "create"          # the derived buckets do not exist yet
+    result = cli(influx, env_file, "--bucket", "acme", "--json")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["rotated"] is True and out["deleted"] == [old["id"]]
+    [new] = ours(influx)
+    assert new["id"] != old["id"] and perms(new) == on_all(influx, "read")
+    assert cli(influx, env_file, "--bucket", "acme").stdout.strip() == new["token"]   # then reused
+
+
+def test_dry_run_says_rotate_for_an_outdated_token(influx, env_file):
+    _token_on_company_bucket_alone(influx)
+    for name in COVERED[1:]:
+        requests.post(f"{influx.url}/api/v2/buckets", timeout=10,
+                      headers={"Authorization": f"Token {influx.admin_token}"},
+                      json={"orgID": influx.org_id, "name": name, "retentionRules": []}).raise_for_status()
+    planned = json.loads(cli(influx, env_file, "--bucket", "acme", "--dry-run", "--json").stdout)
+    assert planned["action"] == "rotate" and planned["changed"] is True
+    assert len(ours(influx)) == 1
+
+
+def test_levels_off_means_the_company_bucket_alone(influx, env_file):
+    result = cli(influx, env_file, "--bucket", "acme", TSV_DOWNSAMPLE_LEVELS="")
+    assert result.exit_code == 0
+    [auth] = ours(influx)
+    assert perms(auth) == [("read", "buckets", influx.buckets["acme"]["id"])]
+    assert "acme_1h" not in influx.buckets
+
+
+@pytest.mark.parametrize("version", ["1", "3"])
+def test_other_generations_are_refused_clearly(influx, env_file, version):
+    result = cli(influx, env_file, "--bucket", "acme", INFLUXDB_VERSION=version)
+    assert result.exit_code == 2
+    assert f"INFLUXDB_VERSION={version}" in result.stderr and "InfluxDB 2 only" in result.stderr

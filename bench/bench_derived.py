@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Cost of keeping the derived buckets exact, against a real InfluxDB 1.x (Debian's influxd).
+
+    python3 bench/bench_derived.py [--days 7] [--interval 10] [--repeat 3]
+
+Generates one daily file per day of the 4-slave device (tri master + four slaves, 30 values a
+row, one row every --interval seconds), ingests the days before the last one (so the weekly
+window of the last day holds a full week of raw data: the worst case), then, for the last daily
+file, measures (median of --repeat runs):
+  1. its raw ingestion (read, check, line protocol, /write);
+  2. the recompute of its windows on every level (1h, 1d, 1w: one InfluxQL query each, then the
+     write of electrical / electrical_min / electrical_max).
+Figures are recorded in docs/buckets-derives.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(PROJECT), str(PROJECT / "tests" / "integration")]
+
+from servers import Influxd1  # noqa: E402
+
+from powerview import derived, ingest, layout  # noqa: E402
+from powerview.formats import RowRules  # noqa: E402
+from powerview.influx_targets import Influx1Writer, open_query_client  # noqa: E402
+from powerview.settings import load  # noqa: E402
+
+MASTER = "02001171"
+SLAVES = ["04000466", "04000477", "04001293", "04001344"]
+
+
+def daily_file(path: Path, day: datetime, interval: int) -> int:
+    serials = [MASTER] * 7 + [s for s in SLAVES for _ in range(6)]
+    labels = ["Ph 1 V", "Ph 2 V", "Ph 3 V", "Voie1 W", "Voie2 W", "Voie3 W"] + [f"Voie{i} W" for i in range(1, 7)] * 4
+    rows = 86400 // interval
+    with open(path, "w") as fh:
+        fh.write("\t".join(serials) + "\n" + "\t".join(["MV_T302_V002"] + labels) + "\n")
+        t = day
+        for i in range(rows):
+            values = [f"{230 + (i % 7) * 0.1:.2f}"] * 3 + [f"{(i * 37 + k * 11) % 4000:.1f}" for k in range(27)]
+            fh.write(t.strftime("%d/%m/%y %H:%M:%S") + "\t" + "\t".join(values) + "\n")
+            t += timedelta(seconds=interval)
+    return rows * 30
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--interval", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, Influxd1() as server:
+        root = Path(tmp) / "data"
+        folder = root / "bench" / "week" / MASTER
+        folder.mkdir(parents=True)
+        first = datetime(2026, 1, 1, tzinfo=timezone.utc)  # a Thursday: the weekly window starts here
+        settings = load(Path(tmp) / "absent.env", environ={
+            "INFLUXDB_VERSION": "1", "INFLUXDB_HOST": server.url, "POWERVIEW_SPOOL_DIR": str(Path(tmp) / "spool")})
+        options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC"), 5000, dry_run=False)
+        writer = Influx1Writer(settings)
+        client = open_query_client(settings)
+        raw_times, derived_times = [], []
+        nb_points = 0
+        for day in range(args.days):
+            last = day == args.days - 1
+            for attempt in range(args.repeat if last else 1):
+                path = folder / f"T302_{(first + timedelta(days=day)).strftime('%y%m%d')}_000000.tsv"
+                nb_points = daily_file(path, first + timedelta(days=day), args.interval)
+                started = time.perf_counter()
+                entries, _ = ingest.run([layout.locate(root, path)], options, writer)
+                raw = time.perf_counter() - started
+                assert entries[0]["status"] == "success", entries[0]["error"]
+                span = derived.span_of(entries[0])
+                started = time.perf_counter()
+                lines = derived.recompute(span, settings.downsample_levels, client, writer)
+                spent = time.perf_counter() - started
+                if last:
+                    raw_times.append(raw)
+                    derived_times.append(spent)
+        writer.close()
+        client.close()
+    raw, rec = statistics.median(raw_times), statistics.median(derived_times)
+    print(f"daily file of the 4-slave device: {nb_points} points ({86400 // args.interval} rows x 30), "
+          f"{args.days - 1} earlier day(s) in the database")
+    print(f"raw ingestion      : {raw:6.2f} s  ({nb_points / raw:,.0f} points/s)")
+    print(f"derived recompute  : {rec:6.2f} s  (levels 1h,1d,1w; {lines} lines written)  = {rec / raw:.0%} of raw")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,503 @@
+"""Derived buckets `<company>_1h`, `<company>_1d`, `<company>_1w`, kept exact by ingestion.
+
+For one device of one campaign and a time span, every window of every level that the span touches
+is recomputed over ALL the raw data of that device in that campaign (not only one file's), through
+InfluxQL on `/query` (the language InfluxDB 1.x, 2.x and 3.x share). The finest level comes from
+the raw bucket, one request per level and chunk:
+
+    SELECT mean("F") AS "mean_F", min("F") AS "min_F", max("F") AS "max_F", count("F") AS "count_F"
+    FROM "electrical" WHERE "campaign" = '...' AND "device_master_sn" = '...' AND "channel_id" = '...'
+      AND time >= '<first window start>' AND time < '<last window end>'
+    GROUP BY time(1h), * fill(none)          (one such statement per channel, in one request)
+
+Each coarser level is folded EXACTLY from the level below, whose windows tile it (1h -> 1d -> 1w):
+mean = sum(mean x count) / sum(count), min of the minima, max of the maxima, sum of the counts.
+That reads 24 rows a day instead of every raw point of a week (the weekly window of a daily file
+would otherwise re-read seven days of raw data at each upload); a level below without counts
+(written by the deployed Flux tasks, say) is detected and that level is read from the raw data.
+
+Written to `<company>_<level>`: measurement `electrical` = the mean (the deployed schema),
+`electrical_min`, `electrical_max`, and `electrical_count` (raw points in the window: its
+coverage, and the weight of the fold), same tags and field names as the raw series. Each value
+is stamped at its window's END (as Flux aggregateWindow does); windows are aligned on the epoch
+like InfluxQL's and Flux's (days at 00:00 UTC, weeks on Thursday 00:00 UTC). The field list is
+the file's own: a field's windows depend only on that field's points. `GROUP BY *` splits by tag
+set, so a master series (with `device_subtype`) and a slave series never mix; `fill(none)` and
+the counts leave empty windows out.
+
+Durability: before anything is recomputed, each file's span is written as one JSON record under
+`<POWERVIEW_SPOOL_DIR>/outbox/derived/` (temporary file, fsync, rename: a kill -9 leaves the whole
+record or none). A record is deleted once every level is rewritten; any failure leaves it for the
+next run, so a raw ingestion never fails because of this step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from . import lineprotocol, schema
+from .influx import InfluxRejected, InfluxUnavailable
+from .influxql import QueryClient, quote_ident, quote_string
+from .layout import name_problem
+from .outcome import FileOutcome, Status
+from .settings import DOWNSAMPLE_LEVELS, ConfigError, ParserSettings
+
+log = logging.getLogger(__name__)
+
+RAW_MEASUREMENT = schema.MEASUREMENT
+MEASUREMENTS = schema.DERIVED_MEASUREMENTS
+AGGREGATES = tuple(MEASUREMENTS)
+# windows a query covers at most (memory stays flat on years of data)
+CHUNK_WINDOWS = {"1h": 24 * 31, "1d": 366, "1w": 260}
+OUTBOX = Path("outbox") / "derived"
+UPDATED, QUEUED, OFF, FAILED = "updated", "queued", "off", "failed"
+
+
+derived_bucket = schema.derived_bucket
+
+
+def window_bounds(start: int, end: int, seconds: int) -> tuple[int, int]:
+    """(start of the window holding `start`, end of the window holding `end`); epoch-aligned."""
+    return start - start % seconds, end - end % seconds + seconds
+
+
+def iso_z(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> int:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+@dataclass(frozen=True)
+class Span:
+    """Raw points of one device (one campaign, or every campaign when None) between `start` and
+    `end` (epoch seconds, inclusive) in the fields `fields`: the windows they touch are to redo."""
+
+    bucket: str
+    campaign: str | None
+    device_master_sn: str
+    start: int
+    end: int
+    fields: tuple[str, ...]
+    channels: tuple[str, ...] = ()   # channel_id of each field, when known (narrower statements)
+
+    def check(self) -> None:
+        """Raise ValueError when a name breaks the project's rules (they go into queries)."""
+        for kind, name in (("company", self.bucket), ("device", self.device_master_sn)) + \
+                (() if self.campaign is None else (("campaign", self.campaign),)):
+            problem = name_problem(kind, name)
+            if problem:
+                raise ValueError(problem)
+        if not self.fields or self.start > self.end:
+            raise ValueError("a span needs fields and start <= end")
+        if self.channels and len(self.channels) != len(self.fields):
+            raise ValueError("a span names the channel of every field or of none")
+        for field in self.fields + self.channels:
+            quote_ident(field)
+
+
+def _where(span: Span, time_condition: str, channel: str | None) -> str:
+    where = [f"{quote_ident('device_master_sn')} = {quote_string(span.device_master_sn)}"]
+    if span.campaign is not None:
+        where.insert(0, f"{quote_ident('campaign')} = {quote_string(span.campaign)}")
+    if channel is not None:
+        where.append(f"{quote_ident('channel_id')} = {quote_string(channel)}")
+    return " AND ".join([*where, time_condition])
+
+
+def _by_channel(span: Span) -> list[tuple[str | None, list[str]]]:
+    """[(channel or None, its fields)]: one statement per channel when the span knows them (each
+    reads only its own series: several times faster on InfluxDB 1.x, and narrow answers)."""
+    if not span.channels:
+        return [(None, list(span.fields))]
+    grouped: dict[str, list[str]] = {}
+    for channel, field in zip(span.channels, span.fields):
+        grouped.setdefault(channel, []).append(field)
+    return list(grouped.items())
+
+
+def _check_bounds(level: str, first: int, last: int) -> None:
+    seconds = DOWNSAMPLE_LEVELS[level]
+    if first % seconds or last % seconds or first >= last:
+        raise ValueError("window bounds must be aligned and ordered")
+
+
+def recompute_query(span: Span, level: str, first: int, last: int) -> str:
+    """InfluxQL over the RAW bucket: mean, min, max and count of every field in every window of
+    `level` in [first, last), per series (GROUP BY *), empty windows left out."""
+    _check_bounds(level, first, last)
+    time_condition = f"time >= '{iso_z(first)}' AND time < '{iso_z(last)}'"
+    statements = []
+    for channel, fields in _by_channel(span):
+        select = ", ".join(f"{agg}({quote_ident(f)}) AS {quote_ident(agg + '_' + f)}"
+                           for f in fields for agg in AGGREGATES)
+        statements.append(f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
+                          f"WHERE {_where(span, time_condition, channel)} GROUP BY time({level}), * fill(none)")
+    return "; ".join(statements)
+
+
+def fold_query(span: Span, lower: str, level: str, first: int, last: int) -> str:
+    """InfluxQL over `<bucket>_<lower>`: the windows of the level below that make up the windows
+    of `level` in [first, last) (stamped at their ends: first < time <= last). One statement: the
+    rows are few (24 a day at most a series)."""
+    _check_bounds(level, first, last)
+    time_condition = f"time > '{iso_z(first)}' AND time <= '{iso_z(last)}'"
+    sources = ", ".join(quote_ident(m) for m in MEASUREMENTS.values())
+    return (f"SELECT {', '.join(quote_ident(f) for f in span.fields)} FROM {sources} "
+            f"WHERE {_where(span, time_condition, None)} GROUP BY *")
+
+
+def chunks(span: Span, level: str) -> Iterator[tuple[int, int]]:
+    """Aligned [first, last) ranges covering every window the span touches, CHUNK_WINDOWS at most."""
+    seconds = DOWNSAMPLE_LEVELS[level]
+    first, last = window_bounds(span.start, span.end, seconds)
+    step = seconds * CHUNK_WINDOWS[level]
+    while first < last:
+        yield first, min(first + step, last)
+        first += step
+
+
+Aggregate = tuple  # (tags: tuple of items, window end, field, {"mean", "min", "max", "count"})
+
+
+def aggregates_from_raw(series: Iterable[dict], seconds: int) -> Iterator[Aggregate]:
+    """Answer of recompute_query -> one aggregate per (series, window, field) with points."""
+    for one in series:
+        tags = tuple(sorted((k, v) for k, v in (one.get("tags") or {}).items() if v not in ("", None)))
+        by_field: dict[str, dict[str, int]] = {}
+        for index, column in enumerate(one["columns"]):
+            agg, sep, field = column.partition("_")
+            if sep and agg in AGGREGATES:
+                by_field.setdefault(field, {})[agg] = index
+        for row in one.get("values") or []:
+            end = int(row[0]) + seconds
+            for field, where in by_field.items():
+                if row[where["count"]]:   # null or 0: no point of this field in this series' window
+                    yield tags, end, field, {agg: row[where[agg]] for agg in AGGREGATES}
+
+
+class Incomplete(Exception):
+    """The level below lacks counts for some window (written by something else, e.g. the deployed
+    Flux tasks): fold from the raw data instead."""
+
+
+def aggregates_from_lower(series: Iterable[dict], seconds: int) -> list[Aggregate]:
+    """Answer of fold_query -> the windows of the upper level, exactly: mean = sum(mean * count) /
+    sum(count), min of minima, max of maxima, sum of counts. Raises Incomplete."""
+    names = {m: agg for agg, m in MEASUREMENTS.items()}
+    parts: dict[tuple, dict[str, float]] = {}
+    for one in series:
+        agg = names.get(one.get("name"))
+        if agg is None:
+            continue
+        tags = tuple(sorted((k, v) for k, v in (one.get("tags") or {}).items() if v not in ("", None)))
+        columns = one["columns"]
+        for row in one.get("values") or []:
+            for field, value in zip(columns[1:], row[1:]):
+                if value is not None:
+                    parts.setdefault((tags, int(row[0]), field), {})[agg] = value
+    upper: dict[tuple, dict] = {}
+    for (tags, stamp, field), values in parts.items():
+        if len(values) != len(AGGREGATES) or not values["count"]:
+            raise Incomplete(f"window ending {iso_z(stamp)} of {field}: {sorted(values)} only")
+        start = stamp - 1
+        key = (tags, start - start % seconds + seconds, field)
+        acc = upper.get(key)
+        count = int(values["count"])
+        if acc is None:
+            upper[key] = {"weighted": [values["mean"] * count], "min": values["min"], "max": values["max"],
+                          "count": count}
+        else:
+            acc["weighted"].append(values["mean"] * count)
+            acc["min"] = min(acc["min"], values["min"])
+            acc["max"] = max(acc["max"], values["max"])
+            acc["count"] += count
+    return [(tags, end, field, {"mean": math.fsum(acc["weighted"]) / acc["count"], "min": acc["min"],
+                                "max": acc["max"], "count": acc["count"]})
+            for (tags, end, field), acc in upper.items()]
+
+
+def derived_lines(aggregates: Iterable[Aggregate]) -> Iterator[str]:
+    """One line per aggregate and measurement (mean -> electrical, min -> electrical_min, max ->
+    electrical_max, count -> electrical_count), stamped at the window's end."""
+    for tags, end, field, values in aggregates:
+        prefix = lineprotocol.tag_set(dict(tags)) + " " + lineprotocol.escape_key(field) + "="
+        suffix = f" {end}\n"
+        for agg, measurement in MEASUREMENTS.items():
+            value = f"{int(values[agg])}i" if agg == "count" else repr(float(values[agg]))
+            yield measurement + prefix + value + suffix
+
+
+def sorted_levels(levels: Iterable[str]) -> list[str]:
+    return sorted(set(levels), key=DOWNSAMPLE_LEVELS.__getitem__)
+
+
+def source_level(levels: list[str], level: str) -> str | None:
+    """The finest enabled level below `level` whose windows tile it, or None (read the raw data)."""
+    seconds = DOWNSAMPLE_LEVELS[level]
+    below = [lv for lv in levels if DOWNSAMPLE_LEVELS[lv] < seconds and seconds % DOWNSAMPLE_LEVELS[lv] == 0]
+    return below[-1] if below else None
+
+
+def plan(span: Span, levels: Iterable[str]) -> Iterator[tuple[str, str, str, int, int]]:
+    """(level, database read, InfluxQL, first, last) for every chunk, coarser levels after finer."""
+    ordered = sorted_levels(levels)
+    for level in ordered:
+        lower = source_level(ordered, level)
+        for first, last in chunks(span, level):
+            if lower is None:
+                yield level, span.bucket, recompute_query(span, level, first, last), first, last
+            else:
+                yield (level, derived_bucket(span.bucket, lower), fold_query(span, lower, level, first, last),
+                       first, last)
+
+
+def recompute(span: Span, levels: Iterable[str], client: QueryClient, writer, batch_lines: int = 5000,
+              on_chunk: Callable[[], None] = lambda: None) -> int:
+    """Recompute and write every window of `levels` the span touches: the finest level from the
+    raw data, each coarser one folded exactly from the level below (from the raw data when that
+    level lacks counts). Returns the lines written. Raises InfluxUnavailable / InfluxRejected /
+    ConfigError; a retry redoes whole windows."""
+    span.check()
+    written = 0
+    for level, database, query, first, last in plan(span, levels):
+        seconds = DOWNSAMPLE_LEVELS[level]
+        if database == span.bucket:
+            aggregates: Iterable[Aggregate] = aggregates_from_raw(client.series(database, query), seconds)
+        else:
+            try:
+                aggregates = aggregates_from_lower(client.series(database, query), seconds)
+            except Incomplete as exc:
+                log.warning("%s: %s: recomputing %s from the raw data", database, exc, level)
+                aggregates = aggregates_from_raw(
+                    client.series(span.bucket, recompute_query(span, level, first, last)), seconds)
+        written += _write(writer, derived_bucket(span.bucket, level), derived_lines(aggregates), batch_lines)
+        on_chunk()
+    return written
+
+
+def _write(writer, bucket: str, lines: Iterable[str], batch_lines: int) -> int:
+    written = 0
+    buffer: list[str] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= batch_lines:
+            writer.write(bucket, "".join(buffer).encode())
+            written += len(buffer)
+            buffer.clear()
+    if buffer:
+        writer.write(bucket, "".join(buffer).encode())
+        written += len(buffer)
+    return written
+
+
+# ---------------------------------------------------------------- the durable outbox
+
+class Outbox:
+    """Spans waiting to be recomputed, one JSON file each (atomic rename), named by content."""
+
+    def __init__(self, spool_dir: Path):
+        self.dir = Path(spool_dir) / OUTBOX
+
+    def add(self, span: Span) -> Path:
+        """Write the record durably (fsync, rename, fsync of the folder). Raises OSError."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"version": 1, **asdict(span)}, sort_keys=True)
+        path = self.dir / (hashlib.sha256(text.encode()).hexdigest()[:32] + ".json")
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.dir)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return path
+
+    def pending(self) -> list[Path]:
+        try:
+            return sorted((p for p in self.dir.glob("*.json")), key=lambda p: (p.stat().st_mtime, p.name))
+        except OSError:
+            return []
+
+    @staticmethod
+    def load(path: Path) -> Span:
+        data = json.loads(path.read_text())
+        span = Span(bucket=data["bucket"], campaign=data["campaign"], device_master_sn=data["device_master_sn"],
+                    start=int(data["start"]), end=int(data["end"]), fields=tuple(data["fields"]),
+                    channels=tuple(data.get("channels") or ()))
+        span.check()
+        return span
+
+
+def span_of(entry: FileOutcome) -> Span | None:
+    """The span of a successful file (None when it has no point)."""
+    if entry.status != Status.SUCCESS or not entry.time_min or not entry.time_max or not entry.device_master_sn:
+        return None
+    pairs = sorted({(ch["field"], channel_id) for channel_id, ch in (entry.channels or {}).items()
+                    if ch.get("field")})
+    if not pairs:
+        return None
+    return Span(bucket=entry.bucket, campaign=entry.campaign, device_master_sn=entry.device_master_sn,
+                start=parse_iso(entry.time_min), end=parse_iso(entry.time_max),
+                fields=tuple(f for f, _ in pairs), channels=tuple(c for _, c in pairs))
+
+
+MERGE_GAP_S = 7 * 86400
+
+
+def merge(spans: list[tuple[Path, Span]]) -> list[tuple[list[Path], Span]]:
+    """Pending spans of the same device and campaign whose ranges overlap or lie within a week of
+    each other, as one span (union of ranges and fields): a backlog is recomputed in a few
+    queries instead of one series a file. Recomputing a window twice is harmless (exact)."""
+    groups: dict[tuple, list[tuple[Path, Span]]] = {}
+    for path, span in spans:
+        groups.setdefault((span.bucket, span.campaign, span.device_master_sn), []).append((path, span))
+    merged: list[tuple[list[Path], Span]] = []
+    for items in groups.values():
+        items.sort(key=lambda item: item[1].start)
+        paths, current = [items[0][0]], items[0][1]
+        for path, span in items[1:]:
+            if span.start <= current.end + MERGE_GAP_S:
+                pairs = sorted(set(_pairs(current)) | set(_pairs(span)))
+                channels = () if not (current.channels and span.channels) else tuple(c for _, c in pairs)
+                current = Span(current.bucket, current.campaign, current.device_master_sn, current.start,
+                               max(current.end, span.end), tuple(f for f, _ in pairs), channels)
+                paths.append(path)
+            else:
+                merged.append((paths, current))
+                paths, current = [path], span
+        merged.append((paths, current))
+    return merged
+
+
+def _pairs(span: Span) -> list[tuple[str, str]]:
+    return list(zip(span.fields, span.channels or ("",) * len(span.fields)))
+
+
+def process_pending(outbox: Outbox, levels: tuple[str, ...], client: QueryClient, writer,
+                    batch_lines: int = 5000) -> set[Path]:
+    """Recompute every pending record (neighbours merged); returns the ones done (deleted).
+    Stops at the first outage (the rest waits for the next run)."""
+    loaded: list[tuple[Path, Span]] = []
+    for path in outbox.pending():
+        try:
+            loaded.append((path, outbox.load(path)))
+        except FileNotFoundError:
+            continue  # another run did it meanwhile
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            bad = path.with_suffix(".bad")
+            log.error("derived outbox: unreadable record %s (%s): moved to %s", path, exc, bad.name)
+            try:
+                os.replace(path, bad)
+            except OSError:
+                pass
+    done: set[Path] = set()
+    for paths, span in merge(loaded):
+        try:
+            nb = recompute(span, levels, client, writer, batch_lines)
+        except InfluxRejected as exc:
+            log.error("derived buckets of %s/%s/%s: %s (kept in %s)", span.bucket, span.campaign,
+                      span.device_master_sn, exc, outbox.dir)
+            continue
+        except (InfluxUnavailable, ConfigError) as exc:
+            log.warning("derived buckets not updated now (%s): %d record(s) kept in %s for the next run",
+                        exc, len(outbox.pending()), outbox.dir)
+            break
+        for path in paths:
+            path.unlink(missing_ok=True)
+            done.add(path)
+        log.info("derived buckets of %s/%s/%s updated from %s to %s (%s, %d lines)", span.bucket, span.campaign,
+                 span.device_master_sn, iso_z(span.start), iso_z(span.end), ",".join(levels), nb)
+    return done
+
+
+def after_ingest(settings: ParserSettings, writer, entries: list[FileOutcome], client: QueryClient | None = None) -> None:
+    """Record the span of every `success` entry durably, then process every pending record.
+    Sets `entry.derived` to "updated", "queued" (kept for the next run), "failed" (could not
+    even be recorded: run `powerview-downsample`) or "off" (TSV_DOWNSAMPLE_LEVELS empty).
+    Never raises for InfluxDB or the disk: the raw ingestion's outcome is not changed. When the run
+    found InfluxDB unavailable (an entry in `retry`), the spans are recorded and left queued:
+    processing them would only wait out another retry budget."""
+    successes = [e for e in entries if e.status == Status.SUCCESS]
+    outage = any(e.status == Status.RETRY for e in entries)
+    if not settings.downsample_levels:
+        for entry in successes:
+            entry.derived = OFF
+        return
+    outbox = Outbox(settings.spool_dir)
+    records: dict[int, Path] = {}
+    unrecorded: dict[int, Span] = {}
+    for index, entry in enumerate(successes):
+        try:
+            span = span_of(entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("derived buckets: %s: unusable report entry (%s)", entry.file, exc)
+            entry.derived = FAILED
+            continue
+        if span is None:
+            entry.derived = UPDATED  # no point: nothing to recompute
+            continue
+        try:
+            records[index] = outbox.add(span)
+        except (OSError, ValueError) as exc:
+            log.error("derived outbox %s: cannot record the windows of %s (%s): trying now", outbox.dir,
+                      entry.file, exc)
+            unrecorded[index] = span
+    if outage:
+        for index, entry in enumerate(successes):
+            if entry.derived is None:
+                entry.derived = QUEUED if index in records else FAILED
+        log.warning("derived buckets: InfluxDB unavailable during this run: %d record(s) wait in %s",
+                    len(records), outbox.dir)
+        return
+    own_client = client is None
+    try:
+        client = client or _client(settings)
+        done = process_pending(outbox, settings.downsample_levels, client, writer, settings.batch_lines)
+        for index, span in list(unrecorded.items()):
+            try:
+                recompute(span, settings.downsample_levels, client, writer, settings.batch_lines)
+                del unrecorded[index]
+            except (InfluxUnavailable, InfluxRejected, ConfigError) as exc:
+                log.error("derived buckets of %s not updated and not recorded (%s): run powerview-downsample "
+                          "--bucket %s --start %s --end %s", successes[index].file, exc, span.bucket,
+                          iso_z(span.start), iso_z(span.end + 1))
+    except Exception as exc:  # noqa: BLE001 - this step never changes the raw ingestion's outcome
+        log.error("derived buckets: %s: %s (records kept in %s)", type(exc).__name__, exc, outbox.dir)
+        done = set()
+    finally:
+        if own_client and client is not None:
+            client.close()
+    for index, entry in enumerate(successes):
+        if index in records:
+            entry.derived = UPDATED if records[index] in done or not records[index].exists() else QUEUED
+        elif index in unrecorded:
+            entry.derived = FAILED
+        elif entry.derived is None:
+            entry.derived = UPDATED
+
+
+def _client(settings: ParserSettings) -> QueryClient:
+    from .influx_targets import open_query_client
+    return open_query_client(settings.influx)

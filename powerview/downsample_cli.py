@@ -1,0 +1,181 @@
+"""The `powerview-downsample` command (click): backfill or repair the derived buckets
+`<bucket>_1h/_1d/_1w` from the raw data, with the same exact computation as ingestion
+(powerview.derived), chunked so that memory stays flat on years of data.
+
+stdout carries the queries (--dry-run) and nothing else; progress and messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from . import derived
+from .influx import InfluxRejected, InfluxUnavailable
+from .influx_targets import open_query_client, open_writer
+from .influxql import QueryClient, quote_ident
+from .layout import name_problem
+from .exitcodes import ExitCode
+from .settings import DEFAULT_ENV_FILE, DOWNSAMPLE_LEVELS, ConfigError, load_influx_command, parse_levels
+
+log = logging.getLogger("powerview")
+
+EXIT_OK, EXIT_USAGE, EXIT_UNAVAILABLE = ExitCode.OK, ExitCode.USAGE, ExitCode.TEMPFAIL
+
+EXIT_CODES = """\b
+Exit codes:
+  0   done (or, with --dry-run, the queries printed)
+  2   usage or configuration error, or InfluxDB refused a query or a write (the message says which)
+  75  InfluxDB unavailable: run again later (windows are recomputed whole: nothing half-done)
+\b
+Settings (environment, then .env): INFLUXDB_VERSION (1, 2 or 3), INFLUXDB_HOST, and
+INFLUXDB_ORG + INFLUXDB_ADMIN_TOKEN (2), INFLUXDB_ADMIN_TOKEN (3), INFLUXDB_V1_USER +
+INFLUXDB_V1_PASSWORD (1, when auth is enabled).
+\b
+Examples:
+  powerview-downsample --bucket companyX                    every level, 2017-01-01 to now
+  powerview-downsample --all --start 2025-10-01 --levels 1h,1d
+  powerview-downsample --bucket companyX --dry-run          the queries, nothing run
+"""
+
+
+def _moment(value: str | None, option: str, default: datetime) -> int:
+    if value is None:
+        return int(default.timestamp())
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or an ISO time", param_hint=option) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+def raw_buckets(client: QueryClient, meta_bucket: str) -> list[str]:
+    """The company buckets: every database but system ones, the meta bucket and derived ones."""
+    names = []
+    for series in client.series(None, "SHOW DATABASES"):
+        names += [row[0] for row in series.get("values") or []]
+    suffixes = tuple(f"_{level}" for level in DOWNSAMPLE_LEVELS)
+    return sorted(n for n in names if n != meta_bucket and not n.endswith(suffixes)
+                  and name_problem("company", n) is None)
+
+
+def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> list[derived.Span]:
+    """One span per device of the bucket, with the device's fields (`M<device>_...`)."""
+    measurement = quote_ident(derived.RAW_MEASUREMENT)
+    devices = [row[-1] for series in client.series(bucket, f'SHOW TAG VALUES FROM {measurement} WITH KEY = '
+                                                           f'"device_master_sn"') for row in series.get("values") or []]
+    fields = [row[0] for series in client.series(bucket, f"SHOW FIELD KEYS FROM {measurement}")
+              for row in series.get("values") or []]
+    spans, claimed = [], set()
+    for device in sorted(set(devices)):
+        if name_problem("device", device):
+            log.warning("bucket %s: device %r breaks the naming rules: skipped", bucket, device)
+            continue
+        own = tuple(sorted(f for f in fields if f.startswith(f"M{device}_")))
+        claimed.update(own)
+        if own:
+            spans.append(derived.Span(bucket, None, device, start, end - 1, own))
+    unclaimed = sorted(set(fields) - claimed)
+    if unclaimed:
+        log.warning("bucket %s: %d field(s) belong to no device (%s...): skipped", bucket, len(unclaimed),
+                    ", ".join(unclaimed[:3]))
+    return spans
+
+
+def _configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("powerview-downsample: %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("influxdb_client", "urllib3", "reactivex"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(code: int, message: str) -> None:
+    click.echo(f"powerview-downsample: error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+               epilog=EXIT_CODES)
+@click.option("--bucket", "buckets", multiple=True, metavar="NAME",
+              help="A company's raw bucket (repeatable); its derived buckets are <NAME>_1h, _1d, _1w.")
+@click.option("--all", "all_buckets", is_flag=True, help="Every company bucket of the server.")
+@click.option("--start", metavar="DATE", help="First instant (YYYY-MM-DD or ISO time, UTC; default 2017-01-01).")
+@click.option("--end", metavar="DATE", help="Instant where to stop, excluded (default: now).")
+@click.option("--levels", "levels_text", multiple=True, metavar="1h,1d,1w",
+              help="Levels to recompute, comma-separated or repeated (default: TSV_DOWNSAMPLE_LEVELS, "
+                   "else 1h,1d,1w). A coarser level is folded from the finer one when both are given.")
+@click.option("--dry-run", is_flag=True, help="Print the InfluxQL queries (one per level and chunk), run none.")
+@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              envvar="POWERVIEW_ENV_FILE",
+              help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project); the environment wins.")
+def main(buckets, all_buckets, start, end, levels_text, dry_run, env_file):
+    """Recompute the derived buckets <bucket>_1h/_1d/_1w (mean in `electrical`, `electrical_min`,
+    `electrical_max`, `electrical_count`, stamped at each window's end) from the raw data."""
+    if bool(buckets) == all_buckets:
+        _fail(EXIT_USAGE, "give --bucket NAME (repeatable) or --all")
+    for bucket in buckets:
+        problem = name_problem("company", bucket)
+        if problem:
+            _fail(EXIT_USAGE, problem.replace("company name", "bucket name", 1))
+    first = _moment(start, "--start", datetime(2017, 1, 1, tzinfo=timezone.utc))
+    last = _moment(end, "--end", datetime.now(timezone.utc))
+    if first >= last:
+        _fail(EXIT_USAGE, "--start must be before --end")
+    if env_file is not None and not env_file.is_file():
+        _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
+    try:
+        settings = load_influx_command(env_file)
+        levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
+        if not levels:
+            raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
+        _configure_logging(settings.log_level)
+        client = open_query_client(settings.influx)
+        targets = list(buckets) or raw_buckets(client, settings.meta_bucket)
+        spans = [span for bucket in targets for span in spans_of_bucket(client, bucket, first, last)]
+        steps = [(span, step) for span in spans for step in derived.plan(span, levels)]
+        log.info("%d bucket(s), %d device(s), %d quer%s from %s to %s", len(targets), len(spans), len(steps),
+                 "y" if len(steps) == 1 else "ies", derived.iso_z(first), derived.iso_z(last))
+        if dry_run:
+            for span, (level, database, query, _, _) in steps:
+                click.echo(f"-- read {database}, write {derived.derived_bucket(span.bucket, level)}")
+                click.echo(query + ";")
+            sys.exit(EXIT_OK)
+        writer = open_writer(settings.influx, settings.meta_bucket)
+        try:
+            _run(spans, levels, client, writer, settings.batch_lines, len(steps))
+        finally:
+            writer.close()
+            client.close()
+    except ConfigError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    except InfluxUnavailable as exc:
+        _fail(EXIT_UNAVAILABLE, str(exc))
+    except InfluxRejected as exc:
+        _fail(EXIT_USAGE, f"InfluxDB refused: {exc}")
+    sys.exit(EXIT_OK)
+
+
+def _run(spans, levels, client, writer, batch_lines: int, nb_steps: int) -> None:
+    total = 0
+    if sys.stderr.isatty() and nb_steps:
+        with click.progressbar(length=nb_steps, label="windows", file=sys.stderr) as bar:
+            for span in spans:
+                total += derived.recompute(span, levels, client, writer, batch_lines, on_chunk=lambda: bar.update(1))
+    else:
+        for span in spans:
+            total += derived.recompute(span, levels, client, writer, batch_lines)
+            log.info("%s / %s: done", span.bucket, span.device_master_sn)
+    log.info("%d line(s) written to the derived buckets", total)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,152 @@
+"""The three InfluxDB generations behind one small interface: `write(bucket, body)`,
+`ensure_bucket(bucket)`, `close()` (line protocol, precision seconds), chosen by INFLUXDB_VERSION.
+
+* 2 (default): `influx.InfluxWriter` (influxdb-client, /api/v2/write, buckets API), unchanged.
+* 1: `/write?db=<bucket>&precision=s`; a bucket is a database, created with `CREATE DATABASE`
+  (idempotent) when TSV_INFLUX_CREATE_BUCKETS allows and the user may; optional credentials
+  INFLUXDB_V1_USER / INFLUXDB_V1_PASSWORD (HTTP basic auth), for servers with auth-enabled.
+* 3 (Core / Enterprise): the v2-compatible `/api/v2/write?bucket=<database>&precision=s` with
+  `Authorization: Bearer <INFLUXDB_ADMIN_TOKEN>`; databases created through
+  `POST /api/v3/configure/database`. InfluxDB 3 fixes a table's tag columns when the table is
+  created (a later write that brings a new tag key is refused, depending on the version), and
+  `electrical` points carry `device_subtype` on masters only: so before the first write the
+  tables `electrical`, `electrical_min` and `electrical_max` are created with every tag key of
+  the schema (`POST /api/v3/configure/table`); a slave point then simply has no value in that
+  column, exactly what the other generations store. No tag and field share a name (fields are
+  `<channel_id>_<unit>`, all starting with `M`).
+
+`open_query_client(settings)` gives the InfluxQL client (`/query`) for the same server.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+
+from .influx import InfluxWriter, Writer
+from .influxql import QueryClient, quote_ident, request
+from . import schema
+from .schema import DEFAULT_META_BUCKET
+from .settings import ConfigError, InfluxSettings
+
+log = logging.getLogger(__name__)
+
+ELECTRICAL_TAGS = schema.TAG_KEYS
+ELECTRICAL_TABLES = tuple(schema.DERIVED_MEASUREMENTS.values())
+
+
+def _credentials_hint(settings: InfluxSettings) -> str:
+    if settings.version == 1:
+        return "INFLUXDB_V1_USER and INFLUXDB_V1_PASSWORD"
+    if settings.version == 3:
+        return "INFLUXDB_ADMIN_TOKEN (an InfluxDB 3 admin token)"
+    return "INFLUXDB_ADMIN_TOKEN and INFLUXDB_ORG"
+
+
+class _HttpWriter:
+    """Shared plumbing of the 1.x and 3.x writers (requests, the project's retry rules)."""
+
+    def __init__(self, settings: InfluxSettings):
+        settings.require()
+        self._settings = settings
+        self._url = settings.url
+        self._session = requests.Session()
+        self._known_buckets: set[str] = set()
+        self._hint = _credentials_hint(settings)
+
+    def _call(self, method: str, path: str, what: str, **kwargs) -> requests.Response:
+        return request(self._session, method, self._url + path, budget_s=self._settings.retry_max_s,
+                       timeout_s=self._settings.timeout_s, what=what, credentials=self._hint, **kwargs)
+
+    def ensure_bucket(self, bucket: str) -> None:
+        if bucket not in self._known_buckets and self._settings.create_buckets:
+            self._create(bucket)
+        self._known_buckets.add(bucket)
+
+    def _create(self, bucket: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class Influx1Writer(_HttpWriter):
+    """InfluxDB 1.x: /write and CREATE DATABASE."""
+
+    def __init__(self, settings: InfluxSettings):
+        super().__init__(settings)
+        if settings.v1_user:
+            self._session.auth = (settings.v1_user, settings.v1_password or "")
+        self._query = open_query_client(settings)
+
+    def _create(self, bucket: str) -> None:
+        try:
+            self._query.raw(None, f"CREATE DATABASE {quote_ident(bucket)}", write=True)
+        except ConfigError as exc:  # a non-admin user: the database must exist already
+            log.warning("cannot create database %s (%s): writing anyway", bucket, exc)
+
+    def write(self, bucket: str, body: bytes) -> None:
+        self.ensure_bucket(bucket)
+        response = self._call("POST", "/write", f"writing to database {bucket}",
+                              params={"db": bucket, "precision": "s"}, data=body, ok_statuses=(204,),
+                              accept=lambda r: r.status_code == 404)
+        if response.status_code == 404:  # "database not found": a setting to fix, not a fault of the file
+            raise ConfigError(f"InfluxDB database {bucket!r} does not exist and could not be created: create "
+                              "it (CREATE DATABASE) or let INFLUXDB_V1_USER create it")
+
+    def close(self) -> None:
+        self._query.close()
+        super().close()
+
+
+class Influx3Writer(_HttpWriter):
+    """InfluxDB 3 Core / Enterprise: v2-compatible write, databases and tables through /api/v3."""
+
+    def __init__(self, settings: InfluxSettings, meta_bucket: str = DEFAULT_META_BUCKET):
+        super().__init__(settings)
+        self._meta_bucket = meta_bucket
+        self._session.headers["Authorization"] = f"Bearer {settings.token}"
+
+    def _create(self, bucket: str) -> None:
+        self._call("POST", "/api/v3/configure/database", f"creating database {bucket}", json={"db": bucket},
+                   ok_statuses=(200, 201, 204), accept=_already_exists)
+        if bucket == self._meta_bucket:
+            return
+        for table in ELECTRICAL_TABLES:
+            self._call("POST", "/api/v3/configure/table", f"creating table {table} in {bucket}",
+                       json={"db": bucket, "table": table, "tags": list(ELECTRICAL_TAGS), "fields": []},
+                       ok_statuses=(200, 201, 204), accept=_already_exists)
+
+    def write(self, bucket: str, body: bytes) -> None:
+        self.ensure_bucket(bucket)
+        self._call("POST", "/api/v2/write", f"writing to database {bucket}",
+                   params={"bucket": bucket, "precision": "s"}, data=body,
+                   headers={"Content-Type": "text/plain; charset=utf-8"})
+
+
+def _already_exists(response: requests.Response) -> bool:
+    """409 (or a 400 saying so): the database or table exists already, which is what we want."""
+    return response.status_code == 409 or (response.status_code == 400 and "already exists" in response.text)
+
+
+def open_writer(settings: InfluxSettings, meta_bucket: str = DEFAULT_META_BUCKET) -> Writer:
+    """The writer for INFLUXDB_VERSION. Raises ConfigError when a required setting is missing."""
+    if settings.version == 1:
+        return Influx1Writer(settings)
+    if settings.version == 3:
+        return Influx3Writer(settings, meta_bucket)
+    return InfluxWriter(settings)
+
+
+def open_query_client(settings: InfluxSettings) -> QueryClient:
+    """The InfluxQL client (`/query`) of the targeted server."""
+    settings.require()
+    if settings.version == 1:
+        auth: tuple = ("v1", settings.v1_user, settings.v1_password)
+    elif settings.version == 3:
+        auth = ("bearer", settings.token)
+    else:
+        auth = ("token", settings.token)
+    return QueryClient(settings.url, auth, timeout_s=settings.timeout_s,
+                       budget_s=settings.retry_max_s, credentials=_credentials_hint(settings))
