@@ -30,8 +30,11 @@ system-deps:  ## Debian packages the test suite needs (real InfluxDB 1.x, Victor
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  python3-venv make influxdb victoria-metrics shellcheck docker-compose
 
+# the suite runs on every core (pytest-xdist); each worker starts its own servers on free ports
+PYTEST_WORKERS ?= auto
+
 test: venv  ## the test suite (tests needing a missing server are skipped)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS)
 
 check: system-deps  ## everything, as CI runs it: servers required, no skip allowed
 	POWERVIEW_REQUIRE_SERVERS=1 $(MAKE) test
