@@ -36,15 +36,18 @@ PYTEST_WORKERS ?= auto
 test: venv  ## the test suite (tests needing a missing server are skipped)
 	$(PY) -m pytest -n $(PYTEST_WORKERS)
 
-check: system-deps  ## everything, as CI runs it: servers required, no skip allowed
+check: system-deps lint  ## everything, as CI runs it: lint, type check, servers required, no skip allowed
 	POWERVIEW_REQUIRE_SERVERS=1 $(MAKE) test
 
 bench: venv  ## throughput and peak memory of the parser (figures in docs/utilisation-parseur.md)
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_derived.py  # derived buckets vs raw ingestion (docs/buckets-derives.md)
 
-lint: venv
-	shellcheck on-upload.sh
+lint: venv  ## shellcheck, ruff (lint and format) and mypy, all clean
+	shellcheck on-upload.sh setup.sh .ci/run
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -20,18 +20,18 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests" / "integration")]
 
-from servers import Influxd1  # noqa: E402
-
 from powerview import derived, ingest, layout  # noqa: E402
 from powerview.formats import RowRules  # noqa: E402
 from powerview.influx_targets import Influx1Writer, open_query_client  # noqa: E402
 from powerview.settings import load  # noqa: E402
+
+from servers import Influxd1  # noqa: E402
 
 MASTER = "02001171"
 SLAVES = ["04000466", "04000477", "04001293", "04001344"]
@@ -62,9 +62,15 @@ def main() -> None:
         root = Path(tmp) / "data"
         folder = root / "bench" / "week" / MASTER
         folder.mkdir(parents=True)
-        first = datetime(2026, 1, 1, tzinfo=timezone.utc)  # a Thursday: the weekly window starts here
-        settings = load(Path(tmp) / "absent.env", environ={
-            "INFLUXDB_VERSION": "1", "INFLUXDB_HOST": server.url, "POWERVIEW_SPOOL_DIR": str(Path(tmp) / "spool")})
+        first = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday: the weekly window starts here
+        settings = load(
+            Path(tmp) / "absent.env",
+            environ={
+                "INFLUXDB_VERSION": "1",
+                "INFLUXDB_HOST": server.url,
+                "POWERVIEW_SPOOL_DIR": str(Path(tmp) / "spool"),
+            },
+        )
         options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC"), 5000, dry_run=False)
         writer = Influx1Writer(settings)
         client = open_query_client(settings)
@@ -72,7 +78,7 @@ def main() -> None:
         nb_points = 0
         for day in range(args.days):
             last = day == args.days - 1
-            for attempt in range(args.repeat if last else 1):
+            for _attempt in range(args.repeat if last else 1):
                 path = folder / f"T302_{(first + timedelta(days=day)).strftime('%y%m%d')}_000000.tsv"
                 nb_points = daily_file(path, first + timedelta(days=day), args.interval)
                 started = time.perf_counter()
@@ -89,8 +95,10 @@ def main() -> None:
         writer.close()
         client.close()
     raw, rec = statistics.median(raw_times), statistics.median(derived_times)
-    print(f"daily file of the 4-slave device: {nb_points} points ({86400 // args.interval} rows x 30), "
-          f"{args.days - 1} earlier day(s) in the database")
+    print(
+        f"daily file of the 4-slave device: {nb_points} points ({86400 // args.interval} rows x 30), "
+        f"{args.days - 1} earlier day(s) in the database"
+    )
     print(f"raw ingestion      : {raw:6.2f} s  ({nb_points / raw:,.0f} points/s)")
     print(f"derived recompute  : {rec:6.2f} s  (levels 1h,1d,1w; {lines} lines written)  = {rec / raw:.0%} of raw")
 

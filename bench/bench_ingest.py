@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from operator import add
 from pathlib import Path
 
@@ -90,8 +90,9 @@ print(n, dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def run_parse_only(path: Path) -> tuple[int, float, int]:
-    out = subprocess.run([sys.executable, "-c", PARSE_ONLY, str(path)],
-                         capture_output=True, text=True, check=True, cwd=PROJECT).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PARSE_ONLY, str(path)], capture_output=True, text=True, check=True, cwd=PROJECT
+    ).stdout.split()
     return int(out[0]), float(out[1]), int(out[2])
 
 
@@ -132,7 +133,7 @@ class ClientWriter:
 
 def minimal_serializer(path: Path, prefixes: list[str], writer, batch_lines: int = 5000) -> int:
     """The least a correct serializer of this file does: no checks, no statistics, no report."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     hours: dict[str, int] = {}
     buffer: list[str] = []
@@ -145,8 +146,9 @@ def minimal_serializer(path: Path, prefixes: list[str], writer, batch_lines: int
             stamp = cells[0]
             base = hours.get(stamp[:11])
             if base is None:
-                base = hours[stamp[:11]] = int(datetime.strptime(stamp[:11], "%d/%m/%y %H").replace(
-                    tzinfo=timezone.utc).timestamp())
+                base = hours[stamp[:11]] = int(
+                    datetime.strptime(stamp[:11], "%d/%m/%y %H").replace(tzinfo=UTC).timestamp()
+                )
             suffix = f" {base + int(stamp[12:14]) * 60 + int(stamp[15:17])}\n"
             buffer.append(suffix.join(map(add, prefixes, cells[1:])) + suffix)
             nb += len(cells) - 1
@@ -173,8 +175,12 @@ def compare_in_process(work: Path, source: Path, writer, repeat: int) -> tuple[f
     with open(source, encoding="utf-8", newline="\n") as fh:
         header = open_device_file(fh, rules).header
     campaign = source.parent.parent.name
-    prefixes = [lineprotocol.line_prefix(schema.MEASUREMENT, schema.channel_tags(campaign, header.master_sn, header.master_type, ch),
-                                         ch.field) for ch in header.channels]
+    prefixes = [
+        lineprotocol.line_prefix(
+            schema.MEASUREMENT, schema.channel_tags(campaign, header.master_sn, header.master_type, ch), ch.field
+        )
+        for ch in header.channels
+    ]
     best_minimal = best_parser = math.inf
     points = 0
     try:
@@ -201,23 +207,43 @@ def compare_in_process(work: Path, source: Path, writer, repeat: int) -> tuple[f
 
 
 def report_ratio(what: str, minimal_s: float, parser_s: float, points: int, repeat: int) -> None:
-    print(f"{what}: minimal serializer {points / minimal_s:>10,.0f} points/s ({minimal_s:.2f} s), parser "
-          f"(ingest.run) {points / parser_s:>10,.0f} points/s ({parser_s:.2f} s): ratio {parser_s / minimal_s:.2f}x"
-          f"  [best of {repeat}]")
+    print(
+        f"{what}: minimal serializer {points / minimal_s:>10,.0f} points/s ({minimal_s:.2f} s), parser "
+        f"(ingest.run) {points / parser_s:>10,.0f} points/s ({parser_s:.2f} s): ratio {parser_s / minimal_s:.2f}x"
+        f"  [best of {repeat}]"
+    )
 
 
 def run_end_to_end(data: Path, path: Path) -> tuple[float, int]:
     sink, url = start_sink()
     try:
-        env = {"PATH": os.environ["PATH"], "INFLUXDB_HOST": url, "INFLUXDB_ORG": "bench",
-               "INFLUXDB_ADMIN_TOKEN": "bench", "TSV_INFLUX_CREATE_BUCKETS": "false",
-               "TSV_REPORT_DIR": str(data.parent / "reports"), "TSV_LOG_LEVEL": "WARNING"}
+        env = {
+            "PATH": os.environ["PATH"],
+            "INFLUXDB_HOST": url,
+            "INFLUXDB_ORG": "bench",
+            "INFLUXDB_ADMIN_TOKEN": "bench",
+            "TSV_INFLUX_CREATE_BUCKETS": "false",
+            "TSV_REPORT_DIR": str(data.parent / "reports"),
+            "TSV_LOG_LEVEL": "WARNING",
+        }
         env_file = data.parent / "empty.env"
         env_file.write_text("")
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, str(PROJECT / "tsv_parser.py"), "--dataFolder", str(data),
-                        "--tsvFile", str(path), "--env-file", str(env_file)], env=env, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(PROJECT / "tsv_parser.py"),
+                "--dataFolder",
+                str(data),
+                "--tsvFile",
+                str(path),
+                "--env-file",
+                str(env_file),
+            ],
+            env=env,
+            check=True,
+        )
         dt = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         return dt, max(peak, before)
@@ -253,15 +279,18 @@ def main() -> None:
             sink.wait()
         assert timing[2] == nb_values, (timing[2], nb_values)
         report_ratio("to the HTTP sink", *timing, args.repeat)
-        report_ratio("bytes dropped   ", *compare_in_process(work / "compare-null", path, NullWriter(), args.repeat),
-                     args.repeat)
+        report_ratio(
+            "bytes dropped   ", *compare_in_process(work / "compare-null", path, NullWriter(), args.repeat), args.repeat
+        )
         points, dt, rss = run_parse_only(path)
         assert points == nb_values, (points, nb_values)
         print(f"parse only : {points / dt:>10,.0f} points/s  ({dt:.2f} s)  peak RSS {rss / 1024:.0f} MB")
         dt, rss = run_end_to_end(work / "data", path)
         assert (device / "parsed" / path.name).exists(), "the file was not ingested"
-        print(f"end to end : {nb_values / dt:>10,.0f} points/s  ({dt:.2f} s, process start included)"
-              f"  peak RSS {rss / 1024:.0f} MB")
+        print(
+            f"end to end : {nb_values / dt:>10,.0f} points/s  ({dt:.2f} s, process start included)"
+            f"  peak RSS {rss / 1024:.0f} MB"
+        )
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s) on the machine, one used by the parser")
     finally:
         shutil.rmtree(work)

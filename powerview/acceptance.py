@@ -48,7 +48,7 @@ TEST_COMPANY = re.compile(r"pvaccept_[0-9a-f]{8}\Z")
 CAMPAIGN = "campaign_acceptance"
 HTTP_TIMEOUT_S = 15.0
 POLL_S = 0.2
-HOOK_TIMEOUT_S = 30.0           # SFTPGo kills the hook after 30 s
+HOOK_TIMEOUT_S = 30.0  # SFTPGo kills the hook after 30 s
 # results of a job in uploads.log that end the wait (anything but the event lines)
 EVENT_RESULTS = ("queued", "ignored")
 
@@ -77,23 +77,32 @@ class Aborted(Exception):
 class Sample:
     """One generated device file and what the plan expects of it."""
 
-    check: str          # A3 ... A7
+    check: str  # A3 ... A7
     what: str
     device: str
     name: str
     content: str
-    expect: str         # "parsed" | "rejected"
-    points: int = 0     # points the parser must write (parsed files)
-    counter: str | None = None   # report counter that must be > 0
+    expect: str  # "parsed" | "rejected"
+    points: int = 0  # points the parser must write (parsed files)
+    counter: str | None = None  # report counter that must be > 0
 
 
 LABELS = ["Ph 1 V", "Ph 2 V", "Ph 3 V", "Voie1 W", "Voie2 W", "Voie3 W"]
 
 
 def _rows(day: datetime, n: int) -> list[list[str]]:
-    return [[(day + timedelta(minutes=10 * i)).strftime("%d/%m/%y %H:%M:%S"),
-             f"{230 + i * 0.1:.2f}", f"{231 + i * 0.1:.2f}", f"{232 + i * 0.1:.2f}", f"{100 + i}", "0.0", "0.0"]
-            for i in range(n)]
+    return [
+        [
+            (day + timedelta(minutes=10 * i)).strftime("%d/%m/%y %H:%M:%S"),
+            f"{230 + i * 0.1:.2f}",
+            f"{231 + i * 0.1:.2f}",
+            f"{232 + i * 0.1:.2f}",
+            f"{100 + i}",
+            "0.0",
+            "0.0",
+        ]
+        for i in range(n)
+    ]
 
 
 def _v002(sn: str, rows: list[list[str]]) -> str:
@@ -102,11 +111,28 @@ def _v002(sn: str, rows: list[list[str]]) -> str:
 
 
 def _v003(sn: str, rows: list[list[str]]) -> str:
-    header = {"DataTimeSettings": "UTC", "TimeZoneName": "Europe/Paris", "MasterType": "Tri", "FileVersion": 3,
-              "MasterSN": sn}
+    header = {
+        "DataTimeSettings": "UTC",
+        "TimeZoneName": "Europe/Paris",
+        "MasterType": "Tri",
+        "FileVersion": 3,
+        "MasterSN": sn,
+    }
     body = ["\t".join([sn] * (len(LABELS) + 1)), "\t".join(["MV_T302_V003", *LABELS])]
-    return "\n".join(["START_HEADER", json.dumps(header), "END_HEADER", "START_DATA", *body,
-                      *["\t".join(r) for r in rows], "END_DATA"]) + "\n"
+    return (
+        "\n".join(
+            [
+                "START_HEADER",
+                json.dumps(header),
+                "END_HEADER",
+                "START_DATA",
+                *body,
+                *["\t".join(r) for r in rows],
+                "END_DATA",
+            ]
+        )
+        + "\n"
+    )
 
 
 def samples(now: datetime | None = None) -> list[Sample]:
@@ -121,16 +147,52 @@ def samples(now: datetime | None = None) -> list[Sample]:
     bad_value = [r[:] for r in rows]
     bad_value[3][4] = "not-a-number"
     return [
-        Sample("A3", "V002 file", "09900001", f"T302_{stamp}_000001.tsv", _v002("09900001", rows), "parsed",
-               points=6 * width),
-        Sample("A4", "V003 file", "09900002", f"T302_{stamp}_000002.tsv", _v003("09900002", rows), "parsed",
-               points=6 * width),
-        Sample("A5", "invalid timestamp", "09900003", f"T302_{stamp}_000003.tsv", _v002("09900003", bad_time),
-               "parsed", points=5 * width, counter="nb_invalid_timestamps"),
-        Sample("A6", "invalid value", "09900004", f"T302_{stamp}_000004.tsv", _v002("09900004", bad_value),
-               "parsed", points=6 * width - 1, counter="nb_invalid_values"),
-        Sample("A7", "unsupported file", "09900005", f"T302_{stamp}_000005.tsv",
-               "this is not a T302 file\nno header\tat all\n", "rejected"),
+        Sample(
+            "A3",
+            "V002 file",
+            "09900001",
+            f"T302_{stamp}_000001.tsv",
+            _v002("09900001", rows),
+            "parsed",
+            points=6 * width,
+        ),
+        Sample(
+            "A4",
+            "V003 file",
+            "09900002",
+            f"T302_{stamp}_000002.tsv",
+            _v003("09900002", rows),
+            "parsed",
+            points=6 * width,
+        ),
+        Sample(
+            "A5",
+            "invalid timestamp",
+            "09900003",
+            f"T302_{stamp}_000003.tsv",
+            _v002("09900003", bad_time),
+            "parsed",
+            points=5 * width,
+            counter="nb_invalid_timestamps",
+        ),
+        Sample(
+            "A6",
+            "invalid value",
+            "09900004",
+            f"T302_{stamp}_000004.tsv",
+            _v002("09900004", bad_value),
+            "parsed",
+            points=6 * width - 1,
+            counter="nb_invalid_values",
+        ),
+        Sample(
+            "A7",
+            "unsupported file",
+            "09900005",
+            f"T302_{stamp}_000005.tsv",
+            "this is not a T302 file\nno header\tat all\n",
+            "rejected",
+        ),
     ]
 
 
@@ -174,6 +236,7 @@ class LogTail:
 
 # -- the run ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Run:
     settings: AcceptanceSettings
@@ -200,8 +263,8 @@ class Run:
         elif g.api_token:
             self.grafana.headers["Authorization"] = f"Bearer {g.api_token}"
         self.log = LogTail(self.settings.log_dir / uploadlog.LOG_NAME)
-        self.outcomes: dict[str, dict[str, str]] = {}     # sample check id -> its job's uploads.log line
-        self.entries: dict[str, dict] = {}                # sample check id -> its report entry
+        self.outcomes: dict[str, dict[str, str]] = {}  # sample check id -> its job's uploads.log line
+        self.entries: dict[str, dict] = {}  # sample check id -> its report entry
         self.started = time.time()
 
     # ---- reporting ----------------------------------------------------------------------
@@ -225,8 +288,14 @@ class Run:
             url = str(exc.request.url) if exc.request is not None else "the server"
             self.record(FAIL, id_, what, f"cannot connect to {url} (connection refused or timed out)")
             return False
-        except (requests.RequestException, OSError, ValueError, influx.InfluxUnavailable, influx.InfluxRejected,
-                ConfigError) as exc:
+        except (
+            requests.RequestException,
+            OSError,
+            ValueError,
+            influx.InfluxUnavailable,
+            influx.InfluxRejected,
+            ConfigError,
+        ) as exc:
             self.record(FAIL, id_, what, f"{type(exc).__name__}: {exc}")
             return False
         except Exception as exc:  # noqa: BLE001 - one check's surprise (an API error, a bug) is its own FAIL
@@ -265,8 +334,10 @@ class Run:
         def data_ok() -> str:
             assert s.data_dir.is_dir(), f"{s.data_dir} is not a folder (POWERVIEW_DATA_DIR)"
             owner = s.data_dir.stat().st_uid
-            assert os.geteuid() != 0 or owner == 0, (f"run as the owner of {s.data_dir} (uid {owner}), as SFTPGo does "
-                                                     "(sudo -u sftpgo ...): as root the worker would leave root-owned files")
+            assert os.geteuid() != 0 or owner == 0, (
+                f"run as the owner of {s.data_dir} (uid {owner}), as SFTPGo does "
+                "(sudo -u sftpgo ...): as root the worker would leave root-owned files"
+            )
             assert os.access(s.data_dir, os.W_OK | os.X_OK), f"{s.data_dir} is not writable by this user: run as sftpgo"
             assert not self.company_dir.exists(), f"{self.company_dir} exists already: not touching it"
             return f"{s.data_dir} writable"
@@ -276,22 +347,30 @@ class Run:
             health = self.grafana.get(f"{url}/api/health", timeout=HTTP_TIMEOUT_S)
             assert health.status_code == 200, f"GET {url}/api/health answered HTTP {health.status_code}"
             org = self.grafana.get(f"{url}/api/org", timeout=HTTP_TIMEOUT_S)
-            assert org.status_code == 200, (f"GET {url}/api/org answered HTTP {org.status_code}: check "
-                                            "GRAFANA_USERNAME/GRAFANA_PASSWORD or GRAFANA_API_TOKEN")
+            assert org.status_code == 200, (
+                f"GET {url}/api/org answered HTTP {org.status_code}: check "
+                "GRAFANA_USERNAME/GRAFANA_PASSWORD or GRAFANA_API_TOKEN"
+            )
             try:
                 version = health.json().get("version", "?")
             except ValueError:
-                raise AssertionError(f"GET {url}/api/health answered HTTP 200 but not Grafana's JSON "
-                                     "(a proxy page?): check GRAFANA_URL") from None
+                raise AssertionError(
+                    f"GET {url}/api/health answered HTTP 200 but not Grafana's JSON (a proxy page?): check GRAFANA_URL"
+                ) from None
             return f"{url} version {version}, credentials accepted"
 
         def influx_ok() -> str:
             s.influx.require()
             influx.check_server(s.influx.url or "", HTTP_TIMEOUT_S, 10.0)
-            answer = requests.get(f"{s.influx.url}/api/v2/buckets", params={"org": s.influx.org, "limit": 1},
-                                  headers={"Authorization": f"Token {s.influx.token}"}, timeout=HTTP_TIMEOUT_S)
-            assert answer.status_code == 200, (f"GET /api/v2/buckets answered HTTP {answer.status_code}: check "
-                                               "INFLUXDB_ORG and INFLUXDB_ADMIN_TOKEN")
+            answer = requests.get(
+                f"{s.influx.url}/api/v2/buckets",
+                params={"org": s.influx.org, "limit": 1},
+                headers={"Authorization": f"Token {s.influx.token}"},
+                timeout=HTTP_TIMEOUT_S,
+            )
+            assert answer.status_code == 200, (
+                f"GET /api/v2/buckets answered HTTP {answer.status_code}: check INFLUXDB_ORG and INFLUXDB_ADMIN_TOKEN"
+            )
             return f"{s.influx.url}, organization {s.influx.org}, admin token accepted"
 
         def config_api_ok() -> str:
@@ -302,43 +381,64 @@ class Run:
             self.config_api_ok = True
             return f"{s.config_api_url} {answer.json().get('status', '?')}"
 
-        essential = [self.check("A0", "hook on-upload.sh", hook_ok),
-                     self.check("A0", "data folder", data_ok),
-                     self.check("A0", "Grafana answers", grafana_ok),
-                     self.check("A0", "InfluxDB answers", influx_ok)]
+        essential = [
+            self.check("A0", "hook on-upload.sh", hook_ok),
+            self.check("A0", "data folder", data_ok),
+            self.check("A0", "Grafana answers", grafana_ok),
+            self.check("A0", "InfluxDB answers", influx_ok),
+        ]
         self.check("A0", "config API answers", config_api_ok)
         if not all(essential):
             raise Aborted("the deployment is not reachable (see A0)")
 
     def a1(self) -> None:
-        self.record(SKIP, "A1", "SFTP user jailed to its home, no provisioning",
-                    "needs SFTPGo and an SFTP client: manual procedure in docs/acceptance.md")
+        self.record(
+            SKIP,
+            "A1",
+            "SFTP user jailed to its home, no provisioning",
+            "needs SFTPGo and an SFTP client: manual procedure in docs/acceptance.md",
+        )
 
     # ---- SFTPGo's part ------------------------------------------------------------------
     def sftpgo(self, **variables: str) -> None:
         """Call on-upload.sh exactly as SFTPGo does: an emptied environment, SFTPGO_ACTION* only."""
-        given = {"SFTPGO_ACTION_USERNAME": self.company, "SFTPGO_ACTION_PROTOCOL": "SFTP",
-                 "SFTPGO_ACTION_IP": "127.0.0.1", "SFTPGO_ACTION_TIMESTAMP": str(time.time_ns()), **variables}
+        given = {
+            "SFTPGO_ACTION_USERNAME": self.company,
+            "SFTPGO_ACTION_PROTOCOL": "SFTP",
+            "SFTPGO_ACTION_IP": "127.0.0.1",
+            "SFTPGO_ACTION_TIMESTAMP": str(time.time_ns()),
+            **variables,
+        }
         path = given.get("SFTPGO_ACTION_PATH", "")
         if path:
             given["SFTPGO_ACTION_VIRTUAL_PATH"] = "/" + Path(path).relative_to(self.company_dir).as_posix()
-        result = subprocess.run(["env", "-i", *(f"{k}={v}" for k, v in given.items()),
-                                 str(self.project / "on-upload.sh")],
-                                capture_output=True, timeout=HOOK_TIMEOUT_S, cwd="/", check=False)
-        assert result.returncode == 0, (f"on-upload.sh exited {result.returncode}: "
-                                        f"{result.stderr.decode('utf-8', 'replace')[-300:]}")
+        result = subprocess.run(
+            ["env", "-i", *(f"{k}={v}" for k, v in given.items()), str(self.project / "on-upload.sh")],
+            capture_output=True,
+            timeout=HOOK_TIMEOUT_S,
+            cwd="/",
+            check=False,
+        )
+        assert result.returncode == 0, (
+            f"on-upload.sh exited {result.returncode}: {result.stderr.decode('utf-8', 'replace')[-300:]}"
+        )
 
     def wait_job(self, action: str, path: str, what: str) -> dict[str, str]:
         """The first uploads.log line of a job about `path` after this run started (bounded wait)."""
         deadline = time.monotonic() + self.timeout_s
         while True:
             for line in self.log.lines():
-                if line.get("action") == action and line.get("path") == path \
-                        and line.get("result") not in EVENT_RESULTS:
+                if (
+                    line.get("action") == action
+                    and line.get("path") == path
+                    and line.get("result") not in EVENT_RESULTS
+                ):
                     return line
             if time.monotonic() > deadline:
-                raise AssertionError(f"no outcome for {what} in uploads.log after {self.timeout_s:g} s: is the "
-                                     "worker running? see worker.log and `python -m powerview.worker list`")
+                raise AssertionError(
+                    f"no outcome for {what} in uploads.log after {self.timeout_s:g} s: is the "
+                    "worker running? see worker.log and `python -m powerview.worker list`"
+                )
             time.sleep(POLL_S)
 
     # A2: mkdir of a campaign provisions the company
@@ -346,13 +446,14 @@ class Run:
         target = f"{self.company}/{CAMPAIGN}"
 
         def provisioned() -> str:
-            self.company_dir.mkdir(mode=0o750)     # SFTPGo creates the user's home: no hook call
+            self.company_dir.mkdir(mode=0o750)  # SFTPGo creates the user's home: no hook call
             self.created_dir = True
             self.campaign_dir.mkdir(mode=0o750)
             self.sftpgo(SFTPGO_ACTION="mkdir", SFTPGO_ACTION_PATH=str(self.campaign_dir), SFTPGO_ACTION_STATUS="1")
             line = self.wait_job("provision", target, f"the provisioning of {target}")
-            assert line.get("result") == "provisioned", \
+            assert line.get("result") == "provisioned", (
                 f"provisioning job {line.get('job')}: result={line.get('result')} {line.get('detail', '')}"
+            )
             return f"job {line.get('job')} ansible-playbook succeeded in {line.get('duration', '?')}"
 
         if not self.check("A2", f"mkdir {target} runs the provisioning", provisioned):
@@ -380,8 +481,10 @@ class Run:
 
         def datasource() -> str:
             answer = self.grafana.get(f"{url}/api/datasources/name/{n['datasource_name']}", timeout=HTTP_TIMEOUT_S)
-            assert answer.status_code == 200, (f"GET /api/datasources/name/{n['datasource_name']} answered HTTP "
-                                               f"{answer.status_code} {_message(answer)}")
+            assert answer.status_code == 200, (
+                f"GET /api/datasources/name/{n['datasource_name']} answered HTTP "
+                f"{answer.status_code} {_message(answer)}"
+            )
             ds = answer.json()
             bucket = (ds.get("jsonData") or {}).get("defaultBucket")
             assert bucket in (None, self.company), f"defaultBucket is {bucket!r}, not {self.company!r}"
@@ -390,8 +493,9 @@ class Run:
 
         def dashboard() -> str:
             answer = self.grafana.get(f"{url}/api/dashboards/uid/{n['dashboard_uid']}", timeout=HTTP_TIMEOUT_S)
-            assert answer.status_code == 200, \
+            assert answer.status_code == 200, (
                 f"GET /api/dashboards/uid/{n['dashboard_uid']} answered HTTP {answer.status_code}"
+            )
             meta = answer.json().get("meta", {})
             assert meta.get("folderUid") == n["folder_uid"], f"in folder {meta.get('folderUid')!r}"
             return f"{answer.json()['dashboard'].get('title')!r} in folder {n['folder_uid']}"
@@ -403,8 +507,9 @@ class Run:
                 assert bucket is not None, f"bucket {self.company} does not exist"
                 described = [t for t in manager.list(self.company) if t.description == n["token_description"]]
             assert described, f"no authorization described {n['token_description']}"
-            assert any(f"read:buckets/{bucket.id}" in t.permissions for t in described), \
+            assert any(f"read:buckets/{bucket.id}" in t.permissions for t in described), (
                 f"{n['token_description']} does not read bucket {self.company}"
+            )
             return f"bucket {bucket.id}, {len(described)} token(s) {n['token_description']}"
 
         def marker() -> str:
@@ -430,8 +535,12 @@ class Run:
                 self.sftpgo(SFTPGO_ACTION="mkdir", SFTPGO_ACTION_PATH=str(device), SFTPGO_ACTION_STATUS="1")
                 path = device / sample.name
                 path.write_text(sample.content, encoding="utf-8")
-                self.sftpgo(SFTPGO_ACTION="upload", SFTPGO_ACTION_PATH=str(path), SFTPGO_ACTION_STATUS="1",
-                            SFTPGO_ACTION_FILE_SIZE=str(path.stat().st_size))
+                self.sftpgo(
+                    SFTPGO_ACTION="upload",
+                    SFTPGO_ACTION_PATH=str(path),
+                    SFTPGO_ACTION_STATUS="1",
+                    SFTPGO_ACTION_FILE_SIZE=str(path.stat().st_size),
+                )
             return f"{len(self.samples)} files written, on-upload.sh called for each (mkdir, upload)"
 
         if not self.check("A3", "uploads of the test files through on-upload.sh", upload_all):
@@ -439,7 +548,9 @@ class Run:
         for sample in self.samples:
             path = self.campaign_dir / sample.device / sample.name
             try:
-                self.outcomes[sample.check] = self.wait_job("ingest", str(path), f"the upload {path.name} ({sample.check})")
+                self.outcomes[sample.check] = self.wait_job(
+                    "ingest", str(path), f"the upload {path.name} ({sample.check})"
+                )
             except AssertionError as exc:
                 self.outcomes[sample.check] = {"result": "none", "detail": str(exc)}
         self.entries = self.report_entries()
@@ -463,18 +574,26 @@ class Run:
 
     def flux(self, bucket: str, predicate: str) -> list[dict]:
         """Records of `bucket` (all time) matching the Flux `predicate`, as dicts."""
-        query = f'from(bucket: {json.dumps(bucket)}) |> range(start: 1970-01-01T00:00:00Z) |> filter(fn: (r) => {predicate})'
+        query = f"from(bucket: {json.dumps(bucket)}) |> range(start: 1970-01-01T00:00:00Z) |> filter(fn: (r) => {predicate})"
         with influx.connect(self.settings.influx) as client:
             tables = client.query_api().query(query, org=self.settings.influx.org)
         return [record.values for table in tables for record in table.records]
 
     def device_points(self, sample: Sample) -> int:
         sn = sample.device
-        records = self.flux(self.company, f'r._measurement == "{MEASUREMENT}" and r.campaign == "{CAMPAIGN}" '
-                                          f'and r.device_master_sn == "{sn}"')
-        return len({(r.get("_time"), r.get("_field"), r.get("channel_id")) for r in records
-                    if r.get("_measurement") == MEASUREMENT and r.get("campaign") == CAMPAIGN
-                    and r.get("device_master_sn") == sn})
+        records = self.flux(
+            self.company,
+            f'r._measurement == "{MEASUREMENT}" and r.campaign == "{CAMPAIGN}" and r.device_master_sn == "{sn}"',
+        )
+        return len(
+            {
+                (r.get("_time"), r.get("_field"), r.get("channel_id"))
+                for r in records
+                if r.get("_measurement") == MEASUREMENT
+                and r.get("campaign") == CAMPAIGN
+                and r.get("device_master_sn") == sn
+            }
+        )
 
     def a3_to_a7(self) -> None:
         meta: list[dict] | None = None
@@ -484,8 +603,9 @@ class Run:
             folder = "parsed" if sample.expect == "parsed" else "error"
 
             def outcome(sample=sample, path=path, line=line, entry=entry, folder=folder) -> str:
-                assert line.get("result") == sample.expect, \
+                assert line.get("result") == sample.expect, (
                     f"{path.name}: result={line.get('result')} {line.get('detail', '')}, expected {sample.expect}"
+                )
                 assert (path.parent / folder / path.name).is_file(), f"{path.name} is not in {folder}/"
                 assert entry is not None, f"no entry for {path} in the reports of {self.settings.report_dir}"
                 status = "success" if sample.expect == "parsed" else "error"
@@ -493,23 +613,29 @@ class Run:
                 if sample.expect == "rejected":
                     assert entry.get("error"), "the report gives no cause"
                     return f"in error/, report: {entry['error'][:120]}"
-                assert entry.get("nb_points") == sample.points, \
+                assert entry.get("nb_points") == sample.points, (
                     f"report nb_points {entry.get('nb_points')}, expected {sample.points}"
+                )
                 if sample.counter:
-                    assert (entry.get(sample.counter) or 0) > 0, f"report {sample.counter} = {entry.get(sample.counter)}"
+                    assert (entry.get(sample.counter) or 0) > 0, (
+                        f"report {sample.counter} = {entry.get(sample.counter)}"
+                    )
                     return f"in parsed/, {sample.counter} = {entry[sample.counter]}, {entry['nb_points']} points"
                 if sample.check == "A4":
                     assert entry.get("file_header_meta"), "report has no file_header_meta"
                     return f"in parsed/, {entry['nb_points']} points, file_header_meta kept"
                 return f"in parsed/, report {entry['nb_points']} points"
 
-            self.check(sample.check, f"{sample.what} {'ingested' if folder == 'parsed' else 'moved to error/'}",
-                       outcome)
+            self.check(
+                sample.check, f"{sample.what} {'ingested' if folder == 'parsed' else 'moved to error/'}", outcome
+            )
 
             def points(sample=sample) -> str:
                 got = self.device_points(sample)
-                assert got == sample.points, (f"bucket {self.company} holds {got} {MEASUREMENT} points of device "
-                                              f"{sample.device}, expected {sample.points}")
+                assert got == sample.points, (
+                    f"bucket {self.company} holds {got} {MEASUREMENT} points of device "
+                    f"{sample.device}, expected {sample.points}"
+                )
                 return f"{got} points in bucket {self.company} (campaign, device_master_sn tags)"
 
             self.check(sample.check, f"{sample.what}: points in InfluxDB", points)
@@ -517,14 +643,23 @@ class Run:
             def summary(sample=sample, path=path) -> str:
                 nonlocal meta
                 if meta is None:
-                    meta = self.flux(self.settings.meta_bucket,
-                                     f'r._measurement == "{FILE_MEASUREMENT}" and r.bucket == "{self.company}"')
+                    meta = self.flux(
+                        self.settings.meta_bucket,
+                        f'r._measurement == "{FILE_MEASUREMENT}" and r.bucket == "{self.company}"',
+                    )
                 status = "success" if sample.expect == "parsed" else "error"
-                mine = [r for r in meta if r.get("_measurement") == FILE_MEASUREMENT and r.get("bucket") == self.company
-                        and r.get("file_name") == path.name]
+                mine = [
+                    r
+                    for r in meta
+                    if r.get("_measurement") == FILE_MEASUREMENT
+                    and r.get("bucket") == self.company
+                    and r.get("file_name") == path.name
+                ]
                 mine = [r for r in mine if r.get("status") == status]
-                assert mine, (f"no {FILE_MEASUREMENT} point with status {status} for {path.name} in meta bucket "
-                              f"{self.settings.meta_bucket}")
+                assert mine, (
+                    f"no {FILE_MEASUREMENT} point with status {status} for {path.name} in meta bucket "
+                    f"{self.settings.meta_bucket}"
+                )
                 return f"{FILE_MEASUREMENT} status={status} in {self.settings.meta_bucket}"
 
             if sample.check in ("A3", "A4", "A7"):
@@ -538,12 +673,17 @@ class Run:
         if not self.config_api_ok:
             raise Skip("the config API did not answer (see A0)")
         entry = self.entries.get(sample.check) or {}
-        answer = requests.get(f"{self.settings.config_api_url}/buckets/{self.company}/channels",
-                              params={"campaign": CAMPAIGN}, timeout=HTTP_TIMEOUT_S)
+        answer = requests.get(
+            f"{self.settings.config_api_url}/buckets/{self.company}/channels",
+            params={"campaign": CAMPAIGN},
+            timeout=HTTP_TIMEOUT_S,
+        )
         assert answer.status_code == 200, f"GET /buckets/{self.company}/channels answered HTTP {answer.status_code}"
         have = {c.get("fieldId") for c in answer.json() if c.get("deviceMasterSn") == sample.device}
-        assert len(have) >= len(LABELS), (f"{len(have)} channel(s) of device {sample.device} in the catalogue, "
-                                          f"expected {len(LABELS)} (report: catalogue={entry.get('catalogue')})")
+        assert len(have) >= len(LABELS), (
+            f"{len(have)} channel(s) of device {sample.device} in the catalogue, "
+            f"expected {len(LABELS)} (report: catalogue={entry.get('catalogue')})"
+        )
         return f"{len(have)} channels of {sample.device}, report catalogue={entry.get('catalogue')}"
 
     # A8: a member of the team sees the dashboard
@@ -555,7 +695,9 @@ class Run:
             if self.team_id is None:
                 raise Skip(f"team {n['team']} not found (see A2)")
             answer = self.grafana.get(f"{url}/api/teams/{self.team_id}/members", timeout=HTTP_TIMEOUT_S)
-            assert answer.status_code == 200, f"GET /api/teams/{self.team_id}/members answered HTTP {answer.status_code}"
+            assert answer.status_code == 200, (
+                f"GET /api/teams/{self.team_id}/members answered HTTP {answer.status_code}"
+            )
             logins = [m.get("login") for m in answer.json()]
             assert login in logins, f"{login} is not a member of team {n['team']} (members: {logins})"
             return f"{login} in team {n['team']}"
@@ -563,23 +705,30 @@ class Run:
         def permission() -> str:
             if self.team_id is None:
                 raise Skip(f"team {n['team']} not found (see A2)")
-            answer = self.grafana.get(f"{url}/api/dashboards/uid/{n['dashboard_uid']}/permissions",
-                                      timeout=HTTP_TIMEOUT_S)
+            answer = self.grafana.get(
+                f"{url}/api/dashboards/uid/{n['dashboard_uid']}/permissions", timeout=HTTP_TIMEOUT_S
+            )
             assert answer.status_code == 200, f"GET dashboard permissions answered HTTP {answer.status_code}"
             items = [i for i in answer.json() if i.get("teamId") == self.team_id and (i.get("permission") or 0) >= 1]
             assert items, f"team {n['team']} has no permission on dashboard {n['dashboard_uid']}"
-            return ", ".join(sorted({f"{i.get('permissionName', i.get('permission'))}"
-                                     f"{' (folder)' if i.get('inherited') else ''}" for i in items}))
+            return ", ".join(
+                sorted(
+                    {
+                        f"{i.get('permissionName', i.get('permission'))}{' (folder)' if i.get('inherited') else ''}"
+                        for i in items
+                    }
+                )
+            )
 
         def opens() -> str:
             secret = self.settings.grafana.secrets_dir / f"grafana_{login}.password"
             try:
                 password = secret.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise Skip(f"cannot read {secret} ({exc.strerror}): open the dashboard by hand as {login}") \
-                    from None
-            answer = requests.get(f"{url}/api/dashboards/uid/{n['dashboard_uid']}", auth=(login, password),
-                                  timeout=HTTP_TIMEOUT_S)
+                raise Skip(f"cannot read {secret} ({exc.strerror}): open the dashboard by hand as {login}") from None
+            answer = requests.get(
+                f"{url}/api/dashboards/uid/{n['dashboard_uid']}", auth=(login, password), timeout=HTTP_TIMEOUT_S
+            )
             assert answer.status_code == 200, f"as {login}: GET dashboard answered HTTP {answer.status_code}"
             panels = answer.json().get("dashboard", {}).get("panels") or []
             return f"as {login}: HTTP 200, {len(panels)} panel(s)"
@@ -597,15 +746,23 @@ class Run:
             missing = []
             for sample in self.samples:
                 path = str(self.campaign_dir / sample.device / sample.name)
-                if not any(x.get("action") == "upload" and x.get("path") == path and x.get("result") == "queued"
-                           for x in lines):
+                if not any(
+                    x.get("action") == "upload" and x.get("path") == path and x.get("result") == "queued" for x in lines
+                ):
                     missing.append(f"upload of {sample.device}/{sample.name}")
-                if not any(x.get("action") == "ingest" and x.get("path") == path and x.get("result") == sample.expect
-                           and x.get("detail") for x in lines):
+                if not any(
+                    x.get("action") == "ingest"
+                    and x.get("path") == path
+                    and x.get("result") == sample.expect
+                    and x.get("detail")
+                    for x in lines
+                ):
                     missing.append(f"result={sample.expect} of {sample.device}/{sample.name}")
             assert not missing, "missing in uploads.log: " + "; ".join(missing)
-            return (f"mkdir, {len(self.samples)} uploads and their outcomes, the rejection with its cause, "
-                    f"in {self.log.path}")
+            return (
+                f"mkdir, {len(self.samples)} uploads and their outcomes, the rejection with its cause, "
+                f"in {self.log.path}"
+            )
 
         self.check("A9", "uploads.log shows the events", story)
 
@@ -613,7 +770,7 @@ class Run:
     def cleanup(self) -> None:
         if not self.created_dir:
             return
-        assert TEST_COMPANY.match(self.company)    # never anything but our own test company
+        assert TEST_COMPANY.match(self.company)  # never anything but our own test company
         playbook = self.project / "grafana-automation" / "playbooks" / "delete_grafana_resources.yml"
 
         def grafana() -> str:
@@ -623,18 +780,30 @@ class Run:
             bin_dir = Path(sys.executable).parent
             env["PATH"] = f"{bin_dir}:{env.get('PATH') or '/usr/local/bin:/usr/bin:/bin'}"
             env.update(ANSIBLE_NOCOLOR="1", LANG=env.get("LANG", "C.UTF-8"))
-            command = str(bin_dir / "ansible-playbook") if (bin_dir / "ansible-playbook").exists() \
+            command = (
+                str(bin_dir / "ansible-playbook")
+                if (bin_dir / "ansible-playbook").exists()
                 else (shutil.which("ansible-playbook") or "ansible-playbook")
+            )
             with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="pvaccept-") as extra:
                 json.dump({"company_name": self.company, "user_name": self.names["user_login"]}, extra)
                 extra.flush()
-                result = subprocess.run([command, str(playbook), "-e", f"@{extra.name}"], cwd=playbook.parent.parent,
-                                        env=env, capture_output=True, timeout=max(self.timeout_s, 60), check=False)
+                result = subprocess.run(
+                    [command, str(playbook), "-e", f"@{extra.name}"],
+                    cwd=playbook.parent.parent,
+                    env=env,
+                    capture_output=True,
+                    timeout=max(self.timeout_s, 60),
+                    check=False,
+                )
             output = result.stdout.decode("utf-8", "replace")
-            assert result.returncode == 0, (f"{playbook.name} exited {result.returncode}: "
-                                            + " ".join(re.findall(r'"msg": "([^"]*)"', output))[-300:])
-            gone = self.grafana.get(f"{self.settings.grafana.url}/api/dashboards/uid/"
-                                    f"{self.names['dashboard_uid']}", timeout=HTTP_TIMEOUT_S)
+            assert result.returncode == 0, (
+                f"{playbook.name} exited {result.returncode}: "
+                + " ".join(re.findall(r'"msg": "([^"]*)"', output))[-300:]
+            )
+            gone = self.grafana.get(
+                f"{self.settings.grafana.url}/api/dashboards/uid/{self.names['dashboard_uid']}", timeout=HTTP_TIMEOUT_S
+            )
             assert gone.status_code == 404, f"dashboard still there (HTTP {gone.status_code})"
             return f"{playbook.name}: team, folder, data source, dashboard, user {self.names['user_login']} deleted"
 
@@ -648,27 +817,35 @@ class Run:
                     if bucket is not None and bucket.name == name:
                         client.buckets_api().delete_bucket(bucket.id)
                         deleted.append(name)
-            return (f"bucket(s) {', '.join(deleted) or 'none'} and {len(tokens)} token(s) deleted; the run summaries "
-                    f"stay in {self.settings.meta_bucket}")
+            return (
+                f"bucket(s) {', '.join(deleted) or 'none'} and {len(tokens)} token(s) deleted; the run summaries "
+                f"stay in {self.settings.meta_bucket}"
+            )
 
         def config_api() -> str:
             url = self.settings.config_api_url
             if not url:
                 raise Skip("CONFIG_API_URL is not set")
-            headers = {"Authorization": f"Bearer {self.settings.config_api_token}"} \
-                if self.settings.config_api_token else {}
+            headers = (
+                {"Authorization": f"Bearer {self.settings.config_api_token}"} if self.settings.config_api_token else {}
+            )
             client = requests.get(f"{url}/clients/{self.company}", timeout=HTTP_TIMEOUT_S)
             if client.status_code == 200:
                 answer = requests.delete(f"{url}/clients/{self.company}", headers=headers, timeout=HTTP_TIMEOUT_S)
-                assert answer.status_code in (204, 404), f"DELETE /clients/{self.company} answered HTTP {answer.status_code}"
-            return (f"client {self.company} {'deleted' if client.status_code == 200 else 'not registered'}; its "
-                    "channels stay in the catalogue (the API has no delete)")
+                assert answer.status_code in (204, 404), (
+                    f"DELETE /clients/{self.company} answered HTTP {answer.status_code}"
+                )
+            return (
+                f"client {self.company} {'deleted' if client.status_code == 200 else 'not registered'}; its "
+                "channels stay in the catalogue (the API has no delete)"
+            )
 
         def queue() -> str:
             # a job still queued (the worker was down, or slower than --timeout) would provision the
             # test company again after its deletion: purge them, through the worker's own commands
-            worker = [sys.executable, "-m", "powerview.worker"] + (["--env-file", str(self.env_file)]
-                                                                  if self.env_file is not None else [])
+            worker = [sys.executable, "-m", "powerview.worker"] + (
+                ["--env-file", str(self.env_file)] if self.env_file is not None else []
+            )
             jobs, unread = [], 0
             for listing in (["list", "--json"], ["list", "--failed", "--json"], ["list"]):
                 result = subprocess.run(worker + listing, capture_output=True, text=True, timeout=60, check=False)
@@ -679,15 +856,21 @@ class Run:
                     found = re.search(r"(\d+) event\(s\) recorded by on-upload.sh", result.stderr)
                     unread = int(found.group(1)) if found else 0
             prefix = str(self.company_dir) + os.sep
-            ids = [job["id"] for job in jobs
-                   if job.get("company") == self.company or str(job.get("path") or "").startswith(prefix)]
+            ids = [
+                job["id"]
+                for job in jobs
+                if job.get("company") == self.company or str(job.get("path") or "").startswith(prefix)
+            ]
             if ids:
-                result = subprocess.run(worker + ["purge", *ids], capture_output=True, text=True, timeout=60,
-                                        check=False)
+                result = subprocess.run(
+                    worker + ["purge", *ids], capture_output=True, text=True, timeout=60, check=False
+                )
                 assert result.returncode == 0, f"worker purge: {result.stderr.strip()[-300:]}"
-            assert not unread, (f"{len(ids)} job(s) purged, but {unread} event(s) recorded by on-upload.sh were never "
-                                f"read: the worker is not running; once it runs, check that it did not provision "
-                                f"{self.company} again (docs/acceptance.md, removal by hand)")
+            assert not unread, (
+                f"{len(ids)} job(s) purged, but {unread} event(s) recorded by on-upload.sh were never "
+                f"read: the worker is not running; once it runs, check that it did not provision "
+                f"{self.company} again (docs/acceptance.md, removal by hand)"
+            )
             return f"{len(ids)} queued job(s) of {self.company} purged" if ids else f"no job of {self.company} queued"
 
         def data() -> str:
@@ -710,8 +893,14 @@ def _message(answer: requests.Response) -> str:
         return ""
 
 
-def run_checks(settings: AcceptanceSettings, project: Path, env_file: Path | None, timeout_s: float,
-               keep: bool = False, emit: Callable[[Check], None] | None = None) -> list[Check]:
+def run_checks(
+    settings: AcceptanceSettings,
+    project: Path,
+    env_file: Path | None,
+    timeout_s: float,
+    keep: bool = False,
+    emit: Callable[[Check], None] | None = None,
+) -> list[Check]:
     """Run the whole plan against the deployment; returns the checks (each also given to `emit`)."""
     run = Run(settings, project, env_file, timeout_s, emit or (lambda check: None))
     run.run(keep=keep)
@@ -723,12 +912,27 @@ def exit_code(checks: list[Check]) -> int:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=PROJECT_DIR, show_default=True,
-              help="The deployed project folder: on-upload.sh, grafana-automation/, .env.")
-@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Settings file (default: <project>/.env).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=300.0, show_default=True,
-              help="Longest wait, in seconds, for each job of the worker (provisioning, each upload).")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=PROJECT_DIR,
+    show_default=True,
+    help="The deployed project folder: on-upload.sh, grafana-automation/, .env.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Settings file (default: <project>/.env).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Longest wait, in seconds, for each job of the worker (provisioning, each upload).",
+)
 @click.option("--keep", is_flag=True, help="Leave the test company in place (to inspect it); remove it by hand.")
 def main(project: Path, env_file: Path | None, timeout_s: float, keep: bool) -> None:
     """Acceptance check of a live PowerView deployment (plan A1-A9, docs/acceptance.md).
@@ -747,11 +951,11 @@ def main(project: Path, env_file: Path | None, timeout_s: float, keep: bool) -> 
 
     def emit(check: Check) -> None:
         click.echo(check.line())
-        sys.stdout.flush()      # each line as it happens, also through a pipe (tee)
+        sys.stdout.flush()  # each line as it happens, also through a pipe (tee)
 
     try:
         checks = run_checks(settings, project, env_file if env_file.is_file() else None, timeout_s, keep, emit)
-    except KeyboardInterrupt:   # the cleanup ran (Run.run's finally); its lines are printed
+    except KeyboardInterrupt:  # the cleanup ran (Run.run's finally); its lines are printed
         click.echo("FAIL A0 run — interrupted", err=True)
         sys.exit(1)
     counts = {r: sum(1 for c in checks if c.result == r) for r in (PASS, FAIL, SKIP)}

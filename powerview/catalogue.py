@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import quote
 
 import requests
@@ -27,9 +27,9 @@ from .settings import ConfigError, read_environment
 log = logging.getLogger(__name__)
 
 PUBLISHED, QUEUED, OFF, FAILED = "published", "queued", "off", "failed"
-MAX_CHANNELS = 2000        # the API's limit per request
-MAX_TEXT = 256             # the API's limit per string
-REFUSED_STATUSES = (400, 413, 422)   # the API will never accept this body: set it aside
+MAX_CHANNELS = 2000  # the API's limit per request
+MAX_TEXT = 256  # the API's limit per string
+REFUSED_STATUSES = (400, 413, 422)  # the API will never accept this body: set it aside
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -39,16 +39,16 @@ class CatalogueUnavailable(Exception):
 
 @dataclass(frozen=True)
 class CatalogueSettings:
-    url: str | None          # CONFIG_API_URL; None: nothing is published
-    token: str | None        # CONFIG_API_TOKEN
-    timeout_s: float         # CONFIG_API_TIMEOUT (default 10)
-    outbox_dir: Path         # <POWERVIEW_SPOOL_DIR>/outbox/catalogue
+    url: str | None  # CONFIG_API_URL; None: nothing is published
+    token: str | None  # CONFIG_API_TOKEN
+    timeout_s: float  # CONFIG_API_TIMEOUT (default 10)
+    outbox_dir: Path  # <POWERVIEW_SPOOL_DIR>/outbox/catalogue
 
     def __repr__(self) -> str:  # never show the token
         return f"CatalogueSettings(url={self.url!r}, outbox_dir={str(self.outbox_dir)!r}, ...)"
 
     @classmethod
-    def load(cls, env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> "CatalogueSettings":
+    def load(cls, env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> CatalogueSettings:
         env = read_environment(env_file, environ)
         url = env.get("CONFIG_API_URL", "").strip().rstrip("/") or None
         if url and not url.startswith(("http://", "https://")):
@@ -61,8 +61,12 @@ class CatalogueSettings:
         if not timeout > 0:
             raise ConfigError(f"CONFIG_API_TIMEOUT must be > 0, got {raw_timeout!r}")
         spool = env.get("POWERVIEW_SPOOL_DIR", "").strip() or "/srv/sftpgo/spool"
-        return cls(url=url, token=env.get("CONFIG_API_TOKEN", "").strip() or None, timeout_s=timeout,
-                   outbox_dir=Path(spool) / "outbox" / "catalogue")
+        return cls(
+            url=url,
+            token=env.get("CONFIG_API_TOKEN", "").strip() or None,
+            timeout_s=timeout,
+            outbox_dir=Path(spool) / "outbox" / "catalogue",
+        )
 
 
 def _text(value) -> str | None:
@@ -80,9 +84,16 @@ def bodies_for(campaign: str, device_master_sn: str | None, channels: Mapping[st
         unit = ch.get("unit") or ""
         if not channel_id or not unit:
             continue
-        items.append({"fieldId": f"{channel_id}_{unit}", "channelId": channel_id, "channelUnit": unit,
-                      "channelLabel": _text(ch.get("label")), "deviceMasterSn": _text(device_master_sn)})
-    return [{"campaign": campaign, "channels": items[i:i + MAX_CHANNELS]} for i in range(0, len(items), MAX_CHANNELS)]
+        items.append(
+            {
+                "fieldId": f"{channel_id}_{unit}",
+                "channelId": channel_id,
+                "channelUnit": unit,
+                "channelLabel": _text(ch.get("label")),
+                "deviceMasterSn": _text(device_master_sn),
+            }
+        )
+    return [{"campaign": campaign, "channels": items[i : i + MAX_CHANNELS]} for i in range(0, len(items), MAX_CHANNELS)]
 
 
 class ConfigAPIClient:
@@ -111,10 +122,15 @@ class ConfigAPIClient:
             counts = answer.json()
         except ValueError:
             counts = None
-        if not (isinstance(counts, dict) and isinstance(counts.get("inserted"), int)
-                and isinstance(counts.get("updated"), int)):
-            raise CatalogueUnavailable(f"POST {url}: HTTP {answer.status_code} but not the config API's answer "
-                                       f"({answer.headers.get('Content-Type', '?')}: {answer.text[:100]!r})")
+        if not (
+            isinstance(counts, dict)
+            and isinstance(counts.get("inserted"), int)
+            and isinstance(counts.get("updated"), int)
+        ):
+            raise CatalogueUnavailable(
+                f"POST {url}: HTTP {answer.status_code} but not the config API's answer "
+                f"({answer.headers.get('Content-Type', '?')}: {answer.text[:100]!r})"
+            )
         return counts
 
     def send(self, message: dict) -> None:
@@ -124,8 +140,12 @@ class ConfigAPIClient:
         self.post_channels(message["bucket"], message["body"])
 
 
-def publish_entries(entries: list[FileOutcome], env_file: Path | str | None = None, dry_run: bool = False,
-                    environ: Mapping[str, str] | None = None) -> None:
+def publish_entries(
+    entries: list[FileOutcome],
+    env_file: Path | str | None = None,
+    dry_run: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> None:
     """Publish the channels of every `success` entry; set `entry.catalogue` on each entry.
     Never raises: the ingestion's outcome does not depend on the config API."""
     try:
@@ -159,8 +179,12 @@ def _publish(entries: list[FileOutcome], settings: CatalogueSettings) -> None:
                 continue
             files: list[Path] | None = []
             for body in bodies:
-                message = {"bucket": entry.bucket, "body": body, "file": entry.file,
-                           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                message = {
+                    "bucket": entry.bucket,
+                    "body": body,
+                    "file": entry.file,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
                 try:
                     files.append(outbox.put(message))  # type: ignore[union-attr]
                 except OSError as exc:
@@ -182,8 +206,12 @@ def _publish(entries: list[FileOutcome], settings: CatalogueSettings) -> None:
                 entry.catalogue = PUBLISHED
         left = outbox.waiting()
         if failure is not None:
-            log.warning("channel catalogue: config API unavailable, %d publication(s) kept in %s for a later "
-                        "run: %s", len(left), outbox.folder, failure)
+            log.warning(
+                "channel catalogue: config API unavailable, %d publication(s) kept in %s for a later run: %s",
+                len(left),
+                outbox.folder,
+                failure,
+            )
 
 
 def _send_now(client: ConfigAPIClient, bucket: str, bodies: list[dict]) -> str:

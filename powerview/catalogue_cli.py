@@ -11,23 +11,33 @@ import click
 
 from . import catalogue
 from .catalogue_rebuild import InfluxQL, InfluxQueryError, bodies_of, campaigns_of, skip_reason
-from .outbox import Outbox, Refused
 from .exitcodes import ExitCode, worst
+from .outbox import Outbox, Refused
 from .settings import ConfigError, load_influx_command
 
 log = logging.getLogger("powerview")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-               epilog="Exit codes: 0 done, 2 usage or configuration (a publication refused, a token refused), "
-                      "75 InfluxDB or the config API unavailable (run again later).")
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Exit codes: 0 done, 2 usage or configuration (a publication refused, a token refused), "
+    "75 InfluxDB or the config API unavailable (run again later).",
+)
 @click.option("--bucket", "buckets", multiple=True, help="A company bucket to rebuild (repeatable).")
-@click.option("--all", "all_buckets", is_flag=True,
-              help="Every company bucket (not _* system buckets, the meta bucket, *_1h/_1d/_1w).")
+@click.option(
+    "--all",
+    "all_buckets",
+    is_flag=True,
+    help="Every company bucket (not _* system buckets, the meta bucket, *_1h/_1d/_1w).",
+)
 @click.option("--dry-run", is_flag=True, help="Read InfluxDB and print what would be published; publish nothing.")
 @click.option("--deliver-outbox", is_flag=True, help="Only deliver what the parser kept in its outbox.")
-@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Settings file (default: .env of the project); the environment wins over it.")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Settings file (default: .env of the project); the environment wins over it.",
+)
 def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
     """Publish every channel InfluxDB holds to {CONFIG_API_URL}/buckets/<bucket>/channels
     (InfluxQL SHOW SERIES on /query; works with InfluxDB 1.x and 2.x)."""
@@ -96,8 +106,10 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
                 auth = " HTTP 401" in str(exc) or " HTTP 403" in str(exc)
                 failures.append(ExitCode.USAGE if isinstance(exc, Refused) or auth else ExitCode.TEMPFAIL)
                 continue
-            click.echo(f"{bucket}/{name}: {nb} channel(s), inserted {sum(c['inserted'] for c in counts)}, "
-                       f"updated {sum(c['updated'] for c in counts)}")
+            click.echo(
+                f"{bucket}/{name}: {nb} channel(s), inserted {sum(c['inserted'] for c in counts)}, "
+                f"updated {sum(c['updated'] for c in counts)}"
+            )
     sys.exit(worst(failures))
 
 

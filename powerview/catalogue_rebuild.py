@@ -8,8 +8,8 @@ Series are read with InfluxQL `SHOW SERIES FROM electrical` on `/query` (db = bu
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import requests
 
@@ -60,7 +60,7 @@ def split_series_key(key: str) -> tuple[str, dict[str, str]]:
 @dataclass
 class Campaign:
     name: str
-    channels: dict[str, dict] = field(default_factory=dict)   # channel_id -> {"unit", "label"}
+    channels: dict[str, dict] = field(default_factory=dict)  # channel_id -> {"unit", "label"}
     masters: set[str] = field(default_factory=set)
 
 
@@ -84,8 +84,10 @@ class InfluxQL:
         except ValueError:
             raise InfluxQueryError(f"{self.url}/query: HTTP {answer.status_code}: {answer.text[:200]}") from None
         if answer.status_code != 200 or not isinstance(payload, dict) or "error" in payload:
-            raise InfluxQueryError(f"{self.url}/query: HTTP {answer.status_code}: "
-                                   f"{payload.get('error') if isinstance(payload, dict) else payload}")
+            raise InfluxQueryError(
+                f"{self.url}/query: HTTP {answer.status_code}: "
+                f"{payload.get('error') if isinstance(payload, dict) else payload}"
+            )
         series = []
         for result in payload.get("results", []):
             if "error" in result:
@@ -96,8 +98,11 @@ class InfluxQL:
     def series_keys(self, db: str) -> Iterator[str]:
         offset = 0
         while True:
-            rows = [row[0] for s in self.query(db, f"SHOW SERIES FROM {MEASUREMENT} LIMIT {PAGE} OFFSET {offset}")
-                    for row in s.get("values", [])]
+            rows = [
+                row[0]
+                for s in self.query(db, f"SHOW SERIES FROM {MEASUREMENT} LIMIT {PAGE} OFFSET {offset}")
+                for row in s.get("values", [])
+            ]
             yield from rows
             if len(rows) < PAGE:
                 return
@@ -112,7 +117,7 @@ class InfluxQL:
                 answer = self.session.get(f"{self.url}/api/v2/buckets", params=params, timeout=self.timeout_s)
             except requests.RequestException as exc:
                 raise InfluxQueryError(f"{self.url}/api/v2/buckets: {exc}") from None
-            if answer.status_code == 404:   # InfluxDB 1.x
+            if answer.status_code == 404:  # InfluxDB 1.x
                 return sorted(row[0] for s in self.query(None, "SHOW DATABASES") for row in s.get("values", []))
             if answer.status_code != 200:
                 raise InfluxQueryError(f"{self.url}/api/v2/buckets: HTTP {answer.status_code}: {answer.text[:200]}")

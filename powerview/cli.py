@@ -18,8 +18,11 @@ from .settings import DEFAULT_ENV_FILE, ConfigError, load_parser
 
 log = logging.getLogger("powerview")
 
-EXIT_CODES = "\b\nExit codes (the most urgent wins when several apply):\n" + "\n".join(
-    f"  {int(code):<3} {code.meaning}" for code in PRECEDENCE) + "\n"
+EXIT_CODES = (
+    "\b\nExit codes (the most urgent wins when several apply):\n"
+    + "\n".join(f"  {int(code):<3} {code.meaning}" for code in PRECEDENCE)
+    + "\n"
+)
 
 PROGRESS_MIN_FILES = 10
 
@@ -55,27 +58,51 @@ def fail(message: str) -> NoReturn:
     sys.exit(ExitCode.USAGE)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-               epilog=EXIT_CODES)
-@click.option("--dataFolder", "--data-folder", "data_folder", type=click.Path(path_type=Path),
-              help="Root of the SFTP data: <dataFolder>/<company>/<campaign>/<device>/<file>.tsv "
-                   "(env TSV_DATA_FOLDER).")
-@click.option("--tsvFile", "--tsv-file", "tsv_files", multiple=True, type=click.Path(path_type=Path),
-              help="Only this file (repeatable); it must lie at <company>/<campaign>/<device>/ depth "
-                   "under the data folder. Default: every *.tsv found there.")
-@click.option("--dry-run", is_flag=True,
-              help="Read and check everything; write nothing to InfluxDB, move nothing, write no report "
-                   "file; print the report as JSON on stdout. Needs no InfluxDB settings.")
-@click.option("--report-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Where the JSON run report goes (env TSV_REPORT_DIR; default <dataFolder>/../logs/reports).")
-@click.option("--report-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Also write the JSON run report at exactly this path (replaced if it exists); "
-                   "the worker reads each file's outcome there.")
-@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to tsv_parser.py); "
-                   "the environment wins over it.")
-@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              help="Log verbosity on stderr (env TSV_LOG_LEVEL, default INFO).")
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
+@click.option(
+    "--dataFolder",
+    "--data-folder",
+    "data_folder",
+    type=click.Path(path_type=Path),
+    help="Root of the SFTP data: <dataFolder>/<company>/<campaign>/<device>/<file>.tsv (env TSV_DATA_FOLDER).",
+)
+@click.option(
+    "--tsvFile",
+    "--tsv-file",
+    "tsv_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Only this file (repeatable); it must lie at <company>/<campaign>/<device>/ depth "
+    "under the data folder. Default: every *.tsv found there.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Read and check everything; write nothing to InfluxDB, move nothing, write no report "
+    "file; print the report as JSON on stdout. Needs no InfluxDB settings.",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where the JSON run report goes (env TSV_REPORT_DIR; default <dataFolder>/../logs/reports).",
+)
+@click.option(
+    "--report-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the JSON run report at exactly this path (replaced if it exists); "
+    "the worker reads each file's outcome there.",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to tsv_parser.py); the environment wins over it.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Log verbosity on stderr (env TSV_LOG_LEVEL, default INFO).",
+)
 @click.version_option(__version__, prog_name="tsv_parser.py")
 def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log_level):
     """Ingest T302 logger files (MV_T302_V002, MV_T302_V003) into InfluxDB 2: one bucket per
@@ -107,8 +134,11 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
                     already_done.append((loc, f"already processed: {copy}"))  # another run took it meanwhile
                 else:
                     already_done.append((loc, "no such file (removed, or taken by another process)"))
-            if not locations and len(already_done) == len(tsv_files) and all(
-                    reason.startswith("no such") for _, reason in already_done):
+            if (
+                not locations
+                and len(already_done) == len(tsv_files)
+                and all(reason.startswith("no such") for _, reason in already_done)
+            ):
                 raise layout.LayoutError(", ".join(f"{loc.path}: no such file" for loc, _ in already_done))
         else:
             locations = [layout.locate(data_root, path) for path in layout.discover(data_root)]
@@ -156,16 +186,26 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     extra = [ExitCode.SOFTWARE] if crashed else []
     if dry_run and report_file is None:
         click.echo(report.to_json(result))
-    if not dry_run and not _write_report(result, started, None,
-                                         report_dir or settings.report_dir or (data_root.parent / "logs" / "reports")):
+    if not dry_run and not _write_report(
+        result, started, None, report_dir or settings.report_dir or (data_root.parent / "logs" / "reports")
+    ):
         extra.append(ExitCode.CANTCREAT)
     if report_file is not None and not _write_report(result, started, report_file, report_file.parent):
         extra.append(ExitCode.CANTCREAT)
     code = report.exit_code(outcomes, *extra)
-    log.info("done%s: %d file(s), %d %s, %d rejected, %d to retry, %d skipped, %d points; exit %d (%s)",
-             " (dry run)" if dry_run else "", result["nb_files_total"], result["nb_files_success"],
-             "valid" if dry_run else "ingested", result["nb_files_failed"], result["nb_files_retry"],
-             result["nb_files_skipped"], result["nb_points_total"], code, code.meaning)
+    log.info(
+        "done%s: %d file(s), %d %s, %d rejected, %d to retry, %d skipped, %d points; exit %d (%s)",
+        " (dry run)" if dry_run else "",
+        result["nb_files_total"],
+        result["nb_files_success"],
+        "valid" if dry_run else "ingested",
+        result["nb_files_failed"],
+        result["nb_files_retry"],
+        result["nb_files_skipped"],
+        result["nb_points_total"],
+        code,
+        code.meaning,
+    )
     sys.exit(code)
 
 

@@ -39,10 +39,10 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from . import lineprotocol, schema
 from .influx import InfluxRejected, InfluxUnavailable
@@ -71,13 +71,13 @@ def window_bounds(start: int, end: int, seconds: int) -> tuple[int, int]:
 
 
 def iso_z(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(text: str) -> int:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
 
 
@@ -92,12 +92,13 @@ class Span:
     start: int
     end: int
     fields: tuple[str, ...]
-    channels: tuple[str, ...] = ()   # channel_id of each field, when known (narrower statements)
+    channels: tuple[str, ...] = ()  # channel_id of each field, when known (narrower statements)
 
     def check(self) -> None:
         """Raise ValueError when a name breaks the project's rules (they go into queries)."""
-        for kind, name in (("company", self.bucket), ("device", self.device_master_sn)) + \
-                (() if self.campaign is None else (("campaign", self.campaign),)):
+        for kind, name in (("company", self.bucket), ("device", self.device_master_sn)) + (
+            () if self.campaign is None else (("campaign", self.campaign),)
+        ):
             problem = name_problem(kind, name)
             if problem:
                 raise ValueError(problem)
@@ -142,10 +143,13 @@ def recompute_query(span: Span, level: str, first: int, last: int) -> str:
     time_condition = f"time >= '{iso_z(first)}' AND time < '{iso_z(last)}'"
     statements = []
     for channel, fields in _by_channel(span):
-        select = ", ".join(f"{agg}({quote_ident(f)}) AS {quote_ident(agg + '_' + f)}"
-                           for f in fields for agg in AGGREGATES)
-        statements.append(f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
-                          f"WHERE {_where(span, time_condition, channel)} GROUP BY time({level}), * fill(none)")
+        select = ", ".join(
+            f"{agg}({quote_ident(f)}) AS {quote_ident(agg + '_' + f)}" for f in fields for agg in AGGREGATES
+        )
+        statements.append(
+            f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
+            f"WHERE {_where(span, time_condition, channel)} GROUP BY time({level}), * fill(none)"
+        )
     return "; ".join(statements)
 
 
@@ -156,8 +160,10 @@ def fold_query(span: Span, lower: str, level: str, first: int, last: int) -> str
     _check_bounds(level, first, last)
     time_condition = f"time > '{iso_z(first)}' AND time <= '{iso_z(last)}'"
     sources = ", ".join(quote_ident(m) for m in MEASUREMENTS.values())
-    return (f"SELECT {', '.join(quote_ident(f) for f in span.fields)} FROM {sources} "
-            f"WHERE {_where(span, time_condition, None)} GROUP BY *")
+    return (
+        f"SELECT {', '.join(quote_ident(f) for f in span.fields)} FROM {sources} "
+        f"WHERE {_where(span, time_condition, None)} GROUP BY *"
+    )
 
 
 def chunks(span: Span, level: str) -> Iterator[tuple[int, int]]:
@@ -185,7 +191,7 @@ def aggregates_from_raw(series: Iterable[dict], seconds: int) -> Iterator[Aggreg
         for row in one.get("values") or []:
             end = int(row[0]) + seconds
             for field, where in by_field.items():
-                if row[where["count"]]:   # null or 0: no point of this field in this series' window
+                if row[where["count"]]:  # null or 0: no point of this field in this series' window
                     yield tags, end, field, {agg: row[where[agg]] for agg in AGGREGATES}
 
 
@@ -200,7 +206,7 @@ def aggregates_from_lower(series: Iterable[dict], seconds: int) -> list[Aggregat
     names = {m: agg for agg, m in MEASUREMENTS.items()}
     parts: dict[tuple, dict[str, float]] = {}
     for one in series:
-        agg = names.get(one.get("name"))
+        agg = names.get(one.get("name") or "")
         if agg is None:
             continue
         tags = tuple(sorted((k, v) for k, v in (one.get("tags") or {}).items() if v not in ("", None)))
@@ -218,16 +224,31 @@ def aggregates_from_lower(series: Iterable[dict], seconds: int) -> list[Aggregat
         acc = upper.get(key)
         count = int(values["count"])
         if acc is None:
-            upper[key] = {"weighted": [values["mean"] * count], "min": values["min"], "max": values["max"],
-                          "count": count}
+            upper[key] = {
+                "weighted": [values["mean"] * count],
+                "min": values["min"],
+                "max": values["max"],
+                "count": count,
+            }
         else:
             acc["weighted"].append(values["mean"] * count)
             acc["min"] = min(acc["min"], values["min"])
             acc["max"] = max(acc["max"], values["max"])
             acc["count"] += count
-    return [(tags, end, field, {"mean": math.fsum(acc["weighted"]) / acc["count"], "min": acc["min"],
-                                "max": acc["max"], "count": acc["count"]})
-            for (tags, end, field), acc in upper.items()]
+    return [
+        (
+            tags,
+            end,
+            field,
+            {
+                "mean": math.fsum(acc["weighted"]) / acc["count"],
+                "min": acc["min"],
+                "max": acc["max"],
+                "count": acc["count"],
+            },
+        )
+        for (tags, end, field), acc in upper.items()
+    ]
 
 
 def derived_lines(aggregates: Iterable[Aggregate]) -> Iterator[str]:
@@ -261,12 +282,23 @@ def plan(span: Span, levels: Iterable[str]) -> Iterator[tuple[str, str, str, int
             if lower is None:
                 yield level, span.bucket, recompute_query(span, level, first, last), first, last
             else:
-                yield (level, derived_bucket(span.bucket, lower), fold_query(span, lower, level, first, last),
-                       first, last)
+                yield (
+                    level,
+                    derived_bucket(span.bucket, lower),
+                    fold_query(span, lower, level, first, last),
+                    first,
+                    last,
+                )
 
 
-def recompute(span: Span, levels: Iterable[str], client: QueryClient, writer, batch_lines: int = 5000,
-              on_chunk: Callable[[], None] = lambda: None) -> int:
+def recompute(
+    span: Span,
+    levels: Iterable[str],
+    client: QueryClient,
+    writer,
+    batch_lines: int = 5000,
+    on_chunk: Callable[[], None] = lambda: None,
+) -> int:
     """Recompute and write every window of `levels` the span touches: the finest level from the
     raw data, each coarser one folded exactly from the level below (from the raw data when that
     level lacks counts). Returns the lines written. Raises InfluxUnavailable / InfluxRejected /
@@ -283,7 +315,8 @@ def recompute(span: Span, levels: Iterable[str], client: QueryClient, writer, ba
             except Incomplete as exc:
                 log.warning("%s: %s: recomputing %s from the raw data", database, exc, level)
                 aggregates = aggregates_from_raw(
-                    client.series(span.bucket, recompute_query(span, level, first, last)), seconds)
+                    client.series(span.bucket, recompute_query(span, level, first, last)), seconds
+                )
         written += _write(writer, derived_bucket(span.bucket, level), derived_lines(aggregates), batch_lines)
         on_chunk()
     return written
@@ -305,6 +338,7 @@ def _write(writer, bucket: str, lines: Iterable[str], batch_lines: int) -> int:
 
 
 # ---------------------------------------------------------------- the durable outbox
+
 
 class Outbox:
     """Spans waiting to be recomputed, one JSON file each (atomic rename), named by content."""
@@ -343,9 +377,15 @@ class Outbox:
     @staticmethod
     def load(path: Path) -> Span:
         data = json.loads(path.read_text())
-        span = Span(bucket=data["bucket"], campaign=data["campaign"], device_master_sn=data["device_master_sn"],
-                    start=int(data["start"]), end=int(data["end"]), fields=tuple(data["fields"]),
-                    channels=tuple(data.get("channels") or ()))
+        span = Span(
+            bucket=data["bucket"],
+            campaign=data["campaign"],
+            device_master_sn=data["device_master_sn"],
+            start=int(data["start"]),
+            end=int(data["end"]),
+            fields=tuple(data["fields"]),
+            channels=tuple(data.get("channels") or ()),
+        )
         span.check()
         return span
 
@@ -354,13 +394,18 @@ def span_of(entry: FileOutcome) -> Span | None:
     """The span of a successful file (None when it has no point)."""
     if entry.status != Status.SUCCESS or not entry.time_min or not entry.time_max or not entry.device_master_sn:
         return None
-    pairs = sorted({(ch["field"], channel_id) for channel_id, ch in (entry.channels or {}).items()
-                    if ch.get("field")})
+    pairs = sorted({(ch["field"], channel_id) for channel_id, ch in (entry.channels or {}).items() if ch.get("field")})
     if not pairs:
         return None
-    return Span(bucket=entry.bucket, campaign=entry.campaign, device_master_sn=entry.device_master_sn,
-                start=parse_iso(entry.time_min), end=parse_iso(entry.time_max),
-                fields=tuple(f for f, _ in pairs), channels=tuple(c for _, c in pairs))
+    return Span(
+        bucket=entry.bucket,
+        campaign=entry.campaign,
+        device_master_sn=entry.device_master_sn,
+        start=parse_iso(entry.time_min),
+        end=parse_iso(entry.time_max),
+        fields=tuple(f for f, _ in pairs),
+        channels=tuple(c for _, c in pairs),
+    )
 
 
 MERGE_GAP_S = 7 * 86400
@@ -381,8 +426,15 @@ def merge(spans: list[tuple[Path, Span]]) -> list[tuple[list[Path], Span]]:
             if span.start <= current.end + MERGE_GAP_S:
                 pairs = sorted(set(_pairs(current)) | set(_pairs(span)))
                 channels = () if not (current.channels and span.channels) else tuple(c for _, c in pairs)
-                current = Span(current.bucket, current.campaign, current.device_master_sn, current.start,
-                               max(current.end, span.end), tuple(f for f, _ in pairs), channels)
+                current = Span(
+                    current.bucket,
+                    current.campaign,
+                    current.device_master_sn,
+                    current.start,
+                    max(current.end, span.end),
+                    tuple(f for f, _ in pairs),
+                    channels,
+                )
                 paths.append(path)
             else:
                 merged.append((paths, current))
@@ -395,8 +447,9 @@ def _pairs(span: Span) -> list[tuple[str, str]]:
     return list(zip(span.fields, span.channels or ("",) * len(span.fields)))
 
 
-def process_pending(outbox: Outbox, levels: tuple[str, ...], client: QueryClient, writer,
-                    batch_lines: int = 5000) -> set[Path]:
+def process_pending(
+    outbox: Outbox, levels: tuple[str, ...], client: QueryClient, writer, batch_lines: int = 5000
+) -> set[Path]:
     """Recompute every pending record (neighbours merged); returns the ones done (deleted).
     Stops at the first outage (the rest waits for the next run)."""
     loaded: list[tuple[Path, Span]] = []
@@ -417,22 +470,42 @@ def process_pending(outbox: Outbox, levels: tuple[str, ...], client: QueryClient
         try:
             nb = recompute(span, levels, client, writer, batch_lines)
         except InfluxRejected as exc:
-            log.error("derived buckets of %s/%s/%s: %s (kept in %s)", span.bucket, span.campaign,
-                      span.device_master_sn, exc, outbox.dir)
+            log.error(
+                "derived buckets of %s/%s/%s: %s (kept in %s)",
+                span.bucket,
+                span.campaign,
+                span.device_master_sn,
+                exc,
+                outbox.dir,
+            )
             continue
         except (InfluxUnavailable, ConfigError) as exc:
-            log.warning("derived buckets not updated now (%s): %d record(s) kept in %s for the next run",
-                        exc, len(outbox.pending()), outbox.dir)
+            log.warning(
+                "derived buckets not updated now (%s): %d record(s) kept in %s for the next run",
+                exc,
+                len(outbox.pending()),
+                outbox.dir,
+            )
             break
         for path in paths:
             path.unlink(missing_ok=True)
             done.add(path)
-        log.info("derived buckets of %s/%s/%s updated from %s to %s (%s, %d lines)", span.bucket, span.campaign,
-                 span.device_master_sn, iso_z(span.start), iso_z(span.end), ",".join(levels), nb)
+        log.info(
+            "derived buckets of %s/%s/%s updated from %s to %s (%s, %d lines)",
+            span.bucket,
+            span.campaign,
+            span.device_master_sn,
+            iso_z(span.start),
+            iso_z(span.end),
+            ",".join(levels),
+            nb,
+        )
     return done
 
 
-def after_ingest(settings: ParserSettings, writer, entries: list[FileOutcome], client: QueryClient | None = None) -> None:
+def after_ingest(
+    settings: ParserSettings, writer, entries: list[FileOutcome], client: QueryClient | None = None
+) -> None:
     """Record the span of every `success` entry durably, then process every pending record.
     Sets `entry.derived` to "updated", "queued" (kept for the next run), "failed" (could not
     even be recorded: run `powerview-downsample`) or "off" (TSV_DOWNSAMPLE_LEVELS empty).
@@ -461,15 +534,17 @@ def after_ingest(settings: ParserSettings, writer, entries: list[FileOutcome], c
         try:
             records[index] = outbox.add(span)
         except (OSError, ValueError) as exc:
-            log.error("derived outbox %s: cannot record the windows of %s (%s): trying now", outbox.dir,
-                      entry.file, exc)
+            log.error(
+                "derived outbox %s: cannot record the windows of %s (%s): trying now", outbox.dir, entry.file, exc
+            )
             unrecorded[index] = span
     if outage:
         for index, entry in enumerate(successes):
             if entry.derived is None:
                 entry.derived = QUEUED if index in records else FAILED
-        log.warning("derived buckets: InfluxDB unavailable during this run: %d record(s) wait in %s",
-                    len(records), outbox.dir)
+        log.warning(
+            "derived buckets: InfluxDB unavailable during this run: %d record(s) wait in %s", len(records), outbox.dir
+        )
         return
     own_client = client is None
     try:
@@ -480,9 +555,15 @@ def after_ingest(settings: ParserSettings, writer, entries: list[FileOutcome], c
                 recompute(span, settings.downsample_levels, client, writer, settings.batch_lines)
                 del unrecorded[index]
             except (InfluxUnavailable, InfluxRejected, ConfigError) as exc:
-                log.error("derived buckets of %s not updated and not recorded (%s): run powerview-downsample "
-                          "--bucket %s --start %s --end %s", successes[index].file, exc, span.bucket,
-                          iso_z(span.start), iso_z(span.end + 1))
+                log.error(
+                    "derived buckets of %s not updated and not recorded (%s): run powerview-downsample "
+                    "--bucket %s --start %s --end %s",
+                    successes[index].file,
+                    exc,
+                    span.bucket,
+                    iso_z(span.start),
+                    iso_z(span.end + 1),
+                )
     except Exception as exc:  # noqa: BLE001 - this step never changes the raw ingestion's outcome
         log.error("derived buckets: %s: %s (records kept in %s)", type(exc).__name__, exc, outbox.dir)
         done = set()
@@ -500,4 +581,5 @@ def after_ingest(settings: ParserSettings, writer, entries: list[FileOutcome], c
 
 def _client(settings: ParserSettings) -> QueryClient:
     from .influx_targets import open_query_client
+
     return open_query_client(settings.influx)

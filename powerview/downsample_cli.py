@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from . import derived
+from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable
 from .influx_targets import open_query_client, open_writer
 from .influxql import QueryClient, quote_ident
 from .layout import name_problem
-from .exitcodes import ExitCode
 from .settings import DEFAULT_ENV_FILE, DOWNSAMPLE_LEVELS, ConfigError, load_influx_command, parse_levels
 
 log = logging.getLogger("powerview")
@@ -51,7 +51,7 @@ def _moment(value: str | None, option: str, default: datetime) -> int:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or an ISO time", param_hint=option) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
 
 
@@ -61,18 +61,26 @@ def raw_buckets(client: QueryClient, meta_bucket: str) -> list[str]:
     for series in client.series(None, "SHOW DATABASES"):
         names += [row[0] for row in series.get("values") or []]
     suffixes = tuple(f"_{level}" for level in DOWNSAMPLE_LEVELS)
-    return sorted(n for n in names if n != meta_bucket and not n.endswith(suffixes)
-                  and name_problem("company", n) is None)
+    return sorted(
+        n for n in names if n != meta_bucket and not n.endswith(suffixes) and name_problem("company", n) is None
+    )
 
 
 def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> list[derived.Span]:
     """One span per device of the bucket, with the device's fields (`M<device>_...`)."""
     measurement = quote_ident(derived.RAW_MEASUREMENT)
-    devices = [row[-1] for series in client.series(bucket, f'SHOW TAG VALUES FROM {measurement} WITH KEY = '
-                                                           f'"device_master_sn"') for row in series.get("values") or []]
-    fields = [row[0] for series in client.series(bucket, f"SHOW FIELD KEYS FROM {measurement}")
-              for row in series.get("values") or []]
-    spans, claimed = [], set()
+    devices = [
+        row[-1]
+        for series in client.series(bucket, f'SHOW TAG VALUES FROM {measurement} WITH KEY = "device_master_sn"')
+        for row in series.get("values") or []
+    ]
+    fields = [
+        row[0]
+        for series in client.series(bucket, f"SHOW FIELD KEYS FROM {measurement}")
+        for row in series.get("values") or []
+    ]
+    spans: list = []
+    claimed: set[str] = set()
     for device in sorted(set(devices)):
         if name_problem("device", device):
             log.warning("bucket %s: device %r breaks the naming rules: skipped", bucket, device)
@@ -83,8 +91,12 @@ def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> l
             spans.append(derived.Span(bucket, None, device, start, end - 1, own))
     unclaimed = sorted(set(fields) - claimed)
     if unclaimed:
-        log.warning("bucket %s: %d field(s) belong to no device (%s...): skipped", bucket, len(unclaimed),
-                    ", ".join(unclaimed[:3]))
+        log.warning(
+            "bucket %s: %d field(s) belong to no device (%s...): skipped",
+            bucket,
+            len(unclaimed),
+            ", ".join(unclaimed[:3]),
+        )
     return spans
 
 
@@ -103,20 +115,33 @@ def _fail(code: int, message: str) -> None:
     sys.exit(code)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-               epilog=EXIT_CODES)
-@click.option("--bucket", "buckets", multiple=True, metavar="NAME",
-              help="A company's raw bucket (repeatable); its derived buckets are <NAME>_1h, _1d, _1w.")
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
+@click.option(
+    "--bucket",
+    "buckets",
+    multiple=True,
+    metavar="NAME",
+    help="A company's raw bucket (repeatable); its derived buckets are <NAME>_1h, _1d, _1w.",
+)
 @click.option("--all", "all_buckets", is_flag=True, help="Every company bucket of the server.")
 @click.option("--start", metavar="DATE", help="First instant (YYYY-MM-DD or ISO time, UTC; default 2017-01-01).")
 @click.option("--end", metavar="DATE", help="Instant where to stop, excluded (default: now).")
-@click.option("--levels", "levels_text", multiple=True, metavar="1h,1d,1w",
-              help="Levels to recompute, comma-separated or repeated (default: TSV_DOWNSAMPLE_LEVELS, "
-                   "else 1h,1d,1w). A coarser level is folded from the finer one when both are given.")
+@click.option(
+    "--levels",
+    "levels_text",
+    multiple=True,
+    metavar="1h,1d,1w",
+    help="Levels to recompute, comma-separated or repeated (default: TSV_DOWNSAMPLE_LEVELS, "
+    "else 1h,1d,1w). A coarser level is folded from the finer one when both are given.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the InfluxQL queries (one per level and chunk), run none.")
-@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              envvar="POWERVIEW_ENV_FILE",
-              help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project); the environment wins.")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="POWERVIEW_ENV_FILE",
+    help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project); the environment wins.",
+)
 def main(buckets, all_buckets, start, end, levels_text, dry_run, env_file):
     """Recompute the derived buckets <bucket>_1h/_1d/_1w (mean in `electrical`, `electrical_min`,
     `electrical_max`, `electrical_count`, stamped at each window's end) from the raw data."""
@@ -126,8 +151,8 @@ def main(buckets, all_buckets, start, end, levels_text, dry_run, env_file):
         problem = name_problem("company", bucket)
         if problem:
             _fail(EXIT_USAGE, problem.replace("company name", "bucket name", 1))
-    first = _moment(start, "--start", datetime(2017, 1, 1, tzinfo=timezone.utc))
-    last = _moment(end, "--end", datetime.now(timezone.utc))
+    first = _moment(start, "--start", datetime(2017, 1, 1, tzinfo=UTC))
+    last = _moment(end, "--end", datetime.now(UTC))
     if first >= last:
         _fail(EXIT_USAGE, "--start must be before --end")
     if env_file is not None and not env_file.is_file():
@@ -142,8 +167,15 @@ def main(buckets, all_buckets, start, end, levels_text, dry_run, env_file):
         targets = list(buckets) or raw_buckets(client, settings.meta_bucket)
         spans = [span for bucket in targets for span in spans_of_bucket(client, bucket, first, last)]
         steps = [(span, step) for span in spans for step in derived.plan(span, levels)]
-        log.info("%d bucket(s), %d device(s), %d quer%s from %s to %s", len(targets), len(spans), len(steps),
-                 "y" if len(steps) == 1 else "ies", derived.iso_z(first), derived.iso_z(last))
+        log.info(
+            "%d bucket(s), %d device(s), %d quer%s from %s to %s",
+            len(targets),
+            len(spans),
+            len(steps),
+            "y" if len(steps) == 1 else "ies",
+            derived.iso_z(first),
+            derived.iso_z(last),
+        )
         if dry_run:
             for span, (level, database, query, _, _) in steps:
                 click.echo(f"-- read {database}, write {derived.derived_bucket(span.bucket, level)}")

@@ -11,12 +11,12 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    OK = 0            # every file ingested (or nothing to do)
-    REJECTED = 1      # at least one file moved to error/ (a fault in the file)
-    USAGE = 2         # usage or configuration error, including a server that is not the InfluxDB expected
-    SOFTWARE = 70     # internal error (a bug): the report says which file
-    CANTCREAT = 73    # a file or the report could not be read, moved or written (permissions, disk)
-    TEMPFAIL = 75     # InfluxDB unavailable: the files concerned are left in place, run again later
+    OK = 0  # every file ingested (or nothing to do)
+    REJECTED = 1  # at least one file moved to error/ (a fault in the file)
+    USAGE = 2  # usage or configuration error, including a server that is not the InfluxDB expected
+    SOFTWARE = 70  # internal error (a bug): the report says which file
+    CANTCREAT = 73  # a file or the report could not be read, moved or written (permissions, disk)
+    TEMPFAIL = 75  # InfluxDB unavailable: the files concerned are left in place, run again later
 
     @property
     def meaning(self) -> str:
@@ -34,8 +34,7 @@ _MEANINGS = {
 
 # most urgent first: a wrong configuration stops everything; a bug must be seen; an outage
 # means "run again later" for the files concerned; then the environment; then the files' faults
-PRECEDENCE = (ExitCode.USAGE, ExitCode.SOFTWARE, ExitCode.TEMPFAIL, ExitCode.CANTCREAT,
-              ExitCode.REJECTED, ExitCode.OK)
+PRECEDENCE = (ExitCode.USAGE, ExitCode.SOFTWARE, ExitCode.TEMPFAIL, ExitCode.CANTCREAT, ExitCode.REJECTED, ExitCode.OK)
 
 
 def worst(codes) -> ExitCode:

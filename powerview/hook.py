@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from . import layout, uploadlog, workerlock
 from .settings import DEFAULT_ENV_FILE, ConfigError, WorkerSettings, load_worker
@@ -44,7 +44,7 @@ EVENT_VARS = {
 
 @dataclass(frozen=True)
 class Decision:
-    result: str               # queued | ignored | refused
+    result: str  # queued | ignored | refused
     reason: str
     job: Job | None = None
 
@@ -68,8 +68,7 @@ def decide(event: dict, settings: WorkerSettings, now: float | None = None, job_
     """
     action = event.get("action", "")
     if action == "" or (action == "upload" and not event.get("path")):
-        return Decision(QUEUED, "post-disconnect: scan of the data folder",
-                        Job.new(SCAN, event, now, job_id))
+        return Decision(QUEUED, "post-disconnect: scan of the data folder", Job.new(SCAN, event, now, job_id))
     if action == "upload":
         status = event.get("status", "")
         if status != "1":
@@ -112,7 +111,9 @@ def _file_decision(event: dict, path: str, settings: WorkerSettings, now: float 
     return Decision(QUEUED, "ingestion", Job.new(INGEST, event, now, job_id, path=str(location.path)))
 
 
-def _mkdir_decision(event: dict, path: str, settings: WorkerSettings, now: float | None, job_id: str | None) -> Decision:
+def _mkdir_decision(
+    event: dict, path: str, settings: WorkerSettings, now: float | None, job_id: str | None
+) -> Decision:
     if not path:
         return Decision(IGNORED, "mkdir without a path")
     try:
@@ -138,10 +139,18 @@ def handle(environ: Mapping[str, str], settings: WorkerSettings, spool: Spool, e
     decision = decide(event, settings, job_id=event_id)
     if decision.job is not None:
         spool.ensure().add(decision.job)
-    uploadlog.write(settings.log_dir, action=event.get("action") or "post-disconnect",
-                    user=event.get("user"), path=event.get("path"), target=event.get("target"),
-                    status=event.get("status"), job=decision.job.id if decision.job else None,
-                    result=decision.result, duration=time.monotonic() - started, detail=decision.reason)
+    uploadlog.write(
+        settings.log_dir,
+        action=event.get("action") or "post-disconnect",
+        user=event.get("user"),
+        path=event.get("path"),
+        target=event.get("target"),
+        status=event.get("status"),
+        job=decision.job.id if decision.job else None,
+        result=decision.result,
+        duration=time.monotonic() - started,
+        detail=decision.reason,
+    )
     return decision
 
 
@@ -161,9 +170,14 @@ def process_events(spool: Spool, settings: WorkerSettings) -> int:
         try:
             handle(environ, settings, spool, event_id)
         except Exception as exc:  # noqa: BLE001 - one bad event must not block the others
-            uploadlog.write(settings.log_dir, action=environ.get("SFTPGO_ACTION") or "post-disconnect",
-                            path=environ.get("SFTPGO_ACTION_PATH"), job=event_id, result=ERROR,
-                            detail=f"event set aside in failed/: {type(exc).__name__}: {exc}")
+            uploadlog.write(
+                settings.log_dir,
+                action=environ.get("SFTPGO_ACTION") or "post-disconnect",
+                path=environ.get("SFTPGO_ACTION_PATH"),
+                job=event_id,
+                result=ERROR,
+                detail=f"event set aside in failed/: {type(exc).__name__}: {exc}",
+            )
             spool.ensure()
             os.replace(path, spool.failed_dir / path.name)
             continue

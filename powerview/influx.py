@@ -8,18 +8,22 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 import requests
-
 import urllib3
-from influxdb_client import InfluxDBClient
+from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
 from .settings import ConfigError, InfluxSettings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# influxdb-client's constant is a str, annotated as the class itself
+PRECISION: WritePrecision = WritePrecision.S  # type: ignore[assignment]
 
 warnings.filterwarnings("ignore", module="influxdb_client")
 
@@ -53,7 +57,7 @@ def check_server(url: str, timeout_s: float, budget_s: float) -> None:
     HTML, a 404), InfluxUnavailable when nothing answers for the whole retry budget."""
     endpoint = f"{url}/ping"
 
-    def ping():
+    def ping() -> requests.Response:
         return requests.get(endpoint, timeout=timeout_s, allow_redirects=False)
 
     try:
@@ -72,8 +76,10 @@ def check_server(url: str, timeout_s: float, budget_s: float) -> None:
     if status >= 500:
         raise InfluxUnavailable(f"GET {endpoint} answered HTTP {status}")
     kind = answer.headers.get("Content-Type", "no content type").split(";")[0]
-    raise ConfigError(f"INFLUXDB_HOST={url} does not look like an InfluxDB: GET /ping answered HTTP {status} "
-                      f"({kind}) where an InfluxDB answers 204 No Content; check INFLUXDB_HOST")
+    raise ConfigError(
+        f"INFLUXDB_HOST={url} does not look like an InfluxDB: GET /ping answered HTTP {status} "
+        f"({kind}) where an InfluxDB answers 204 No Content; check INFLUXDB_HOST"
+    )
 
 
 def connect(settings: InfluxSettings) -> InfluxDBClient:
@@ -81,8 +87,8 @@ def connect(settings: InfluxSettings) -> InfluxDBClient:
     settings.require()
     return InfluxDBClient(
         url=settings.url,
-        token=settings.token,
-        org=settings.org,
+        token=settings.token or "",
+        org=settings.org or "",
         timeout=int(settings.timeout_s * 1000),
         enable_gzip=settings.gzip,
         retries=False,  # retries are ours: bounded in total time, Retry-After honoured
@@ -95,8 +101,9 @@ def classify(exc: BaseException) -> Exception:
         status = exc.status or 0
         message = _api_message(exc)
         if status in (401, 403):
-            return ConfigError(f"InfluxDB refused the token (HTTP {status}): check INFLUXDB_ADMIN_TOKEN "
-                               f"and INFLUXDB_ORG ({message})")
+            return ConfigError(
+                f"InfluxDB refused the token (HTTP {status}): check INFLUXDB_ADMIN_TOKEN and INFLUXDB_ORG ({message})"
+            )
         if status == 413:
             return RequestTooLarge(f"InfluxDB refused the request as too large (HTTP 413): {message}")
         if status in (400, 422):
@@ -127,8 +134,7 @@ def retry_after_seconds(exc: BaseException) -> float | None:
 _TRANSIENT = (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError, OSError)
 
 
-def with_retries(action: Callable[[], object], budget_s: float, what: str,
-                 sleep: Callable[[float], None] = time.sleep) -> object:
+def with_retries(action: Callable[[], T], budget_s: float, what: str, sleep: Callable[[float], None] = time.sleep) -> T:
     """Run `action`, retrying connection errors, 429 and 5xx with exponential backoff.
 
     Gives up with InfluxUnavailable once `budget_s` seconds have passed; 401/403 raise
@@ -169,9 +175,11 @@ def ensure_bucket(client: InfluxDBClient, org: str, name: str, budget_s: float =
         return [b for b in found if b.name == name]
 
     def no_buckets_api(exc: InfluxRejected, call: str) -> ConfigError:
-        return ConfigError(f"{call} was refused ({exc}): this server does not offer InfluxDB 2's buckets "
-                           "API as expected; check INFLUXDB_HOST, or set TSV_INFLUX_CREATE_BUCKETS=false "
-                           "when the buckets are created by other means")
+        return ConfigError(
+            f"{call} was refused ({exc}): this server does not offer InfluxDB 2's buckets "
+            "API as expected; check INFLUXDB_HOST, or set TSV_INFLUX_CREATE_BUCKETS=false "
+            "when the buckets are created by other means"
+        )
 
     try:
         if with_retries(find, budget_s, f"looking up bucket {name}"):
@@ -220,13 +228,18 @@ class InfluxWriter:
         self.ensure_bucket(bucket)
         try:
             with_retries(
-                lambda: self._write_api.write(bucket=bucket, org=self._org, record=body, write_precision="s"),
-                self._settings.retry_max_s, f"writing to bucket {bucket}")
+                lambda: self._write_api.write(
+                    bucket=bucket, org=self._org or "", record=body, write_precision=PRECISION
+                ),
+                self._settings.retry_max_s,
+                f"writing to bucket {bucket}",
+            )
         except RequestTooLarge as exc:
             lines = body.splitlines(keepends=True)
             if len(lines) <= 1:
-                raise InfluxRejected(f"a single line of {len(body)} bytes is larger than InfluxDB accepts "
-                                     f"({exc})") from None
+                raise InfluxRejected(
+                    f"a single line of {len(body)} bytes is larger than InfluxDB accepts ({exc})"
+                ) from None
             half = len(lines) // 2
             log.info("bucket %s: HTTP 413 for %d lines, writing them in two halves", bucket, len(lines))
             self.write(bucket, b"".join(lines[:half]))

@@ -24,9 +24,9 @@ import logging
 
 import requests
 
+from . import schema
 from .influx import InfluxWriter, Writer
 from .influxql import QueryClient, quote_ident, request
-from . import schema
 from .schema import DEFAULT_META_BUCKET
 from .settings import ConfigError, InfluxSettings
 
@@ -56,8 +56,16 @@ class _HttpWriter:
         self._hint = _credentials_hint(settings)
 
     def _call(self, method: str, path: str, what: str, **kwargs) -> requests.Response:
-        return request(self._session, method, self._url + path, budget_s=self._settings.retry_max_s,
-                       timeout_s=self._settings.timeout_s, what=what, credentials=self._hint, **kwargs)
+        return request(
+            self._session,
+            method,
+            f"{self._url}{path}",
+            budget_s=self._settings.retry_max_s,
+            timeout_s=self._settings.timeout_s,
+            what=what,
+            credentials=self._hint,
+            **kwargs,
+        )
 
     def ensure_bucket(self, bucket: str) -> None:
         if bucket not in self._known_buckets and self._settings.create_buckets:
@@ -88,12 +96,20 @@ class Influx1Writer(_HttpWriter):
 
     def write(self, bucket: str, body: bytes) -> None:
         self.ensure_bucket(bucket)
-        response = self._call("POST", "/write", f"writing to database {bucket}",
-                              params={"db": bucket, "precision": "s"}, data=body, ok_statuses=(204,),
-                              accept=lambda r: r.status_code == 404)
+        response = self._call(
+            "POST",
+            "/write",
+            f"writing to database {bucket}",
+            params={"db": bucket, "precision": "s"},
+            data=body,
+            ok_statuses=(204,),
+            accept=lambda r: r.status_code == 404,
+        )
         if response.status_code == 404:  # "database not found": a setting to fix, not a fault of the file
-            raise ConfigError(f"InfluxDB database {bucket!r} does not exist and could not be created: create "
-                              "it (CREATE DATABASE) or let INFLUXDB_V1_USER create it")
+            raise ConfigError(
+                f"InfluxDB database {bucket!r} does not exist and could not be created: create "
+                "it (CREATE DATABASE) or let INFLUXDB_V1_USER create it"
+            )
 
     def close(self) -> None:
         self._query.close()
@@ -109,20 +125,36 @@ class Influx3Writer(_HttpWriter):
         self._session.headers["Authorization"] = f"Bearer {settings.token}"
 
     def _create(self, bucket: str) -> None:
-        self._call("POST", "/api/v3/configure/database", f"creating database {bucket}", json={"db": bucket},
-                   ok_statuses=(200, 201, 204), accept=_already_exists)
+        self._call(
+            "POST",
+            "/api/v3/configure/database",
+            f"creating database {bucket}",
+            json={"db": bucket},
+            ok_statuses=(200, 201, 204),
+            accept=_already_exists,
+        )
         if bucket == self._meta_bucket:
             return
         for table in ELECTRICAL_TABLES:
-            self._call("POST", "/api/v3/configure/table", f"creating table {table} in {bucket}",
-                       json={"db": bucket, "table": table, "tags": list(ELECTRICAL_TAGS), "fields": []},
-                       ok_statuses=(200, 201, 204), accept=_already_exists)
+            self._call(
+                "POST",
+                "/api/v3/configure/table",
+                f"creating table {table} in {bucket}",
+                json={"db": bucket, "table": table, "tags": list(ELECTRICAL_TAGS), "fields": []},
+                ok_statuses=(200, 201, 204),
+                accept=_already_exists,
+            )
 
     def write(self, bucket: str, body: bytes) -> None:
         self.ensure_bucket(bucket)
-        self._call("POST", "/api/v2/write", f"writing to database {bucket}",
-                   params={"bucket": bucket, "precision": "s"}, data=body,
-                   headers={"Content-Type": "text/plain; charset=utf-8"})
+        self._call(
+            "POST",
+            "/api/v2/write",
+            f"writing to database {bucket}",
+            params={"bucket": bucket, "precision": "s"},
+            data=body,
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+        )
 
 
 def _already_exists(response: requests.Response) -> bool:
@@ -148,5 +180,10 @@ def open_query_client(settings: InfluxSettings) -> QueryClient:
         auth = ("bearer", settings.token)
     else:
         auth = ("token", settings.token)
-    return QueryClient(settings.url, auth, timeout_s=settings.timeout_s,
-                       budget_s=settings.retry_max_s, credentials=_credentials_hint(settings))
+    return QueryClient(
+        settings.url or "",
+        auth,
+        timeout_s=settings.timeout_s,
+        budget_s=settings.retry_max_s,
+        credentials=_credentials_hint(settings),
+    )

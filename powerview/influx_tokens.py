@@ -62,7 +62,7 @@ class TokenInfo:
     id: str
     description: str
     status: str
-    permissions: tuple[str, ...]    # "read:buckets/<id>" ...
+    permissions: tuple[str, ...]  # "read:buckets/<id>" ...
     created_at: str
     token_visible: bool
 
@@ -87,8 +87,9 @@ class Outcome:
 class TokenManager:
     """Token operations for one organization. `client` comes from `influx.connect(settings)`."""
 
-    def __init__(self, client: InfluxDBClient, org: str, budget_s: float = 60.0,
-                 levels: tuple[str, ...] = ("1h", "1d", "1w")):
+    def __init__(
+        self, client: InfluxDBClient, org: str, budget_s: float = 60.0, levels: tuple[str, ...] = ("1h", "1d", "1w")
+    ):
         self.client = client
         self.org = org
         self.budget_s = budget_s
@@ -104,14 +105,16 @@ class TokenManager:
                 if allow_404 and exc.status == 404:
                     return _NOT_FOUND
                 raise
+
         return with_retries(attempt, self.budget_s, what)
 
     @property
     def org_id(self) -> str:
         if self._org_id is None:
             api = self.client.organizations_api()
-            orgs = self._call(f"looking up organization {self.org}",
-                              lambda: api.find_organizations(org=self.org), allow_404=True)
+            orgs = self._call(
+                f"looking up organization {self.org}", lambda: api.find_organizations(org=self.org), allow_404=True
+            )
             if orgs is _NOT_FOUND or not orgs:
                 raise ConfigError(f"InfluxDB organization {self.org!r} not found: check INFLUXDB_ORG")
             self._org_id = next((o.id for o in orgs if o.name == self.org), orgs[0].id)
@@ -119,8 +122,9 @@ class TokenManager:
 
     def find_bucket(self, bucket: str):
         api = self.client.buckets_api()
-        found = self._call(f"looking up bucket {bucket}",
-                           lambda: api.find_buckets(name=bucket, org_id=self.org_id), allow_404=True)
+        found = self._call(
+            f"looking up bucket {bucket}", lambda: api.find_buckets(name=bucket, org_id=self.org_id), allow_404=True
+        )
         if found is _NOT_FOUND:
             return None
         return next((b for b in (found.buckets or []) if b.name == bucket), None)
@@ -140,15 +144,18 @@ class TokenManager:
 
     @staticmethod
     def _permission_set(auth: Authorization) -> set[tuple[str, str, str | None]]:
-        out = set()
+        out: set[tuple[str, str, str | None]] = set()
         for perm in auth.permissions or []:
             res = perm.resource
-            out.add((perm.action, res.type if res else None, res.id if res else None))
+            out.add((perm.action, (res.type if res else None) or "", res.id if res else None))
         return out
 
     def _touches(self, auth: Authorization, bucket_id: str | None) -> bool:
-        return any(res_id == bucket_id for _, res_type, res_id in self._permission_set(auth)
-                   if res_type == "buckets" and bucket_id)
+        return any(
+            res_id == bucket_id
+            for _, res_type, res_id in self._permission_set(auth)
+            if res_type == "buckets" and bucket_id
+        )
 
     def _matching(self, bucket: str, bucket_ids: list[str], write: bool) -> tuple[list, list, list]:
         """(authorizations reusable for these permissions, newest first; outdated ones: the same
@@ -171,18 +178,27 @@ class TokenManager:
 
     def _create(self, bucket: str, bucket_ids: list[str], write: bool) -> Authorization:
         actions = ("read", "write") if write else ("read",)
-        permissions = [Permission(action=a, resource=PermissionResource(type="buckets", id=bucket_id,
-                                                                         org_id=self.org_id))
-                       for bucket_id in bucket_ids for a in actions]
-        request = Authorization(org_id=self.org_id, permissions=permissions, status="active",
-                                description=description_for(bucket))
+        permissions = [
+            Permission(action=a, resource=PermissionResource(type="buckets", id=bucket_id, org_id=self.org_id))
+            for bucket_id in bucket_ids
+            for a in actions
+        ]
+        request = Authorization(
+            org_id=self.org_id, permissions=permissions, status="active", description=description_for(bucket)
+        )
         api = self.client.authorizations_api()
-        created = self._call(f"creating a token for bucket {bucket}",
-                             lambda: api.create_authorization(authorization=request))
+        created = self._call(
+            f"creating a token for bucket {bucket}", lambda: api.create_authorization(authorization=request)
+        )
         if created.token in _HIDDEN:
             raise ConfigError(f"InfluxDB created authorization {created.id} but did not return its token")
-        log.info("created %s token %s for bucket %s%s", "read/write" if write else "read-only", created.id, bucket,
-                 f" and its derived buckets ({', '.join(self.levels)})" if self.levels else "")
+        log.info(
+            "created %s token %s for bucket %s%s",
+            "read/write" if write else "read-only",
+            created.id,
+            bucket,
+            f" and its derived buckets ({', '.join(self.levels)})" if self.levels else "",
+        )
         return created
 
     def _delete(self, auth_id: str) -> None:
@@ -213,9 +229,13 @@ class TokenManager:
 
     def _warn_others(self, others: list) -> None:
         for auth in others:
-            log.warning("authorization %s (%s, %s) has the description but other permissions: left as it is "
-                        "(remove it with --revoke if it is not wanted)", auth.id, auth.status,
-                        ", ".join(sorted(f"{a}:{t}/{i}" for a, t, i in self._permission_set(auth))))
+            log.warning(
+                "authorization %s (%s, %s) has the description but other permissions: left as it is "
+                "(remove it with --revoke if it is not wanted)",
+                auth.id,
+                auth.status,
+                ", ".join(sorted(f"{a}:{t}/{i}" for a, t, i in self._permission_set(auth))),
+            )
 
     # ---- operations ------------------------------------------------------------------------
     def ensure(self, bucket: str, write: bool = False) -> Outcome:
@@ -253,8 +273,7 @@ class TokenManager:
         exact, outdated, others = self._matching(bucket, bucket_ids, write)
         self._warn_others(others)
         created = self._create(bucket, bucket_ids, write)
-        outcome = Outcome(bucket, created.id, created.token, created=True, rotated=True,
-                          bucket_created=bucket_created)
+        outcome = Outcome(bucket, created.id, created.token, created=True, rotated=True, bucket_created=bucket_created)
         for auth in exact + outdated:
             self._delete(auth.id)
             outcome.deleted.append(auth.id)
@@ -280,8 +299,16 @@ class TokenManager:
             if auth.description != description_for(bucket) and not self._touches(auth, bucket_id):
                 continue
             perms = tuple(sorted(f"{a}:{t}/{i}" if i else f"{a}:{t}" for a, t, i in self._permission_set(auth)))
-            out.append(TokenInfo(auth.id, auth.description or "", auth.status or "", perms,
-                                 str(auth.created_at or ""), auth.token not in _HIDDEN))
+            out.append(
+                TokenInfo(
+                    auth.id,
+                    auth.description or "",
+                    auth.status or "",
+                    perms,
+                    str(auth.created_at or ""),
+                    auth.token not in _HIDDEN,
+                )
+            )
         return out
 
     def plan(self, bucket: str, write: bool = False) -> dict:
@@ -295,7 +322,17 @@ class TokenManager:
         exact, outdated, _ = self._matching(bucket, [b.id for b in found], write)
         visible = [a for a in exact if a.token not in _HIDDEN]
         if visible:
-            return {"bucket": bucket, "bucket_exists": True, "action": "reuse", "id": visible[0].id,
-                    "changed": bool(outdated)}
-        return {"bucket": bucket, "bucket_exists": True, "action": "rotate" if exact or outdated else "create",
-                "id": None, "changed": True}
+            return {
+                "bucket": bucket,
+                "bucket_exists": True,
+                "action": "reuse",
+                "id": visible[0].id,
+                "changed": bool(outdated),
+            }
+        return {
+            "bucket": bucket,
+            "bucket_exists": True,
+            "action": "rotate" if exact or outdated else "create",
+            "id": None,
+            "changed": True,
+        }

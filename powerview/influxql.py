@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import requests
 
@@ -48,10 +48,20 @@ def _message(response: requests.Response) -> str:
     return " ".join(str(text).split())[:500]
 
 
-def request(session: requests.Session, method: str, url: str, *, budget_s: float, timeout_s: float,
-            what: str, credentials: str, ok_statuses: tuple[int, ...] = (200, 204),
-            accept: Callable[[requests.Response], bool] | None = None,
-            sleep: Callable[[float], None] = time.sleep, **kwargs) -> requests.Response:
+def request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    budget_s: float,
+    timeout_s: float,
+    what: str,
+    credentials: str,
+    ok_statuses: tuple[int, ...] = (200, 204),
+    accept: Callable[[requests.Response], bool] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs,
+) -> requests.Response:
     """One HTTP call with the project's retry rules. `credentials` names the settings to check on
     401/403; `accept(response)` may declare another status fine (e.g. 409 "already exists")."""
     deadline = time.monotonic() + budget_s
@@ -68,8 +78,10 @@ def request(session: requests.Session, method: str, url: str, *, budget_s: float
             if status in ok_statuses or (accept is not None and accept(response)):
                 return response
             if status in (401, 403):
-                raise ConfigError(f"{what}: InfluxDB refused the credentials (HTTP {status}): check "
-                                  f"{credentials} ({_message(response)})")
+                raise ConfigError(
+                    f"{what}: InfluxDB refused the credentials (HTTP {status}): check "
+                    f"{credentials} ({_message(response)})"
+                )
             if status in (400, 404, 413, 422):
                 raise InfluxRejected(f"{what}: InfluxDB rejected the request (HTTP {status}): {_message(response)}")
             error = f"InfluxDB answered HTTP {status}: {_message(response)}"
@@ -93,8 +105,14 @@ class QueryClient:
     set), ("token", token) for 2.x (`Authorization: Token`), ("bearer", token) for 3.x.
     """
 
-    def __init__(self, url: str, auth: tuple = (), timeout_s: float = 30.0, budget_s: float = 60.0,
-                 credentials: str = "the InfluxDB credentials"):
+    def __init__(
+        self,
+        url: str,
+        auth: tuple = (),
+        timeout_s: float = 30.0,
+        budget_s: float = 60.0,
+        credentials: str = "the InfluxDB credentials",
+    ):
         self.url = url.rstrip("/")
         self.timeout_s, self.budget_s, self.credentials = timeout_s, budget_s, credentials
         self.session = requests.Session()
@@ -112,17 +130,35 @@ class QueryClient:
             params["db"] = db
         what = f"InfluxQL on {db}" if db else "InfluxQL"
         if write:  # CREATE/DROP must be POSTed (1.x)
-            response = request(self.session, "POST", self.url + "/query", data=params, budget_s=self.budget_s,
-                               timeout_s=self.timeout_s, what=what, credentials=self.credentials)
+            response = request(
+                self.session,
+                "POST",
+                self.url + "/query",
+                data=params,
+                budget_s=self.budget_s,
+                timeout_s=self.timeout_s,
+                what=what,
+                credentials=self.credentials,
+            )
         else:
-            response = request(self.session, "GET", self.url + "/query", params=params, budget_s=self.budget_s,
-                               timeout_s=self.timeout_s, what=what, credentials=self.credentials)
+            response = request(
+                self.session,
+                "GET",
+                self.url + "/query",
+                params=params,
+                budget_s=self.budget_s,
+                timeout_s=self.timeout_s,
+                what=what,
+                credentials=self.credentials,
+            )
         try:
             payload = response.json()
         except ValueError:
-            raise InfluxUnavailable(f"{what}: the answer is not JSON (HTTP {response.status_code}, "
-                                    f"{response.headers.get('Content-Type', 'no content type')}): "
-                                    f"{response.text[:200]!r}") from None
+            raise InfluxUnavailable(
+                f"{what}: the answer is not JSON (HTTP {response.status_code}, "
+                f"{response.headers.get('Content-Type', 'no content type')}): "
+                f"{response.text[:200]!r}"
+            ) from None
         if not isinstance(payload, dict) or "results" not in payload:
             if isinstance(payload, dict) and payload.get("error"):
                 raise InfluxRejected(f"{what}: {payload['error']}")
@@ -132,7 +168,7 @@ class QueryClient:
                 raise InfluxRejected(f"{what}: {result['error']}")
         return payload
 
-    def series(self, db: str, influxql: str) -> Iterator[dict]:
+    def series(self, db: str | None, influxql: str) -> Iterator[dict]:
         """Every series of every statement: {"name", "tags", "columns", "values"}."""
         for result in self.raw(db, influxql)["results"]:
             yield from result.get("series") or []

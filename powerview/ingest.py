@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import layout, lineprotocol, schema
@@ -41,12 +41,17 @@ class RunOptions:
 def iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def new_outcome(loc: layout.Location) -> FileOutcome:
-    return FileOutcome(file=str(loc.path), bucket=loc.company, campaign=loc.campaign, device_folder_sn=loc.device,
-                       counters={name: 0 for name in Counters.COUNTER_NAMES})
+    return FileOutcome(
+        file=str(loc.path),
+        bucket=loc.company,
+        campaign=loc.campaign,
+        device_folder_sn=loc.device,
+        counters={name: 0 for name in Counters.COUNTER_NAMES},
+    )
 
 
 def fingerprint(claim: layout.Claim) -> str:
@@ -75,14 +80,14 @@ def fingerprint(claim: layout.Claim) -> str:
 def _longest_inner_line(chunk: bytes, first: int, last: int) -> int:
     if first == last:
         return 0
-    return max(len(part) for part in chunk[first + 1:last].split(b"\n"))
+    return max(len(part) for part in chunk[first + 1 : last].split(b"\n"))
 
 
 def _line_of_longest(chunk: bytes, since_newline: int, first: int, last: int) -> int:
     """How many newlines precede the first over-long line of `chunk` (0: the line it continues)."""
     if since_newline + first > MAX_LINE_CHARS:
         return 0
-    for n, part in enumerate(chunk[first + 1:last].split(b"\n"), start=1):
+    for n, part in enumerate(chunk[first + 1 : last].split(b"\n"), start=1):
         if len(part) > MAX_LINE_CHARS:
             return n
     return 0
@@ -137,14 +142,21 @@ def _move(claim: layout.Claim, folder: str, out: FileOutcome) -> None:
     try:
         out.destination = str(layout.move_claimed(claim, folder))
     except OSError as exc:
-        what = (f"its {out.nb_points} points were written, but it" if out.status == Status.SUCCESS
-                else f"it was rejected ({out.error}), but it")
-        out.fail(Fault.ENVIRONMENT, f"{claim.path}: {what} could not be moved to {folder}/: {_os_reason(exc)} "
-                                    "(file left in place; fix the folder, the next run moves it)")
+        what = (
+            f"its {out.nb_points} points were written, but it"
+            if out.status == Status.SUCCESS
+            else f"it was rejected ({out.error}), but it"
+        )
+        out.fail(
+            Fault.ENVIRONMENT,
+            f"{claim.path}: {what} could not be moved to {folder}/: {_os_reason(exc)} "
+            "(file left in place; fix the folder, the next run moves it)",
+        )
 
 
-def _read_and_write(loc: layout.Location, claim: layout.Claim, options: RunOptions, writer: Writer,
-                    out: FileOutcome) -> None:
+def _read_and_write(
+    loc: layout.Location, claim: layout.Claim, options: RunOptions, writer: Writer, out: FileOutcome
+) -> None:
     with claim.open(encoding="utf-8-sig", errors="replace", newline="\n") as stream:
         device = open_device_file(stream, options.rules)
         header = device.header
@@ -152,16 +164,20 @@ def _read_and_write(loc: layout.Location, claim: layout.Claim, options: RunOptio
         out.nb_channels, out.file_header_meta = len(header.channels), header.meta
         warnings = list(header.warnings)
         if header.master_sn != loc.device:
-            warnings.append(f"the folder is named {loc.device} but the file's master is "
-                            f"{header.master_sn}: tags use {header.master_sn}")
+            warnings.append(
+                f"the folder is named {loc.device} but the file's master is "
+                f"{header.master_sn}: tags use {header.master_sn}"
+            )
         prefixes = []
         for ch in header.channels:
             tags = schema.channel_tags(loc.campaign, header.master_sn, header.master_type, ch)
             problem = lineprotocol.key_problem(schema.MEASUREMENT, tags, ch.field)
             if problem:
-                raise FileFault(f"column {ch.column + 1} ({ch.channel_id}): InfluxDB would refuse its points: "
-                                f"{problem}", line=header.label_line,
-                                rule="names and labels fit in InfluxDB's key limits")
+                raise FileFault(
+                    f"column {ch.column + 1} ({ch.channel_id}): InfluxDB would refuse its points: {problem}",
+                    line=header.label_line,
+                    rule="names and labels fit in InfluxDB's key limits",
+                )
             prefixes.append(lineprotocol.line_prefix(schema.MEASUREMENT, tags, ch.field))
         nb_points = 0
         for body, nb_lines in lineprotocol.batches(prefixes, device.rows, options.batch_lines):
@@ -169,12 +185,12 @@ def _read_and_write(loc: layout.Location, claim: layout.Claim, options: RunOptio
             nb_points += nb_lines
         _fill_from_rows(out, header, device.rows.summary(), nb_points, warnings)
         if nb_points == 0:
-            raise FileFault("not a single valid point in the file", line=None,
-                            rule="a file holds at least one valid, dated value")
+            raise FileFault(
+                "not a single valid point in the file", line=None, rule="a file holds at least one valid, dated value"
+            )
 
 
-def _fill_from_rows(out: FileOutcome, header: Header, summary: RowSummary, nb_points: int,
-                    warnings: list[str]) -> None:
+def _fill_from_rows(out: FileOutcome, header: Header, summary: RowSummary, nb_points: int, warnings: list[str]) -> None:
     c = summary.counters
     out.nb_rows = c.nb_rows
     out.nb_points = nb_points
@@ -184,8 +200,15 @@ def _fill_from_rows(out: FileOutcome, header: Header, summary: RowSummary, nb_po
     if summary.nb_samples_dropped:
         out.warnings.append(f"... and {summary.nb_samples_dropped} more skipped rows or values")
     out.channels = {
-        ch.channel_id: {"unit": ch.unit, "label": ch.label, "name": ch.name, "device_sn": ch.device_sn,
-                        "device_type": ch.device_type, "field": ch.field, **stats.as_dict()}
+        ch.channel_id: {
+            "unit": ch.unit,
+            "label": ch.label,
+            "name": ch.name,
+            "device_sn": ch.device_sn,
+            "device_type": ch.device_type,
+            "field": ch.field,
+            **stats.as_dict(),
+        }
         for ch, stats in zip(header.channels, summary.stats)
     }
 
@@ -194,11 +217,15 @@ def _log_outcome(out: FileOutcome) -> None:
     if out.status == Status.SUCCESS:
         skipped = {k: v for k, v in out.counters.items() if v}
         folder_warning = next((w for w in out.warnings if w.startswith("the folder is named")), None)
-        log.info("%s: %d points %s (%s)%s%s", out.file, out.nb_points,
-                 "written" if out.destination else "valid (dry run)",
-                 ", ".join(f"{k}={v}" for k, v in skipped.items()) or "nothing skipped",
-                 f", moved to {out.destination}" if out.destination else "",
-                 f"; warning: {folder_warning}" if folder_warning else "")
+        log.info(
+            "%s: %d points %s (%s)%s%s",
+            out.file,
+            out.nb_points,
+            "written" if out.destination else "valid (dry run)",
+            ", ".join(f"{k}={v}" for k, v in skipped.items()) or "nothing skipped",
+            f", moved to {out.destination}" if out.destination else "",
+            f"; warning: {folder_warning}" if folder_warning else "",
+        )
         for warning in out.warnings:
             log.debug("%s: %s", out.file, warning)
     elif out.status == Status.ERROR:
@@ -223,13 +250,20 @@ def _not_attempted(loc: layout.Location, fault: Fault, reason: str) -> FileOutco
 def _bug(loc: layout.Location, exc: BaseException) -> FileOutcome:
     log.exception("%s: internal error", loc.path)
     out = new_outcome(loc)
-    out.fail(Fault.BUG, f"{loc.path}: internal error {type(exc).__name__}: {exc} (file left in place; "
-                        "please report it with the worker or parser log)")
+    out.fail(
+        Fault.BUG,
+        f"{loc.path}: internal error {type(exc).__name__}: {exc} (file left in place; "
+        "please report it with the worker or parser log)",
+    )
     return out
 
 
-def run(locations: Iterable[layout.Location], options: RunOptions, writer: Writer,
-        progress: Callable[[list], Iterable] = lambda items: items) -> tuple[list[FileOutcome], ConfigError | None]:
+def run(
+    locations: Iterable[layout.Location],
+    options: RunOptions,
+    writer: Writer,
+    progress: Callable[[list], Iterable] = lambda items: items,
+) -> tuple[list[FileOutcome], ConfigError | None]:
     """Ingest every file in turn; one file's fault never stops the others.
 
     Once InfluxDB is found unavailable, the remaining files are left in place as `retry` without
@@ -286,14 +320,24 @@ def meta_lines(report: dict, now: int) -> bytes:
     """The run summary for the meta bucket: one point per file and one for the run."""
     lines = []
     for entry in report["files"]:
-        tags = {"status": entry["status"], "bucket": _tag(entry["bucket"]), "campaign": _tag(entry["campaign"]),
-                "device_master_sn": _tag(entry["device_master_sn"]), "file_name": _tag(Path(entry["file"]).name)}
-        fields = {"nb_rows": entry["nb_rows"], "nb_points": entry["nb_points"],
-                  **{name: entry[name] for name in Counters.COUNTER_NAMES},
-                  "duration_s": float(entry["duration_s"])}
+        tags = {
+            "status": entry["status"],
+            "bucket": _tag(entry["bucket"]),
+            "campaign": _tag(entry["campaign"]),
+            "device_master_sn": _tag(entry["device_master_sn"]),
+            "file_name": _tag(Path(entry["file"]).name),
+        }
+        fields = {
+            "nb_rows": entry["nb_rows"],
+            "nb_points": entry["nb_points"],
+            **{name: entry[name] for name in Counters.COUNTER_NAMES},
+            "duration_s": float(entry["duration_s"]),
+        }
         lines.append(lineprotocol.line(schema.FILE_MEASUREMENT, tags, fields, now))
-    run_fields = {name: report[name] for name in ("nb_files_total", "nb_files_success", "nb_files_failed",
-                                                  "nb_files_retry", "nb_points_total")}
+    run_fields = {
+        name: report[name]
+        for name in ("nb_files_total", "nb_files_success", "nb_files_failed", "nb_files_retry", "nb_points_total")
+    }
     run_fields["duration_s"] = float(report["duration_s"])
     lines.append(lineprotocol.line(schema.RUN_MEASUREMENT, {"dry_run": "false"}, run_fields, now))
     return "".join(lines).encode()

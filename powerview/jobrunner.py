@@ -17,9 +17,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import hook, layout, uploadlog
 from .exitcodes import ExitCode, describe
@@ -29,8 +29,8 @@ from .spool import INGEST, SCAN, WAITING_INFLUXDB, Job, JobResult, Spool, backof
 
 log = logging.getLogger("powerview.worker")
 
-BATCH_FILES = 50          # files per parser run
-MAX_SCAN_ROUNDS = 30      # follow-up scans while files are still changing
+BATCH_FILES = 50  # files per parser run
+MAX_SCAN_ROUNDS = 30  # follow-up scans while files are still changing
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,15 @@ class Tools:
     """How to run the parser and Ansible: interpreter, scripts, environment, output."""
 
     python: str
-    parser: Path | None      # a script to run with `python`; None: `python -m powerview.cli`
+    parser: Path | None  # a script to run with `python`; None: `python -m powerview.cli`
     ansible_playbook: str
     env: dict
     env_file: Path | None
-    output: int | None     # descriptor receiving the children's stdout and stderr
+    output: int | None  # descriptor receiving the children's stdout and stderr
     timeout_s: float
 
     @classmethod
-    def default(cls, settings: WorkerSettings, env_file: Path | None, output: int | None) -> "Tools":
+    def default(cls, settings: WorkerSettings, env_file: Path | None, output: int | None) -> Tools:
         bin_dir = Path(sys.executable).parent
         playbook_cmd = bin_dir / "ansible-playbook"
         env = dict(read_environment(env_file))
@@ -55,15 +55,22 @@ class Tools:
         env["PATH"] = f"{bin_dir}:{env.get('PATH') or '/usr/local/bin:/usr/bin:/bin'}"
         env.update(PYTHONUNBUFFERED="1", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
         env = {k: v for k, v in env.items() if not k.startswith("SFTPGO_")}
-        return cls(python=sys.executable, parser=None,
-                   ansible_playbook=str(playbook_cmd) if playbook_cmd.exists()
-                   else (shutil.which("ansible-playbook") or "ansible-playbook"),
-                   env=env, env_file=env_file, output=output, timeout_s=settings.job_timeout_seconds)
+        return cls(
+            python=sys.executable,
+            parser=None,
+            ansible_playbook=str(playbook_cmd)
+            if playbook_cmd.exists()
+            else (shutil.which("ansible-playbook") or "ansible-playbook"),
+            env=env,
+            env_file=env_file,
+            output=output,
+            timeout_s=settings.job_timeout_seconds,
+        )
 
 
 @dataclass(frozen=True)
 class Run:
-    code: int | None        # None: could not start, or killed after the timeout
+    code: int | None  # None: could not start, or killed after the timeout
     duration: float
     error: str | None = None
 
@@ -79,8 +86,15 @@ def run_command(cmd: list[str], tools: Tools, cwd: Path, idle: Callable[[], obje
     started = time.monotonic()
     log.info("running: %s", " ".join(json.dumps(c) if " " in c else c for c in cmd))
     try:
-        process = subprocess.Popen(cmd, cwd=cwd, env=tools.env, stdin=subprocess.DEVNULL,
-                                   stdout=tools.output, stderr=tools.output, start_new_session=True)
+        process = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=tools.env,
+            stdin=subprocess.DEVNULL,
+            stdout=tools.output,
+            stderr=tools.output,
+            start_new_session=True,
+        )
     except OSError as exc:
         log.error("cannot start %s: %s", cmd[0], exc)
         return Run(None, time.monotonic() - started, f"cannot start {Path(cmd[0]).name}: {exc}")
@@ -138,8 +152,12 @@ def read_report(path: Path) -> dict[str, dict]:
         return {}
 
 
-_FAULT_RESULTS = {Fault.ENVIRONMENT.value: JobResult.ENVIRONMENT, Fault.CONFIGURATION.value: JobResult.CONFIGURATION,
-                  Fault.BUG.value: JobResult.BUG, Fault.INFLUXDB.value: JobResult.INFLUXDB_UNAVAILABLE}
+_FAULT_RESULTS = {
+    Fault.ENVIRONMENT.value: JobResult.ENVIRONMENT,
+    Fault.CONFIGURATION.value: JobResult.CONFIGURATION,
+    Fault.BUG.value: JobResult.BUG,
+    Fault.INFLUXDB.value: JobResult.INFLUXDB_UNAVAILABLE,
+}
 
 
 def outcome_of(entry: dict) -> tuple[JobResult, str, str | None]:
@@ -166,24 +184,36 @@ class JobRunner:
     # -- outcomes ----------------------------------------------------------------------------
 
     def _log(self, job: Job, result: JobResult, duration: float | None, detail: str, path: str | None = None) -> None:
-        uploadlog.write(self.settings.log_dir, action=job.kind, user=job.event.get("user"),
-                        path=path if path is not None else (job.path or job.target()),
-                        job=job.id, result=result, duration=duration, attempts=job.attempts or None,
-                        detail=detail)
+        uploadlog.write(
+            self.settings.log_dir,
+            action=job.kind,
+            user=job.event.get("user"),
+            path=path if path is not None else (job.path or job.target()),
+            job=job.id,
+            result=result,
+            duration=duration,
+            attempts=job.attempts or None,
+            detail=detail,
+        )
 
     def done(self, job: Job, result: JobResult, duration: float | None, detail: str) -> None:
         self.spool.remove(job)
         self._log(job, result, duration, detail)
 
-    def retry(self, job: Job, result: JobResult, duration: float | None, detail: str,
-              waiting: str | None = None) -> None:
+    def retry(
+        self, job: Job, result: JobResult, duration: float | None, detail: str, waiting: str | None = None
+    ) -> None:
         """Keep the job for later, with a backoff; give it up after max_attempts (not for InfluxDB)."""
         job.attempts += 1
         job.waiting, job.last_result, job.last_error = waiting, result, detail
         if waiting is None and job.attempts >= self.settings.max_attempts:
             self.spool.give_up(job, detail)
-            self._log(job, JobResult.FAILED, duration, f"{detail}; given up after {job.attempts} attempts "
-                      "(see: python -m powerview.worker list --failed)")
+            self._log(
+                job,
+                JobResult.FAILED,
+                duration,
+                f"{detail}; given up after {job.attempts} attempts (see: python -m powerview.worker list --failed)",
+            )
             return
         delay = backoff(job.attempts, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
         job.next_try = time.time() + delay
@@ -244,8 +274,14 @@ class JobRunner:
         self.spool.ensure()
         report_file = self.spool.tmp_dir / f"parser-{os.getpid()}-{time.monotonic_ns()}.report.json"
         program = [str(self.tools.parser)] if self.tools.parser else ["-m", "powerview.cli"]
-        cmd = [self.tools.python, *program, "--dataFolder", str(self.settings.data_dir),
-               "--report-file", str(report_file)]
+        cmd = [
+            self.tools.python,
+            *program,
+            "--dataFolder",
+            str(self.settings.data_dir),
+            "--report-file",
+            str(report_file),
+        ]
         for path in paths:
             cmd += ["--tsvFile", str(path)]
         if self.tools.env_file is not None:
@@ -267,8 +303,9 @@ class JobRunner:
             try:
                 st = os.stat(path, follow_symlinks=False)
             except FileNotFoundError:
-                self.done(job, JobResult.GONE, None,
-                          "no longer at its path (already ingested by an earlier job or scan?)")
+                self.done(
+                    job, JobResult.GONE, None, "no longer at its path (already ingested by an earlier job or scan?)"
+                )
                 continue
             batch.append((job, path, st))
         if not batch:
@@ -286,8 +323,12 @@ class JobRunner:
             return
         if entry.get("file_id") not in (None, file_id(st)) and entry.get("status") != Status.SKIPPED:
             # the upload was replaced before the parser opened it: the newer one was read
-            self.done(job, JobResult.REPLACED, run.duration,
-                      f"replaced by a newer upload before it was read; the newer one: {entry.get('status')}")
+            self.done(
+                job,
+                JobResult.REPLACED,
+                run.duration,
+                f"replaced by a newer upload before it was read; the newer one: {entry.get('status')}",
+            )
             return
         result, detail, fault = outcome_of(entry)
         if result == JobResult.SKIPPED and not os.path.lexists(path):
@@ -302,12 +343,21 @@ class JobRunner:
     def _no_report(self, job: Job, run: Run) -> None:
         """The parser left no word on this file (it crashed, or was killed): its exit code decides."""
         if run.code == ExitCode.TEMPFAIL:
-            self.retry(job, JobResult.INFLUXDB_UNAVAILABLE, run.duration,
-                       "InfluxDB unavailable (exit 75), file left in place", waiting=WAITING_INFLUXDB)
+            self.retry(
+                job,
+                JobResult.INFLUXDB_UNAVAILABLE,
+                run.duration,
+                "InfluxDB unavailable (exit 75), file left in place",
+                waiting=WAITING_INFLUXDB,
+            )
         else:
-            self.retry(job, JobResult.ERROR, run.duration,
-                       f"parser failed without a report ({describe(run.code) if run.code is not None else run.error})"
-                       ", file left in place")
+            self.retry(
+                job,
+                JobResult.ERROR,
+                run.duration,
+                f"parser failed without a report ({describe(run.code) if run.code is not None else run.error})"
+                ", file left in place",
+            )
 
     def _after_parser(self, run: Run) -> None:
         if run.code == ExitCode.TEMPFAIL:
@@ -350,7 +400,7 @@ class JobRunner:
         counts: dict[str, int] = {}
         lead = jobs[0]
         for i in range(0, len(settled), BATCH_FILES):
-            chunk = settled[i:i + BATCH_FILES]
+            chunk = settled[i : i + BATCH_FILES]
             parsed = self.parse([path for path, _ in chunk])
             run = parsed.run
             for path, _st in chunk:
@@ -381,10 +431,20 @@ class JobRunner:
         for job in jobs[1:]:
             self.done(job, JobResult.MERGED, None, f"merged into scan {lead.id}")
         if worst is not None and worst.code == ExitCode.TEMPFAIL:
-            self.retry(lead, JobResult.INFLUXDB_UNAVAILABLE, duration, f"{summary}; InfluxDB unavailable (exit 75)",
-                       waiting=WAITING_INFLUXDB)
+            self.retry(
+                lead,
+                JobResult.INFLUXDB_UNAVAILABLE,
+                duration,
+                f"{summary}; InfluxDB unavailable (exit 75)",
+                waiting=WAITING_INFLUXDB,
+            )
         elif worst is not None:
-            self.retry(lead, JobResult.ERROR, duration, f"{summary}; parser: {describe(worst.code) if worst.code else worst.error}")
+            self.retry(
+                lead,
+                JobResult.ERROR,
+                duration,
+                f"{summary}; parser: {describe(worst.code) if worst.code else worst.error}",
+            )
         else:
             self.done(lead, JobResult.SCANNED, duration, summary)
 
@@ -399,7 +459,9 @@ class JobRunner:
                 return
         playbook = self.settings.grafana_playbook
         if not playbook.is_file():
-            self.retry(job, JobResult.CONFIGURATION, None, f"playbook {playbook} not found (POWERVIEW_GRAFANA_PLAYBOOK)")
+            self.retry(
+                job, JobResult.CONFIGURATION, None, f"playbook {playbook} not found (POWERVIEW_GRAFANA_PLAYBOOK)"
+            )
             return
         extra_vars = {"company_name": job.company}
         if job.campaign:
@@ -410,8 +472,12 @@ class JobRunner:
             json.dump(extra_vars, out)
         try:
             cwd = playbook.parent.parent if (playbook.parent.parent / "ansible.cfg").is_file() else playbook.parent
-            run = run_command([self.tools.ansible_playbook, str(playbook), "-e", f"@{vars_file}"], self.tools, cwd,
-                              idle=self.take_events)
+            run = run_command(
+                [self.tools.ansible_playbook, str(playbook), "-e", f"@{vars_file}"],
+                self.tools,
+                cwd,
+                idle=self.take_events,
+            )
         finally:
             vars_file.unlink(missing_ok=True)
         if run.code == 0:

@@ -14,9 +14,9 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 PARSED_DIR = "parsed"
 ERROR_DIR = "error"
@@ -25,7 +25,7 @@ TSV_SUFFIX = ".tsv"
 
 _NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-MAX_FILE_NAME = 200   # leaves room for the numbered suffix of a move (file systems allow 255 bytes)
+MAX_FILE_NAME = 200  # leaves room for the numbered suffix of a move (file systems allow 255 bytes)
 
 
 class LayoutError(Exception):
@@ -53,8 +53,9 @@ def name_problem(kind: str, name: str) -> str | None:
     a company name is also an InfluxDB bucket name, so it may not start with `_` either.
     """
     if not _NAME.match(name):
-        return (f"{kind} name {name!r} is not allowed: use 1 to 128 letters, digits, '.', '_' or '-', "
-                "not starting with '.'")
+        return (
+            f"{kind} name {name!r} is not allowed: use 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'"
+        )
     if kind == "company" and name.startswith("_"):
         return f"company name {name!r} is not allowed: a bucket name cannot start with '_'"
     if name in PROCESSED_DIRS and kind != "company":
@@ -66,7 +67,7 @@ def name_problem(kind: str, name: str) -> str | None:
 class Location:
     """Where a device file sits: the path and the three folder names above it."""
 
-    path: Path          # absolute, symlinks resolved, inside the data folder
+    path: Path  # absolute, symlinks resolved, inside the data folder
     company: str
     campaign: str
     device: str
@@ -112,8 +113,7 @@ def discover(data_root: Path) -> Iterator[Path]:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
             return []
-        return [Path(e.path) for e in entries
-                if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+        return [Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
 
     for company in subdirs(root):
         for campaign in subdirs(company):
@@ -125,8 +125,11 @@ def discover(data_root: Path) -> Iterator[Path]:
                 except OSError:
                     continue
                 for entry in entries:
-                    if (entry.name.endswith(TSV_SUFFIX) and not entry.name.startswith(".")
-                            and entry.is_file(follow_symlinks=False)):
+                    if (
+                        entry.name.endswith(TSV_SUFFIX)
+                        and not entry.name.startswith(".")
+                        and entry.is_file(follow_symlinks=False)
+                    ):
                         yield Path(entry.path)
 
 
@@ -212,7 +215,7 @@ class Claim:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
 
-    def __enter__(self) -> "Claim":
+    def __enter__(self) -> Claim:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -239,8 +242,11 @@ def safe_subdir(device_dir: Path, folder_name: str) -> Path:
     st = os.lstat(folder)
     if not stat.S_ISDIR(st.st_mode):
         kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a folder"
-        raise UnsafeFolder(errno.ENOTDIR, f"{folder} is {kind}: files are only moved into a real "
-                           f"{folder_name}/ folder inside the device folder (remove or rename it)")
+        raise UnsafeFolder(
+            errno.ENOTDIR,
+            f"{folder} is {kind}: files are only moved into a real "
+            f"{folder_name}/ folder inside the device folder (remove or rename it)",
+        )
     return folder
 
 
@@ -262,7 +268,7 @@ def _link_free_name(source: str, dest_dir: Path, name: str) -> Path:
     raise OSError(errno.EEXIST, f"no free name left for {name} in {dest_dir}")
 
 
-def move_claimed(claim: "Claim", folder_name: str) -> Path:
+def move_claimed(claim: Claim, folder_name: str) -> Path:
     """Move the claimed file into `<its folder>/<folder_name>/` and return its new path.
 
     What moves is the inode that was read, never the name: it is linked into the folder through
@@ -289,7 +295,7 @@ def move_claimed(claim: "Claim", folder_name: str) -> Path:
     return target
 
 
-def _copy_claimed(claim: "Claim", dest_dir: Path) -> Path:
+def _copy_claimed(claim: Claim, dest_dir: Path) -> Path:
     """Write the claimed file's bytes (read from its descriptor) under a free name in `dest_dir`:
     the file that was read lands there even though no name is left for its inode."""
     fd, tmp = tempfile.mkstemp(prefix=".pv-copy-", dir=dest_dir)
@@ -304,7 +310,7 @@ def _copy_claimed(claim: "Claim", dest_dir: Path) -> Path:
         os.unlink(tmp)
 
 
-def _unlink_if_ours(claim: "Claim") -> None:
+def _unlink_if_ours(claim: Claim) -> None:
     """Remove the claimed file's old name if (and only if) it still names the claimed inode.
 
     The name is first renamed aside (atomic), then checked: a new file renamed over the path

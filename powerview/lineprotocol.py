@@ -15,8 +15,8 @@ anything is sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import add
-from typing import Iterable, Iterator, Mapping, Sequence
 
 MAX_KEY_BYTES = 65535
 _FIELD_SEPARATOR = "#!~#"
@@ -69,8 +69,10 @@ def key_problem(measurement: str, tags: Mapping[str, str], field: str) -> str | 
     series_bytes = len((escape_measurement(measurement) + tag_set(tags)).encode())
     total = series_bytes + len(_FIELD_SEPARATOR) + len(escape_key(field).encode())
     if total > MAX_KEY_BYTES:
-        return (f"its series key and field key take {total} bytes as line protocol, over InfluxDB's "
-                f"limit of {MAX_KEY_BYTES}")
+        return (
+            f"its series key and field key take {total} bytes as line protocol, over InfluxDB's "
+            f"limit of {MAX_KEY_BYTES}"
+        )
     return None
 
 

@@ -10,26 +10,30 @@ from .exitcodes import ExitCode
 
 
 class Status(StrEnum):
-    SUCCESS = "success"    # every point acknowledged by InfluxDB, file in parsed/
-    ERROR = "error"        # see `fault`
-    RETRY = "retry"        # InfluxDB unavailable: file left in place
-    SKIPPED = "skipped"    # another process holds it, or it was already processed
+    SUCCESS = "success"  # every point acknowledged by InfluxDB, file in parsed/
+    ERROR = "error"  # see `fault`
+    RETRY = "retry"  # InfluxDB unavailable: file left in place
+    SKIPPED = "skipped"  # another process holds it, or it was already processed
 
 
 class Fault(StrEnum):
     """Whose fault an `error` (or `retry`) is: it decides where the file goes and the exit code."""
 
-    FILE = "file"                    # the file's content (or name): moved to error/
-    ENVIRONMENT = "environment"      # permissions, disk, a vanished file: left in place
-    INFLUXDB = "influxdb"            # InfluxDB unavailable: left in place, retried
+    FILE = "file"  # the file's content (or name): moved to error/
+    ENVIRONMENT = "environment"  # permissions, disk, a vanished file: left in place
+    INFLUXDB = "influxdb"  # InfluxDB unavailable: left in place, retried
     CONFIGURATION = "configuration"  # settings, credentials, not an InfluxDB: left in place
-    BUG = "bug"                      # an internal error: left in place
+    BUG = "bug"  # an internal error: left in place
 
     @property
     def exit_code(self) -> ExitCode:
-        return {Fault.FILE: ExitCode.REJECTED, Fault.ENVIRONMENT: ExitCode.CANTCREAT,
-                Fault.INFLUXDB: ExitCode.TEMPFAIL, Fault.CONFIGURATION: ExitCode.USAGE,
-                Fault.BUG: ExitCode.SOFTWARE}[self]
+        return {
+            Fault.FILE: ExitCode.REJECTED,
+            Fault.ENVIRONMENT: ExitCode.CANTCREAT,
+            Fault.INFLUXDB: ExitCode.TEMPFAIL,
+            Fault.CONFIGURATION: ExitCode.USAGE,
+            Fault.BUG: ExitCode.SOFTWARE,
+        }[self]
 
 
 @dataclass
@@ -53,11 +57,11 @@ class FileOutcome:
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     file_header_meta: dict | None = None
     sha256: str | None = None
-    file_id: str | None = None        # "<st_dev>:<st_ino>" of the file that was read
-    destination: str | None = None    # where the file is now, when it moved
+    file_id: str | None = None  # "<st_dev>:<st_ino>" of the file that was read
+    destination: str | None = None  # where the file is now, when it moved
     duration_s: float = 0.0
-    catalogue: str | None = None      # channels published to the config API: published | queued | off
-    derived: str | None = None        # derived buckets: updated | queued | off
+    catalogue: str | None = None  # channels published to the config API: published | queued | off
+    derived: str | None = None  # derived buckets: updated | queued | off
 
     def fail(self, fault: Fault, message: str) -> None:
         self.status = Status.RETRY if fault is Fault.INFLUXDB else Status.ERROR
@@ -72,19 +76,33 @@ class FileOutcome:
     def to_json(self) -> dict[str, Any]:
         """The report's entry: flat, JSON-safe (the counters at the top level)."""
         out: dict[str, Any] = {
-            "file": self.file, "bucket": self.bucket, "campaign": self.campaign,
-            "device_folder_sn": self.device_folder_sn, "device_master_sn": self.device_master_sn,
-            "format": self.format, "status": self.status.value if self.status else None,
-            "fault": self.fault.value if self.fault else None, "error": self.error,
-            "warnings": list(self.warnings), "nb_rows": self.nb_rows, "nb_channels": self.nb_channels,
+            "file": self.file,
+            "bucket": self.bucket,
+            "campaign": self.campaign,
+            "device_folder_sn": self.device_folder_sn,
+            "device_master_sn": self.device_master_sn,
+            "format": self.format,
+            "status": self.status.value if self.status else None,
+            "fault": self.fault.value if self.fault else None,
+            "error": self.error,
+            "warnings": list(self.warnings),
+            "nb_rows": self.nb_rows,
+            "nb_channels": self.nb_channels,
             "nb_points": self.nb_points,
         }
         out.update(self.counters)
-        out.update({
-            "time_min": self.time_min, "time_max": self.time_max, "channels": self.channels,
-            "file_header_meta": self.file_header_meta, "sha256": self.sha256, "file_id": self.file_id,
-            "destination": self.destination, "duration_s": self.duration_s,
-        })
+        out.update(
+            {
+                "time_min": self.time_min,
+                "time_max": self.time_max,
+                "channels": self.channels,
+                "file_header_meta": self.file_header_meta,
+                "sha256": self.sha256,
+                "file_id": self.file_id,
+                "destination": self.destination,
+                "duration_s": self.duration_s,
+            }
+        )
         if self.catalogue is not None:
             out["catalogue"] = self.catalogue
         if self.derived is not None:

@@ -6,15 +6,14 @@ import json
 import math
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .exitcodes import ExitCode, worst
 from .outcome import FileOutcome, Status
 
 
-def build(started: datetime, finished: datetime, dry_run: bool, data_folder: Path,
-          outcomes: list[FileOutcome]) -> dict:
+def build(started: datetime, finished: datetime, dry_run: bool, data_folder: Path, outcomes: list[FileOutcome]) -> dict:
     def count(status: Status) -> int:
         return sum(1 for o in outcomes if o.status == status)
 
@@ -88,7 +87,7 @@ def write(report_dir: Path, report: dict, started: datetime) -> Path:
     """Write the report as `tsv_parser_<UTC start>.json` (temporary file + rename); never
     overwrites an earlier report of the same second (a suffix is added)."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    stamp = started.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     tmp = _write_tmp(report_dir, report)
     try:
         for n in range(1000):
@@ -104,4 +103,4 @@ def write(report_dir: Path, report: dict, started: datetime) -> Path:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

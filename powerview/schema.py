@@ -16,12 +16,26 @@ RUN_MEASUREMENT = "tsv_parser_run"
 DEFAULT_META_BUCKET = "powerview_meta"
 DERIVED_LEVELS = ("1h", "1d", "1w")
 # derived buckets: one measurement per aggregate, the same tags and fields as `electrical`
-DERIVED_MEASUREMENTS = {"mean": MEASUREMENT, "min": "electrical_min", "max": "electrical_max",
-                        "count": "electrical_count"}
+DERIVED_MEASUREMENTS = {
+    "mean": MEASUREMENT,
+    "min": "electrical_min",
+    "max": "electrical_max",
+    "count": "electrical_count",
+}
 
 # tag keys of a channel's points (device_subtype only on the master's points)
-TAG_KEYS = ("campaign", "channel_id", "channel_label", "channel_name", "channel_unit", "device",
-            "device_master_sn", "device_sn", "device_subtype", "device_type")
+TAG_KEYS = (
+    "campaign",
+    "channel_id",
+    "channel_label",
+    "channel_name",
+    "channel_unit",
+    "device",
+    "device_master_sn",
+    "device_sn",
+    "device_subtype",
+    "device_type",
+)
 
 
 def channel_tags(campaign: str, master_sn: str, master_type: str, channel) -> dict[str, str]:
@@ -54,6 +68,8 @@ def reserved_bucket_problem(name: str, meta_bucket: str) -> str | None:
         return f"company name {name!r} is not allowed: it is the meta bucket (TSV_META_BUCKET)"
     for level in DERIVED_LEVELS:
         if name.endswith(f"_{level}"):
-            return (f"company name {name!r} is not allowed: names ending in _{level} are the derived "
-                    "buckets of another company")
+            return (
+                f"company name {name!r} is not allowed: names ending in _{level} are the derived "
+                "buckets of another company"
+            )
     return None

@@ -22,9 +22,9 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
@@ -117,8 +117,10 @@ class Env:
         """A folder on-upload.sh reads too: a plain absolute path (see _PLAIN_PATH)."""
         raw = self.raw(name)[1] or default
         if not _PLAIN_PATH.match(raw):
-            raise ConfigError(f"{name} must be a plain absolute path (letters, digits, / . _ + -), got {raw!r}: "
-                              "on-upload.sh reads it too, and both must read it the same way")
+            raise ConfigError(
+                f"{name} must be a plain absolute path (letters, digits, / . _ + -), got {raw!r}: "
+                "on-upload.sh reads it too, and both must read it the same way"
+            )
         return Path(raw)
 
     def url(self, name: str, default: str | None, *aliases: str) -> str | None:
@@ -136,6 +138,7 @@ def _env(env_file: Path | str | None, environ: Mapping[str, str] | None) -> Env:
 
 # -- InfluxDB ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class InfluxSettings:
     url: str | None
@@ -145,16 +148,20 @@ class InfluxSettings:
     retry_max_s: float
     gzip: bool
     create_buckets: bool
-    version: int = 2                   # INFLUXDB_VERSION: 1, 2 or 3 (docs/buckets-derives.md)
-    v1_user: str | None = None         # INFLUXDB_V1_USER (1.x with auth-enabled only)
-    v1_password: str | None = None     # INFLUXDB_V1_PASSWORD
+    version: int = 2  # INFLUXDB_VERSION: 1, 2 or 3 (docs/buckets-derives.md)
+    v1_user: str | None = None  # INFLUXDB_V1_USER (1.x with auth-enabled only)
+    v1_password: str | None = None  # INFLUXDB_V1_PASSWORD
 
     def require(self) -> None:
         """Raise ConfigError naming the first missing InfluxDB variable (for the targeted version)."""
-        needed = {1: (("INFLUXDB_HOST", self.url),),
-                  3: (("INFLUXDB_HOST", self.url), ("INFLUXDB_ADMIN_TOKEN", self.token))}
-        for name, value in needed.get(self.version, (("INFLUXDB_HOST", self.url), ("INFLUXDB_ORG", self.org),
-                                                     ("INFLUXDB_ADMIN_TOKEN", self.token))):
+        needed = {
+            1: (("INFLUXDB_HOST", self.url),),
+            3: (("INFLUXDB_HOST", self.url), ("INFLUXDB_ADMIN_TOKEN", self.token)),
+        }
+        for name, value in needed.get(
+            self.version,
+            (("INFLUXDB_HOST", self.url), ("INFLUXDB_ORG", self.org), ("INFLUXDB_ADMIN_TOKEN", self.token)),
+        ):
             if not value:
                 raise ConfigError(f"missing required setting {name} (environment or .env)")
 
@@ -215,13 +222,14 @@ def _log_level(env: Env) -> str:
 
 # -- tsv_parser.py -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ParserSettings:
     influx: InfluxSettings
     meta_bucket: str
     batch_lines: int
-    spool_dir: Path                      # outboxes of the derived buckets and the catalogue
-    downsample_levels: tuple[str, ...]   # TSV_DOWNSAMPLE_LEVELS ("" = off)
+    spool_dir: Path  # outboxes of the derived buckets and the catalogue
+    downsample_levels: tuple[str, ...]  # TSV_DOWNSAMPLE_LEVELS ("" = off)
     data_folder: Path | None
     log_level: str
     report_dir: Path | None
@@ -257,11 +265,12 @@ def load_parser(env_file: Path | str | None = None, environ: Mapping[str, str] |
 
 # -- manage_influx_tokens.py ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TokenSettings:
     influx: InfluxSettings
     log_level: str
-    downsample_levels: tuple[str, ...]   # the derived buckets a company token reads too
+    downsample_levels: tuple[str, ...]  # the derived buckets a company token reads too
 
 
 def load_tokens(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> TokenSettings:
@@ -270,6 +279,7 @@ def load_tokens(env_file: Path | str | None = None, environ: Mapping[str, str] |
 
 
 # -- the catalogue and downsample commands (they read InfluxDB's buckets) --------------------------
+
 
 @dataclass(frozen=True)
 class InfluxCommandSettings:
@@ -280,15 +290,21 @@ class InfluxCommandSettings:
     downsample_levels: tuple[str, ...]
 
 
-def load_influx_command(env_file: Path | str | None = None,
-                        environ: Mapping[str, str] | None = None) -> InfluxCommandSettings:
+def load_influx_command(
+    env_file: Path | str | None = None, environ: Mapping[str, str] | None = None
+) -> InfluxCommandSettings:
     env = _env(env_file, environ)
-    return InfluxCommandSettings(influx=_influx(env), meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
-                                 log_level=_log_level(env), batch_lines=env.integer("TSV_BATCH_SIZE", 5000, minimum=1),
-                                 downsample_levels=_levels(env))
+    return InfluxCommandSettings(
+        influx=_influx(env),
+        meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
+        log_level=_log_level(env),
+        batch_lines=env.integer("TSV_BATCH_SIZE", 5000, minimum=1),
+        downsample_levels=_levels(env),
+    )
 
 
 # -- the spool's worker (on-upload.sh) -----------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class WorkerSettings:
@@ -311,7 +327,8 @@ def load_worker(env_file: Path | str | None = None, environ: Mapping[str, str] |
         log_dir=env.plain_dir("POWERVIEW_LOG_DIR", "/srv/sftpgo/logs"),
         spool_dir=env.plain_dir("POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
         settle_seconds=env.number("POWERVIEW_SETTLE_SECONDS", 10.0),
-        grafana_playbook=env.path("POWERVIEW_GRAFANA_PLAYBOOK", str(DEFAULT_GRAFANA_PLAYBOOK)) or DEFAULT_GRAFANA_PLAYBOOK,
+        grafana_playbook=env.path("POWERVIEW_GRAFANA_PLAYBOOK", str(DEFAULT_GRAFANA_PLAYBOOK))
+        or DEFAULT_GRAFANA_PLAYBOOK,
         retry_base_seconds=env.number("POWERVIEW_RETRY_BASE_SECONDS", 30.0),
         retry_max_seconds=env.number("POWERVIEW_RETRY_MAX_SECONDS", 900.0),
         max_attempts=env.integer("POWERVIEW_MAX_ATTEMPTS", 20, minimum=1),
@@ -322,11 +339,12 @@ def load_worker(env_file: Path | str | None = None, environ: Mapping[str, str] |
 
 # -- the acceptance check (powerview-acceptance) -------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AcceptanceSettings:
     influx: InfluxSettings
     meta_bucket: str
-    grafana: "GrafanaSettings"          # powerview.grafana.settings
+    grafana: GrafanaSettings  # powerview.grafana.settings
     data_dir: Path
     log_dir: Path
     report_dir: Path
@@ -337,8 +355,7 @@ class AcceptanceSettings:
         return f"AcceptanceSettings(data_dir={str(self.data_dir)!r}, grafana={self.grafana!r}, ...)"
 
 
-def load_acceptance(env_file: Path | str | None = None,
-                    environ: Mapping[str, str] | None = None) -> AcceptanceSettings:
+def load_acceptance(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> AcceptanceSettings:
     env = _env(env_file, environ)
     data_dir = env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data")
     return AcceptanceSettings(

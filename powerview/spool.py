@@ -36,20 +36,20 @@ EVENT_PREFIXES = ("SFTPGO_ACTION", "SFTPGO_CONNECTION_")
 class JobResult(StrEnum):
     """How a job (or one file of a scan) ended, as uploads.log and `worker list` show it."""
 
-    PARSED = "parsed"                      # ingested, file in parsed/
-    REJECTED = "rejected"                  # a fault of the file: in error/
-    GONE = "gone"                          # no longer at its path before the parser ran
-    REPLACED = "replaced"                  # a newer upload took the name before it was read
-    REFUSED = "refused"                    # the path or a name breaks the rules: nothing run
-    LEFT = "left"                          # a scan's file left in place (see the reason)
-    SKIPPED = "skipped"                    # held by another process: retried
-    ENVIRONMENT = "environment"            # permissions, disk...: retried, then set aside
-    CONFIGURATION = "configuration"        # settings or credentials: retried, then set aside
-    BUG = "bug"                            # internal error: retried, then set aside
-    ERROR = "error"                        # the command failed without saying why
+    PARSED = "parsed"  # ingested, file in parsed/
+    REJECTED = "rejected"  # a fault of the file: in error/
+    GONE = "gone"  # no longer at its path before the parser ran
+    REPLACED = "replaced"  # a newer upload took the name before it was read
+    REFUSED = "refused"  # the path or a name breaks the rules: nothing run
+    LEFT = "left"  # a scan's file left in place (see the reason)
+    SKIPPED = "skipped"  # held by another process: retried
+    ENVIRONMENT = "environment"  # permissions, disk...: retried, then set aside
+    CONFIGURATION = "configuration"  # settings or credentials: retried, then set aside
+    BUG = "bug"  # internal error: retried, then set aside
+    ERROR = "error"  # the command failed without saying why
     INFLUXDB_UNAVAILABLE = "influxdb-unavailable"  # kept for as long as it takes
     RETRY = "retry"
-    FAILED = "failed"                      # given up after POWERVIEW_MAX_ATTEMPTS
+    FAILED = "failed"  # given up after POWERVIEW_MAX_ATTEMPTS
     SCANNED = "scanned"
     MERGED = "merged"
     PROVISIONED = "provisioned"
@@ -77,28 +77,28 @@ def backoff(attempts: int, base: float, maximum: float) -> float:
 @dataclass
 class Job:
     id: str
-    kind: str                       # ingest | scan | provision
-    created: float                  # epoch seconds
-    next_try: float                 # epoch seconds; due when <= now
-    path: str | None = None         # ingest: the file, absolute, inside the data folder
-    company: str | None = None      # provision
-    campaign: str | None = None     # provision (None: the company alone)
-    round: int = 0                  # scan: follow-up number (files still changing)
-    attempts: int = 0               # failed runs so far
-    waiting: str | None = None      # "influxdb" when the last run found InfluxDB unavailable
+    kind: str  # ingest | scan | provision
+    created: float  # epoch seconds
+    next_try: float  # epoch seconds; due when <= now
+    path: str | None = None  # ingest: the file, absolute, inside the data folder
+    company: str | None = None  # provision
+    campaign: str | None = None  # provision (None: the company alone)
+    round: int = 0  # scan: follow-up number (files still changing)
+    attempts: int = 0  # failed runs so far
+    waiting: str | None = None  # "influxdb" when the last run found InfluxDB unavailable
     last_result: str | None = None
     last_error: str | None = None
-    event: dict = field(default_factory=dict)   # what SFTPGo said: action, user, path... (for the logs)
+    event: dict = field(default_factory=dict)  # what SFTPGo said: action, user, path... (for the logs)
     version: int = FORMAT_VERSION
 
     @classmethod
-    def new(cls, kind: str, event: dict | None = None, now: float | None = None, job_id: str | None = None,
-            **payload) -> "Job":
+    def new(
+        cls, kind: str, event: dict | None = None, now: float | None = None, job_id: str | None = None, **payload
+    ) -> Job:
         if kind not in KINDS:
             raise ValueError(f"unknown job kind {kind!r}")
         now = time.time() if now is None else now
-        return cls(id=job_id or new_id(now), kind=kind, created=now, next_try=now, event=dict(event or {}),
-                   **payload)
+        return cls(id=job_id or new_id(now), kind=kind, created=now, next_try=now, event=dict(event or {}), **payload)
 
     def target(self) -> str:
         """What the job is about, for listings and logs."""
@@ -112,7 +112,7 @@ class Job:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "Job":
+    def from_json(cls, text: str) -> Job:
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -151,7 +151,7 @@ class Spool:
         # files that changed (every write is a new inode), not the whole backlog each time
         self._cache: dict[tuple[str, str], tuple[tuple[int, int, int], Job]] = {}
 
-    def ensure(self) -> "Spool":
+    def ensure(self) -> Spool:
         for folder in (self.jobs_dir, self.failed_dir, self.tmp_dir, self.incoming_dir):
             folder.mkdir(parents=True, exist_ok=True)
         return self
@@ -167,7 +167,7 @@ class Spool:
             os.fsync(fd)
         finally:
             os.close(fd)
-        if only_if_exists and not final.exists():   # purged meanwhile: do not bring it back
+        if only_if_exists and not final.exists():  # purged meanwhile: do not bring it back
             tmp.unlink()
             return final
         os.rename(tmp, final)
@@ -201,8 +201,11 @@ class Spool:
     def record_event(self, environ: dict, now: float | None = None) -> str:
         """Record an SFTPGo event as on-upload.sh does (for `python -m powerview.hook` and tests)."""
         event_id = new_id(now)
-        data = b"".join(f"{k}={v}".encode("utf-8", "surrogateescape") + b"\0"
-                        for k, v in sorted(environ.items()) if k.startswith(EVENT_PREFIXES))
+        data = b"".join(
+            f"{k}={v}".encode("utf-8", "surrogateescape") + b"\0"
+            for k, v in sorted(environ.items())
+            if k.startswith(EVENT_PREFIXES)
+        )
         tmp = self.tmp_dir / f"{event_id}{EVENT_SUFFIX}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         try:
@@ -218,8 +221,7 @@ class Spool:
         """Recorded events not yet checked, oldest first."""
         try:
             with os.scandir(self.incoming_dir) as entries:
-                return sorted((Path(e.path) for e in entries if e.name.endswith(EVENT_SUFFIX)),
-                              key=lambda p: p.name)
+                return sorted((Path(e.path) for e in entries if e.name.endswith(EVENT_SUFFIX)), key=lambda p: p.name)
         except FileNotFoundError:
             return []
 
@@ -255,7 +257,7 @@ class Spool:
                 stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
                 cached = self._cache.get(key)
                 if cached is not None and cached[0] == stamp:
-                    job = copy.copy(cached[1])   # jobs are flat: a shallow copy is enough
+                    job = copy.copy(cached[1])  # jobs are flat: a shallow copy is enough
                 else:
                     job = Job.from_json(Path(entry.path).read_text(encoding="utf-8"))
                     self._cache[key] = (stamp, copy.copy(job))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
+from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable, connect
 from .influx_tokens import TokenManager, description_for
-from .exitcodes import ExitCode
 from .settings import DEFAULT_ENV_FILE, ConfigError, load_tokens
 
 log = logging.getLogger("powerview")
@@ -55,26 +55,41 @@ def _fail(code: int, message: str) -> None:
     sys.exit(code)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-               epilog=EXIT_CODES)
-@click.option("--bucket", required=True, metavar="NAME",
-              help="The company's bucket (the company folder name); created when missing.")
-@click.option("--write", "write", is_flag=True,
-              help="Read AND write on the bucket (default: read only, all Grafana needs).")
-@click.option("--list", "do_list", is_flag=True,
-              help="List the bucket's tokens (id, status, permissions), never their values.")
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
+@click.option(
+    "--bucket",
+    required=True,
+    metavar="NAME",
+    help="The company's bucket (the company folder name); created when missing.",
+)
+@click.option(
+    "--write", "write", is_flag=True, help="Read AND write on the bucket (default: read only, all Grafana needs)."
+)
+@click.option(
+    "--list", "do_list", is_flag=True, help="List the bucket's tokens (id, status, permissions), never their values."
+)
 @click.option("--revoke", is_flag=True, help="Delete every token described for this bucket.")
-@click.option("--rotate", is_flag=True,
-              help="Create a new token, print it, then delete the old ones with the same permissions.")
-@click.option("--json", "as_json", is_flag=True,
-              help='Print {"bucket", "id", "token", "created", "rotated", "changed", ...} instead of the '
-                   "bare token (with --list or --revoke: JSON too).")
-@click.option("--dry-run", is_flag=True,
-              help="Say what would be done (JSON with --json), change nothing, print no token.")
-@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              envvar="POWERVIEW_ENV_FILE",
-              help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project; env "
-                   "POWERVIEW_ENV_FILE); the environment wins over it.")
+@click.option(
+    "--rotate", is_flag=True, help="Create a new token, print it, then delete the old ones with the same permissions."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"bucket", "id", "token", "created", "rotated", "changed", ...} instead of the '
+    "bare token (with --list or --revoke: JSON too).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Say what would be done (JSON with --json), change nothing, print no token."
+)
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    envvar="POWERVIEW_ENV_FILE",
+    help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project; env "
+    "POWERVIEW_ENV_FILE); the environment wins over it.",
+)
 def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
     """Per-company InfluxDB tokens for Grafana: a token that can read the company's bucket and its
     derived buckets <bucket>_1h/_1d/_1w (TSV_DOWNSAMPLE_LEVELS) and nothing else (described
@@ -90,10 +105,13 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
         settings = load_tokens(env_file)
         _configure_logging(settings.log_level)
         if settings.influx.version != 2:
-            raise ConfigError(f"INFLUXDB_VERSION={settings.influx.version}: per-bucket tokens are made on InfluxDB 2 "
-                              "only (see docs/buckets-derives.md for InfluxDB 1.x users and InfluxDB 3 database tokens)")
-        manager = TokenManager(connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s,
-                               settings.downsample_levels)
+            raise ConfigError(
+                f"INFLUXDB_VERSION={settings.influx.version}: per-bucket tokens are made on InfluxDB 2 "
+                "only (see docs/buckets-derives.md for InfluxDB 1.x users and InfluxDB 3 database tokens)"
+            )
+        manager = TokenManager(
+            connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s, settings.downsample_levels
+        )
         if do_list:
             _list(manager, bucket, as_json)
         elif revoke:
@@ -102,17 +120,31 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
             plan = manager.plan(bucket, write)
             if rotate:
                 plan = {**plan, "action": "rotate", "id": None, "changed": True}
-            click.echo(json.dumps(plan) if as_json else
-                       f"bucket {bucket}: would {plan['action']}"
-                       + ("" if plan["bucket_exists"] else " (and create the bucket)"))
+            click.echo(
+                json.dumps(plan)
+                if as_json
+                else f"bucket {bucket}: would {plan['action']}"
+                + ("" if plan["bucket_exists"] else " (and create the bucket)")
+            )
         else:
             outcome = manager.rotate(bucket, write) if rotate else manager.ensure(bucket, write)
             if as_json:
-                click.echo(json.dumps({"bucket": outcome.bucket, "id": outcome.id, "token": outcome.token,
-                                       "created": outcome.created, "rotated": outcome.rotated,
-                                       "bucket_created": outcome.bucket_created, "deleted": outcome.deleted,
-                                       "changed": outcome.changed, "action": "create" if outcome.created
-                                       else "reuse", "bucket_exists": True}))
+                click.echo(
+                    json.dumps(
+                        {
+                            "bucket": outcome.bucket,
+                            "id": outcome.id,
+                            "token": outcome.token,
+                            "created": outcome.created,
+                            "rotated": outcome.rotated,
+                            "bucket_created": outcome.bucket_created,
+                            "deleted": outcome.deleted,
+                            "changed": outcome.changed,
+                            "action": "create" if outcome.created else "reuse",
+                            "bucket_exists": True,
+                        }
+                    )
+                )
             else:
                 click.echo(outcome.token)
     except ConfigError as exc:
@@ -135,15 +167,28 @@ def _list(manager: TokenManager, bucket: str, as_json: bool) -> None:
     if not tokens:
         log.info("no token for bucket %s", bucket)
     for t in tokens:
-        click.echo("\t".join((t.id, t.status, t.description, ",".join(t.permissions), t.created_at,
-                              "value-visible" if t.token_visible else "value-hidden")))
+        click.echo(
+            "\t".join(
+                (
+                    t.id,
+                    t.status,
+                    t.description,
+                    ",".join(t.permissions),
+                    t.created_at,
+                    "value-visible" if t.token_visible else "value-hidden",
+                )
+            )
+        )
 
 
 def _revoke(manager: TokenManager, bucket: str, as_json: bool, dry_run: bool) -> None:
     if dry_run:
         ids = [t.id for t in manager.list(bucket) if t.description == description_for(bucket)]
-        click.echo(json.dumps({"bucket": bucket, "would_delete": ids}) if as_json
-                   else f"bucket {bucket}: would delete {len(ids)} token(s)")
+        click.echo(
+            json.dumps({"bucket": bucket, "would_delete": ids})
+            if as_json
+            else f"bucket {bucket}: would delete {len(ids)} token(s)"
+        )
         return
     deleted = manager.revoke(bucket)
     log.info("bucket %s: %d token(s) deleted", bucket, len(deleted))

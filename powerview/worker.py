@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -36,15 +36,15 @@ log = logging.getLogger("powerview.worker")
 
 def _open_log(settings: WorkerSettings) -> int:
     settings.log_dir.mkdir(parents=True, exist_ok=True)
-    return os.open(settings.log_dir / workerlock.WORKER_LOG,
-                   os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    return os.open(
+        settings.log_dir / workerlock.WORKER_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640
+    )
 
 
 def _configure_logging(log_fd: int) -> None:
     root = logging.getLogger("powerview")
     root.handlers[:] = []
-    formatter = logging.Formatter("%(asctime)s worker[%(process)d] %(levelname)s %(message)s",
-                                  "%Y-%m-%dT%H:%M:%S%z")
+    formatter = logging.Formatter("%(asctime)s worker[%(process)d] %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     handler = logging.StreamHandler(os.fdopen(os.dup(log_fd), "a", buffering=1, encoding="utf-8"))
     handler.setFormatter(formatter)
     root.addHandler(handler)
@@ -119,13 +119,18 @@ def serve(settings: WorkerSettings, env_file: Path | None, lock_fd: int | None =
 
 # -- command line ------------------------------------------------------------------------------
 
+
 def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help=f"WorkerSettings file (default: {DEFAULT_ENV_FILE}).")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"WorkerSettings file (default: {DEFAULT_ENV_FILE}).",
+)
 @click.pass_context
 def cli(ctx: click.Context, env_file: Path | None) -> None:
     """The PowerView spool: jobs queued by on-upload.sh and the worker that runs them."""
@@ -163,8 +168,10 @@ def list_jobs(obj, failed: bool, as_json: bool) -> None:
     """List pending jobs (or failed ones), oldest first."""
     settings, _ = obj
     if not settings.spool_dir.is_dir():
-        raise click.ClickException(f"the spool folder {settings.spool_dir} does not exist (POWERVIEW_SPOOL_DIR): "
-                                   "no job was ever queued there; check the setting")
+        raise click.ClickException(
+            f"the spool folder {settings.spool_dir} does not exist (POWERVIEW_SPOOL_DIR): "
+            "no job was ever queued there; check the setting"
+        )
     spool = Spool(settings.spool_dir)
     jobs = spool.failed() if failed else spool.pending()
     now = time.time()
@@ -176,8 +183,10 @@ def list_jobs(obj, failed: bool, as_json: bool) -> None:
         extra = f" waiting={job.waiting}" if job.waiting else ""
         extra += f" last_result={job.last_result}" if job.last_result else ""
         error = f" last_error={json.dumps(job.last_error)}" if job.last_error else ""
-        click.echo(f"{job.id} {job.kind} {json.dumps(job.target(), ensure_ascii=False)} "
-                   f"attempts={job.attempts} {state}{extra}{error}")
+        click.echo(
+            f"{job.id} {job.kind} {json.dumps(job.target(), ensure_ascii=False)} "
+            f"attempts={job.attempts} {state}{extra}{error}"
+        )
     for path in spool.corrupt_files() if failed else []:
         click.echo(f"{path.name} set aside: unreadable job file or event (inspect it, then purge it)")
     events = spool.events()

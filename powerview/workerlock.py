@@ -52,8 +52,9 @@ def release(fd: int) -> None:
 
 def worker_environment(environ: dict | None = None) -> dict:
     """The environment a worker starts with: ours minus SFTPGo's event and Python's own variables."""
-    env = {k: v for k, v in (os.environ if environ is None else environ).items()
-           if not k.startswith(("SFTPGO_", "PYTHON"))}
+    env = {
+        k: v for k, v in (os.environ if environ is None else environ).items() if not k.startswith(("SFTPGO_", "PYTHON"))
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     env.setdefault("LANG", "C.UTF-8")
@@ -80,8 +81,15 @@ def kick(spool_dir: Path, log_dir: Path, env_file: Path | None = None) -> int | 
                 cmd += ["--env-file", str(env_file)]
             cmd += ["run", "--lock-fd", str(fd)]
             process = subprocess.Popen(
-                cmd, cwd=PROJECT_DIR, env=worker_environment(), stdin=subprocess.DEVNULL,
-                stdout=log_fd, stderr=log_fd, pass_fds=(fd,), start_new_session=True)
+                cmd,
+                cwd=PROJECT_DIR,
+                env=worker_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                pass_fds=(fd,),
+                start_new_session=True,
+            )
         finally:
             os.close(log_fd)
     finally:

@@ -15,8 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="powerview-config-api", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--db", default=os.environ.get("CONFIG_API_DB") or DEFAULT_DB,
-                        help=f"SQLite file of this API, created if absent (env CONFIG_API_DB, default {DEFAULT_DB})")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("CONFIG_API_DB") or DEFAULT_DB,
+        help=f"SQLite file of this API, created if absent (env CONFIG_API_DB, default {DEFAULT_DB})",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
 
@@ -37,8 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     token = os.environ.get("CONFIG_API_TOKEN", "").strip() or None
     if token is None:
         logging.warning("CONFIG_API_TOKEN is not set: writes are open to whoever reaches this port")
-    uvicorn.run(create_app(store, token), host=args.host, port=args.port, log_level=args.log_level,
-                proxy_headers=False, server_header=False)
+    uvicorn.run(
+        create_app(store, token),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
     return 0
 
 

@@ -20,9 +20,9 @@ from powerview.layout import name_problem
 
 from .store import Conflict, NotFound, Store, UnknownChannels
 
-MAX_BODY_BYTES = 1 << 20          # 1 MiB
-MAX_CHANNELS = 2000               # channels in one POST, entries in one save
-MAX_TEXT = 256                    # any string field
+MAX_BODY_BYTES = 1 << 20  # 1 MiB
+MAX_CHANNELS = 2000  # channels in one POST, entries in one save
+MAX_TEXT = 256  # any string field
 
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._@-]{0,254}\Z")
 
@@ -38,7 +38,7 @@ def _no_control(value: str) -> str:
 # a bounded string without control characters (no newline in a label or an id)
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT), AfterValidator(_no_control)]
 OptionalText = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_no_control)] | None
-Name = Annotated[str, StringConstraints(max_length=MAX_TEXT)]   # checked by name_problem
+Name = Annotated[str, StringConstraints(max_length=MAX_TEXT)]  # checked by name_problem
 
 
 class Strict(BaseModel):
@@ -63,8 +63,9 @@ class ChannelIn(Strict):
         elif self.channelId is None or self.channelUnit is None:
             raise ValueError("give channelId and channelUnit together, or neither")
         if self.fieldId != f"{self.channelId}_{self.channelUnit}":
-            raise ValueError(f"fieldId {self.fieldId!r} must be channelId + '_' + channelUnit "
-                             f"({self.channelId}_{self.channelUnit})")
+            raise ValueError(
+                f"fieldId {self.fieldId!r} must be channelId + '_' + channelUnit ({self.channelId}_{self.channelUnit})"
+            )
         return self
 
 
@@ -116,8 +117,11 @@ def _checked(kind: str, value: str) -> str:
 
 def _checked_client(client_id: str) -> str:
     if not _CLIENT_ID.match(client_id):
-        raise HTTPException(422, f"client id {client_id!r} is not allowed: use 1 to 255 letters, digits, "
-                                 "'.', '_', '-' or '@', not starting with '.'")
+        raise HTTPException(
+            422,
+            f"client id {client_id!r} is not allowed: use 1 to 255 letters, digits, "
+            "'.', '_', '-' or '@', not starting with '.'",
+        )
     return client_id
 
 
@@ -159,8 +163,11 @@ class BodyLimit:
 
 
 def create_app(store: Store, token: str | None) -> FastAPI:
-    app = FastAPI(title="powerview-config-api", version=__version__,
-                  description="Channel catalogue and series configuration of PowerView (docs/config-api.md).")
+    app = FastAPI(
+        title="powerview-config-api",
+        version=__version__,
+        description="Channel catalogue and series configuration of PowerView (docs/config-api.md).",
+    )
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
@@ -169,16 +176,23 @@ def create_app(store: Store, token: str | None) -> FastAPI:
             return
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise HTTPException(401, "a write needs the header 'Authorization: Bearer <CONFIG_API_TOKEN>'",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "a write needs the header 'Authorization: Bearer <CONFIG_API_TOKEN>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     write = [Depends(writer)]
 
     @app.get("/health")
     def health():
         store.ping()
-        return {"status": "ok", "version": __version__, "schemaVersion": store.schema_version(),
-                "auth": "token" if token else "open"}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "schemaVersion": store.schema_version(),
+            "auth": "token" if token else "open",
+        }
 
     @app.post("/buckets/{bucket}/channels", dependencies=write)
     def post_channels(bucket: str, body: ChannelsIn):
@@ -243,8 +257,11 @@ def create_app(store: Store, token: str | None) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
 
     @app.delete("/clients/{client_id}/series-config/configs", dependencies=write)
-    def reset_series_configs(client_id: str, campaign: Annotated[str, Query(max_length=MAX_TEXT)],
-                             fieldId: Annotated[str | None, Query(max_length=MAX_TEXT)] = None):  # noqa: N803
+    def reset_series_configs(
+        client_id: str,
+        campaign: Annotated[str, Query(max_length=MAX_TEXT)],
+        fieldId: Annotated[str | None, Query(max_length=MAX_TEXT)] = None,
+    ):  # noqa: N803
         _checked_client(client_id)
         _checked("campaign", campaign)
         try:

@@ -13,9 +13,9 @@ import os
 import sqlite3
 import struct
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 APPLICATION_ID = 0x50564341  # "PVCA": PowerView config API
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -101,16 +101,19 @@ class Store:
         if self.path.exists():
             problem = header_problem(self.path)
             if problem:
-                raise ForeignDatabase(f"{self.path}: refusing to open: {problem}; "
-                                      "give the config API a path of its own (--db, CONFIG_API_DB)")
+                raise ForeignDatabase(
+                    f"{self.path}: refusing to open: {problem}; "
+                    "give the config API a path of its own (--db, CONFIG_API_DB)"
+                )
         else:
             self._create()
         self._migrate()
 
     # -- connections ---------------------------------------------------------------------
     def _connect(self, path: Path | None = None) -> sqlite3.Connection:
-        conn = sqlite3.connect(path or self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            path or self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
@@ -158,7 +161,7 @@ class Store:
             finally:
                 os.close(fd)
             try:
-                os.link(tmp, self.path)   # never replaces a file created meanwhile
+                os.link(tmp, self.path)  # never replaces a file created meanwhile
             except FileExistsError:
                 problem = header_problem(self.path)
                 if problem:
@@ -174,8 +177,10 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 conn.execute("ROLLBACK")
-                raise ForeignDatabase(f"{self.path}: schema version {version} is newer than this program's "
-                                      f"({SCHEMA_VERSION}): run the newer powerview-config-api")
+                raise ForeignDatabase(
+                    f"{self.path}: schema version {version} is newer than this program's "
+                    f"({SCHEMA_VERSION}): run the newer powerview-config-api"
+                )
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[number - 1].split(";"):
                     if statement.strip():
@@ -195,8 +200,10 @@ class Store:
         seen = now_iso()
         with self._write() as conn:
             for ch in channels:
-                exists = conn.execute("SELECT 1 FROM channels WHERE bucket=? AND campaign=? AND field_id=?",
-                                      (bucket, campaign, ch["fieldId"])).fetchone()
+                exists = conn.execute(
+                    "SELECT 1 FROM channels WHERE bucket=? AND campaign=? AND field_id=?",
+                    (bucket, campaign, ch["fieldId"]),
+                ).fetchone()
                 conn.execute(
                     """INSERT INTO channels (bucket, campaign, field_id, channel_id, channel_unit, channel_label,
                                              device_master_sn, first_seen, last_seen)
@@ -207,8 +214,18 @@ class Store:
                          channel_label = COALESCE(excluded.channel_label, channels.channel_label),
                          device_master_sn = COALESCE(excluded.device_master_sn, channels.device_master_sn),
                          last_seen = excluded.last_seen""",
-                    (bucket, campaign, ch["fieldId"], ch["channelId"], ch["channelUnit"], ch["channelLabel"],
-                     ch["deviceMasterSn"], seen, seen))
+                    (
+                        bucket,
+                        campaign,
+                        ch["fieldId"],
+                        ch["channelId"],
+                        ch["channelUnit"],
+                        ch["channelLabel"],
+                        ch["deviceMasterSn"],
+                        seen,
+                        seen,
+                    ),
+                )
                 if exists:
                     updated += 1
                 else:
@@ -232,11 +249,14 @@ class Store:
             row = conn.execute("SELECT bucket FROM clients WHERE client_id = ?", (client_id,)).fetchone()
             if row is not None:
                 if row["bucket"] != bucket:
-                    raise Conflict(f"client {client_id!r} is registered with bucket {row['bucket']!r}, "
-                                   f"not {bucket!r}: delete it first")
+                    raise Conflict(
+                        f"client {client_id!r} is registered with bucket {row['bucket']!r}, "
+                        f"not {bucket!r}: delete it first"
+                    )
                 return False
-            conn.execute("INSERT INTO clients (client_id, bucket, created_at) VALUES (?, ?, ?)",
-                         (client_id, bucket, now_iso()))
+            conn.execute(
+                "INSERT INTO clients (client_id, bucket, created_at) VALUES (?, ?, ?)", (client_id, bucket, now_iso())
+            )
             return True
 
     def client_bucket(self, client_id: str) -> str:
@@ -274,7 +294,8 @@ class Store:
             entry = _channel(row)
             entry.update(
                 clientId=client_id,
-                displayName=row["display_name"] if row["display_name"] is not None
+                displayName=row["display_name"]
+                if row["display_name"] is not None
                 else (row["channel_label"] or row["channel_id"]),
                 visible=bool(row["visible"]) if row["visible"] is not None else True,
                 unit=row["unit"] if row["unit"] is not None else row["channel_unit"],
@@ -293,8 +314,12 @@ class Store:
             if row is None:
                 raise NotFound(f"unknown client {client_id!r}: register it with PUT /clients/{client_id}")
             bucket = row["bucket"]
-            known = {row[0] for row in conn.execute(
-                "SELECT field_id FROM channels WHERE bucket = ? AND campaign = ?", (bucket, campaign))}
+            known = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT field_id FROM channels WHERE bucket = ? AND campaign = ?", (bucket, campaign)
+                )
+            }
             unknown = sorted({c["fieldId"] for c in configs} - known)
             if unknown:
                 raise UnknownChannels(unknown)
@@ -307,20 +332,32 @@ class Store:
                          display_name = excluded.display_name, visible = excluded.visible,
                          unit = excluded.unit, sort_order = excluded.sort_order, color = excluded.color,
                          updated_at = excluded.updated_at""",
-                    (client_id, campaign, c["fieldId"], c.get("displayName"),
-                     None if c.get("visible") is None else int(c["visible"]), c.get("unit"), c.get("order"),
-                     c.get("color"), stamp))
+                    (
+                        client_id,
+                        campaign,
+                        c["fieldId"],
+                        c.get("displayName"),
+                        None if c.get("visible") is None else int(c["visible"]),
+                        c.get("unit"),
+                        c.get("order"),
+                        c.get("color"),
+                        stamp,
+                    ),
+                )
 
     def reset_series_configs(self, client_id: str, campaign: str, field_id: str | None) -> int:
         """Forget saved entries (all of the campaign, or one channel); returns how many."""
         self.client_bucket(client_id)
         with self._write() as conn:
             if field_id is None:
-                cur = conn.execute("DELETE FROM series_configs WHERE client_id = ? AND campaign = ?",
-                                   (client_id, campaign))
+                cur = conn.execute(
+                    "DELETE FROM series_configs WHERE client_id = ? AND campaign = ?", (client_id, campaign)
+                )
             else:
-                cur = conn.execute("DELETE FROM series_configs WHERE client_id = ? AND campaign = ? AND field_id = ?",
-                                   (client_id, campaign, field_id))
+                cur = conn.execute(
+                    "DELETE FROM series_configs WHERE client_id = ? AND campaign = ? AND field_id = ?",
+                    (client_id, campaign, field_id),
+                )
             return cur.rowcount
 
     def ping(self) -> None:

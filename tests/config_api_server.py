@@ -31,8 +31,19 @@ class ConfigAPI:
         self.log = self.db.with_name(self.db.name + f".{self.port}.log")
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "powerview_config_api", "--host", "127.0.0.1", "--port", str(self.port),
-                "--db", str(self.db), "--log-level", "warning"]
+        return [
+            sys.executable,
+            "-m",
+            "powerview_config_api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--db",
+            str(self.db),
+            "--log-level",
+            "warning",
+        ]
 
     def env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONFIG_API_")}
@@ -41,10 +52,11 @@ class ConfigAPI:
             env["CONFIG_API_TOKEN"] = self.token
         return env
 
-    def start(self, timeout: float = 20.0) -> "ConfigAPI":
+    def start(self, timeout: float = 20.0) -> ConfigAPI:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), env=self.env(), cwd=PROJECT_DIR, stdout=log,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.command(), env=self.env(), cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -71,7 +83,7 @@ class ConfigAPI:
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def __enter__(self) -> "ConfigAPI":
+    def __enter__(self) -> ConfigAPI:
         return self.start()
 
     def __exit__(self, *exc) -> None:

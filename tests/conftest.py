@@ -45,8 +45,10 @@ def influx2():
 def influx_env(tmp_path: Path, influx2) -> Path:
     """A settings file pointing at the stand-in; reports under tmp_path/reports."""
     path = tmp_path / "influx.env"
-    path.write_text(f"INFLUXDB_HOST={influx2.url}\nINFLUXDB_ORG=powerview\n"
-                    f"INFLUXDB_ADMIN_TOKEN={influx2.admin_token}\nTSV_REPORT_DIR={tmp_path / 'reports'}\n"
-                    "TSV_INFLUX_RETRY_MAX_SECONDS=2\n"
-                    f"POWERVIEW_SPOOL_DIR={tmp_path / 'spool'}\n")  # the derived buckets' outbox
+    path.write_text(
+        f"INFLUXDB_HOST={influx2.url}\nINFLUXDB_ORG=powerview\n"
+        f"INFLUXDB_ADMIN_TOKEN={influx2.admin_token}\nTSV_REPORT_DIR={tmp_path / 'reports'}\n"
+        "TSV_INFLUX_RETRY_MAX_SECONDS=2\n"
+        f"POWERVIEW_SPOOL_DIR={tmp_path / 'spool'}\n"
+    )  # the derived buckets' outbox
     return path

@@ -33,7 +33,9 @@ def windows(points: dict, seconds: int) -> dict[str, dict]:
     groups: dict[tuple, list[float]] = {}
     for (field, tags, t), value in points.items():
         groups.setdefault((field, tags, t - t % seconds + seconds), []).append(value)
-    return {"electrical": {k: math.fsum(v) / len(v) for k, v in groups.items()},
-            "electrical_min": {k: min(v) for k, v in groups.items()},
-            "electrical_max": {k: max(v) for k, v in groups.items()},
-            "electrical_count": {k: len(v) for k, v in groups.items()}}
+    return {
+        "electrical": {k: math.fsum(v) / len(v) for k, v in groups.items()},
+        "electrical_min": {k: min(v) for k, v in groups.items()},
+        "electrical_max": {k: max(v) for k, v in groups.items()},
+        "electrical_count": {k: len(v) for k, v in groups.items()},
+    }

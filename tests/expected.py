@@ -7,7 +7,7 @@ that the end-to-end tests compare two implementations of the rules, not one with
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -27,8 +27,9 @@ def expected_by_bucket(root: Path, now: datetime) -> dict[str, dict]:
     return result
 
 
-def expected_points(path: Path, campaign: str, now: datetime, min_valid=datetime(2021, 1, 1, tzinfo=timezone.utc),
-                    v002_tz: str = "UTC") -> dict | None:
+def expected_points(
+    path: Path, campaign: str, now: datetime, min_valid=datetime(2021, 1, 1, tzinfo=UTC), v002_tz: str = "UTC"
+) -> dict | None:
     """`{(field, frozenset(tags.items()), epoch_s): float}` with the last row winning,
     or None when the file must be rejected."""
     raw = path.read_bytes()
@@ -36,14 +37,14 @@ def expected_points(path: Path, campaign: str, now: datetime, min_valid=datetime
         return None
     text = raw.decode("utf-8-sig")
     lines = text.split("\n")
-    complete = lines[:-1]          # the piece after the last "\n" is cut off (or empty)
+    complete = lines[:-1]  # the piece after the last "\n" is cut off (or empty)
     complete = [line.rstrip("\r") for line in complete]
     if complete and complete[0] == "START_HEADER":
         end_header = complete.index("END_HEADER")
         meta = json.loads("\n".join(complete[1:end_header]))
-        body = complete[end_header + 2:]
+        body = complete[end_header + 2 :]
         if "END_DATA" in body:
-            body = body[:body.index("END_DATA")]
+            body = body[: body.index("END_DATA")]
         tz = ZoneInfo("UTC") if meta.get("DataTimeSettings") == "UTC" else ZoneInfo(meta["TimeZoneName"])
         master_type = meta.get("MasterType", "").lower() or None
         # V003 with END_DATA but no final newline: END_DATA is the cut piece, every row is complete
@@ -74,9 +75,17 @@ def expected_points(path: Path, campaign: str, now: datetime, min_valid=datetime
         else:
             label = f"Ch{n}"
             channel_id = f"M{master}_S{sn}_{label}"
-        tags = {"campaign": campaign, "channel_id": channel_id, "channel_unit": unit, "channel_label": label,
-                "channel_name": name, "device": "MV2", "device_type": "master" if sn == master else "slave",
-                "device_master_sn": master, "device_sn": sn}
+        tags = {
+            "campaign": campaign,
+            "channel_id": channel_id,
+            "channel_unit": unit,
+            "channel_label": label,
+            "channel_name": name,
+            "device": "MV2",
+            "device_type": "master" if sn == master else "slave",
+            "device_master_sn": master,
+            "device_sn": sn,
+        }
         if sn == master:
             tags["device_subtype"] = master_type
         columns.append((f"{channel_id}_{unit}", frozenset(tags.items())))

@@ -13,21 +13,43 @@ TRI_LABELS = ["Ph 1 V", "Ph 2 V", "Ph 3 V", "Voie1 W", "Voie2 W", "Voie3 W"]
 MONO_LABELS = ["Ph 1 V", "Voie1 W", "Voie2 W", "Voie3 W"]
 
 
-def v002(serials: list[str], labels: list[str], rows: list[str], fmt: str = "MV_T302_V002",
-         newline: str = "\n", final_newline: bool = True) -> str:
+def v002(
+    serials: list[str],
+    labels: list[str],
+    rows: list[str],
+    fmt: str = "MV_T302_V002",
+    newline: str = "\n",
+    final_newline: bool = True,
+) -> str:
     """An MV_T302_V002 file: SN line (serials[0] first, then one per column), label line, rows."""
     lines = ["\t".join(serials), "\t".join([fmt] + labels)] + rows
     text = newline.join(lines)
     return text + newline if final_newline else text
 
 
-def v003(serials: list[str], labels: list[str], rows: list[str], header: dict | str | None = None,
-         end_data: bool = True, final_newline: bool = True) -> str:
+def v003(
+    serials: list[str],
+    labels: list[str],
+    rows: list[str],
+    header: dict | str | None = None,
+    end_data: bool = True,
+    final_newline: bool = True,
+) -> str:
     if header is None:
         header = {"DataTimeSettings": "UTC", "TimeZoneName": "Europe/Paris", "MasterType": "Tri", "FileVersion": 3}
     header_text = header if isinstance(header, str) else json.dumps(header)
-    lines = ["START_HEADER", header_text, "END_HEADER", "START_DATA", "\t".join(serials),
-             "\t".join(["MV_T302_V003"] + labels)] + rows + (["END_DATA"] if end_data else [])
+    lines = (
+        [
+            "START_HEADER",
+            header_text,
+            "END_HEADER",
+            "START_DATA",
+            "\t".join(serials),
+            "\t".join(["MV_T302_V003"] + labels),
+        ]
+        + rows
+        + (["END_DATA"] if end_data else [])
+    )
     text = "\n".join(lines)
     return text + "\n" if final_newline else text
 
@@ -48,8 +70,11 @@ def place(data_root: Path, company: str, campaign: str, device: str, name: str, 
 
 def corpus_dir() -> Path | None:
     """The real device files, when this checkout sits beside ../shared (or POWERVIEW_CORPUS says)."""
-    candidates = [os.environ.get("POWERVIEW_CORPUS"), PROJECT_DIR.parent / "shared" / "corpus" / "data",
-                  Path("/work/shared/corpus/data")]
+    candidates = [
+        os.environ.get("POWERVIEW_CORPUS"),
+        PROJECT_DIR.parent / "shared" / "corpus" / "data",
+        Path("/work/shared/corpus/data"),
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)
@@ -88,6 +113,7 @@ def data_sources():
     import pytest
 
     corpus = corpus_dir()
-    return [pytest.param(EXAMPLES, id="examples"),
-            pytest.param(corpus, id="corpus",
-                         marks=pytest.mark.skipif(corpus is None, reason="no ../shared/corpus/data"))]
+    return [
+        pytest.param(EXAMPLES, id="examples"),
+        pytest.param(corpus, id="corpus", marks=pytest.mark.skipif(corpus is None, reason="no ../shared/corpus/data")),
+    ]

@@ -15,7 +15,16 @@ from typing import TextIO
 
 from . import t302
 from .common import (  # noqa: F401  (re-exported)
-    Channel, ChannelStats, Counters, DeviceFile, FileFault, Header, Reader, RowPass, RowRules, RowSummary,
+    Channel,
+    ChannelStats,
+    Counters,
+    DeviceFile,
+    FileFault,
+    Header,
+    Reader,
+    RowPass,
+    RowRules,
+    RowSummary,
 )
 from .lines import MAX_LINE_CHARS, LineSource  # noqa: F401
 
@@ -47,7 +56,9 @@ def open_device_file(stream: TextIO, rules: RowRules, readers: list[Reader] | No
     for reader in readers if readers is not None else READERS:
         if reader.detect(first_lines):
             return reader.read(source, rules)
-    starts = "; ".join(f"line {n} starts with {line.split(chr(9), 1)[0].strip()[:40]!r}"
-                       for n, line in enumerate(first_lines, start=1))
-    raise FileFault(f"unknown file format ({starts})", line=len(first_lines),
-                    rule=f"supported formats: {', '.join(supported())}")
+    starts = "; ".join(
+        f"line {n} starts with {line.split(chr(9), 1)[0].strip()[:40]!r}" for n, line in enumerate(first_lines, start=1)
+    )
+    raise FileFault(
+        f"unknown file format ({starts})", line=len(first_lines), rule=f"supported formats: {', '.join(supported())}"
+    )

@@ -12,7 +12,7 @@ in `hours`; their rows take `resolve`, which follows the clock of the file:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -30,9 +30,11 @@ _HOURS_MAX = 65536
 def _known_zones() -> frozenset[str]:
     """IANA zone names, without the files that are not a place ("localtime" is the server's own
     zone, "posixrules" and "Factory" are not zones a device would declare)."""
-    return frozenset(name for name in available_timezones()
-                     if name not in ("localtime", "posixrules", "Factory")
-                     and not name.startswith(("posix/", "right/")))
+    return frozenset(
+        name
+        for name in available_timezones()
+        if name not in ("localtime", "posixrules", "Factory") and not name.startswith(("posix/", "right/"))
+    )
 
 
 def zone_problem(name: object) -> str | None:
@@ -64,17 +66,25 @@ class Clock:
         if len(text) != 17 or not _HOUR_KEY.match(text[:11]) or text[11:] not in MMSS:
             return None
         try:
-            return datetime(2000 + int(text[6:8]), int(text[3:5]), int(text[0:2]),
-                            int(text[9:11]), int(text[12:14]), int(text[15:17]))
+            return datetime(
+                2000 + int(text[6:8]),
+                int(text[3:5]),
+                int(text[0:2]),
+                int(text[9:11]),
+                int(text[12:14]),
+                int(text[15:17]),
+            )
         except ValueError:
             return None
 
     def _epochs(self, naive: datetime) -> tuple[int, int]:
-        return (int(naive.replace(tzinfo=self.tz, fold=0).timestamp()),
-                int(naive.replace(tzinfo=self.tz, fold=1).timestamp()))
+        return (
+            int(naive.replace(tzinfo=self.tz, fold=0).timestamp()),
+            int(naive.replace(tzinfo=self.tz, fold=1).timestamp()),
+        )
 
     def _exists(self, naive: datetime, epoch: int) -> bool:
-        back = datetime.fromtimestamp(epoch, timezone.utc).astimezone(self.tz).replace(tzinfo=None)
+        back = datetime.fromtimestamp(epoch, UTC).astimezone(self.tz).replace(tzinfo=None)
         return back == naive
 
     def resolve(self, text: str) -> int | None:
@@ -112,5 +122,4 @@ class Clock:
         naive = self._naive(text)
         if naive is None:
             return f"invalid timestamp {text[:40]!r}", TIMESTAMP_RULE
-        return (f"local time {text} does not exist in {self.tz_name} (skipped when the clocks "
-                "went forward)", GAP_RULE)
+        return (f"local time {text} does not exist in {self.tz_name} (skipped when the clocks went forward)", GAP_RULE)

@@ -7,9 +7,9 @@ A reader turns a file into a `DeviceFile`: a `Header` (known once the header lin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from typing import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
 
 MAX_SAMPLES = 20  # skipped rows described in the report, per file
 
@@ -36,27 +36,26 @@ class FileFault(Exception):
 class RowRules:
     """Which rows are accepted: the valid time range, in epoch seconds."""
 
-    min_epoch: int            # rows before this are from a device whose clock was not set
-    max_epoch: int            # rows after this are in the future
+    min_epoch: int  # rows before this are from a device whose clock was not set
+    max_epoch: int  # rows after this are in the future
     v002_timezone: str = "UTC"  # V002 files carry no time zone
 
     @classmethod
-    def for_now(cls, min_valid_date: date, v002_timezone: str = "UTC",
-                now: datetime | None = None) -> "RowRules":
-        now = now or datetime.now(timezone.utc)
-        lo = datetime(min_valid_date.year, min_valid_date.month, min_valid_date.day, tzinfo=timezone.utc)
+    def for_now(cls, min_valid_date: date, v002_timezone: str = "UTC", now: datetime | None = None) -> RowRules:
+        now = now or datetime.now(UTC)
+        lo = datetime(min_valid_date.year, min_valid_date.month, min_valid_date.day, tzinfo=UTC)
         return cls(int(lo.timestamp()), int(now.timestamp()) + 86400, v002_timezone)
 
 
 @dataclass(frozen=True)
 class Channel:
-    column: int          # index of the column in a data row (1 = first value)
+    column: int  # index of the column in a data row (1 = first value)
     device_sn: str
-    device_type: str     # "master" | "slave"
-    label: str           # U1, Ch3, ...
-    name: str            # "Ph 1", "Voie1", "minipince"
-    unit: str            # "V", "W"
-    channel_id: str      # M<master>_<label> or M<master>_S<slave>_<label>
+    device_type: str  # "master" | "slave"
+    label: str  # U1, Ch3, ...
+    name: str  # "Ph 1", "Voie1", "minipince"
+    unit: str  # "V", "W"
+    channel_id: str  # M<master>_<label> or M<master>_S<slave>_<label>
 
     @property
     def field(self) -> str:
@@ -69,12 +68,12 @@ class Header:
 
     format: str
     master_sn: str
-    master_type: str                 # "mono" | "tri"
+    master_type: str  # "mono" | "tri"
     timezone: str
     channels: tuple[Channel, ...]
-    meta: dict | None                # V003: the JSON header
-    label_line: int                  # line number of the label line (faults about a column)
-    warnings: tuple[str, ...] = ()   # known from the header alone
+    meta: dict | None  # V003: the JSON header
+    label_line: int  # line number of the label line (faults about a column)
+    warnings: tuple[str, ...] = ()  # known from the header alone
 
 
 @dataclass
@@ -120,9 +119,15 @@ class Counters:
     nb_rows_after_end: int = 0
 
     # carried by the report entry and by the meta point of each file
-    COUNTER_NAMES = ("nb_invalid_timestamps", "nb_out_of_range_timestamps", "nb_invalid_values",
-                     "nb_truncated_rows", "nb_duplicate_timestamps", "nb_malformed_rows",
-                     "nb_rows_after_end")
+    COUNTER_NAMES = (
+        "nb_invalid_timestamps",
+        "nb_out_of_range_timestamps",
+        "nb_invalid_values",
+        "nb_truncated_rows",
+        "nb_duplicate_timestamps",
+        "nb_malformed_rows",
+        "nb_rows_after_end",
+    )
 
 
 @dataclass
@@ -133,8 +138,8 @@ class RowSummary:
     time_min: int | None = None
     time_max: int | None = None
     stats: list[ChannelStats] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)   # about the whole file (no END_DATA...)
-    samples: list[str] = field(default_factory=list)    # the first skipped rows, with line and rule
+    warnings: list[str] = field(default_factory=list)  # about the whole file (no END_DATA...)
+    samples: list[str] = field(default_factory=list)  # the first skipped rows, with line and rule
     nb_samples_dropped: int = 0
 
     def skip(self, counter: str, lineno: int, what: str, rule: str, count: int = 1) -> None:
@@ -185,4 +190,4 @@ class Reader:
 
     format: str
     detect: Callable[[Sequence[str]], bool]
-    read: Callable[..., DeviceFile]   # (source: LineSource, rules: RowRules) -> DeviceFile
+    read: Callable[..., DeviceFile]  # (source: LineSource, rules: RowRules) -> DeviceFile

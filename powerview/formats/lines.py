@@ -3,12 +3,13 @@ whatever the input (a 300 MB line is refused after reading MAX_LINE_CHARS of it)
 
 from __future__ import annotations
 
-from typing import Iterator, TextIO
+from collections.abc import Iterator
+from typing import TextIO
 
 from .common import FileFault
 
-MAX_LINE_CHARS = 1 << 20     # 1 MiB of text: a real row is a few hundred characters
-BLOCK_CHARS = 1 << 18        # read size of the row loop
+MAX_LINE_CHARS = 1 << 20  # 1 MiB of text: a real row is a few hundred characters
+BLOCK_CHARS = 1 << 18  # read size of the row loop
 
 LINE_RULE = f"a line is at most {MAX_LINE_CHARS} characters (1 MiB)"
 

@@ -14,8 +14,8 @@ import math
 import re
 from array import array
 from collections import Counter
+from collections.abc import Iterator
 from operator import lt
-from typing import Iterator
 
 from .clock import MMSS, Clock
 from .common import ChannelStats, Row, RowRules, RowSummary
@@ -66,8 +66,9 @@ class ValueCache(dict):
             return value
 
 
-def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRules,
-                 end_marker: str | None, summary: RowSummary) -> Iterator[Row]:
+def tabular_rows(
+    source: LineSource, nb_columns: int, tz_name: str, rules: RowRules, end_marker: str | None, summary: RowSummary
+) -> Iterator[Row]:
     """Yield `(epoch_s, texts)` for every accepted row, filling `summary` as it goes (complete
     once the generator is exhausted). `end_marker`: the line that ends the data (V003).
 
@@ -92,7 +93,7 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
         first = lineno + 1
         stamps: list[int] = []
         stamp = stamps.append
-        numbers: list[list[float]] = []   # complete rows only: statistics per block
+        numbers: list[list[float]] = []  # complete rows only: statistics per block
         number = numbers.append
         for line in lines:
             lineno += 1
@@ -113,15 +114,26 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
                 ts = odd
             if ts < lo or ts > hi:
                 c.nb_rows += 1
-                summary.skip("nb_out_of_range_timestamps", lineno,
-                             f"timestamp {t[:40]!r} outside the valid range, row skipped", RANGE_RULE)
+                summary.skip(
+                    "nb_out_of_range_timestamps",
+                    lineno,
+                    f"timestamp {t[:40]!r} outside the valid range, row skipped",
+                    RANGE_RULE,
+                )
                 continue
             del cells[0]
             texts = cells
             v = line[18:]  # the values, when the timestamp is the 17 characters before a tab
-            if (plain and (len(v) <= _PLAIN_MAX or max(map(len, cells)) <= _PLAIN_MAX)
-                    and not v.encode().translate(None, _PLAIN) and "\t." not in v
-                    and ".\t" not in v and "-." not in v and v[:1] != "." and v[-1:] != "."):
+            if (
+                plain
+                and (len(v) <= _PLAIN_MAX or max(map(len, cells)) <= _PLAIN_MAX)
+                and not v.encode().translate(None, _PLAIN)
+                and "\t." not in v
+                and ".\t" not in v
+                and "-." not in v
+                and v[:1] != "."
+                and v[-1:] != "."
+            ):
                 try:
                     number(list(map(float, cells)))
                 except ValueError:  # an empty cell, "-", "1.2.3"...
@@ -133,7 +145,7 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
         tmin, tmax = _fold_block(stamps, numbers, stats, seen, suspects, tmin, tmax)
         c.nb_rows += len(stamps)
         if end_seen:
-            _count_after_end(summary, lines[lineno - first + 1:], lineno + 1, blocks)
+            _count_after_end(summary, lines[lineno - first + 1 :], lineno + 1, blocks)
             break
 
     tail = source.tail.strip()
@@ -141,14 +153,11 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
         if end_marker is not None and tail == end_marker:
             end_seen = True  # END_DATA without its newline: every row before it is complete
         else:
-            summary.skip("nb_truncated_rows", source.lineno + 1, "last line cut off mid-write, not written",
-                         CUT_RULE)
+            summary.skip("nb_truncated_rows", source.lineno + 1, "last line cut off mid-write, not written", CUT_RULE)
     elif tail:
-        summary.skip("nb_rows_after_end", source.lineno + 1, f"data after {end_marker}, not written",
-                     AFTER_END_RULE)
+        summary.skip("nb_rows_after_end", source.lineno + 1, f"data after {end_marker}, not written", AFTER_END_RULE)
     if end_marker is not None and not end_seen:
-        summary.warnings.append(f"no {end_marker} line: the file may have been cut off "
-                                "(every complete row was kept)")
+        summary.warnings.append(f"no {end_marker} line: the file may have been cut off (every complete row was kept)")
     if c.nb_rows_after_end:
         summary.warnings.append(f"{c.nb_rows_after_end} line(s) after {end_marker} were not written")
     summary.time_min, summary.time_max = tmin, tmax
@@ -158,16 +167,18 @@ def tabular_rows(source: LineSource, nb_columns: int, tz_name: str, rules: RowRu
         c.nb_duplicate_timestamps = sum(n - 1 for n in occurrences.values())
 
 
-def _checked_values(summary: RowSummary, cells: list[str], lineno: int, cache: ValueCache,
-                    stats: list[ChannelStats]) -> list:
+def _checked_values(
+    summary: RowSummary, cells: list[str], lineno: int, cache: ValueCache, stats: list[ChannelStats]
+) -> list:
     """The per-cell path: canonical texts, invalid values counted and skipped, statistics now."""
     texts: list = []
     for k, cell in enumerate(cells):
         value = cache.parse(cell)
         if value is None:
             if cell is not _PAD:
-                summary.skip("nb_invalid_values", lineno,
-                             f"column {k + 2}: invalid value {cell[:40]!r} skipped", VALUE_RULE)
+                summary.skip(
+                    "nb_invalid_values", lineno, f"column {k + 2}: invalid value {cell[:40]!r} skipped", VALUE_RULE
+                )
             texts.append(None)
         else:
             stats[k].add((value[0],))
@@ -193,8 +204,9 @@ def _chain(first: list[str], blocks: Iterator[list[str]]) -> Iterator[list[str]]
     yield from blocks
 
 
-def _odd_row(summary: RowSummary, clock: Clock, line: str, cells: list[str], lineno: int, width: int,
-             end_marker: str | None) -> int | None:
+def _odd_row(
+    summary: RowSummary, clock: Clock, line: str, cells: list[str], lineno: int, width: int, end_marker: str | None
+) -> int | None:
     """The slow path of a row: its epoch if the row is to be kept (a DST hour, or missing trailing
     cells, counted here), END for the end marker, None for a blank or skipped row."""
     stripped = line.strip()
@@ -212,12 +224,16 @@ def _odd_row(summary: RowSummary, clock: Clock, line: str, cells: list[str], lin
     n = len(cells)
     if n > width:
         c.nb_rows += 1
-        summary.skip("nb_malformed_rows", lineno, f"{n - 1} values for {width - 1} columns, row skipped",
-                     WIDTH_RULE)
+        summary.skip("nb_malformed_rows", lineno, f"{n - 1} values for {width - 1} columns, row skipped", WIDTH_RULE)
         return None
     if n < width:
-        summary.skip("nb_invalid_values", lineno, f"{width - n} missing value(s) at the end of the row",
-                     WIDTH_RULE, count=width - n)
+        summary.skip(
+            "nb_invalid_values",
+            lineno,
+            f"{width - n} missing value(s) at the end of the row",
+            WIDTH_RULE,
+            count=width - n,
+        )
         cells.extend([_PAD] * (width - n))  # known invalid: not counted again
     return ts
 
@@ -229,8 +245,15 @@ class _Pad(str):
 _PAD = _Pad("")
 
 
-def _fold_block(stamps: list[int], numbers: list[list[float]], stats: list[ChannelStats], seen: array,
-                suspects: set[int], tmin: int | None, tmax: int | None) -> tuple[int | None, int | None]:
+def _fold_block(
+    stamps: list[int],
+    numbers: list[list[float]],
+    stats: list[ChannelStats],
+    seen: array,
+    suspects: set[int],
+    tmin: int | None,
+    tmax: int | None,
+) -> tuple[int | None, int | None]:
     """Statistics (complete rows, column by column, with builtins) and time range of a block."""
     if numbers:
         for st, column in zip(stats, zip(*numbers)):

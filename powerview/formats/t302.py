@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from .clock import zone_problem
 from .common import Channel, DeviceFile, FileFault, Header, Reader, RowPass, RowRules
@@ -25,8 +25,8 @@ V003_START_DATA = "START_DATA"
 V003_END_DATA = "END_DATA"
 TRI_PHASES = {"Ph 1", "Ph 2", "Ph 3"}
 MAX_HEADER_LINES = 50
-MAX_HEADER_CHARS = 65536     # a real header is ~200 characters
-MAX_HEADER_DEPTH = 16        # nesting of the JSON header (the report embeds it)
+MAX_HEADER_CHARS = 65536  # a real header is ~200 characters
+MAX_HEADER_DEPTH = 16  # nesting of the JSON header (the report embeds it)
 HEADER_RULE = "MV_T302_V003 header: a JSON object between START_HEADER and END_HEADER"
 
 _SERIAL = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
@@ -41,25 +41,43 @@ def _first_cell(line: str) -> str:
     return line.split("\t", 1)[0].strip()
 
 
-def build_header(fmt: str, sn_line: str, sn_lineno: int, label_line: str, tz_name: str,
-                 master_type: str | None, meta: dict | None, warnings: tuple[str, ...] = ()) -> Header:
+def build_header(
+    fmt: str,
+    sn_line: str,
+    sn_lineno: int,
+    label_line: str,
+    tz_name: str,
+    master_type: str | None,
+    meta: dict | None,
+    warnings: tuple[str, ...] = (),
+) -> Header:
     """The channel table from the SN line and the label line; `master_type` None = from labels."""
     label_lineno = sn_lineno + 1
     if not label_line.endswith("\n"):
-        raise FileFault("the file ends inside its header", line=label_lineno,
-                        rule="a device file has an SN line, a label line and data rows")
+        raise FileFault(
+            "the file ends inside its header",
+            line=label_lineno,
+            rule="a device file has an SN line, a label line and data rows",
+        )
     serials = _cells(sn_line)
     labels = _cells(label_line)
     if len(serials) != len(labels):
-        raise FileFault(f"the SN line has {len(serials)} columns but the label line has {len(labels)}",
-                        line=label_lineno, rule="SN line and label line have the same width")
+        raise FileFault(
+            f"the SN line has {len(serials)} columns but the label line has {len(labels)}",
+            line=label_lineno,
+            rule="SN line and label line have the same width",
+        )
     if len(labels) < 2:
-        raise FileFault("no measurement column", line=label_lineno,
-                        rule="at least one labelled column after the timestamp")
+        raise FileFault(
+            "no measurement column", line=label_lineno, rule="at least one labelled column after the timestamp"
+        )
     for i, sn in enumerate(serials):
         if not _SERIAL.match(sn):
-            raise FileFault(f"column {i + 1}: serial number {sn[:40]!r} is not valid", line=sn_lineno,
-                            rule="serial numbers are 1 to 32 letters, digits, '_' or '-'")
+            raise FileFault(
+                f"column {i + 1}: serial number {sn[:40]!r} is not valid",
+                line=sn_lineno,
+                rule="serial numbers are 1 to 32 letters, digits, '_' or '-'",
+            )
     master = serials[0]
 
     names_units = []
@@ -67,12 +85,18 @@ def build_header(fmt: str, sn_line: str, sn_lineno: int, label_line: str, tz_nam
         name, _, unit = label.rpartition(" ")
         name = name.rstrip()
         if not name or not unit:
-            raise FileFault(f"column {i}: label {label[:60]!r} has no unit", line=label_lineno,
-                            rule="a label is '<name> <unit>', such as 'Ph 1 V'")
+            raise FileFault(
+                f"column {i}: label {label[:60]!r} has no unit",
+                line=label_lineno,
+                rule="a label is '<name> <unit>', such as 'Ph 1 V'",
+            )
         if _FORBIDDEN_IN_LABEL.search(label) or "\ufffd" in label:
-            raise FileFault(f"column {i}: label {label[:60]!r} contains a backslash, a control "
-                            "character or bytes that are not UTF-8", line=label_lineno,
-                            rule="labels are printable UTF-8 text without backslashes")
+            raise FileFault(
+                f"column {i}: label {label[:60]!r} contains a backslash, a control "
+                "character or bytes that are not UTF-8",
+                line=label_lineno,
+                rule="labels are printable UTF-8 text without backslashes",
+            )
         names_units.append((name, unit))
 
     if master_type is None:
@@ -94,17 +118,27 @@ def build_header(fmt: str, sn_line: str, sn_lineno: int, label_line: str, tz_nam
             device_type = "slave"
         channels.append(Channel(column, sn, device_type, label, name, unit, channel_id))
 
-    return Header(format=fmt, master_sn=master, master_type=master_type, timezone=tz_name,
-                  channels=tuple(channels), meta=meta, label_line=label_lineno, warnings=warnings)
+    return Header(
+        format=fmt,
+        master_sn=master,
+        master_type=master_type,
+        timezone=tz_name,
+        channels=tuple(channels),
+        meta=meta,
+        label_line=label_lineno,
+        warnings=warnings,
+    )
 
 
 def _device_file(header: Header, source: LineSource, rules: RowRules, end_marker: str | None) -> DeviceFile:
     def run(summary):
         return tabular_rows(source, len(header.channels), header.timezone, rules, end_marker, summary)
+
     return DeviceFile(header, RowPass(run))
 
 
 # --- MV_T302_V002 ---------------------------------------------------------------------------
+
 
 def detect_v002(first_lines: Sequence[str]) -> bool:
     return len(first_lines) >= 2 and _first_cell(first_lines[1]) == V002
@@ -119,6 +153,7 @@ def read_v002(source: LineSource, rules: RowRules) -> DeviceFile:
 
 
 # --- MV_T302_V003 ---------------------------------------------------------------------------
+
 
 def detect_v003(first_lines: Sequence[str]) -> bool:
     return bool(first_lines) and first_lines[0].strip() == V003_START_HEADER
@@ -164,8 +199,9 @@ def parse_header_json(text: str) -> dict:
     try:
         json.dumps(meta, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (ValueError, UnicodeError):
-        raise FileFault("the header holds text that is not valid Unicode (a lone surrogate escape)",
-                        line=2, rule=HEADER_RULE) from None
+        raise FileFault(
+            "the header holds text that is not valid Unicode (a lone surrogate escape)", line=2, rule=HEADER_RULE
+        ) from None
     return meta
 
 
@@ -177,28 +213,39 @@ def read_v003(source: LineSource, rules: RowRules) -> DeviceFile:
     while True:
         line = source.readline()
         if not line:
-            raise FileFault(f"no {V003_END_HEADER} line", line=source.lineno + 1,
-                            rule="MV_T302_V003 header: START_HEADER, JSON, END_HEADER")
+            raise FileFault(
+                f"no {V003_END_HEADER} line",
+                line=source.lineno + 1,
+                rule="MV_T302_V003 header: START_HEADER, JSON, END_HEADER",
+            )
         if line.strip() == V003_END_HEADER:
             break
         header_lines.append(line)
         size += len(line)
         if len(header_lines) > MAX_HEADER_LINES or size > MAX_HEADER_CHARS:
-            raise FileFault(f"no {V003_END_HEADER} within {MAX_HEADER_LINES} lines or "
-                            f"{MAX_HEADER_CHARS} characters", line=source.lineno,
-                            rule="MV_T302_V003 header: START_HEADER, JSON, END_HEADER")
+            raise FileFault(
+                f"no {V003_END_HEADER} within {MAX_HEADER_LINES} lines or {MAX_HEADER_CHARS} characters",
+                line=source.lineno,
+                rule="MV_T302_V003 header: START_HEADER, JSON, END_HEADER",
+            )
     meta = parse_header_json("".join(header_lines))
 
     line = source.readline()
     if line.strip() != V003_START_DATA:
-        raise FileFault(f"expected {V003_START_DATA}, found {line.strip()[:40]!r}", line=source.lineno + (not line),
-                        rule="MV_T302_V003: START_DATA after END_HEADER")
+        raise FileFault(
+            f"expected {V003_START_DATA}, found {line.strip()[:40]!r}",
+            line=source.lineno + (not line),
+            rule="MV_T302_V003: START_DATA after END_HEADER",
+        )
     sn_line = source.readline()
     sn_lineno = source.lineno
     label_line = source.readline()
     if _first_cell(label_line) != V003:
-        raise FileFault(f"the label line starts with {_first_cell(label_line)[:40]!r}", line=sn_lineno + 1,
-                        rule="an MV_T302_V003 file has MV_T302_V003 labels")
+        raise FileFault(
+            f"the label line starts with {_first_cell(label_line)[:40]!r}",
+            line=sn_lineno + 1,
+            rule="an MV_T302_V003 file has MV_T302_V003 labels",
+        )
 
     if str(meta.get("DataTimeSettings", "")).strip().upper() == "UTC":
         tz_name = "UTC"
@@ -206,8 +253,11 @@ def read_v003(source: LineSource, rules: RowRules) -> DeviceFile:
         raw = meta.get("TimeZoneName")
         problem = zone_problem(raw.strip() if isinstance(raw, str) else raw)
         if problem or not isinstance(raw, str):
-            raise FileFault(f"local time in an unusable time zone: {problem}", line=2,
-                            rule="MV_T302_V003: DataTimeSettings 'UTC' or an IANA TimeZoneName") from None
+            raise FileFault(
+                f"local time in an unusable time zone: {problem}",
+                line=2,
+                rule="MV_T302_V003: DataTimeSettings 'UTC' or an IANA TimeZoneName",
+            ) from None
         tz_name = raw.strip()
 
     declared = str(meta.get("MasterType") or "").strip().lower()

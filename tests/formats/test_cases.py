@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from powerview.formats import FileFault, RowRules, open_device_file
 
 HERE = Path(__file__).resolve().parent
 CASES = sorted(path.parent for path in HERE.glob("*/*/input.tsv"))
-NOW = datetime(2027, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
 
 def outcome(case: Path) -> dict:
@@ -38,18 +38,27 @@ def outcome(case: Path) -> dict:
     header = device.header
     return {
         "header": {
-            "format": header.format, "master_sn": header.master_sn, "master_type": header.master_type,
-            "timezone": header.timezone, "meta": header.meta, "warnings": list(header.warnings),
-            "channels": [[ch.column, ch.channel_id, ch.field, ch.label, ch.name, ch.unit, ch.device_sn,
-                          ch.device_type] for ch in header.channels],
+            "format": header.format,
+            "master_sn": header.master_sn,
+            "master_type": header.master_type,
+            "timezone": header.timezone,
+            "meta": header.meta,
+            "warnings": list(header.warnings),
+            "channels": [
+                [ch.column, ch.channel_id, ch.field, ch.label, ch.name, ch.unit, ch.device_sn, ch.device_type]
+                for ch in header.channels
+            ],
         },
         "rows": rows,
         "summary": {
-            "counters": {name: getattr(summary.counters, name) for name in
-                         ("nb_rows", *summary.counters.COUNTER_NAMES)},
-            "time_min": summary.time_min, "time_max": summary.time_max,
+            "counters": {
+                name: getattr(summary.counters, name) for name in ("nb_rows", *summary.counters.COUNTER_NAMES)
+            },
+            "time_min": summary.time_min,
+            "time_max": summary.time_max,
             "stats": [st.as_dict() for st in summary.stats],
-            "warnings": summary.warnings, "samples": summary.samples,
+            "warnings": summary.warnings,
+            "samples": summary.samples,
         },
     }
 

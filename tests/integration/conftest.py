@@ -19,13 +19,11 @@ import pytest
 import samples
 
 try:  # tests/integration imported as a package
-    from .servers import (Influxd1, VictoriaMetrics, find_influxd,
-                          find_victoria_metrics)
+    from .servers import Influxd1, VictoriaMetrics, find_influxd, find_victoria_metrics
 except ImportError:  # no __init__.py: pytest's default "prepend" import mode
     if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # importlib mode
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from servers import (Influxd1, VictoriaMetrics, find_influxd,  # noqa: E402
-                         find_victoria_metrics)
+    from servers import Influxd1, VictoriaMetrics, find_influxd, find_victoria_metrics  # noqa: E402
 
 
 def _binary_or_skip(finder, binary: str, package: str) -> str:
@@ -44,8 +42,7 @@ def influxd_binary() -> str:
 @pytest.fixture(scope="session")
 def victoria_metrics_binary() -> str:
     """Path of victoria-metrics (skip, or fail under POWERVIEW_REQUIRE_SERVERS=1)."""
-    return _binary_or_skip(find_victoria_metrics, "victoria-metrics",
-                           "victoria-metrics")
+    return _binary_or_skip(find_victoria_metrics, "victoria-metrics", "victoria-metrics")
 
 
 @pytest.fixture(scope="session")

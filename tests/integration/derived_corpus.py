@@ -9,30 +9,32 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-import derived_expected
-import samples
 from powerview import derived, ingest, layout
 from powerview.formats import RowRules
 from powerview.influx_targets import Influx1Writer, open_query_client
-from powerview.outcome import FileOutcome, Status
 from powerview.settings import load_parser as load
 
-NOW = datetime.now(timezone.utc)
+import derived_expected
+import samples
+
+NOW = datetime.now(UTC)
 
 
 def read_derived(server, db: str, measurement: str) -> dict:
     """{(field, tags, time): value} of one derived measurement, device by device (narrow answers)."""
     stored = {}
-    devices = [row["value"] for row in server.query(db, f'SHOW TAG VALUES FROM "{measurement}" '
-                                                        'WITH KEY = "device_master_sn"')]
+    devices = [
+        row["value"] for row in server.query(db, f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "device_master_sn"')
+    ]
     for device in devices:
-        answer = server.query_raw(db, f'SELECT /^M{device}_/ FROM "{measurement}" '
-                                      f"WHERE device_master_sn = '{device}' GROUP BY *")
+        answer = server.query_raw(
+            db, f"SELECT /^M{device}_/ FROM \"{measurement}\" WHERE device_master_sn = '{device}' GROUP BY *"
+        )
         for series in answer["results"][0].get("series", []):
             tags = frozenset((k, v) for k, v in series["tags"].items() if v != "")
             columns = series["columns"]
@@ -44,9 +46,12 @@ def read_derived(server, db: str, measurement: str) -> dict:
 
 
 def snapshot_all(server, buckets) -> dict:
-    return {(bucket, level, m): read_derived(server, f"{bucket}_{level}", m)
-            for bucket in buckets for level in derived_expected.LEVELS
-            for m in ("electrical", "electrical_min", "electrical_max", "electrical_count")}
+    return {
+        (bucket, level, m): read_derived(server, f"{bucket}_{level}", m)
+        for bucket in buckets
+        for level in derived_expected.LEVELS
+        for m in ("electrical", "electrical_min", "electrical_max", "electrical_count")
+    }
 
 
 def assert_derived_exact(snapshot: dict, points_by_bucket: dict) -> int:
@@ -87,15 +92,24 @@ def corpus_in_influxd1(influxd1, tmp_path_factory) -> dict:
     tmp_path = tmp_path_factory.mktemp("corpus")
     root, renamed = corpus_with_unique_companies(tmp_path)
     spool = tmp_path / "spool"
-    env = {"INFLUXDB_VERSION": "1", "INFLUXDB_HOST": influxd1.url, "POWERVIEW_SPOOL_DIR": str(spool),
-           "TSV_INFLUX_RETRY_MAX_SECONDS": "2", "TSV_REPORT_DIR": str(tmp_path / "reports")}
+    env = {
+        "INFLUXDB_VERSION": "1",
+        "INFLUXDB_HOST": influxd1.url,
+        "POWERVIEW_SPOOL_DIR": str(spool),
+        "TSV_INFLUX_RETRY_MAX_SECONDS": "2",
+        "TSV_REPORT_DIR": str(tmp_path / "reports"),
+    }
     settings = load(tmp_path / "absent.env", environ=env)
     files = sorted(root.glob("*/*/*/*.tsv"), key=lambda p: (p.name, str(p)), reverse=True)
     pristine = {p: p.read_bytes() for p in files}
     readings: dict = {}
-    state = {"server": influxd1, "renamed": renamed, "outbox": spool / "outbox" / "derived",
-             "pass1": derived_expected.merged_points(files, root, NOW, readings),
-             "pass2": derived_expected.merged_points(sorted(files), root, NOW, readings)}
+    state = {
+        "server": influxd1,
+        "renamed": renamed,
+        "outbox": spool / "outbox" / "derived",
+        "pass1": derived_expected.merged_points(files, root, NOW, readings),
+        "pass2": derived_expected.merged_points(sorted(files), root, NOW, readings),
+    }
 
     # pass 1: newest first, one file at a time, as the hook's worker runs the parser
     writer = Influx1Writer(settings.influx)
@@ -120,12 +134,21 @@ def corpus_in_influxd1(influxd1, tmp_path_factory) -> dict:
         path.write_bytes(content)
     env_file = tmp_path / "v1.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    state["proc"] = subprocess.run([sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder",
-                                    str(root), "--env-file", str(env_file)], capture_output=True, text=True,
-                                   env={"PATH": os.environ["PATH"]}, timeout=120)
+    state["proc"] = subprocess.run(
+        [
+            sys.executable,
+            str(samples.PROJECT_DIR / "tsv_parser.py"),
+            "--dataFolder",
+            str(root),
+            "--env-file",
+            str(env_file),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=120,
+    )
     reports = list((tmp_path / "reports").glob("tsv_parser_*.json"))
     state["report"] = json.loads(reports[0].read_text()) if reports else None
     state["snapshot2"] = snapshot_all(influxd1, renamed.values())
     return state
-
-

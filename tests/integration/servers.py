@@ -120,6 +120,7 @@ class InfluxQLError(RuntimeError):
 # Finding the binaries
 # --------------------------------------------------------------------------
 
+
 def _dpkg_binaries(package: str) -> list[str]:
     """Executable files that the Debian package ``package`` installed."""
     dpkg = shutil.which("dpkg")
@@ -127,20 +128,22 @@ def _dpkg_binaries(package: str) -> list[str]:
         return []
     try:
         out = subprocess.run(
-            [dpkg, "-L", package], capture_output=True, text=True, timeout=10,
+            [dpkg, "-L", package],
+            capture_output=True,
+            text=True,
+            timeout=10,
             check=False,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [
-        line.strip() for line in out.splitlines()
-        if "/bin/" in line and os.path.isfile(line.strip())
-        and os.access(line.strip(), os.X_OK)
+        line.strip()
+        for line in out.splitlines()
+        if "/bin/" in line and os.path.isfile(line.strip()) and os.access(line.strip(), os.X_OK)
     ]
 
 
-def _find(env_var: str, names: tuple[str, ...], dirs: tuple[str, ...],
-          package: str) -> str | None:
+def _find(env_var: str, names: tuple[str, ...], dirs: tuple[str, ...], package: str) -> str | None:
     explicit = os.environ.get(env_var)
     if explicit:
         path = shutil.which(explicit)
@@ -162,20 +165,23 @@ def _find(env_var: str, names: tuple[str, ...], dirs: tuple[str, ...],
 
 def find_influxd() -> str | None:
     """Path of the InfluxDB 1.x server binary ``influxd``, or None."""
-    return _find("POWERVIEW_INFLUXD", ("influxd",),
-                 ("/usr/bin", "/usr/sbin", "/usr/local/bin"), "influxdb")
+    return _find("POWERVIEW_INFLUXD", ("influxd",), ("/usr/bin", "/usr/sbin", "/usr/local/bin"), "influxdb")
 
 
 def find_victoria_metrics() -> str | None:
     """Path of the single-node VictoriaMetrics binary, or None."""
-    return _find("POWERVIEW_VICTORIA_METRICS",
-                 ("victoria-metrics", "victoria-metrics-prod"),
-                 ("/usr/bin", "/usr/sbin", "/usr/local/bin"), "victoria-metrics")
+    return _find(
+        "POWERVIEW_VICTORIA_METRICS",
+        ("victoria-metrics", "victoria-metrics-prod"),
+        ("/usr/bin", "/usr/sbin", "/usr/local/bin"),
+        "victoria-metrics",
+    )
 
 
 # --------------------------------------------------------------------------
 # Common process handling
 # --------------------------------------------------------------------------
+
 
 def free_ports(count: int = 1) -> list[int]:
     """``count`` distinct TCP ports that are free on 127.0.0.1 right now."""
@@ -206,8 +212,7 @@ class _Server:
     #: how many times start() picks new ports after an "address in use" failure
     port_attempts = 3
 
-    def __init__(self, binary: str | None = None,
-                 startup_timeout: float = STARTUP_TIMEOUT) -> None:
+    def __init__(self, binary: str | None = None, startup_timeout: float = STARTUP_TIMEOUT) -> None:
         self.binary = binary or self._find_binary()
         if not self.binary:
             raise ServerStartError(f"{self.name} binary not found")
@@ -239,7 +244,7 @@ class _Server:
             raise RuntimeError(f"{self.name} is not started")
         return f"http://{HOST}:{self.port}"
 
-    def start(self) -> "_Server":
+    def start(self) -> _Server:
         if self.proc is not None:
             raise RuntimeError(f"{self.name} already started")
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"powerview-{self.name}-"))
@@ -308,7 +313,8 @@ class _Server:
             if code is not None:
                 raise ServerStartError(
                     f"{self.name} ({self.binary}) exited with code {code} during "
-                    f"startup; log {self.log_path}:\n{self.log_tail()}")
+                    f"startup; log {self.log_path}:\n{self.log_tail()}"
+                )
             try:
                 if self._ready():
                     return
@@ -318,7 +324,8 @@ class _Server:
                 raise ServerStartError(
                     f"{self.name} ({self.binary}) not ready on {self.url} after "
                     f"{self.startup_timeout:.0f} s; log {self.log_path}:\n"
-                    f"{self.log_tail()}")
+                    f"{self.log_tail()}"
+                )
             time.sleep(0.1)
 
     def _kill(self) -> None:
@@ -438,8 +445,7 @@ class Influxd1(_Server):
 
     name = "influxd"
 
-    def __init__(self, binary: str | None = None,
-                 startup_timeout: float = STARTUP_TIMEOUT) -> None:
+    def __init__(self, binary: str | None = None, startup_timeout: float = STARTUP_TIMEOUT) -> None:
         super().__init__(binary, startup_timeout)
         self.rpc_port: int | None = None
         self.config_path: Path | None = None
@@ -450,9 +456,9 @@ class Influxd1(_Server):
     def _prepare(self) -> list[str]:
         self.port, self.rpc_port = free_ports(2)
         self.config_path = self.tmpdir / "influxd.conf"
-        self.config_path.write_text(_INFLUXD_CONF.format(
-            host=HOST, http_port=self.port, rpc_port=self.rpc_port,
-            dir=self.tmpdir))
+        self.config_path.write_text(
+            _INFLUXD_CONF.format(host=HOST, http_port=self.port, rpc_port=self.rpc_port, dir=self.tmpdir)
+        )
         return [self.binary, "-config", str(self.config_path)]
 
     def _ready(self) -> bool:
@@ -471,8 +477,7 @@ class Influxd1(_Server):
         (204 = written, 400 = parse error, 404 = no such database)."""
         if isinstance(body, str):
             body = body.encode("utf-8")
-        return self._post("/write", params={"db": db, "precision": precision},
-                          data=body)
+        return self._post("/write", params={"db": db, "precision": precision}, data=body)
 
     def query_raw(self, db: str | None, influxql: str, epoch: str = "s") -> dict:
         """Run InfluxQL; return the decoded JSON answer as is.
@@ -527,14 +532,15 @@ def _ident(name: str) -> str:
 # VictoriaMetrics
 # --------------------------------------------------------------------------
 
+
 class VictoriaMetrics(_Server):
     """Single-node VictoriaMetrics on 127.0.0.1 with throw-away storage."""
 
     name = "victoria-metrics"
 
-    def __init__(self, binary: str | None = None,
-                 startup_timeout: float = STARTUP_TIMEOUT,
-                 extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, binary: str | None = None, startup_timeout: float = STARTUP_TIMEOUT, extra_args: list[str] | None = None
+    ) -> None:
         super().__init__(binary, startup_timeout)
         self.extra_args = list(extra_args or [])
 
@@ -560,8 +566,9 @@ class VictoriaMetrics(_Server):
         """Make recently ingested samples visible to queries and exports."""
         self._get("/internal/force_flush").raise_for_status()
 
-    def export(self, match: str = '{__name__!=""}', flush: bool = True,
-               start: int = 0, end: int | None = None) -> list[dict]:
+    def export(
+        self, match: str = '{__name__!=""}', flush: bool = True, start: int = 0, end: int | None = None
+    ) -> list[dict]:
         """Raw samples of all series matching the selector ``match``.
 
         One dict per series: ``{"metric": {"__name__": ..., label: value},
@@ -575,13 +582,10 @@ class VictoriaMetrics(_Server):
             self.flush()
         if end is None:
             end = int(time.time()) + 3 * 86400
-        resp = self._get("/api/v1/export",
-                         params={"match[]": match, "start": str(start),
-                                 "end": str(end)}, timeout=30)
+        resp = self._get("/api/v1/export", params={"match[]": match, "start": str(start), "end": str(end)}, timeout=30)
         resp.raise_for_status()
         series = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
-        series.sort(key=lambda s: (s["metric"].get("__name__", ""),
-                                   sorted(s["metric"].items())))
+        series.sort(key=lambda s: (s["metric"].get("__name__", ""), sorted(s["metric"].items())))
         return series
 
     def delete_series(self, match: str = '{__name__!=""}') -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import samples
 from config_api_server import ConfigAPI
 from deployment import make_deployment
@@ -20,9 +21,13 @@ LINE = re.compile(r"(PASS|FAIL|SKIP) (A\d) (.+?) — (.+)\Z")
 
 
 def acceptance(project: Path, *args: str) -> tuple[int, list[tuple[str, str, str, str]], str]:
-    result = subprocess.run([sys.executable, "-m", "powerview.acceptance", "--project", str(project),
-                             "--timeout", "90", *args], capture_output=True, text=True, timeout=400,
-                            cwd=samples.PROJECT_DIR)
+    result = subprocess.run(
+        [sys.executable, "-m", "powerview.acceptance", "--project", str(project), "--timeout", "90", *args],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=samples.PROJECT_DIR,
+    )
     lines = result.stdout.splitlines()
     parsed = [LINE.match(line) for line in lines]
     assert all(parsed), f"lines not in the PASS|FAIL|SKIP A<n> <what> — <why> form: {lines}"
@@ -68,8 +73,14 @@ def test_grafana_down_fails_a0_alone_and_touches_nothing(tmp_path, stand_ins):
 
     assert code == 1, output
     failed = [c for c in checks if c[0] == "FAIL"]
-    assert failed == [("FAIL", "A0", "Grafana answers", f"cannot connect to {grafana.url}/api/health "
-                                                         "(connection refused or timed out)")], output
+    assert failed == [
+        (
+            "FAIL",
+            "A0",
+            "Grafana answers",
+            f"cannot connect to {grafana.url}/api/health (connection refused or timed out)",
+        )
+    ], output
     assert {c[1] for c in checks if c[0] == "SKIP"} == {f"A{n}" for n in range(1, 10)}
     assert all(c[3] == "the deployment is not reachable (see A0)" for c in checks if c[0] == "SKIP" and c[1] != "A1")
     assert list((srv / "data").iterdir()) == [] and not (srv / "spool").exists()
@@ -78,23 +89,34 @@ def test_grafana_down_fails_a0_alone_and_touches_nothing(tmp_path, stand_ins):
 
 def test_a_worker_that_cannot_start_fails_a2_and_the_cleanup_says_what_may_come_back(tmp_path, stand_ins):
     grafana, influx, api = stand_ins
-    project, srv = make_deployment(tmp_path, grafana, influx, CONFIG_API_URL=api.url,
-                                   POWERVIEW_VENV="/nonexistent/venv")
-    result = subprocess.run([sys.executable, "-m", "powerview.acceptance", "--project", str(project), "--timeout", "3"],
-                            capture_output=True, text=True, timeout=300, cwd=samples.PROJECT_DIR)
+    project, srv = make_deployment(
+        tmp_path, grafana, influx, CONFIG_API_URL=api.url, POWERVIEW_VENV="/nonexistent/venv"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "powerview.acceptance", "--project", str(project), "--timeout", "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=samples.PROJECT_DIR,
+    )
     checks = [LINE.match(line).groups() for line in result.stdout.splitlines()]
 
     assert result.returncode == 1, result.stdout + result.stderr
     company = re.search(r"pvaccept_[0-9a-f]{8}", result.stdout).group()
     failed = [c[:3] for c in checks if c[0] == "FAIL"]
-    assert failed == [("FAIL", "A2", f"mkdir {company}/campaign_acceptance runs the provisioning"),
-                      ("FAIL", "A0", f"cleanup of {company} in the worker's queue")], result.stdout
+    assert failed == [
+        ("FAIL", "A2", f"mkdir {company}/campaign_acceptance runs the provisioning"),
+        ("FAIL", "A0", f"cleanup of {company} in the worker's queue"),
+    ], result.stdout
     why = {c[2]: c[3] for c in checks}
     assert why[f"mkdir {company}/campaign_acceptance runs the provisioning"].startswith(
         f"no outcome for the provisioning of {company}/campaign_acceptance in uploads.log after 3 s: "
-        "is the worker running?")
-    assert "1 event(s) recorded by on-upload.sh were never read: the worker is not running" in \
-        why[f"cleanup of {company} in the worker's queue"]
+        "is the worker running?"
+    )
+    assert (
+        "1 event(s) recorded by on-upload.sh were never read: the worker is not running"
+        in why[f"cleanup of {company} in the worker's queue"]
+    )
     assert [c[1] for c in checks if c[0] == "SKIP"] == ["A1"] + [f"A{n}" for n in range(3, 10)]
     # nothing was provisioned; what the run made is gone; the event waits in the spool
     assert not grafana.teams and list((srv / "data").iterdir()) == []

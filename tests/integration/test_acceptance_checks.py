@@ -11,6 +11,7 @@ from powerview.grafana_names import company_names
 from powerview.influx import connect
 from powerview.influx_tokens import TokenManager
 from powerview.settings import load_acceptance, load_tokens
+
 from stand_ins.grafana import GrafanaStandIn
 
 
@@ -21,15 +22,29 @@ def provision(grafana: GrafanaStandIn, influx2, company: str, data_dir) -> None:
     admin.auth = ("admin", "admin-password")
     url = grafana.url
     admin.post(f"{url}/api/teams", json={"name": n["team"]}, timeout=5).raise_for_status()
-    admin.post(f"{url}/api/folders", json={"title": n["folder_title"], "uid": n["folder_uid"]},
-               timeout=5).raise_for_status()
-    admin.post(f"{url}/api/datasources", json={
-        "name": n["datasource_name"], "uid": n["datasource_uid"], "type": "influxdb", "access": "proxy",
-        "jsonData": {"defaultBucket": company}, "secureJsonData": {"token": "t"}}, timeout=5).raise_for_status()
-    admin.post(f"{url}/api/dashboards/db", json={"dashboard": {"uid": n["dashboard_uid"], "title": n["dashboard_title"]},
-                                                 "folderUid": n["folder_uid"]}, timeout=5).raise_for_status()
-    settings = load_tokens(None, {"INFLUXDB_HOST": influx2.url, "INFLUXDB_ORG": influx2.org,
-                                  "INFLUXDB_ADMIN_TOKEN": influx2.admin_token})
+    admin.post(
+        f"{url}/api/folders", json={"title": n["folder_title"], "uid": n["folder_uid"]}, timeout=5
+    ).raise_for_status()
+    admin.post(
+        f"{url}/api/datasources",
+        json={
+            "name": n["datasource_name"],
+            "uid": n["datasource_uid"],
+            "type": "influxdb",
+            "access": "proxy",
+            "jsonData": {"defaultBucket": company},
+            "secureJsonData": {"token": "t"},
+        },
+        timeout=5,
+    ).raise_for_status()
+    admin.post(
+        f"{url}/api/dashboards/db",
+        json={"dashboard": {"uid": n["dashboard_uid"], "title": n["dashboard_title"]}, "folderUid": n["folder_uid"]},
+        timeout=5,
+    ).raise_for_status()
+    settings = load_tokens(
+        None, {"INFLUXDB_HOST": influx2.url, "INFLUXDB_ORG": influx2.org, "INFLUXDB_ADMIN_TOKEN": influx2.admin_token}
+    )
     with connect(settings.influx) as client:
         TokenManager(client, influx2.org, budget_s=5).ensure(company)
     (data_dir / company).mkdir()
@@ -37,10 +52,19 @@ def provision(grafana: GrafanaStandIn, influx2, company: str, data_dir) -> None:
 
 
 def a2_lines(tmp_path, influx2, grafana, company: str) -> list[str]:
-    settings = load_acceptance(None, {
-        "INFLUXDB_HOST": influx2.url, "INFLUXDB_ORG": influx2.org, "INFLUXDB_ADMIN_TOKEN": influx2.admin_token,
-        "GRAFANA_URL": grafana.url, "GRAFANA_USERNAME": "admin", "GRAFANA_PASSWORD": "admin-password",
-        "POWERVIEW_DATA_DIR": str(tmp_path / "data"), "POWERVIEW_LOG_DIR": str(tmp_path / "logs")})
+    settings = load_acceptance(
+        None,
+        {
+            "INFLUXDB_HOST": influx2.url,
+            "INFLUXDB_ORG": influx2.org,
+            "INFLUXDB_ADMIN_TOKEN": influx2.admin_token,
+            "GRAFANA_URL": grafana.url,
+            "GRAFANA_USERNAME": "admin",
+            "GRAFANA_PASSWORD": "admin-password",
+            "POWERVIEW_DATA_DIR": str(tmp_path / "data"),
+            "POWERVIEW_LOG_DIR": str(tmp_path / "logs"),
+        },
+    )
     lines: list[str] = []
     run = acceptance.Run(settings, tmp_path, None, 5.0, lambda check: lines.append(check.line()), company=company)
     run.a2_resources()
@@ -61,9 +85,12 @@ def test_a_deleted_data_source_fails_its_line_and_no_other(tmp_path, influx2):
     (tmp_path / "data").mkdir()
     with GrafanaStandIn() as grafana:
         provision(grafana, influx2, company, tmp_path / "data")
-        requests.delete(f"{grafana.url}/api/datasources/name/influxdb_{company}", auth=("admin", "admin-password"),
-                        timeout=5).raise_for_status()
+        requests.delete(
+            f"{grafana.url}/api/datasources/name/influxdb_{company}", auth=("admin", "admin-password"), timeout=5
+        ).raise_for_status()
         lines = a2_lines(tmp_path, influx2, grafana, company)
     failed = [line for line in lines if not line.startswith("PASS")]
-    assert failed == [f"FAIL A2 Grafana data source influxdb_{company} — GET /api/datasources/name/influxdb_{company} "
-                      "answered HTTP 404 Data source not found"], lines
+    assert failed == [
+        f"FAIL A2 Grafana data source influxdb_{company} — GET /api/datasources/name/influxdb_{company} "
+        "answered HTTP 404 Data source not found"
+    ], lines

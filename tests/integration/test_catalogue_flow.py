@@ -15,14 +15,13 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 import requests
 
 import samples
 from config_api_server import ConfigAPI, free_port
 
 EXAMPLES = samples.PROJECT_DIR / "examples" / "data"
-INGESTED = 3       # of the 4 example files (the T202 one is rejected)
+INGESTED = 3  # of the 4 example files (the T202 one is rejected)
 
 
 class BrokenAPI:
@@ -78,15 +77,23 @@ def place_examples(root: Path, campaign: str) -> None:
 
 def write_env(tmp_path: Path, vm_url: str, api_url: str, extra: str = "") -> Path:
     env_file = tmp_path / "test.env"
-    env_file.write_text(f"INFLUXDB_HOST={vm_url}\nINFLUXDB_ORG=powerview\nINFLUXDB_ADMIN_TOKEN=unused-by-vm\n"
-                        f"TSV_INFLUX_CREATE_BUCKETS=false\nTSV_REPORT_DIR={tmp_path / 'reports'}\n"
-                        f"POWERVIEW_SPOOL_DIR={tmp_path / 'spool'}\nCONFIG_API_URL={api_url}\n{extra}")
+    env_file.write_text(
+        f"INFLUXDB_HOST={vm_url}\nINFLUXDB_ORG=powerview\nINFLUXDB_ADMIN_TOKEN=unused-by-vm\n"
+        f"TSV_INFLUX_CREATE_BUCKETS=false\nTSV_REPORT_DIR={tmp_path / 'reports'}\n"
+        f"POWERVIEW_SPOOL_DIR={tmp_path / 'spool'}\nCONFIG_API_URL={api_url}\n{extra}"
+    )
     return env_file
 
 
 def parser(root: Path, env_file: Path, wait: bool = True):
-    command = [sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder", str(root),
-               "--env-file", str(env_file)]
+    command = [
+        sys.executable,
+        str(samples.PROJECT_DIR / "tsv_parser.py"),
+        "--dataFolder",
+        str(root),
+        "--env-file",
+        str(env_file),
+    ]
     env = {"PATH": os.environ["PATH"]}
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -109,7 +116,8 @@ def expected_catalogue(reports: list[dict]) -> dict[str, set[str]]:
         for entry in report["files"]:
             if entry["status"] == "success":
                 want.setdefault(entry["campaign"], set()).update(
-                    f"{cid}_{ch['unit']}" for cid, ch in entry["channels"].items())
+                    f"{cid}_{ch['unit']}" for cid, ch in entry["channels"].items()
+                )
     return want
 
 
@@ -125,20 +133,28 @@ def test_every_channel_reaches_the_catalogue_through_outages(victoria_metrics, t
     token = "tok-" + uuid.uuid4().hex
     reports = []
     dead_url = f"http://127.0.0.1:{free_port()}"
-    runs = [("down", None), ("500", BrokenAPI("500")), ("slow", BrokenAPI("slow", delay=3)),
-            ("html", BrokenAPI("html"))]
+    runs = [
+        ("down", None),
+        ("500", BrokenAPI("500")),
+        ("slow", BrokenAPI("slow", delay=3)),
+        ("html", BrokenAPI("html")),
+    ]
     for name, broken in runs:
         campaign = f"{name}_{uuid.uuid4().hex[:6]}"
         place_examples(root, campaign)
-        env_file = write_env(tmp_path, victoria_metrics.url, broken.url if broken else dead_url,
-                             f"CONFIG_API_TOKEN={token}\nCONFIG_API_TIMEOUT=1\n")
+        env_file = write_env(
+            tmp_path,
+            victoria_metrics.url,
+            broken.url if broken else dead_url,
+            f"CONFIG_API_TOKEN={token}\nCONFIG_API_TIMEOUT=1\n",
+        )
         if broken:
             with broken:
                 done = parser(root, env_file)
-            assert broken.requests == 1   # one failed try, then everything waits in the outbox
+            assert broken.requests == 1  # one failed try, then everything waits in the outbox
         else:
             done = parser(root, env_file)
-        assert done.returncode == 1, done.stderr   # as without a config API: the T202 sample is rejected
+        assert done.returncode == 1, done.stderr  # as without a config API: the T202 sample is rejected
         report = last_report(tmp_path)
         reports.append(report)
         outcomes = sorted((e["status"], e["catalogue"]) for e in report["files"])
@@ -179,8 +195,9 @@ def test_the_outbox_survives_kill_9_of_the_parser_mid_delivery(victoria_metrics,
     campaign = f"kill_{uuid.uuid4().hex[:6]}"
     place_examples(root, campaign)
     with BrokenAPI("slow", delay=60) as hanging:
-        proc = parser(root, write_env(tmp_path, victoria_metrics.url, hanging.url, "CONFIG_API_TIMEOUT=60\n"),
-                      wait=False)
+        proc = parser(
+            root, write_env(tmp_path, victoria_metrics.url, hanging.url, "CONFIG_API_TIMEOUT=60\n"), wait=False
+        )
         deadline = time.monotonic() + 60
         while hanging.requests == 0 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
@@ -195,14 +212,17 @@ def test_the_outbox_survives_kill_9_of_the_parser_mid_delivery(victoria_metrics,
     assert all(json.loads(p.read_text())["body"]["campaign"] == campaign for p in kept)
 
     with ConfigAPI(tmp_path / "api.sqlite3") as api:
-        done = parser(root, write_env(tmp_path, victoria_metrics.url, api.url))   # nothing new to ingest
+        done = parser(root, write_env(tmp_path, victoria_metrics.url, api.url))  # nothing new to ingest
         assert done.returncode == 0, done.stderr
         assert outbox_files(tmp_path) == []
         dry_root = tmp_path / "dry"
         place_examples(dry_root, campaign)
-        dry = subprocess.run([sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder",
-                              str(dry_root), "--dry-run"], capture_output=True, text=True,
-                             env={"PATH": os.environ["PATH"]})
+        dry = subprocess.run(
+            [sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder", str(dry_root), "--dry-run"],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ["PATH"]},
+        )
         assert dry.returncode == 1, dry.stderr
         want = expected_catalogue([json.loads(dry.stdout)])[campaign]
         assert len(want) > 10

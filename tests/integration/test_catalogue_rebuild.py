@@ -4,19 +4,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import requests
 from click.testing import CliRunner
 
-import samples
-from config_api_server import ConfigAPI
 from powerview import ingest, layout
 from powerview.catalogue_cli import main
 from powerview.formats import RowRules
 
-NOW = datetime.now(timezone.utc)
+import samples
+from config_api_server import ConfigAPI
+
+NOW = datetime.now(UTC)
 
 
 class Influx1Writer:
@@ -37,12 +38,22 @@ def ingest_examples(influxd1, tmp_path: Path, company: str) -> list[dict]:
     root = samples.copy_tree(samples.PROJECT_DIR / "examples" / "data", tmp_path / "data")
     (root / "demo_energie").rename(root / company)
     # a label that needs escaping in a series key
-    samples.place(root, company, "odd.camp", "0201", "T302_260302_100000.tsv",
-                  samples.v002(["0201"] * 5, ["Ph 1 V", "Voie, 2=a W", 'Ï "quoted" kWh', "x=y,z k W/m2"],
-                               [samples.row("02/03/26 10:00:00", 230.1, 1, 2, 3)]))
+    samples.place(
+        root,
+        company,
+        "odd.camp",
+        "0201",
+        "T302_260302_100000.tsv",
+        samples.v002(
+            ["0201"] * 5,
+            ["Ph 1 V", "Voie, 2=a W", 'Ï "quoted" kWh', "x=y,z k W/m2"],
+            [samples.row("02/03/26 10:00:00", 230.1, 1, 2, 3)],
+        ),
+    )
     options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC", now=NOW), 5000, dry_run=False)
-    entries, config_error = ingest.run([layout.locate(root, p) for p in layout.discover(root)], options,
-                                       Influx1Writer(influxd1))
+    entries, config_error = ingest.run(
+        [layout.locate(root, p) for p in layout.discover(root)], options, Influx1Writer(influxd1)
+    )
     assert config_error is None
     return entries
 
@@ -64,8 +75,14 @@ def test_rebuild_from_influxdb1_matches_what_was_ingested(influxd1, tmp_path):
         influxd1.create_db(extra)
 
     with ConfigAPI(tmp_path / "api.sqlite3", token="tk") as api:
-        env = {"INFLUXDB_HOST": influxd1.url, "INFLUXDB_ORG": "powerview", "INFLUXDB_ADMIN_TOKEN": "t",
-               "CONFIG_API_URL": api.url, "CONFIG_API_TOKEN": "tk", "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool")}
+        env = {
+            "INFLUXDB_HOST": influxd1.url,
+            "INFLUXDB_ORG": "powerview",
+            "INFLUXDB_ADMIN_TOKEN": "t",
+            "CONFIG_API_URL": api.url,
+            "CONFIG_API_TOKEN": "tk",
+            "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"),
+        }
         env_file = str(tmp_path / "none.env")
         (tmp_path / "none.env").write_text("")
 
@@ -80,8 +97,11 @@ def test_rebuild_from_influxdb1_matches_what_was_ingested(influxd1, tmp_path):
         rows = requests.get(f"{api.url}/buckets/{company}/channels", timeout=5).json()
         got: dict[str, dict[str, tuple]] = {}
         for row in rows:
-            got.setdefault(row["campaign"], {})[row["fieldId"]] = (row["channelId"], row["channelUnit"],
-                                                                   row["channelLabel"])
+            got.setdefault(row["campaign"], {})[row["fieldId"]] = (
+                row["channelId"],
+                row["channelUnit"],
+                row["channelLabel"],
+            )
         assert got == want
 
         every = run(["--all", "--env-file", env_file], env)

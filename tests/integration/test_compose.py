@@ -38,8 +38,14 @@ def compose_config(folder: Path, env_text: str, extra_env: dict | None = None) -
     shutil.copy(PROJECT_DIR / "docker-compose.yml", folder / "docker-compose.yml")
     (folder / ".env").write_text(env_text)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(folder), **(extra_env or {})}
-    return subprocess.run([binary, "--project-directory", str(folder), "-f", str(folder / "docker-compose.yml"),
-                           "config"], cwd=folder, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [binary, "--project-directory", str(folder), "-f", str(folder / "docker-compose.yml"), "config"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def parsed(folder: Path, env_text: str, extra_env: dict | None = None) -> dict:
@@ -72,6 +78,7 @@ def test_compose_keeps_every_deployed_name(tmp_path, source):
     assert services["grafana"]["image"] == "grafana/grafana-enterprise"
     assert services["influxdb2"]["image"] == "influxdb:2"
     from powerview import __version__
+
     assert services["powerview-config-api"]["image"] == f"powerview-config-api:{__version__}"
     assert services["powerview-config-api"]["build"]["dockerfile"] == "powerview_config_api/Dockerfile"
     assert Path(services["powerview-config-api"]["build"]["context"]).resolve() == tmp_path.resolve()
@@ -111,8 +118,10 @@ def test_compose_keeps_every_deployed_name(tmp_path, source):
 
 
 def test_compose_loopback_only_and_overrides(tmp_path):
-    env_text = DEPLOYED_ENV + ("POWERVIEW_BIND_ADDRESS=127.0.0.1\nGRAFANA_IMAGE=grafana/grafana:11.3.0\n"
-                               "GRAFANA_PROVISIONING_DIR=/opt/prov\nCONFIG_API_TOKEN=t0ken\n")
+    env_text = DEPLOYED_ENV + (
+        "POWERVIEW_BIND_ADDRESS=127.0.0.1\nGRAFANA_IMAGE=grafana/grafana:11.3.0\n"
+        "GRAFANA_PROVISIONING_DIR=/opt/prov\nCONFIG_API_TOKEN=t0ken\n"
+    )
     services = parsed(tmp_path, env_text)["services"]
     assert services["influxdb2"]["ports"] == ["127.0.0.1:8086:8086/tcp"]
     assert services["grafana"]["ports"] == ["127.0.0.1:8088:3000/tcp"]
@@ -120,8 +129,11 @@ def test_compose_loopback_only_and_overrides(tmp_path):
     assert services["grafana"]["image"] == "grafana/grafana:11.3.0"
     assert volume_sources(services["grafana"])["/etc/grafana/provisioning"] == ("/opt/prov", "ro")
     api_env = services["powerview-config-api"]["environment"]
-    assert api_env == {"PYTHONUNBUFFERED": "1", "CONFIG_API_DB": "/data/powerview-config-api.sqlite3",
-                       "CONFIG_API_TOKEN": "t0ken"}
+    assert api_env == {
+        "PYTHONUNBUFFERED": "1",
+        "CONFIG_API_DB": "/data/powerview-config-api.sqlite3",
+        "CONFIG_API_TOKEN": "t0ken",
+    }
 
 
 @pytest.mark.parametrize("name", ["INFLUXDB_PASSWORD", "INFLUXDB_ADMIN_TOKEN", "GRAFANA_PASSWORD"])

@@ -12,14 +12,32 @@ import requests
 from config_api_server import ConfigAPI
 
 # the body the deployed parser sends (channelLabel/deviceMasterSn may be null)
-BODY = {"campaign": "camp1", "channels": [
-    {"fieldId": "M02001283_Ch1_V", "channelId": "M02001283_Ch1", "channelUnit": "V",
-     "channelLabel": "Ph 1 V", "deviceMasterSn": "02001283"},
-    {"fieldId": "M02001283_Ch4_W", "channelId": "M02001283_Ch4", "channelUnit": "W",
-     "channelLabel": "Voie1 W", "deviceMasterSn": "02001283"},
-    {"fieldId": "S02001300_Ch1_A", "channelId": "S02001300_Ch1", "channelUnit": "A",
-     "channelLabel": None, "deviceMasterSn": None},
-]}
+BODY = {
+    "campaign": "camp1",
+    "channels": [
+        {
+            "fieldId": "M02001283_Ch1_V",
+            "channelId": "M02001283_Ch1",
+            "channelUnit": "V",
+            "channelLabel": "Ph 1 V",
+            "deviceMasterSn": "02001283",
+        },
+        {
+            "fieldId": "M02001283_Ch4_W",
+            "channelId": "M02001283_Ch4",
+            "channelUnit": "W",
+            "channelLabel": "Voie1 W",
+            "deviceMasterSn": "02001283",
+        },
+        {
+            "fieldId": "S02001300_Ch1_A",
+            "channelId": "S02001300_Ch1",
+            "channelUnit": "A",
+            "channelLabel": None,
+            "deviceMasterSn": None,
+        },
+    ],
+}
 TOKEN = "s3cret-token"
 
 
@@ -43,8 +61,12 @@ def test_health_and_openapi(api):
     health = requests.get(api.url + "/health", timeout=5).json()
     assert health["status"] == "ok" and health["schemaVersion"] == 1 and health["auth"] == "open"
     paths = requests.get(api.url + "/openapi.json", timeout=5).json()["paths"]
-    assert set(paths) == {"/health", "/buckets/{bucket}/channels", "/clients/{client_id}",
-                          "/clients/{client_id}/series-config/configs"}
+    assert set(paths) == {
+        "/health",
+        "/buckets/{bucket}/channels",
+        "/clients/{client_id}",
+        "/clients/{client_id}/series-config/configs",
+    }
 
 
 def test_upsert_is_idempotent_and_keeps_first_seen(api):
@@ -60,9 +82,18 @@ def test_upsert_is_idempotent_and_keeps_first_seen(api):
         assert got["campaign"] == "camp1"
         assert got["firstSeen"] == before[sent["fieldId"]]["firstSeen"] <= got["lastSeen"]
     # a later file without a label keeps the known label
-    partial = {"campaign": "camp1", "channels": [{"fieldId": "M02001283_Ch1_V", "channelId": "M02001283_Ch1",
-                                                   "channelUnit": "V", "channelLabel": None,
-                                                   "deviceMasterSn": None}]}
+    partial = {
+        "campaign": "camp1",
+        "channels": [
+            {
+                "fieldId": "M02001283_Ch1_V",
+                "channelId": "M02001283_Ch1",
+                "channelUnit": "V",
+                "channelLabel": None,
+                "deviceMasterSn": None,
+            }
+        ],
+    }
     assert post(api, "acme", partial).json() == {"inserted": 0, "updated": 1}
     got = requests.get(f"{api.url}/buckets/acme/channels", timeout=5).json()[0]
     assert got["channelLabel"] == "Ph 1 V" and got["deviceMasterSn"] == "02001283"
@@ -79,21 +110,31 @@ def test_channel_ids_derived_from_field_id(api):
     assert (got["channelId"], got["channelUnit"], got["channelLabel"]) == ("M1_Ch2", "kWh", None)
 
 
-@pytest.mark.parametrize("bucket, body, expected", [
-    ("_monitoring", BODY, "cannot start with '_'"),
-    ("a b", BODY, "is not allowed"),
-    ("acme", {**BODY, "campaign": "bad\nname"}, "is not allowed"),
-    ("acme", {**BODY, "campaign": "parsed"}, "reserved"),
-    ("acme", {"campaign": "c", "channels": []}, "at least 1 item"),
-    ("acme", {"campaign": "c"}, "Field required"),
-    ("acme", {**BODY, "extra": 1}, "Extra inputs are not permitted"),
-    ("acme", {"campaign": "c", "channels": [{"fieldId": "A_V", "channelId": "B", "channelUnit": "V"}]},
-     "must be channelId + '_' + channelUnit"),
-    ("acme", {"campaign": "c", "channels": [{"fieldId": "nounit"}]}, "is not <channelId>_<channelUnit>"),
-    ("acme", {"campaign": "c", "channels": [{"fieldId": "A_V", "channelLabel": "x" * 257}]}, "at most 256"),
-    ("acme", {"campaign": "c", "channels": [{"fieldId": "A_V", "channelLabel": "two\nlines"}]}, "control characters"),
-    ("acme", {"campaign": "c", "channels": [{"fieldId": f"C{i}_V"} for i in range(2001)]}, "at most 2000"),
-])
+@pytest.mark.parametrize(
+    "bucket, body, expected",
+    [
+        ("_monitoring", BODY, "cannot start with '_'"),
+        ("a b", BODY, "is not allowed"),
+        ("acme", {**BODY, "campaign": "bad\nname"}, "is not allowed"),
+        ("acme", {**BODY, "campaign": "parsed"}, "reserved"),
+        ("acme", {"campaign": "c", "channels": []}, "at least 1 item"),
+        ("acme", {"campaign": "c"}, "Field required"),
+        ("acme", {**BODY, "extra": 1}, "Extra inputs are not permitted"),
+        (
+            "acme",
+            {"campaign": "c", "channels": [{"fieldId": "A_V", "channelId": "B", "channelUnit": "V"}]},
+            "must be channelId + '_' + channelUnit",
+        ),
+        ("acme", {"campaign": "c", "channels": [{"fieldId": "nounit"}]}, "is not <channelId>_<channelUnit>"),
+        ("acme", {"campaign": "c", "channels": [{"fieldId": "A_V", "channelLabel": "x" * 257}]}, "at most 256"),
+        (
+            "acme",
+            {"campaign": "c", "channels": [{"fieldId": "A_V", "channelLabel": "two\nlines"}]},
+            "control characters",
+        ),
+        ("acme", {"campaign": "c", "channels": [{"fieldId": f"C{i}_V"} for i in range(2001)]}, "at most 2000"),
+    ],
+)
 def test_bad_channel_posts_are_422(api, bucket, body, expected):
     answer = post(api, bucket, body)
     assert answer.status_code == 422
@@ -101,19 +142,23 @@ def test_bad_channel_posts_are_422(api, bucket, body, expected):
 
 
 def test_not_json_and_too_large(api):
-    answer = requests.post(f"{api.url}/buckets/acme/channels", data=b"<html>", timeout=5,
-                           headers={"Content-Type": "application/json"})
+    answer = requests.post(
+        f"{api.url}/buckets/acme/channels", data=b"<html>", timeout=5, headers={"Content-Type": "application/json"}
+    )
     assert answer.status_code == 422
     big = b'{"campaign": "c", "channels": [' + b" " * (1 << 20) + b"]}"
-    answer = requests.post(f"{api.url}/buckets/acme/channels", data=big, timeout=5,
-                           headers={"Content-Type": "application/json"})
+    answer = requests.post(
+        f"{api.url}/buckets/acme/channels", data=big, timeout=5, headers={"Content-Type": "application/json"}
+    )
     assert answer.status_code == 413 and "larger than 1048576 bytes" in answer.text
 
     def chunks():  # no Content-Length: the limit still holds
         for _ in range(20):
             yield b" " * 65536
-    answer = requests.post(f"{api.url}/buckets/acme/channels", data=chunks(), timeout=5,
-                           headers={"Content-Type": "application/json"})
+
+    answer = requests.post(
+        f"{api.url}/buckets/acme/channels", data=chunks(), timeout=5, headers={"Content-Type": "application/json"}
+    )
     assert answer.status_code == 413
 
 
@@ -135,8 +180,9 @@ def test_clients_contract(api):
     assert requests.put(url, json={"bucket": "_tasks"}, timeout=5).status_code == 422
     assert requests.put(url, json={}, timeout=5).status_code == 422
     # a login with '@' is a valid client id
-    assert requests.put(f"{api.url}/clients/acme_j.doe@example.org", json={"bucket": "acme"},
-                        timeout=5).status_code == 201
+    assert (
+        requests.put(f"{api.url}/clients/acme_j.doe@example.org", json={"bucket": "acme"}, timeout=5).status_code == 201
+    )
 
 
 def test_series_configs_defaults_save_reset(api):
@@ -153,22 +199,38 @@ def test_series_configs_defaults_save_reset(api):
     ]
     assert requests.get(url, params={"campaign": "nothing"}, timeout=5).json() == []
 
-    saved = requests.put(url, json={"campaign": "camp1", "configs": [
-        {"fieldId": "M02001283_Ch4_W", "displayName": "Pompe", "visible": False, "order": 0},
-        {"fieldId": "M02001283_Ch1_V", "order": 5, "color": "#ff0000"}]}, timeout=5)
+    saved = requests.put(
+        url,
+        json={
+            "campaign": "camp1",
+            "configs": [
+                {"fieldId": "M02001283_Ch4_W", "displayName": "Pompe", "visible": False, "order": 0},
+                {"fieldId": "M02001283_Ch1_V", "order": 5, "color": "#ff0000"},
+            ],
+        },
+        timeout=5,
+    )
     assert saved.status_code == 200
     by_field = {e["fieldId"]: e for e in saved.json()}
-    assert (by_field["M02001283_Ch4_W"]["displayName"], by_field["M02001283_Ch4_W"]["visible"],
-            by_field["M02001283_Ch4_W"]["order"], by_field["M02001283_Ch4_W"]["saved"]) == ("Pompe", False, 0, True)
-    assert (by_field["M02001283_Ch1_V"]["displayName"], by_field["M02001283_Ch1_V"]["order"],
-            by_field["M02001283_Ch1_V"]["color"]) == ("Ph 1 V", 5, "#ff0000")
+    assert (
+        by_field["M02001283_Ch4_W"]["displayName"],
+        by_field["M02001283_Ch4_W"]["visible"],
+        by_field["M02001283_Ch4_W"]["order"],
+        by_field["M02001283_Ch4_W"]["saved"],
+    ) == ("Pompe", False, 0, True)
+    assert (
+        by_field["M02001283_Ch1_V"]["displayName"],
+        by_field["M02001283_Ch1_V"]["order"],
+        by_field["M02001283_Ch1_V"]["color"],
+    ) == ("Ph 1 V", 5, "#ff0000")
     assert by_field["S02001300_Ch1_A"]["saved"] is False
     assert requests.get(url, params={"campaign": "camp1"}, timeout=5).json() == saved.json()
 
     unknown = requests.put(url, json={"campaign": "camp1", "configs": [{"fieldId": "NOPE_V"}]}, timeout=5)
     assert unknown.status_code == 422 and "NOPE_V" in unknown.text
-    bad = requests.put(url, json={"campaign": "camp1", "configs": [{"fieldId": "M02001283_Ch1_V", "order": -1}]},
-                       timeout=5)
+    bad = requests.put(
+        url, json={"campaign": "camp1", "configs": [{"fieldId": "M02001283_Ch1_V", "order": -1}]}, timeout=5
+    )
     assert bad.status_code == 422
 
     one = requests.delete(url, params={"campaign": "camp1", "fieldId": "M02001283_Ch1_V"}, timeout=5)
@@ -179,8 +241,9 @@ def test_series_configs_defaults_save_reset(api):
     assert requests.get(url, params={"campaign": "camp1"}, timeout=5).json() == defaults
     assert requests.delete(url, timeout=5).status_code == 422  # campaign required
     # deleting the client forgets its settings
-    requests.put(url, json={"campaign": "camp1", "configs": [{"fieldId": "M02001283_Ch1_V", "visible": False}]},
-                 timeout=5)
+    requests.put(
+        url, json={"campaign": "camp1", "configs": [{"fieldId": "M02001283_Ch1_V", "visible": False}]}, timeout=5
+    )
     assert requests.delete(f"{api.url}/clients/initech", timeout=5).status_code == 204
     requests.put(f"{api.url}/clients/initech", json={"bucket": "initech"}, timeout=5)
     assert requests.get(url, params={"campaign": "camp1"}, timeout=5).json() == defaults
@@ -189,19 +252,31 @@ def test_series_configs_defaults_save_reset(api):
 def test_writes_need_the_token_when_configured(api_with_token):
     api = api_with_token
     assert requests.get(api.url + "/health", timeout=5).json()["auth"] == "token"
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
-                    {"Authorization": TOKEN}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+    ):
         answer = post(api, "acme", BODY, headers=headers)
         assert answer.status_code == 401 and answer.headers["WWW-Authenticate"] == "Bearer"
-        assert requests.put(f"{api.url}/clients/acme", json={"bucket": "acme"}, headers=headers,
-                            timeout=5).status_code == 401
+        assert (
+            requests.put(f"{api.url}/clients/acme", json={"bucket": "acme"}, headers=headers, timeout=5).status_code
+            == 401
+        )
     assert requests.get(f"{api.url}/buckets/acme/channels", timeout=5).json() == []  # nothing written
     assert post(api, "acme", BODY, headers=api.headers()).json() == {"inserted": 3, "updated": 0}
-    assert requests.put(f"{api.url}/clients/acme", json={"bucket": "acme"}, headers=api.headers(),
-                        timeout=5).status_code == 201
+    assert (
+        requests.put(f"{api.url}/clients/acme", json={"bucket": "acme"}, headers=api.headers(), timeout=5).status_code
+        == 201
+    )
     url = f"{api.url}/clients/acme/series-config/configs"
-    assert requests.put(url, json={"campaign": "camp1", "configs": [{"fieldId": "M02001283_Ch1_V"}]},
-                        timeout=5).status_code == 401
+    assert (
+        requests.put(
+            url, json={"campaign": "camp1", "configs": [{"fieldId": "M02001283_Ch1_V"}]}, timeout=5
+        ).status_code
+        == 401
+    )
     assert requests.delete(url, params={"campaign": "camp1"}, timeout=5).status_code == 401
     assert requests.delete(f"{api.url}/clients/acme", timeout=5).status_code == 401
     # reads stay open (Grafana's proxy)
@@ -215,8 +290,11 @@ def test_twenty_parallel_upserts_leave_one_row_each(api):
     assert [a.status_code for a in answers] == [200] * 20
     assert sum(a.json()["inserted"] for a in answers) == 3
     assert sum(a.json()["updated"] for a in answers) == 57
-    rows = sqlite3.connect(api.db).execute(
-        "SELECT field_id, COUNT(*) FROM channels WHERE bucket = 'parallel' GROUP BY field_id").fetchall()
+    rows = (
+        sqlite3.connect(api.db)
+        .execute("SELECT field_id, COUNT(*) FROM channels WHERE bucket = 'parallel' GROUP BY field_id")
+        .fetchall()
+    )
     assert sorted(rows) == sorted((c["fieldId"], 1) for c in BODY["channels"])
 
 
@@ -254,8 +332,12 @@ def test_a_file_it_did_not_create_is_refused(tmp_path, kind):
     done = subprocess.run(api.command(), env=api.env(), capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert f"{db}: " in done.stderr
-    expected = {"foreign_sqlite": "SQLite database of another program", "text": "not an SQLite database",
-                "empty": "not an SQLite database", "newer_schema": "schema version 99 is newer"}[kind]
+    expected = {
+        "foreign_sqlite": "SQLite database of another program",
+        "text": "not an SQLite database",
+        "empty": "not an SQLite database",
+        "newer_schema": "schema version 99 is newer",
+    }[kind]
     assert expected in done.stderr
     assert db.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".log")) == ["config.db"]

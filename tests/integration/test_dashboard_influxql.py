@@ -22,8 +22,9 @@ CAMPAIGN, DEVICE = "camp_base", "02001283"
 def render(bucket: str) -> dict:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), undefined=jinja2.StrictUndefined)
     env.filters["to_json"] = json.dumps
-    text = env.get_template(TEMPLATE.name).render(dashboard_uid="powerview_x", dashboard_title="X", bucket=bucket,
-                                                  datasource_uid="ds", datasource_type="influxdb")
+    text = env.get_template(TEMPLATE.name).render(
+        dashboard_uid="powerview_x", dashboard_title="X", bucket=bucket, datasource_uid="ds", datasource_type="influxdb"
+    )
     return json.loads(text)
 
 
@@ -89,16 +90,23 @@ def test_variables_list_campaigns_devices_channels(loaded):
     all_campaigns = sorted({t["campaign"] for t in tags})
     values = lambda query: sorted(row["value"] for row in server.query(bucket, query))  # noqa: E731
     assert values(q["campaign"]) == all_campaigns == ["camp_base", "format_v003", "v003_metadata"]
-    assert values(interpolate(q["device"], {"campaign": all_campaigns}, 0, 0, "1h")) == \
-        sorted({t["device_master_sn"] for t in tags})
+    assert values(interpolate(q["device"], {"campaign": all_campaigns}, 0, 0, "1h")) == sorted(
+        {t["device_master_sn"] for t in tags}
+    )
     assert values(interpolate(q["device"], {"campaign": [CAMPAIGN]}, 0, 0, "1h")) == [DEVICE]
-    assert values(interpolate(q["channel"], {"campaign": [CAMPAIGN], "device": [DEVICE]}, 0, 0, "1h")) == \
-        sorted({t["channel_id"] for t in tags if t["device_master_sn"] == DEVICE and t["campaign"] == CAMPAIGN})
+    assert values(interpolate(q["channel"], {"campaign": [CAMPAIGN], "device": [DEVICE]}, 0, 0, "1h")) == sorted(
+        {t["channel_id"] for t in tags if t["device_master_sn"] == DEVICE and t["campaign"] == CAMPAIGN}
+    )
 
 
 def _variables(points) -> dict[str, list[str]]:
-    channels = sorted({dict(t)["channel_id"] for (_, t, _) in points
-                       if dict(t)["device_master_sn"] == DEVICE and dict(t)["campaign"] == CAMPAIGN})
+    channels = sorted(
+        {
+            dict(t)["channel_id"]
+            for (_, t, _) in points
+            if dict(t)["device_master_sn"] == DEVICE and dict(t)["campaign"] == CAMPAIGN
+        }
+    )
     return {"campaign": [CAMPAIGN], "device": [DEVICE], "channel": channels}
 
 
@@ -131,9 +139,14 @@ def _by_stamp_day(values: dict) -> dict:
     return grouped
 
 
-@pytest.mark.parametrize("panel, measurement, reduce", [
-    ("3A", "electrical", lambda v: math.fsum(v) / len(v)), ("3B", "electrical_min", min),
-    ("3C", "electrical_max", max)])
+@pytest.mark.parametrize(
+    "panel, measurement, reduce",
+    [
+        ("3A", "electrical", lambda v: math.fsum(v) / len(v)),
+        ("3B", "electrical_min", min),
+        ("3C", "electrical_max", max),
+    ],
+)
 def test_hourly_derived_panel_over_days(loaded, panel, measurement, reduce):
     server, bucket, points, dashboard = loaded
     start, end = _range(points)
@@ -163,8 +176,11 @@ def test_energy_panel_gives_kwh_per_power_channel(loaded):
     query = interpolate(queries(dashboard)["5A"], _variables(points), start, end, "1h")
     got = {}
     for row in server.query(bucket, query):
-        tags = frozenset((k, v) for k, v in row.items() if k not in ("time", "_measurement")
-                         and not k.startswith("integral_") and v != "")
+        tags = frozenset(
+            (k, v)
+            for k, v in row.items()
+            if k not in ("time", "_measurement") and not k.startswith("integral_") and v != ""
+        )
         for key, value in row.items():
             if key.startswith("integral_") and value is not None:
                 got[(key, tags)] = value

@@ -11,14 +11,12 @@ import sys
 import threading
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-import derived_expected
-import samples
 from powerview import derived, ingest, layout
 from powerview.formats import RowRules
 from powerview.influx import InfluxUnavailable
@@ -26,7 +24,10 @@ from powerview.influx_targets import Influx1Writer, open_query_client
 from powerview.outcome import FileOutcome, Status
 from powerview.settings import load_parser as load
 
-NOW = datetime.now(timezone.utc)
+import derived_expected
+import samples
+
+NOW = datetime.now(UTC)
 
 
 def outcome(**fields) -> FileOutcome:
@@ -41,8 +42,13 @@ def examples_tree(tmp_path: Path) -> tuple[Path, str]:
 
 
 def settings_for(server_url: str, tmp_path: Path, **extra):
-    env = {"INFLUXDB_VERSION": "1", "INFLUXDB_HOST": server_url, "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"),
-           "TSV_INFLUX_RETRY_MAX_SECONDS": "0.5", **extra}
+    env = {
+        "INFLUXDB_VERSION": "1",
+        "INFLUXDB_HOST": server_url,
+        "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"),
+        "TSV_INFLUX_RETRY_MAX_SECONDS": "0.5",
+        **extra,
+    }
     return load(tmp_path / "absent.env", environ=env), env
 
 
@@ -62,8 +68,11 @@ def derived_state(server, company: str) -> dict:
     for level in derived_expected.LEVELS:
         for m in ("electrical", "electrical_min", "electrical_max", "electrical_count"):
             for row in server.query(f"{company}_{level}", f'SELECT * FROM "{m}" GROUP BY *'):
-                tags = frozenset((k, v) for k, v in row.items()
-                                 if k not in ("_measurement", "time") and not k.startswith("M") and v != "")
+                tags = frozenset(
+                    (k, v)
+                    for k, v in row.items()
+                    if k not in ("_measurement", "time") and not k.startswith("M") and v != ""
+                )
                 for key, value in row.items():
                     if key.startswith("M") and value is not None:
                         out[(level, m, key, tags, row["time"])] = value
@@ -87,8 +96,14 @@ def assert_same(got: dict, want: dict) -> None:
 
 
 def run_downsample(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "powerview.downsample_cli", *args], capture_output=True, text=True,
-                          env={"PATH": os.environ["PATH"], **env}, cwd=samples.PROJECT_DIR, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "powerview.downsample_cli", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], **env},
+        cwd=samples.PROJECT_DIR,
+        timeout=120,
+    )
 
 
 def test_backfill_gives_the_exact_windows_and_dry_run_writes_nothing(influxd1, tmp_path):
@@ -117,14 +132,17 @@ def test_backfill_gives_the_exact_windows_and_dry_run_writes_nothing(influxd1, t
     assert derived_state(influxd1, company) == got
 
 
-@pytest.mark.parametrize("args, message", [
-    ((), "give --bucket NAME"),
-    (("--bucket", "x", "--all"), "give --bucket NAME"),
-    (("--bucket", "bad\nname"), "not allowed"),
-    (("--bucket", "x", "--start", "yesterday"), "not a date"),
-    (("--bucket", "x", "--start", "2026-02-01", "--end", "2026-01-01"), "--start must be before --end"),
-    (("--bucket", "x", "--levels", "1m"), "unknown level '1m'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((), "give --bucket NAME"),
+        (("--bucket", "x", "--all"), "give --bucket NAME"),
+        (("--bucket", "bad\nname"), "not allowed"),
+        (("--bucket", "x", "--start", "yesterday"), "not a date"),
+        (("--bucket", "x", "--start", "2026-02-01", "--end", "2026-01-01"), "--start must be before --end"),
+        (("--bucket", "x", "--levels", "1m"), "unknown level '1m'"),
+    ],
+)
 def test_downsample_refuses_bad_arguments(tmp_path, monkeypatch, args, message):
     from click.testing import CliRunner
 
@@ -138,8 +156,11 @@ def test_downsample_refuses_bad_arguments(tmp_path, monkeypatch, args, message):
 
 
 def test_downsample_against_a_server_gone_says_unavailable(tmp_path):
-    proc = run_downsample({"INFLUXDB_VERSION": "1", "INFLUXDB_HOST": "http://127.0.0.1:9",
-                           "TSV_INFLUX_RETRY_MAX_SECONDS": "0"}, "--bucket", "x")
+    proc = run_downsample(
+        {"INFLUXDB_VERSION": "1", "INFLUXDB_HOST": "http://127.0.0.1:9", "TSV_INFLUX_RETRY_MAX_SECONDS": "0"},
+        "--bucket",
+        "x",
+    )
     assert proc.returncode == 75
     assert "unreachable" in proc.stderr
 
@@ -229,13 +250,27 @@ def test_levels_off(tmp_path):
 
 def test_after_an_outage_the_spans_are_queued_without_waiting(tmp_path):
     settings, _ = settings_for("http://127.0.0.1:9", tmp_path, TSV_INFLUX_RETRY_MAX_SECONDS="60")
-    entries = [outcome(status=Status.SUCCESS, file="f", device_master_sn="0201", time_min="2026-01-03T10:00:00Z",
-                       time_max="2026-01-03T11:00:00Z", channels={"M0201_U1": {"field": "M0201_U1_V"}}),
-               outcome(status=Status.RETRY, file="g"),
-               outcome(status=Status.SUCCESS, file="h", time_min="not a time", time_max="x", device_master_sn="0201",
-                       channels={"M0201_U1": {"field": "M0201_U1_V"}})]
+    entries = [
+        outcome(
+            status=Status.SUCCESS,
+            file="f",
+            device_master_sn="0201",
+            time_min="2026-01-03T10:00:00Z",
+            time_max="2026-01-03T11:00:00Z",
+            channels={"M0201_U1": {"field": "M0201_U1_V"}},
+        ),
+        outcome(status=Status.RETRY, file="g"),
+        outcome(
+            status=Status.SUCCESS,
+            file="h",
+            time_min="not a time",
+            time_max="x",
+            device_master_sn="0201",
+            channels={"M0201_U1": {"field": "M0201_U1_V"}},
+        ),
+    ]
     started = time.monotonic()
     derived.after_ingest(settings, None, entries)
-    assert time.monotonic() - started < 5          # no retry budget spent on a server just found down
+    assert time.monotonic() - started < 5  # no retry budget spent on a server just found down
     assert [e.derived for e in entries] == ["queued", None, "failed"]
     assert len(list((tmp_path / "spool" / "outbox" / "derived").glob("*.json"))) == 1

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 import samples
 from stand_ins.config_api import ConfigApiStandIn
 from stand_ins.grafana import MAIN_ORG_ID, GrafanaStandIn
@@ -101,14 +102,21 @@ class Lab:
         env.update(overrides)
         return {k: v for k, v in env.items() if v is not None}
 
-    def run(self, playbook: str, extra_vars: dict, *args: str, cwd: Path = PROJECT / "grafana-automation",
-            **env: str) -> Run:
+    def run(
+        self, playbook: str, extra_vars: dict, *args: str, cwd: Path = PROJECT / "grafana-automation", **env: str
+    ) -> Run:
         """Run a playbook as the hook's worker does: from grafana-automation/ (its ansible.cfg),
         names in a JSON file (-e @file), never on a command line."""
         vars_file = self.tmp / "vars.json"
         vars_file.write_text(json.dumps(extra_vars))
-        proc = subprocess.run([_ansible_playbook(), str(PLAYBOOKS / playbook), "-e", f"@{vars_file}", *args],
-                              env=self.env(**env), capture_output=True, text=True, timeout=300, cwd=cwd)
+        proc = subprocess.run(
+            [_ansible_playbook(), str(PLAYBOOKS / playbook), "-e", f"@{vars_file}", *args],
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=cwd,
+        )
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     def create(self, company: str, *args: str, cwd: Path = PROJECT / "grafana-automation", **env: str) -> Run:
@@ -119,9 +127,13 @@ class Lab:
 
 
 def flux(lab: Lab, token: str, query: str) -> requests.Response:
-    return requests.post(f"{lab.influx.url}/api/v2/query", params={"org": lab.influx.org},
-                         headers={"Authorization": f"Token {token}", "Content-Type": "application/vnd.flux"},
-                         data=query.encode(), timeout=10)
+    return requests.post(
+        f"{lab.influx.url}/api/v2/query",
+        params={"org": lab.influx.org},
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/vnd.flux"},
+        data=query.encode(),
+        timeout=10,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +161,10 @@ def fresh_lab(tmp_path):
 
 # ---- team tenancy (the default) -----------------------------------------------------------------
 
+
 def test_create_wires_token_module_and_settings(lab, acme):
     g = lab.grafana
-    assert acme.recap["failed"] == 0 and acme.recap["changed"] == 2, acme.stdout   # the token, the company
+    assert acme.recap["failed"] == 0 and acme.recap["changed"] == 2, acme.stdout  # the token, the company
     assert "hosts list is empty" not in acme.stderr and "WARNING" not in acme.stderr  # ansible.cfg read, no noise
     team = g.team_by_name("acme")
     ds = g.datasource_by_name("influxdb_acme")
@@ -161,8 +174,9 @@ def test_create_wires_token_module_and_settings(lab, acme):
     auth = next(a for a in lab.influx.authorizations if a["token"] == token)
     assert auth["description"] == "powerview_token_for_bucket_acme" and ds["jsonData"]["powerviewTokenId"] == auth["id"]
     # the company bucket and its derived buckets (issue 10), nothing else
-    assert sorted((p["action"], p["resource"]["id"]) for p in auth["permissions"]) == \
-        sorted(("read", lab.influx.buckets[name]["id"]) for name in ("acme", "acme_1h", "acme_1d", "acme_1w"))
+    assert sorted((p["action"], p["resource"]["id"]) for p in auth["permissions"]) == sorted(
+        ("read", lab.influx.buckets[name]["id"]) for name in ("acme", "acme_1h", "acme_1d", "acme_1w")
+    )
     assert g.dashboards["powerview_acme"]["folderUid"] == "pvfolder_acme"
     assert g.user_by_login("user_acme")["id"] in g.team_members[team["id"]]
     assert lab.config_api.clients == {"acme": "acme"}
@@ -182,8 +196,13 @@ def test_second_run_changes_nothing(lab, acme):
 
 
 def test_add_user_to_team(lab, acme):
-    user_vars = {"team_name": "acme", "user_login": "jdoe", "user_email": "jdoe@example.com",
-                 "user_name": "Jane Doe", "user_password": "correct horse battery"}
+    user_vars = {
+        "team_name": "acme",
+        "user_login": "jdoe",
+        "user_email": "jdoe@example.com",
+        "user_name": "Jane Doe",
+        "user_password": "correct horse battery",
+    }
     run = lab.run("add_grafana_user_to_team.yml", user_vars)
     assert run.rc == 0 and run.recap["changed"] == 1, run.output
     g = lab.grafana
@@ -208,16 +227,22 @@ def test_delete_check_then_delete(lab, acme):
 
 def test_check_mode_on_a_fresh_company_changes_nothing(fresh_lab):
     (fresh_lab.data / "newco").mkdir()
-    run = fresh_lab.create("newco", "--check", "--diff", cwd=PROJECT)     # as an operator runs it, from the project
+    run = fresh_lab.create("newco", "--check", "--diff", cwd=PROJECT)  # as an operator runs it, from the project
     assert run.rc == 0, run.output
     assert fresh_lab.grafana.writes() == [] and fresh_lab.influx_writes() == []
     assert not (fresh_lab.data / "newco" / ".company.created").exists() and not fresh_lab.secrets.exists()
     assert fresh_lab.config_api.clients == {}
-    for planned in ("create bucket newco", "create InfluxDB token for bucket newco", "create team newco",
-                    "create data source influxdb_newco", "save dashboard powerview_newco", "create user user_newco",
-                    "register client id newco in the config API"):
+    for planned in (
+        "create bucket newco",
+        "create InfluxDB token for bucket newco",
+        "create team newco",
+        "create data source influxdb_newco",
+        "save dashboard powerview_newco",
+        "create user user_newco",
+        "register client id newco in the config API",
+    ):
         assert planned in run.stdout
-    assert "+    \"team newco\": \"present\"" in run.stdout or '"team newco": "present"' in run.stdout
+    assert '+    "team newco": "present"' in run.stdout or '"team newco": "present"' in run.stdout
 
 
 def test_bad_name_and_missing_arguments_fail_before_any_api_call(fresh_lab):
@@ -243,6 +268,7 @@ def test_wrong_credentials_and_influxdb_down_fail_with_a_clear_message(fresh_lab
 
 # ---- org tenancy --------------------------------------------------------------------------------
 
+
 def test_org_tenancy_create_then_delete(fresh_lab):
     lab, g = fresh_lab, fresh_lab.grafana
     (lab.data / "orgco").mkdir()
@@ -258,8 +284,14 @@ def test_org_tenancy_create_then_delete(fresh_lab):
     assert not g.state(MAIN_ORG_ID).datasources
     password = (lab.secrets / "grafana_user_orgco.password").read_text().strip()
     basic = base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
-    for secret in (SA_TOKEN, ADMIN[1], basic, lab.influx.admin_token, st.datasource_secrets[ds["id"]]["token"],
-                   password):
+    for secret in (
+        SA_TOKEN,
+        ADMIN[1],
+        basic,
+        lab.influx.admin_token,
+        st.datasource_secrets[ds["id"]]["token"],
+        password,
+    ):
         assert secret not in run.output
     assert {r["org"] for r in g.requests if r["path"].startswith("/api/datasources")} == {str(org["id"])}
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import faults
-import samples
 from powerview import lineprotocol
 from powerview.cli import main
+
+import faults
+import samples
 
 CLEAN_ENV = {k: None for k in os.environ if k.startswith(("INFLUXDB_", "TSV_", "POWERVIEW_"))}
 ROWS = [samples.row(f"02/03/26 10:0{i}:00", 230.0 + i, 231.0, 232.0, 10.0 * i, 0, 1) for i in range(5)]
@@ -29,8 +30,7 @@ POINTS_PER_FILE = 5 * 6
 
 
 def run_cli(*args, env_file: Path, env=None):
-    return CliRunner().invoke(main, [*map(str, args), "--env-file", str(env_file)],
-                              env={**CLEAN_ENV, **(env or {})})
+    return CliRunner().invoke(main, [*map(str, args), "--env-file", str(env_file)], env={**CLEAN_ENV, **(env or {})})
 
 
 def report_of(tmp_path: Path) -> dict:
@@ -48,6 +48,7 @@ def device(root: Path, company: str = "acme", campaign: str = "c1", sn: str = "0
 
 
 # -- a file replaced or removed while it is ingested ----------------------------------------------
+
 
 def test_a_file_replaced_during_ingestion_is_not_moved_unread(influx2, influx_env, tmp_path):
     root = tmp_path / "data"
@@ -99,6 +100,7 @@ def test_a_file_removed_during_ingestion_still_lands_in_parsed(influx2, influx_e
 
 # -- folders that are not what they should be -----------------------------------------------------
 
+
 @pytest.mark.parametrize("folder", ["parsed", "error"])
 def test_a_symlinked_processed_folder_never_takes_a_file_out_of_the_tree(influx2, influx_env, tmp_path, folder):
     root = tmp_path / "data"
@@ -117,11 +119,13 @@ def test_a_symlinked_processed_folder_never_takes_a_file_out_of_the_tree(influx2
 
 # -- InfluxDB refusing data, or not being an InfluxDB ----------------------------------------------
 
+
 def test_data_influxdb_rejects_goes_to_error_with_influxdbs_message(influx2, influx_env, tmp_path):
     root = tmp_path / "data"
     target = samples.place(root, "acme", "c1", "0201", "f.tsv", GOOD)
-    influx2.fail_next_writes(422, count=1, body={"code": "unprocessable entity",
-                                                 "message": "partial write: field type conflict"})
+    influx2.fail_next_writes(
+        422, count=1, body={"code": "unprocessable entity", "message": "partial write: field type conflict"}
+    )
     result = run_cli("--dataFolder", root, env_file=influx_env)
     assert result.exit_code == 1, result.output
     entry = by_name(report_of(tmp_path))["f.tsv"]
@@ -158,11 +162,15 @@ def test_a_web_server_that_is_not_influxdb_is_a_configuration_error(tmp_path):
     target = samples.place(root, "acme", "c1", "0201", "f.tsv", GOOD)
     env_file = tmp_path / "html.env"
     with faults.html_server() as url:
-        env_file.write_text(f"INFLUXDB_HOST={url}\nINFLUXDB_ORG=o\nINFLUXDB_ADMIN_TOKEN=t\n"
-                            f"TSV_REPORT_DIR={tmp_path / 'reports'}\nTSV_INFLUX_RETRY_MAX_SECONDS=1\n")
+        env_file.write_text(
+            f"INFLUXDB_HOST={url}\nINFLUXDB_ORG=o\nINFLUXDB_ADMIN_TOKEN=t\n"
+            f"TSV_REPORT_DIR={tmp_path / 'reports'}\nTSV_INFLUX_RETRY_MAX_SECONDS=1\n"
+        )
         result = run_cli("--dataFolder", root, env_file=env_file)
     assert result.exit_code == 2, result.output
-    assert "does not look like an InfluxDB" in result.output and "GET /ping answered HTTP 200 (text/html)" in result.output
+    assert (
+        "does not look like an InfluxDB" in result.output and "GET /ping answered HTTP 200 (text/html)" in result.output
+    )
     entry = by_name(report_of(tmp_path))["f.tsv"]
     assert entry["fault"] == "configuration" and entry["status"] == "error"
     assert target.exists() and not (target.parent / "error").exists() and not (target.parent / "parsed").exists()
@@ -174,9 +182,11 @@ def test_a_server_without_the_buckets_api_is_a_configuration_error(victoria_metr
     root = tmp_path / "data"
     target = samples.place(root, "acme", "c1", "0201", "f.tsv", GOOD)
     env_file = tmp_path / "vm.env"
-    env_file.write_text(f"INFLUXDB_HOST={victoria_metrics.url}\nINFLUXDB_ORG=o\nINFLUXDB_ADMIN_TOKEN=t\n"
-                        f"TSV_REPORT_DIR={tmp_path / 'reports'}\nTSV_INFLUX_RETRY_MAX_SECONDS=1\n"
-                        "TSV_INFLUX_CREATE_BUCKETS=true\n")
+    env_file.write_text(
+        f"INFLUXDB_HOST={victoria_metrics.url}\nINFLUXDB_ORG=o\nINFLUXDB_ADMIN_TOKEN=t\n"
+        f"TSV_REPORT_DIR={tmp_path / 'reports'}\nTSV_INFLUX_RETRY_MAX_SECONDS=1\n"
+        "TSV_INFLUX_CREATE_BUCKETS=true\n"
+    )
     result = run_cli("--dataFolder", root, env_file=env_file)
     assert result.exit_code == 2, result.output
     assert "GET /api/v2/buckets" in result.output and "TSV_INFLUX_CREATE_BUCKETS=false" in result.output
@@ -184,6 +194,7 @@ def test_a_server_without_the_buckets_api_is_a_configuration_error(victoria_metr
 
 
 # -- names -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("company", ["powerview_meta", "acme_1h", "acme_1d", "acme_1w"])
 def test_a_company_folder_named_like_a_reserved_bucket_is_refused(influx2, influx_env, tmp_path, company):
@@ -208,11 +219,14 @@ def test_a_file_name_with_a_newline_is_refused_and_the_meta_summary_still_writte
     assert (bad.parent / "error" / bad.name).exists()
     assert files["good.tsv"]["status"] == "success" and (good.parent / "parsed" / "good.tsv").exists()
     meta = influx2.points("powerview_meta")
-    assert sorted(p.tags["file_name"] for p in meta if p.measurement == "tsv_parser_file") == ["evil?name.tsv",
-                                                                                               "good.tsv"]
+    assert sorted(p.tags["file_name"] for p in meta if p.measurement == "tsv_parser_file") == [
+        "evil?name.tsv",
+        "good.tsv",
+    ]
 
 
 # -- a bug -----------------------------------------------------------------------------------------
+
 
 def test_a_bug_is_exit_70_with_the_report_and_the_other_files_done(influx2, influx_env, tmp_path, monkeypatch):
     root = tmp_path / "data"
@@ -238,6 +252,7 @@ def test_a_bug_is_exit_70_with_the_report_and_the_other_files_done(influx2, infl
 
 # -- permissions, as an unprivileged process -------------------------------------------------------
 
+
 @pytest.fixture
 def shared_root():
     root = faults.shared_dir()
@@ -249,8 +264,13 @@ def shared_root():
 
 
 def parser_env(influx2, reports: Path) -> dict[str, str]:
-    return {"INFLUXDB_HOST": influx2.url, "INFLUXDB_ORG": "powerview", "INFLUXDB_ADMIN_TOKEN": influx2.admin_token,
-            "TSV_REPORT_DIR": str(reports), "TSV_INFLUX_RETRY_MAX_SECONDS": "2"}
+    return {
+        "INFLUXDB_HOST": influx2.url,
+        "INFLUXDB_ORG": "powerview",
+        "INFLUXDB_ADMIN_TOKEN": influx2.admin_token,
+        "TSV_REPORT_DIR": str(reports),
+        "TSV_INFLUX_RETRY_MAX_SECONDS": "2",
+    }
 
 
 def test_permission_faults_leave_files_in_place_and_every_other_file_is_ingested(influx2, shared_root):

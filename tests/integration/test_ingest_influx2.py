@@ -9,19 +9,19 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
-import expected
-import samples
 from powerview import layout
 from powerview.cli import main
 
+import expected
+import samples
+
 EXAMPLES = samples.EXAMPLES
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 CLEAN_ENV = {k: None for k in os.environ if k.startswith(("INFLUXDB_", "TSV_"))}
 
 
@@ -78,7 +78,7 @@ def test_cut_off_lines_are_never_written(influx2, influx_env, tmp_path):
     root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     cut = root / "demo_energie/audit_2026/02009001/T302_260303_120300.tsv"
     last_line = cut.read_bytes().rsplit(b"\n", 1)[1].decode()
-    cut_epoch = int(datetime.strptime(last_line[:17], "%d/%m/%y %H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+    cut_epoch = int(datetime.strptime(last_line[:17], "%d/%m/%y %H:%M:%S").replace(tzinfo=UTC).timestamp())
     run_cli("--dataFolder", root, "--tsvFile", cut, env_file=influx_env)
     times = {p.time // 1_000_000_000 for p in influx2.points("demo_energie")}
     assert times and cut_epoch not in times
@@ -92,9 +92,17 @@ def test_schema_tags_and_float_fields(influx2, influx_env, tmp_path):
     assert run_cli("--dataFolder", root, "--tsvFile", v003, env_file=influx_env).exit_code == 0
     points = influx2.points("demo_energie")
     slave = next(p for p in points if "M02009002_S04009010_Ch1_W" in p.fields)
-    assert slave.tags == {"campaign": "audit_2026", "channel_id": "M02009002_S04009010_Ch1", "channel_unit": "W",
-                          "channel_label": "Ch1", "channel_name": "minipince", "device": "MV2",
-                          "device_type": "slave", "device_master_sn": "02009002", "device_sn": "04009010"}
+    assert slave.tags == {
+        "campaign": "audit_2026",
+        "channel_id": "M02009002_S04009010_Ch1",
+        "channel_unit": "W",
+        "channel_label": "Ch1",
+        "channel_name": "minipince",
+        "device": "MV2",
+        "device_type": "slave",
+        "device_master_sn": "02009002",
+        "device_sn": "04009010",
+    }
     master = next(p for p in points if "M02009002_U1_V" in p.fields)
     assert master.tags["device_subtype"] == "mono" and master.tags["channel_label"] == "U1"
     assert set(influx2.schema("demo_energie").values()) == {"float"}
@@ -140,7 +148,10 @@ def test_influxdb_down_leaves_every_file_in_place_then_a_later_run_ingests(influ
     influx2.come_back()
     assert run_cli("--dataFolder", root, env_file=influx_env).exit_code == 1  # only T202 rejected
     assert not list(layout.discover(root))
-    assert stored(influx2, "demo_energie") == expected.expected_by_bucket(samples.copy_tree(EXAMPLES, tmp_path / "again"), NOW)["demo_energie"]
+    assert (
+        stored(influx2, "demo_energie")
+        == expected.expected_by_bucket(samples.copy_tree(EXAMPLES, tmp_path / "again"), NOW)["demo_energie"]
+    )
 
 
 def test_503_with_retry_after_is_retried_and_succeeds(influx2, influx_env, tmp_path):
@@ -148,8 +159,9 @@ def test_503_with_retry_after_is_retried_and_succeeds(influx2, influx_env, tmp_p
     target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
     influx2.fail_next_writes(503, count=2, retry_after=0.6)
     started = time.monotonic()
-    result = run_cli("--dataFolder", root, "--tsvFile", target, env={"TSV_INFLUX_RETRY_MAX_SECONDS": "10"},
-                     env_file=influx_env)
+    result = run_cli(
+        "--dataFolder", root, "--tsvFile", target, env={"TSV_INFLUX_RETRY_MAX_SECONDS": "10"}, env_file=influx_env
+    )
     assert result.exit_code == 0, result.output
     assert time.monotonic() - started >= 1.2  # Retry-After honoured twice
     writes = [r for r in influx2.requests if r.path == "/api/v2/write"]
@@ -180,8 +192,12 @@ def test_a_wrong_token_is_a_configuration_error_and_touches_nothing(influx2, inf
 def test_gzip_when_asked(influx2, influx_env, tmp_path):
     root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
-    assert run_cli("--dataFolder", root, "--tsvFile", target, env={"TSV_INFLUX_GZIP": "true"},
-                   env_file=influx_env).exit_code == 0
+    assert (
+        run_cli(
+            "--dataFolder", root, "--tsvFile", target, env={"TSV_INFLUX_GZIP": "true"}, env_file=influx_env
+        ).exit_code
+        == 0
+    )
     writes = [r for r in influx2.requests if r.path == "/api/v2/write"]
     assert writes and all(r.headers.get("Content-Encoding") == "gzip" for r in writes)
     assert len(influx2.points("demo_energie")) == 864
@@ -191,8 +207,11 @@ def test_batches_hold_about_the_configured_number_of_lines(influx2, influx_env, 
     root = samples.copy_tree(EXAMPLES, tmp_path / "data")
     target = root / "demo_energie/audit_2026/02009002/T302_260303_031500_UTC.tsv"
     run_cli("--dataFolder", root, "--tsvFile", target, env={"TSV_BATCH_SIZE": "100"}, env_file=influx_env)
-    sizes = [r.body.count(b"\n") for r in influx2.requests
-             if r.path == "/api/v2/write" and r.query.get("bucket") == "demo_energie"]
+    sizes = [
+        r.body.count(b"\n")
+        for r in influx2.requests
+        if r.path == "/api/v2/write" and r.query.get("bucket") == "demo_energie"
+    ]
     assert sum(sizes) == 864 and len(sizes) == 9 and max(sizes) <= 100 + 5  # cut on row boundaries
 
 
@@ -213,9 +232,22 @@ def test_two_processes_on_the_same_files_ingest_each_once(influx2, influx_env, t
     source = (EXAMPLES / "demo_energie/audit_2026/02009001/T302_260303_031500.tsv").read_bytes()
     for n in range(12):
         samples.place(root, "acme", "camp", "02009001", f"T302_{n:02d}.tsv", source)
-    procs = [subprocess.Popen([sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder", str(root),
-                               "--env-file", str(influx_env)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env={"PATH": os.environ["PATH"]}) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(samples.PROJECT_DIR / "tsv_parser.py"),
+                "--dataFolder",
+                str(root),
+                "--env-file",
+                str(influx_env),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={"PATH": os.environ["PATH"]},
+        )
+        for _ in range(3)
+    ]
     codes = [p.wait(timeout=60) for p in procs]
     assert codes == [0, 0, 0], [p.stderr.read().decode()[-2000:] for p in procs]
     parsed = sorted(p.name for p in (root / "acme/camp/02009001/parsed").iterdir())

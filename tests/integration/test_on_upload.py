@@ -19,19 +19,21 @@ import signal
 import subprocess
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-import samples
 from powerview import uploadlog
+
+import samples
 from stand_ins.influxdb2 import InfluxDB2StandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / "envs" / "powerview"
 HOOK_BUDGET_S = 2.0
 ROWS = 5
+
 
 @pytest.fixture(autouse=True)
 def _venv():
@@ -40,7 +42,7 @@ def _venv():
 
 def v002(seed: int, rows: int = ROWS) -> str:
     """A small MV_T302_V002 file; each seed gets its own hours, so points never collide."""
-    start = datetime(2024, 6, 1, tzinfo=timezone.utc) + timedelta(hours=seed)
+    start = datetime(2024, 6, 1, tzinfo=UTC) + timedelta(hours=seed)
     lines = ["SN1\tSN1", "MV_T302_V002\tPh 1 V"]
     for i in range(rows):
         lines.append(f"{start + timedelta(seconds=10 * i):%d/%m/%y %H:%M:%S}\t{230 + i / 10:.1f}")
@@ -71,7 +73,7 @@ class Project:
         shutil.copy2(ROOT / "on-upload.sh", self.dir / "on-upload.sh")
         shutil.copy2(ROOT / "tsv_parser.py", self.dir / "tsv_parser.py")
         shutil.copytree(ROOT / "powerview", self.dir / "powerview", ignore=shutil.ignore_patterns("__pycache__"))
-        compileall.compile_dir(self.dir / "powerview", quiet=1)   # as deployed (see the docs)
+        compileall.compile_dir(self.dir / "powerview", quiet=1)  # as deployed (see the docs)
         (self.dir / "envs").mkdir()
         (self.dir / "envs" / "powerview").symlink_to(VENV, target_is_directory=True)
         self.data = tmp / "srv" / "data"
@@ -79,19 +81,26 @@ class Project:
         self.spool = tmp / "srv" / "spool"
         self.reports = tmp / "srv" / "reports"
         self.records = tmp / "records"
-        self.cwd = tmp / "sftpgo-cwd"          # where "SFTPGo" runs the hook from
+        self.cwd = tmp / "sftpgo-cwd"  # where "SFTPGo" runs the hook from
         for folder in (self.data, self.records, self.cwd):
             folder.mkdir(parents=True)
         self.playbook = tmp / "grafana" / "playbooks" / "record.yml"
         self.playbook.parent.mkdir(parents=True)
         self.playbook.write_text(RECORD_PLAYBOOK.format(sleep=int(playbook_sleep), records=self.records))
         values = {
-            "POWERVIEW_DATA_DIR": self.data, "POWERVIEW_LOG_DIR": self.logs,
-            "POWERVIEW_SPOOL_DIR": self.spool, "POWERVIEW_SETTLE_SECONDS": "1",
-            "POWERVIEW_GRAFANA_PLAYBOOK": self.playbook, "POWERVIEW_RETRY_BASE_SECONDS": "60",
+            "POWERVIEW_DATA_DIR": self.data,
+            "POWERVIEW_LOG_DIR": self.logs,
+            "POWERVIEW_SPOOL_DIR": self.spool,
+            "POWERVIEW_SETTLE_SECONDS": "1",
+            "POWERVIEW_GRAFANA_PLAYBOOK": self.playbook,
+            "POWERVIEW_RETRY_BASE_SECONDS": "60",
             "POWERVIEW_WORKER_LINGER_SECONDS": "5",
-            "INFLUXDB_HOST": influx.url, "INFLUXDB_ORG": influx.org, "INFLUXDB_ADMIN_TOKEN": influx.admin_token,
-            "TSV_REPORT_DIR": self.reports, "TSV_INFLUX_RETRY_MAX_SECONDS": "1", "TSV_INFLUX_TIMEOUT": "5",
+            "INFLUXDB_HOST": influx.url,
+            "INFLUXDB_ORG": influx.org,
+            "INFLUXDB_ADMIN_TOKEN": influx.admin_token,
+            "TSV_REPORT_DIR": self.reports,
+            "TSV_INFLUX_RETRY_MAX_SECONDS": "1",
+            "TSV_INFLUX_TIMEOUT": "5",
         }
         values.update(settings)
         (self.dir / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
@@ -102,22 +111,34 @@ class Project:
         """Run on-upload.sh with only SFTPGO_<NAME> variables, as SFTPGo does. Returns (seconds, process)."""
         assignments = [f"{name}={value}" for name, value in variables.items()]
         started = time.monotonic()
-        process = subprocess.run(["env", "-i", *assignments, str(self.dir / "on-upload.sh")], cwd=self.cwd,
-                                 stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        process = subprocess.run(
+            ["env", "-i", *assignments, str(self.dir / "on-upload.sh")],
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+        )
         return time.monotonic() - started, process
 
     def fire_together(self, events: list[dict[str, str]]) -> list[tuple[float, int]]:
         """One hook per event, all started at the same moment by one bash process (as a server
         spawning processes would do). Returns (seconds, exit code) per event."""
-        lines = ["set -u", 'hook=$1']
+        lines = ["set -u", "hook=$1"]
         for i, event in enumerate(events):
             assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in event.items())
-            lines.append(f'( s=$EPOCHREALTIME; env -i {assignments} "$hook" </dev/null >/dev/null 2>&1; rc=$?; '
-                         f'echo "{i} $s $EPOCHREALTIME $rc" ) &')
+            lines.append(
+                f'( s=$EPOCHREALTIME; env -i {assignments} "$hook" </dev/null >/dev/null 2>&1; rc=$?; '
+                f'echo "{i} $s $EPOCHREALTIME $rc" ) &'
+            )
         lines.append("wait")
-        driver = subprocess.run(["bash", "-c", "\n".join(lines), "driver", str(self.dir / "on-upload.sh")],
-                                cwd=self.cwd, env={"PATH": os.environ["PATH"], "LC_ALL": "C"},
-                                capture_output=True, text=True, timeout=60)
+        driver = subprocess.run(
+            ["bash", "-c", "\n".join(lines), "driver", str(self.dir / "on-upload.sh")],
+            cwd=self.cwd,
+            env={"PATH": os.environ["PATH"], "LC_ALL": "C"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         results: dict[int, tuple[float, int]] = {}
         for line in driver.stdout.splitlines():
             i, start, end, rc = line.split()
@@ -126,17 +147,20 @@ class Project:
         return [results[i] for i in range(len(events))]
 
     def upload(self, path: Path, status: str = "1", user: str = "acme") -> float:
-        seconds, process = self.hook(SFTPGO_ACTION="upload", SFTPGO_ACTION_PATH=str(path),
-                                     SFTPGO_ACTION_STATUS=status, SFTPGO_ACTION_USERNAME=user,
-                                     SFTPGO_ACTION_PROTOCOL="SFTP")
+        seconds, process = self.hook(
+            SFTPGO_ACTION="upload",
+            SFTPGO_ACTION_PATH=str(path),
+            SFTPGO_ACTION_STATUS=status,
+            SFTPGO_ACTION_USERNAME=user,
+            SFTPGO_ACTION_PROTOCOL="SFTP",
+        )
         assert process.returncode == 0, process.stderr
         return seconds
 
     def mkdir(self, relative: str) -> float:
         path = self.data / relative
         path.mkdir(parents=True, exist_ok=True)
-        seconds, process = self.hook(SFTPGO_ACTION="mkdir", SFTPGO_ACTION_PATH=str(path),
-                                     SFTPGO_ACTION_USERNAME="acme")
+        seconds, process = self.hook(SFTPGO_ACTION="mkdir", SFTPGO_ACTION_PATH=str(path), SFTPGO_ACTION_USERNAME="acme")
         assert process.returncode == 0, process.stderr
         return seconds
 
@@ -157,8 +181,14 @@ class Project:
         needle = f" path={uploadlog.format_line(path=str(path)).split(' path=', 1)[1].rstrip()} "
 
         def find():
-            return next((line for line in self.uploads_log() if needle in line
-                         and not re.search(r" action=(ingest|scan|provision) ", line)), None)
+            return next(
+                (
+                    line
+                    for line in self.uploads_log()
+                    if needle in line and not re.search(r" action=(ingest|scan|provision) ", line)
+                ),
+                None,
+            )
 
         return wait_for(find, timeout, f"the event line for {path}")
 
@@ -240,10 +270,11 @@ def influx():
 def project(tmp_path, influx):
     project = Project(tmp_path, influx)
     yield project
-    wait_for(project.idle, 30, "the worker to finish")   # leave no worker behind
+    wait_for(project.idle, 30, "the worker to finish")  # leave no worker behind
 
 
 # -- the tests ---------------------------------------------------------------------------------
+
 
 def test_the_hook_returns_at_once_while_the_work_goes_on(tmp_path, influx):
     project = Project(tmp_path, influx, playbook_sleep=3)
@@ -252,9 +283,9 @@ def test_the_hook_returns_at_once_while_the_work_goes_on(tmp_path, influx):
     seconds_upload = project.upload(path)
     assert seconds_mkdir < HOOK_BUDGET_S and seconds_upload < HOOK_BUDGET_S
     queued = time.monotonic()
-    assert path.exists()                                  # the worker is still busy provisioning
+    assert path.exists()  # the worker is still busy provisioning
     wait_for(lambda: (path.parent / "parsed" / path.name).exists(), 30, "the file in parsed/")
-    assert time.monotonic() - queued >= 2.5               # the work took longer than the hook
+    assert time.monotonic() - queued >= 2.5  # the work took longer than the hook
     assert not path.exists() and not (path.parent / "error").exists()
     assert len(influx.points("acme")) == ROWS
     assert json.loads((project.records / "acme.json").read_text()) == {"company_name": "acme"}
@@ -269,9 +300,17 @@ def test_the_hook_returns_at_once_while_the_work_goes_on(tmp_path, influx):
 
 def test_thirty_simultaneous_uploads_are_each_ingested_once(project, influx):
     paths = [project.file(f"acme/c1/SN{i % 3 + 1}/T302_{i:02d}.tsv", v002(i)) for i in range(30)]
-    results = project.fire_together([{"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": str(p),
-                                      "SFTPGO_ACTION_STATUS": "1", "SFTPGO_ACTION_USERNAME": "acme"}
-                                     for p in paths])
+    results = project.fire_together(
+        [
+            {
+                "SFTPGO_ACTION": "upload",
+                "SFTPGO_ACTION_PATH": str(p),
+                "SFTPGO_ACTION_STATUS": "1",
+                "SFTPGO_ACTION_USERNAME": "acme",
+            }
+            for p in paths
+        ]
+    )
     assert {rc for _, rc in results} == {0}
     assert max(seconds for seconds, _ in results) < HOOK_BUDGET_S, results
 
@@ -281,7 +320,7 @@ def test_thirty_simultaneous_uploads_are_each_ingested_once(project, influx):
         assert not (device / "error").exists()
         assert sorted(os.listdir(device / "parsed")) == sorted(p.name for p in paths if p.parent == device)
         assert [n for n in os.listdir(device) if n.endswith(".tsv")] == []
-    assert len(influx.points("acme")) == 30 * ROWS         # duplicates would be counted
+    assert len(influx.points("acme")) == 30 * ROWS  # duplicates would be counted
     entries = [e for e in project.reports_entries() if e["status"] == "success"]
     assert sorted(Path(e["file"]).name for e in entries) == sorted(p.name for p in paths)
     runs = project.worker_runs()
@@ -299,20 +338,28 @@ def test_influxdb_down_keeps_files_and_jobs_until_it_is_back(project, influx):
     project.upload(a)
     project.upload(b)
     # the first run finds InfluxDB down; the other job then waits without a futile run of its own
-    wait_for(lambda: len(project.jobs()) == 2 and all(j["waiting"] == "influxdb" for j in project.jobs()),
-             30, "both jobs waiting for InfluxDB")
+    wait_for(
+        lambda: len(project.jobs()) == 2 and all(j["waiting"] == "influxdb" for j in project.jobs()),
+        30,
+        "both jobs waiting for InfluxDB",
+    )
     wait_for(lambda: all(stop for _, _, stop in project.worker_runs()), 10, "the worker to stop")
     assert a.exists() and b.exists()
     assert not (a.parent / "error").exists() and not (b.parent / "error").exists()
     assert max(j["attempts"] for j in project.jobs()) == 1
-    assert all(j["next_try"] > time.time() + 30 for j in project.jobs())   # backoff, not a busy loop
-    listing = subprocess.run(["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.worker",
-                              "list"], cwd=project.dir, capture_output=True, text=True, timeout=30)
+    assert all(j["next_try"] > time.time() + 30 for j in project.jobs())  # backoff, not a busy loop
+    listing = subprocess.run(
+        ["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.worker", "list"],
+        cwd=project.dir,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert listing.returncode == 0 and listing.stdout.count("waiting=influxdb") == 2, listing
 
     influx.come_back()
     c = project.file("acme/c1/SN3/c.tsv", v002(3))
-    project.upload(c)                                        # any new upload: everything goes in
+    project.upload(c)  # any new upload: everything goes in
     wait_for(lambda: all((p.parent / "parsed" / p.name).exists() for p in (a, b, c)), 30, "a, b, c in parsed/")
     wait_for(project.idle, 10, "idle")
     assert project.jobs() == []
@@ -339,8 +386,12 @@ def test_temporary_name_then_rename(project, influx):
     assert "result=ignored" in project.event_line(temporary) and "not a .tsv" in project.event_line(temporary)
     final = temporary.with_name("T302_9.tsv")
     os.rename(temporary, final)
-    seconds, process = project.hook(SFTPGO_ACTION="rename", SFTPGO_ACTION_PATH=str(temporary),
-                                    SFTPGO_ACTION_TARGET=str(final), SFTPGO_ACTION_USERNAME="acme")
+    seconds, process = project.hook(
+        SFTPGO_ACTION="rename",
+        SFTPGO_ACTION_PATH=str(temporary),
+        SFTPGO_ACTION_TARGET=str(final),
+        SFTPGO_ACTION_USERNAME="acme",
+    )
     assert process.returncode == 0 and seconds < HOOK_BUDGET_S
     wait_for(lambda: (final.parent / "parsed" / final.name).exists(), 30, "the renamed file in parsed/")
     assert len(influx.points("acme")) == ROWS
@@ -348,13 +399,13 @@ def test_temporary_name_then_rename(project, influx):
 
 def test_post_disconnect_scan_leaves_a_growing_file_until_it_settles(project, influx):
     settled = project.file("acme/c1/SN1/settled.tsv", v002(1))
-    time.sleep(1.2)                                           # > POWERVIEW_SETTLE_SECONDS
+    time.sleep(1.2)  # > POWERVIEW_SETTLE_SECONDS
     growing = project.file("acme/c1/SN2/growing.tsv", v002(2, rows=1))
     total_rows = 12
     done = threading.Event()
 
     def grow():
-        start = datetime(2024, 6, 1, 2, tzinfo=timezone.utc)
+        start = datetime(2024, 6, 1, 2, tzinfo=UTC)
         for i in range(1, total_rows):
             time.sleep(0.25)
             with open(growing, "a") as out:
@@ -373,12 +424,16 @@ def test_post_disconnect_scan_leaves_a_growing_file_until_it_settles(project, in
     finally:
         writer.join()
     # SFTPGo's own post-disconnect hook: SFTPGO_CONNECTION_* and no SFTPGO_ACTION
-    project.hook(SFTPGO_CONNECTION_USERNAME="acme", SFTPGO_CONNECTION_PROTOCOL="SSH",
-                 SFTPGO_CONNECTION_IP="192.0.2.1", SFTPGO_CONNECTION_DURATION="1234")
+    project.hook(
+        SFTPGO_CONNECTION_USERNAME="acme",
+        SFTPGO_CONNECTION_PROTOCOL="SSH",
+        SFTPGO_CONNECTION_IP="192.0.2.1",
+        SFTPGO_CONNECTION_DURATION="1234",
+    )
     wait_for(lambda: (growing.parent / "parsed" / "growing.tsv").exists(), 30, "the grown file in parsed/")
     wait_for(project.idle, 10, "idle")
     [entry] = [e for e in project.reports_entries() if Path(e["file"]).name == "growing.tsv"]
-    assert entry["status"] == "success" and entry["nb_points"] == total_rows   # the whole file, once
+    assert entry["status"] == "success" and entry["nb_points"] == total_rows  # the whole file, once
     assert len(influx.points("acme")) == ROWS + total_rows
     assert any("result=scanned" in line and "still changing" in line for line in project.uploads_log())
 
@@ -386,7 +441,7 @@ def test_post_disconnect_scan_leaves_a_growing_file_until_it_settles(project, in
 def test_mkdir_at_each_depth(project):
     for relative in ("", "acme", "acme/camp-1", "acme/camp-1/SN1", "acme/camp-1/SN1/deeper"):
         assert project.mkdir(relative) < HOOK_BUDGET_S
-    project.mkdir("zz-sentinel")                               # runs after all the others
+    project.mkdir("zz-sentinel")  # runs after all the others
     wait_for(lambda: (project.records / "zz-sentinel.json").exists(), 60, "the sentinel provisioning")
     wait_for(project.idle, 10, "idle")
     records = {p.name: json.loads(p.read_text()) for p in project.records.iterdir()}
@@ -397,7 +452,7 @@ def test_mkdir_at_each_depth(project):
     }
     results = [re.search(r"result=(\w+)", line).group(1) for line in project.uploads_log() if "action=mkdir" in line]
     assert results == ["ignored", "queued", "queued", "ignored", "ignored", "queued"]
-    assert "-e @" in project.worker_log()                     # names went through a JSON file
+    assert "-e @" in project.worker_log()  # names went through a JSON file
 
 
 def test_dot_dot_and_symlinks_out_of_the_data_folder_are_refused(project, tmp_path):
@@ -407,10 +462,12 @@ def test_dot_dot_and_symlinks_out_of_the_data_folder_are_refused(project, tmp_pa
     outside.write_text(v002(2))
     (project.data / "acme/c1/SN1/link.tsv").symlink_to(outside)
     (project.data / "acme/c1/LINKDEV").symlink_to(outside.parent, target_is_directory=True)
-    for path in (f"{project.data}/acme/c1/SN1/../SN1/f.tsv",
-                 f"{project.data}/acme/c1/SN1/../../../../outside/secret.tsv",
-                 str(project.data / "acme/c1/SN1/link.tsv"),
-                 str(project.data / "acme/c1/LINKDEV/secret.tsv")):
+    for path in (
+        f"{project.data}/acme/c1/SN1/../SN1/f.tsv",
+        f"{project.data}/acme/c1/SN1/../../../../outside/secret.tsv",
+        str(project.data / "acme/c1/SN1/link.tsv"),
+        str(project.data / "acme/c1/LINKDEV/secret.tsv"),
+    ):
         assert project.upload(Path(path)) < HOOK_BUDGET_S
         assert "result=refused" in project.event_line(path), path
     seconds, process = project.hook(SFTPGO_ACTION="mkdir", SFTPGO_ACTION_PATH=f"{project.data}/acme/../../x")
@@ -434,30 +491,42 @@ def test_hostile_names_are_data_never_code(project, influx, tmp_path):
     wait_for(project.idle, 30, "idle")
     assert len(influx.points("acme")) == ROWS
     assert bad_device.exists()
-    assert list(project.records.iterdir()) == []               # no provisioning for refused names
-    found = list(tmp_path.rglob("pwned*"))                   # data, project copy, SFTPGo's cwd, logs
+    assert list(project.records.iterdir()) == []  # no provisioning for refused names
+    found = list(tmp_path.rglob("pwned*"))  # data, project copy, SFTPGo's cwd, logs
     found += [p for place in (ROOT, Path("/tmp"), Path.home()) for p in place.glob("pwned*")]
     assert found == [], found
     line = next(line for line in project.uploads_log() if "pwned1" in line)
-    assert json.dumps(str(odd)) in line                         # one line, JSON-quoted
+    assert json.dumps(str(odd)) in line  # one line, JSON-quoted
 
 
 def test_without_python_the_event_waits_in_the_spool(tmp_path, influx):
     project = Project(tmp_path, influx, POWERVIEW_VENV=str(tmp_path / "no-such-venv"))
     path = project.file("acme/c1/SN1/f.tsv", v002(1))
-    seconds, process = project.hook(SFTPGO_ACTION="upload", SFTPGO_ACTION_PATH=str(path), SFTPGO_ACTION_STATUS="1",
-                                    SFTPGO_DATA_PROVIDER__PASSWORD="secret", HOME="/root")
+    seconds, process = project.hook(
+        SFTPGO_ACTION="upload",
+        SFTPGO_ACTION_PATH=str(path),
+        SFTPGO_ACTION_STATUS="1",
+        SFTPGO_DATA_PROVIDER__PASSWORD="secret",
+        HOME="/root",
+    )
     assert process.returncode == 0 and seconds < HOOK_BUDGET_S
     assert b"no Python in the virtualenv" in process.stderr
     [line] = project.uploads_log()
     assert "result=error" in line and "no-such-venv" in line
-    [event] = (project.spool / "incoming").iterdir()        # recorded all the same
+    [event] = (project.spool / "incoming").iterdir()  # recorded all the same
     assert b"secret" not in event.read_bytes() and b"HOME" not in event.read_bytes()
     # the operator fixes the virtualenv; the timer's command catches up
     env_file = project.dir / ".env"
-    env_file.write_text("".join(l + "\n" for l in env_file.read_text().splitlines() if "POWERVIEW_VENV" not in l))
-    result = subprocess.run(["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.worker",
-                             "run"], cwd=project.dir, capture_output=True, text=True, timeout=60)
+    env_file.write_text(
+        "".join(line + "\n" for line in env_file.read_text().splitlines() if "POWERVIEW_VENV" not in line)
+    )
+    result = subprocess.run(
+        ["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.worker", "run"],
+        cwd=project.dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert (path.parent / "parsed" / "f.tsv").exists() and len(influx.points("acme")) == ROWS
     assert list((project.spool / "incoming").iterdir()) == []
@@ -484,7 +553,7 @@ def test_a_killed_worker_loses_no_job(tmp_path, influx):
     project.mkdir("acme")
     pid = int(wait_for(lambda: re.search(r"worker start pid=(\d+)", project.worker_log()), 10, "worker").group(1))
     wait_for(lambda: "running:" in project.worker_log(), 10, "the playbook to start")
-    os.kill(pid, signal.SIGKILL)                               # a crash in the middle of the job
+    os.kill(pid, signal.SIGKILL)  # a crash in the middle of the job
     wait_for(lambda: dead(pid), 10, "the worker to die")
     [job] = project.jobs()
     assert job["kind"] == "provision" and job["company"] == "acme"
@@ -499,12 +568,24 @@ def test_a_killed_worker_loses_no_job(tmp_path, influx):
 
 def test_the_timer_command_resumes_the_spool(project, influx):
     path = project.file("acme/c1/SN1/f.tsv", v002(1))
-    job = {"version": 1, "id": "20260101T000000.000000Z-00000000", "kind": "ingest", "path": str(path),
-           "created": 1.0, "next_try": 1.0, "event": {"action": "upload"}}
+    job = {
+        "version": 1,
+        "id": "20260101T000000.000000Z-00000000",
+        "kind": "ingest",
+        "path": str(path),
+        "created": 1.0,
+        "next_try": 1.0,
+        "event": {"action": "upload"},
+    }
     (project.spool / "jobs").mkdir(parents=True)
-    (project.spool / "jobs" / f"{job['id']}.json").write_text(json.dumps(job))   # left by a crash
-    result = subprocess.run(["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.worker",
-                             "run"], cwd=project.dir, capture_output=True, text=True, timeout=60)
+    (project.spool / "jobs" / f"{job['id']}.json").write_text(json.dumps(job))  # left by a crash
+    result = subprocess.run(
+        ["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.worker", "run"],
+        cwd=project.dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert (path.parent / "parsed" / "f.tsv").exists() and project.jobs() == []
     assert len(influx.points("acme")) == ROWS

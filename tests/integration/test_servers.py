@@ -38,22 +38,24 @@ def test_influxd1_escaped_tag_values_and_exact_floats(influxd1):
     assert resp.status_code == 204, resp.text
 
     rows = influxd1.query("harness_escape", "SELECT * FROM electrical")
-    assert rows == [{
-        "_measurement": "electrical",
-        "time": 1700000000,
-        "M1_U1_V": 231.5,
-        "M1_U1_PF": 0.30000000000000004,
-        "campaign": "c1",
-        "channel_id": "M1_U1",
-        "channel_name": "Ph 1",
-        "comma": "a,b",
-        "equals": "a=b",
-    }]
+    assert rows == [
+        {
+            "_measurement": "electrical",
+            "time": 1700000000,
+            "M1_U1_V": 231.5,
+            "M1_U1_PF": 0.30000000000000004,
+            "campaign": "c1",
+            "channel_id": "M1_U1",
+            "channel_name": "Ph 1",
+            "comma": "a,b",
+            "equals": "a=b",
+        }
+    ]
     # the unescaped values are real tag values: they select the point
     selected = influxd1.query(
         "harness_escape",
-        "SELECT M1_U1_V FROM electrical WHERE channel_name = 'Ph 1' "
-        "AND comma = 'a,b' AND equals = 'a=b'")
+        "SELECT M1_U1_V FROM electrical WHERE channel_name = 'Ph 1' AND comma = 'a,b' AND equals = 'a=b'",
+    )
     assert [(r["time"], r["M1_U1_V"]) for r in selected] == [(1700000000, 231.5)]
 
 
@@ -81,8 +83,7 @@ def test_influxd1_partial_write_keeps_good_lines_and_answers_400(influxd1):
     assert resp.status_code == 400
     assert "partial write" in resp.json()["error"]
     rows = influxd1.query("harness_partial", "SELECT f, t FROM m")
-    assert [(r["time"], r["t"], r["f"]) for r in rows] == [
-        (1700000000, "a", 1.5), (1700000002, "c", 3.5)]
+    assert [(r["time"], r["t"], r["f"]) for r in rows] == [(1700000000, "a", 1.5), (1700000002, "c", 3.5)]
 
 
 def test_influxd1_unknown_database_is_404(influxd1):
@@ -104,58 +105,68 @@ def test_influxd1_listens_on_loopback_only(influxd1):
 # VictoriaMetrics
 # --------------------------------------------------------------------------
 
+
 def test_victoria_metrics_accepts_influxdb_client_write(victoria_metrics):
     with InfluxDBClient(url=victoria_metrics.url, token="x", org="x") as client:
         client.write_api(write_options=SYNCHRONOUS).write(
             bucket="acme",
             record="electrical,campaign=c1,channel_id=M1_U1 M1_U1_V=231.5 1700000000",
-            write_precision="s")
+            write_precision="s",
+        )
 
     series = victoria_metrics.export('{__name__="electrical_M1_U1_V",campaign="c1"}')
-    assert series == [{
-        # the v2 API's bucket is not stored: no "db" label
-        "metric": {"__name__": "electrical_M1_U1_V", "campaign": "c1",
-                   "channel_id": "M1_U1"},
-        "values": [231.5],
-        "timestamps": [1700000000000],
-    }]
+    assert series == [
+        {
+            # the v2 API's bucket is not stored: no "db" label
+            "metric": {"__name__": "electrical_M1_U1_V", "campaign": "c1", "channel_id": "M1_U1"},
+            "values": [231.5],
+            "timestamps": [1700000000000],
+        }
+    ]
 
 
 def test_victoria_metrics_field_per_series_and_unescaped_labels(victoria_metrics):
-    line = (r"electrical,campaign=c2,channel_name=Ph\ 1,comma=a\,b,equals=a\=b "
-            r"M1_U1_V=230.125,M1_U1_I=0.304 1700000060")
+    line = (
+        r"electrical,campaign=c2,channel_name=Ph\ 1,comma=a\,b,equals=a\=b "
+        r"M1_U1_V=230.125,M1_U1_I=0.304 1700000060"
+    )
     with InfluxDBClient(url=victoria_metrics.url, token="x", org="x") as client:
-        client.write_api(write_options=SYNCHRONOUS).write(
-            bucket="acme", record=line, write_precision="s")
+        client.write_api(write_options=SYNCHRONOUS).write(bucket="acme", record=line, write_precision="s")
 
     series = victoria_metrics.export('{campaign="c2"}')
     labels = {"campaign": "c2", "channel_name": "Ph 1", "comma": "a,b", "equals": "a=b"}
     assert series == [
-        {"metric": {"__name__": "electrical_M1_U1_I", **labels},
-         "values": [0.304], "timestamps": [1700000060000]},
-        {"metric": {"__name__": "electrical_M1_U1_V", **labels},
-         "values": [230.125], "timestamps": [1700000060000]},
+        {"metric": {"__name__": "electrical_M1_U1_I", **labels}, "values": [0.304], "timestamps": [1700000060000]},
+        {"metric": {"__name__": "electrical_M1_U1_V", **labels}, "values": [230.125], "timestamps": [1700000060000]},
     ]
 
 
 def test_victoria_metrics_v1_write_db_becomes_label(victoria_metrics):
-    resp = requests.post(victoria_metrics.url + "/write",
-                         params={"db": "acme", "precision": "s"},
-                         data=b"electrical,campaign=c3 M2_U1_V=229.75 1700000120",
-                         timeout=10)
+    resp = requests.post(
+        victoria_metrics.url + "/write",
+        params={"db": "acme", "precision": "s"},
+        data=b"electrical,campaign=c3 M2_U1_V=229.75 1700000120",
+        timeout=10,
+    )
     assert resp.status_code == 204, resp.text
     series = victoria_metrics.export('{campaign="c3"}')
-    assert series == [{
-        "metric": {"__name__": "electrical_M2_U1_V", "campaign": "c3", "db": "acme"},
-        "values": [229.75],
-        "timestamps": [1700000120000],
-    }]
+    assert series == [
+        {
+            "metric": {"__name__": "electrical_M2_U1_V", "campaign": "c3", "db": "acme"},
+            "values": [229.75],
+            "timestamps": [1700000120000],
+        }
+    ]
 
 
 def test_victoria_metrics_skips_malformed_line_silently(victoria_metrics):
     before = victoria_metrics.invalid_influx_rows()
-    resp = requests.post(victoria_metrics.url + "/write", params={"precision": "s"},
-                         data=b"electrical,campaign=c4 garbage 1700000000", timeout=10)
+    resp = requests.post(
+        victoria_metrics.url + "/write",
+        params={"precision": "s"},
+        data=b"electrical,campaign=c4 garbage 1700000000",
+        timeout=10,
+    )
     # unlike InfluxDB, VictoriaMetrics does not refuse it ...
     assert resp.status_code == 204
     # ... it drops it and counts it (the counter lags by up to ~1 s)
@@ -169,14 +180,11 @@ def test_victoria_metrics_skips_malformed_line_silently(victoria_metrics):
 def test_victoria_metrics_float_precision(victoria_metrics):
     """VictoriaMetrics keeps ~12 significant digits, not the full float64:
     compare with pytest.approx unless the value has few digits."""
-    values = {"short": 231.125, "three_dec": 0.304, "long": 0.30000000000000004,
-              "many": 1.2345678901234567}
+    values = {"short": 231.125, "three_dec": 0.304, "long": 0.30000000000000004, "many": 1.2345678901234567}
     body = "\n".join(f"precision,k={k} v={v!r} 1700000000" for k, v in values.items())
-    resp = requests.post(victoria_metrics.url + "/write", params={"precision": "s"},
-                         data=body.encode(), timeout=10)
+    resp = requests.post(victoria_metrics.url + "/write", params={"precision": "s"}, data=body.encode(), timeout=10)
     assert resp.status_code == 204, resp.text
-    got = {s["metric"]["k"]: s["values"][0]
-           for s in victoria_metrics.export('{__name__="precision_v"}')}
+    got = {s["metric"]["k"]: s["values"][0] for s in victoria_metrics.export('{__name__="precision_v"}')}
     assert got["short"] == 231.125
     assert got["three_dec"] == 0.304
     assert got["long"] == pytest.approx(values["long"], rel=1e-11, abs=0)
@@ -186,6 +194,7 @@ def test_victoria_metrics_float_precision(victoria_metrics):
 # --------------------------------------------------------------------------
 # Process handling (no real server needed for these)
 # --------------------------------------------------------------------------
+
 
 def test_start_failure_reports_log_tail(tmp_path):
     fake = tmp_path / "influxd"

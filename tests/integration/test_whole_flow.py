@@ -39,8 +39,12 @@ def deployment(tmp_path: Path):
 
 def sftpgo(project: Path, **variables: str) -> float:
     started = time.monotonic()
-    result = subprocess.run(["env", "-i", *(f"{k}={v}" for k, v in variables.items()), str(project / "on-upload.sh")],
-                            capture_output=True, timeout=30, cwd="/")
+    result = subprocess.run(
+        ["env", "-i", *(f"{k}={v}" for k, v in variables.items()), str(project / "on-upload.sh")],
+        capture_output=True,
+        timeout=30,
+        cwd="/",
+    )
     assert result.returncode == 0, result.stderr
     return time.monotonic() - started
 
@@ -55,14 +59,26 @@ def test_campaign_folder_then_upload_gives_grafana_resources_and_readable_points
     device.mkdir()
     upload = device / "T302_260303_031500.tsv"
     shutil.copy(samples.EXAMPLES / "demo_energie/audit_2026/02009001/T302_260303_031500.tsv", upload)
-    assert sftpgo(project, SFTPGO_ACTION="upload", SFTPGO_ACTION_PATH=str(upload), SFTPGO_ACTION_STATUS="1",
-                  SFTPGO_ACTION_USERNAME="acme") < 2
+    assert (
+        sftpgo(
+            project,
+            SFTPGO_ACTION="upload",
+            SFTPGO_ACTION_PATH=str(upload),
+            SFTPGO_ACTION_STATUS="1",
+            SFTPGO_ACTION_USERNAME="acme",
+        )
+        < 2
+    )
 
-    wait_for(lambda: (device / "parsed" / upload.name).exists() and grafana.dashboards.get("powerview_acme")
-             and not list((srv / "spool" / "jobs").glob("*.json"))
-             # the job file goes before its line is written: wait for the line too
-             and "result=provisioned" in (srv / "logs" / "uploads.log").read_text(),
-             180, "provisioning and ingestion")
+    wait_for(
+        lambda: (device / "parsed" / upload.name).exists()
+        and grafana.dashboards.get("powerview_acme")
+        and not list((srv / "spool" / "jobs").glob("*.json"))
+        # the job file goes before its line is written: wait for the line too
+        and "result=provisioned" in (srv / "logs" / "uploads.log").read_text(),
+        180,
+        "provisioning and ingestion",
+    )
     uploads_log = (srv / "logs" / "uploads.log").read_text()
     assert "action=provision path=acme/camp_2026" in uploads_log and "result=provisioned" in uploads_log
     assert "result=parsed" in uploads_log
@@ -76,12 +92,21 @@ def test_campaign_folder_then_upload_gives_grafana_resources_and_readable_points
 
     # the datasource's token reads the company's points, and cannot write
     token = grafana.datasource_secrets[datasource["id"]]["token"]
-    answer = requests.post(f"{influx.url}/api/v2/query", params={"org": influx.org},
-                           headers={"Authorization": f"Token {token}", "Content-Type": "application/vnd.flux"},
-                           data='from(bucket: "acme") |> range(start: 0)', timeout=10)
+    answer = requests.post(
+        f"{influx.url}/api/v2/query",
+        params={"org": influx.org},
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/vnd.flux"},
+        data='from(bucket: "acme") |> range(start: 0)',
+        timeout=10,
+    )
     assert answer.status_code == 200 and "M02009001_U1_V" in answer.text
-    refused = requests.post(f"{influx.url}/api/v2/write", params={"org": influx.org, "bucket": "acme"},
-                            headers={"Authorization": f"Token {token}"}, data=b"x f=1 1", timeout=10)
+    refused = requests.post(
+        f"{influx.url}/api/v2/write",
+        params={"org": influx.org, "bucket": "acme"},
+        headers={"Authorization": f"Token {token}"},
+        data=b"x f=1 1",
+        timeout=10,
+    )
     assert refused.status_code == 403
 
     password_file = next((srv / "secrets").iterdir())

@@ -8,19 +8,24 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-import expected
-import samples
 from powerview import ingest, layout
 from powerview.formats import RowRules
 
-NOW = datetime.now(timezone.utc)
-EXPECTED_REJECTS = {"T202_251022_121951.tsv", "T302_260109_120045.tsv", "T302_260109_133915.tsv",
-                    "T202_260303_031500.tsv"}
+import expected
+import samples
+
+NOW = datetime.now(UTC)
+EXPECTED_REJECTS = {
+    "T202_251022_121951.tsv",
+    "T302_260109_120045.tsv",
+    "T302_260109_133915.tsv",
+    "T202_260303_031500.tsv",
+}
 
 
 class Influx1Writer:
@@ -49,8 +54,9 @@ def read_back(server, db: str) -> dict:
     stored = {}
     for row in server.query(db, "SELECT * FROM electrical GROUP BY *"):
         # GROUP BY * lists every tag key of the measurement: "" where a series has no such tag
-        tags = frozenset((k, v) for k, v in row.items()
-                         if k not in ("_measurement", "time") and not k.startswith("M") and v != "")
+        tags = frozenset(
+            (k, v) for k, v in row.items() if k not in ("_measurement", "time") and not k.startswith("M") and v != ""
+        )
         for key, value in row.items():
             if key.startswith("M") and value is not None:
                 stored[(key, tags, row["time"])] = float(value)
@@ -99,7 +105,7 @@ def test_influxdb1_accepts_our_escaping_of_odd_labels(influxd1, tmp_path):
     assert by_name['Ï "quoted"']["channel_unit"] == "kWh" and by_name['Ï "quoted"']["M0201_Ch2_kWh"] == 0
     assert by_name["x=y,z k"]["channel_unit"] == "W/m2" and by_name["x=y,z k"]["M0201_Ch3_W/m2"] == 1e-7
     assert {row["campaign"] for row in rows} == {"camp.1"}
-    assert all(row["time"] == int(datetime(2026, 3, 2, 10, tzinfo=timezone.utc).timestamp()) for row in rows)
+    assert all(row["time"] == int(datetime(2026, 3, 2, 10, tzinfo=UTC).timestamp()) for row in rows)
 
 
 def test_tsv_parser_writes_through_influxdb_client_to_victoria_metrics(victoria_metrics, tmp_path):
@@ -109,17 +115,32 @@ def test_tsv_parser_writes_through_influxdb_client_to_victoria_metrics(victoria_
     (root / "demo_energie" / "audit_2026").rename(root / "demo_energie" / campaign)
     want = expected.expected_by_bucket(root, NOW)["demo_energie"]
     env_file = tmp_path / "test.env"
-    env_file.write_text(f"INFLUXDB_HOST={victoria_metrics.url}\nINFLUXDB_ORG=powerview\n"
-                        "INFLUXDB_ADMIN_TOKEN=unused-by-vm\nTSV_INFLUX_CREATE_BUCKETS=false\n"
-                        f"TSV_REPORT_DIR={tmp_path / 'reports'}\n"
-                        "TSV_DOWNSAMPLE_LEVELS=\n")  # VictoriaMetrics speaks no InfluxQL: no derived buckets
-    proc = subprocess.run([sys.executable, str(samples.PROJECT_DIR / "tsv_parser.py"), "--dataFolder", str(root),
-                           "--env-file", str(env_file)], capture_output=True, text=True,
-                          env={"PATH": os.environ["PATH"]})
+    env_file.write_text(
+        f"INFLUXDB_HOST={victoria_metrics.url}\nINFLUXDB_ORG=powerview\n"
+        "INFLUXDB_ADMIN_TOKEN=unused-by-vm\nTSV_INFLUX_CREATE_BUCKETS=false\n"
+        f"TSV_REPORT_DIR={tmp_path / 'reports'}\n"
+        "TSV_DOWNSAMPLE_LEVELS=\n"
+    )  # VictoriaMetrics speaks no InfluxQL: no derived buckets
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(samples.PROJECT_DIR / "tsv_parser.py"),
+            "--dataFolder",
+            str(root),
+            "--env-file",
+            str(env_file),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+    )
     assert proc.returncode == 1, proc.stderr  # the unsupported T202 sample is rejected
     assert len(list((tmp_path / "reports").glob("tsv_parser_*.json"))) == 1
     assert sorted(p.name for p in root.rglob("parsed/*.tsv")) == [
-        "T302_260303_031500.tsv", "T302_260303_031500_UTC.tsv", "T302_260303_120300.tsv"]
+        "T302_260303_031500.tsv",
+        "T302_260303_031500_UTC.tsv",
+        "T302_260303_120300.tsv",
+    ]
 
     stored: dict = {}
     for series in victoria_metrics.export(f'{{__name__=~"electrical_.*",campaign="{campaign}"}}'):

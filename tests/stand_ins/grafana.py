@@ -96,7 +96,7 @@ class OrgData:
     folder_acl: dict[str, list[dict]] = field(default_factory=dict)
     datasources: dict[int, dict] = field(default_factory=dict)
     datasource_secrets: dict[int, dict] = field(default_factory=dict)
-    dashboards: dict[str, dict] = field(default_factory=dict)   # uid -> {"dashboard", "folderUid", "version"}
+    dashboards: dict[str, dict] = field(default_factory=dict)  # uid -> {"dashboard", "folderUid", "version"}
     dashboard_acl: dict[str, list[dict]] = field(default_factory=dict)
 
 
@@ -118,12 +118,17 @@ def _slug(title: str) -> str:
 class GrafanaStandIn:
     """`with GrafanaStandIn() as grafana:` → a Grafana HTTP API on `grafana.url`."""
 
-    def __init__(self, admin_user: str = "admin", admin_password: str = "admin-password",
-                 api_tokens: tuple[str, ...] = ("sa-token",), version: str = "11.3.0",
-                 team_search_404: bool = True):
+    def __init__(
+        self,
+        admin_user: str = "admin",
+        admin_password: str = "admin-password",
+        api_tokens: tuple[str, ...] = ("sa-token",),
+        version: str = "11.3.0",
+        team_search_404: bool = True,
+    ):
         self.version = version
         self.api_tokens = set(api_tokens)
-        self.team_search_404 = team_search_404   # team.md: 404 when searching by a name that matches nothing
+        self.team_search_404 = team_search_404  # team.md: 404 when searching by a name that matches nothing
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
         self.requests: list[dict] = []
@@ -132,12 +137,13 @@ class GrafanaStandIn:
         # organisations (org.md): every org-scoped resource lives in one OrgData; org 1 is the main org
         self.orgs: dict[int, dict] = {MAIN_ORG_ID: {"id": MAIN_ORG_ID, "name": "Main Org."}}
         self.org_data: dict[int, OrgData] = {MAIN_ORG_ID: OrgData()}
-        self.org_users: dict[int, dict[int, str]] = {MAIN_ORG_ID: {}}   # org id -> {user id: role}
-        self.queries: list[dict] = []              # POST /api/ds/query calls that reached a datasource
-        self._ctx_org = MAIN_ORG_ID                # the org of the request being handled (under self.lock)
+        self.org_users: dict[int, dict[int, str]] = {MAIN_ORG_ID: {}}  # org id -> {user id: role}
+        self.queries: list[dict] = []  # POST /api/ds/query calls that reached a datasource
+        self._ctx_org = MAIN_ORG_ID  # the org of the request being handled (under self.lock)
         self._ctx_role: str | None = None
-        admin_id = self._new_user(admin_user, admin_user, "admin@localhost", admin_password, grafana_admin=True,
-                                  org_role="Admin")
+        admin_id = self._new_user(
+            admin_user, admin_user, "admin@localhost", admin_password, grafana_admin=True, org_role="Admin"
+        )
         self.admin_id = admin_id
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -148,7 +154,9 @@ class GrafanaStandIn:
         handler = type("Handler", (_Handler,), {"app": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="grafana-stand-in", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="grafana-stand-in", daemon=True
+        )
         self._thread.start()
         host, port = self._server.server_address[:2]
         self._url = f"http://{host}:{port}"
@@ -212,13 +220,26 @@ class GrafanaStandIn:
         return bool(user) and self.passwords.get(user["id"]) == password
 
     # ---- model -----------------------------------------------------------------------------
-    def _new_user(self, login, name, email, password, grafana_admin=False, org_id=MAIN_ORG_ID,
-                  org_role="Viewer") -> int:
+    def _new_user(
+        self, login, name, email, password, grafana_admin=False, org_id=MAIN_ORG_ID, org_role="Viewer"
+    ) -> int:
         uid = next(self._ids)
-        self.users[uid] = {"id": uid, "uid": uuid.uuid4().hex[:14], "login": login, "name": name or "",
-                           "email": email or login, "isGrafanaAdmin": grafana_admin, "isDisabled": False,
-                           "orgId": org_id, "theme": "", "isExternal": False, "authLabels": [],
-                           "createdAt": _now(), "updatedAt": _now(), "avatarUrl": ""}
+        self.users[uid] = {
+            "id": uid,
+            "uid": uuid.uuid4().hex[:14],
+            "login": login,
+            "name": name or "",
+            "email": email or login,
+            "isGrafanaAdmin": grafana_admin,
+            "isDisabled": False,
+            "orgId": org_id,
+            "theme": "",
+            "isExternal": False,
+            "authLabels": [],
+            "createdAt": _now(),
+            "updatedAt": _now(),
+            "avatarUrl": "",
+        }
         self.passwords[uid] = password
         # a new user joins one org: the one asked for (OrgId), else auto_assign_org (the main org), as Viewer
         self.org_users[org_id][uid] = org_role
@@ -229,17 +250,25 @@ class GrafanaStandIn:
         for members in self.org_data.get(org_id, OrgData()).team_members.values():
             members.discard(user_id)
         user = self.users.get(user_id)
-        if user and user["orgId"] == org_id:   # Grafana moves the user's current org to another membership
+        if user and user["orgId"] == org_id:  # Grafana moves the user's current org to another membership
             user["orgId"] = min(self.user_orgs(user_id), default=0)
 
     def _team_dto(self, team: dict) -> dict:
-        return {**team, "memberCount": len(self.team_members.get(team["id"], ())),
-                "avatarUrl": "/avatar/" + uuid.uuid5(uuid.NAMESPACE_DNS, team["name"]).hex}
+        return {
+            **team,
+            "memberCount": len(self.team_members.get(team["id"], ())),
+            "avatarUrl": "/avatar/" + uuid.uuid5(uuid.NAMESPACE_DNS, team["name"]).hex,
+        }
 
     def _datasource_dto(self, ds: dict) -> dict:
         secrets = self.datasource_secrets.get(ds["id"], {})
-        return {**ds, "typeLogoUrl": "public/img/icn-datasource.svg", "password": "", "basicAuthPassword": "",
-                "secureJsonFields": {k: True for k, v in secrets.items() if v}}
+        return {
+            **ds,
+            "typeLogoUrl": "public/img/icn-datasource.svg",
+            "password": "",
+            "basicAuthPassword": "",
+            "secureJsonFields": {k: True for k, v in secrets.items() if v},
+        }
 
     def _acl_items(self, items: list[dict], uid: str, is_folder: bool, inherited: bool) -> list[dict]:
         owner = self.folders.get(uid) if is_folder else self.dashboards.get(uid, {}).get("dashboard")
@@ -248,16 +277,28 @@ class GrafanaStandIn:
         for n, item in enumerate(items, 1):
             team = self.teams.get(item.get("teamId", 0))
             user = self.users.get(item.get("userId", 0))
-            out.append({
-                "id": n, ("folderId" if is_folder else "dashboardId"): -1 if "role" in item else owner_id,
-                "created": _now(), "updated": _now(),
-                "userId": item.get("userId", 0), "userLogin": user["login"] if user else "",
-                "userEmail": user["email"] if user else "",
-                "teamId": item.get("teamId", 0), "team": team["name"] if team else "",
-                **({"role": item["role"]} if "role" in item else {}),
-                "permission": item["permission"], "permissionName": PERMISSION_NAMES[item["permission"]],
-                "uid": uid, "title": "", "slug": "", "isFolder": is_folder, "url": "", "inherited": inherited,
-            })
+            out.append(
+                {
+                    "id": n,
+                    ("folderId" if is_folder else "dashboardId"): -1 if "role" in item else owner_id,
+                    "created": _now(),
+                    "updated": _now(),
+                    "userId": item.get("userId", 0),
+                    "userLogin": user["login"] if user else "",
+                    "userEmail": user["email"] if user else "",
+                    "teamId": item.get("teamId", 0),
+                    "team": team["name"] if team else "",
+                    **({"role": item["role"]} if "role" in item else {}),
+                    "permission": item["permission"],
+                    "permissionName": PERMISSION_NAMES[item["permission"]],
+                    "uid": uid,
+                    "title": "",
+                    "slug": "",
+                    "isFolder": is_folder,
+                    "url": "",
+                    "inherited": inherited,
+                }
+            )
         return out
 
     def _check_acl_items(self, body) -> list[dict]:
@@ -283,8 +324,7 @@ class GrafanaStandIn:
         auth_kind, who = self._authenticate(headers)
         org_header = headers.get("X-Grafana-Org-Id")
         with self.lock:
-            self.requests.append({"method": method, "path": path, "query": query, "auth": auth_kind,
-                                  "org": org_header})
+            self.requests.append({"method": method, "path": path, "query": query, "auth": auth_kind, "org": org_header})
         if path == "/api/health" and method == "GET":
             return 200, {"commit": "stand-in", "database": "ok", "version": self.version}
         if auth_kind is None:
@@ -337,7 +377,7 @@ class GrafanaStandIn:
         role = self.org_users.get(org_id, {}).get(who["id"])
         if role is None:
             if wanted is None and who["isGrafanaAdmin"]:
-                return org_id, None        # a server admin without an org still reaches the admin API
+                return org_id, None  # a server admin without an org still reaches the admin API
             raise ApiError(401, "Unauthorized")
         return org_id, role
 
@@ -420,7 +460,7 @@ class GrafanaStandIn:
         org_id = next(self._ids)
         self.orgs[org_id] = {"id": org_id, "name": name}
         self.org_data[org_id] = OrgData()
-        self.org_users[org_id] = {who["id"]: "Admin"}     # the creator becomes the org's Admin
+        self.org_users[org_id] = {who["id"]: "Admin"}  # the creator becomes the org's Admin
         return 200, {"orgId": org_id, "message": "Organization created"}
 
     def delete_org(self, auth_kind, who, query, data, org_id):
@@ -438,9 +478,16 @@ class GrafanaStandIn:
     def get_org_users(self, auth_kind, who, query, data, org_id):
         self._require_server_admin(auth_kind, who)
         org = self._org_record(org_id)
-        return 200, [{"orgId": org["id"], "userId": uid, "email": self.users[uid]["email"],
-                      "login": self.users[uid]["login"], "role": role}
-                     for uid, role in sorted(self.org_users[org["id"]].items())]
+        return 200, [
+            {
+                "orgId": org["id"],
+                "userId": uid,
+                "email": self.users[uid]["email"],
+                "login": self.users[uid]["login"],
+                "role": role,
+            }
+            for uid, role in sorted(self.org_users[org["id"]].items())
+        ]
 
     def add_org_user(self, auth_kind, who, query, data, org_id):
         self._require_server_admin(auth_kind, who)
@@ -481,15 +528,21 @@ class GrafanaStandIn:
     def get_user_orgs(self, auth_kind, who, query, data, user_id):
         self._require_server_admin(auth_kind, who)
         user = self._user(user_id)
-        return 200, [{"orgId": org_id, "name": self.orgs[org_id]["name"], "role": role}
-                     for org_id, role in sorted(self.user_orgs(user["id"]).items())]
+        return 200, [
+            {"orgId": org_id, "name": self.orgs[org_id]["name"], "role": role}
+            for org_id, role in sorted(self.user_orgs(user["id"]).items())
+        ]
 
     # ---- what a signed-in Viewer reaches (the point of organisations) ------------------------
     def frontend_settings(self, auth_kind, who, query, data):
         # the boot data every signed-in user gets: every data source of its organisation that it
         # may query, uid included (in OSS: all of them)
-        return 200, {"datasources": {d["name"]: {"uid": d["uid"], "type": d["type"], "name": d["name"],
-                                                 "id": d["id"]} for d in self.datasources.values()}}
+        return 200, {
+            "datasources": {
+                d["name"]: {"uid": d["uid"], "type": d["type"], "name": d["name"], "id": d["id"]}
+                for d in self.datasources.values()
+            }
+        }
 
     def query_datasources(self, auth_kind, who, query, data):
         # query_and_resource.md: POST /api/ds/query {queries: [{refId, datasource: {uid}}], from, to};
@@ -503,8 +556,14 @@ class GrafanaStandIn:
             ds = next((d for d in self.datasources.values() if d["uid"] == uid), None)
             if not ds:
                 raise ApiError(404, "Data source not found")
-            self.queries.append({"org": self._ctx_org, "datasource": uid, "user": who["login"] if who else None,
-                                 "token": self.datasource_secrets.get(ds["id"], {}).get("token")})
+            self.queries.append(
+                {
+                    "org": self._ctx_org,
+                    "datasource": uid,
+                    "user": who["login"] if who else None,
+                    "token": self.datasource_secrets.get(ds["id"], {}).get("token"),
+                }
+            )
             results[q.get("refId") or "A"] = {"status": 200, "frames": []}
         return 200, {"results": results}
 
@@ -519,8 +578,7 @@ class GrafanaStandIn:
                 raise ApiError(404, "Team not found")
         elif text:
             teams = [t for t in teams if text.lower() in t["name"].lower()]
-        return 200, {"totalCount": len(teams), "teams": [self._team_dto(t) for t in teams],
-                     "page": 1, "perPage": 1000}
+        return 200, {"totalCount": len(teams), "teams": [self._team_dto(t) for t in teams], "page": 1, "perPage": 1000}
 
     def create_team(self, auth_kind, who, query, data):
         self._require_org_admin(auth_kind, who)
@@ -530,8 +588,15 @@ class GrafanaStandIn:
         if self.team_by_name(name):
             raise ApiError(409, "Team name taken")
         team_id = next(self._ids)
-        self.teams[team_id] = {"id": team_id, "uid": uuid.uuid4().hex[:14], "orgId": self._ctx_org, "name": name,
-                               "email": (data or {}).get("email") or "", "created": _now(), "updated": _now()}
+        self.teams[team_id] = {
+            "id": team_id,
+            "uid": uuid.uuid4().hex[:14],
+            "orgId": self._ctx_org,
+            "name": name,
+            "email": (data or {}).get("email") or "",
+            "created": _now(),
+            "updated": _now(),
+        }
         self.team_members[team_id] = set()
         return 200, {"message": "Team created", "teamId": team_id, "uid": self.teams[team_id]["uid"]}
 
@@ -559,8 +624,17 @@ class GrafanaStandIn:
         out = []
         for user_id in sorted(self.team_members[team["id"]]):
             user = self.users[user_id]
-            out.append({"orgId": self._ctx_org, "teamId": team["id"], "userId": user_id, "email": user["email"],
-                        "login": user["login"], "avatarUrl": "/avatar/x", "permission": 0})
+            out.append(
+                {
+                    "orgId": self._ctx_org,
+                    "teamId": team["id"],
+                    "userId": user_id,
+                    "email": user["email"],
+                    "login": user["login"],
+                    "avatarUrl": "/avatar/x",
+                    "permission": 0,
+                }
+            )
         return 200, out
 
     def add_team_member(self, auth_kind, who, query, data, team_id):
@@ -590,8 +664,10 @@ class GrafanaStandIn:
         return folder
 
     def list_folders(self, auth_kind, who, query, data):
-        return 200, [{"id": f["id"], "uid": f["uid"], "title": f["title"]}
-                     for f in sorted(self.folders.values(), key=lambda f: f["id"])]
+        return 200, [
+            {"id": f["id"], "uid": f["uid"], "title": f["title"]}
+            for f in sorted(self.folders.values(), key=lambda f: f["id"])
+        ]
 
     def get_folder(self, auth_kind, who, query, data, uid):
         return 200, self._folder(uid)
@@ -613,11 +689,22 @@ class GrafanaStandIn:
             raise ApiError(409, "A folder or dashboard in the general folder with the same name already exists")
         folder_id = next(self._ids)
         creator = who["login"] if who else "service-account"
-        self.folders[uid] = {"id": folder_id, "uid": uid, "title": title,
-                             "url": f"/dashboards/f/{uid}/{_slug(title)}", "hasAcl": False,
-                             "canSave": True, "canEdit": True, "canAdmin": True, "canDelete": True,
-                             "createdBy": creator, "created": _now(), "updatedBy": creator,
-                             "updated": _now(), "version": 1}
+        self.folders[uid] = {
+            "id": folder_id,
+            "uid": uid,
+            "title": title,
+            "url": f"/dashboards/f/{uid}/{_slug(title)}",
+            "hasAcl": False,
+            "canSave": True,
+            "canEdit": True,
+            "canAdmin": True,
+            "canDelete": True,
+            "createdBy": creator,
+            "created": _now(),
+            "updatedBy": creator,
+            "updated": _now(),
+            "version": 1,
+        }
         # the defaults of a new folder: Viewer and Editor roles (folder_permissions.md), the creator Admin
         self.folder_acl[uid] = [{"role": "Viewer", "permission": 1}, {"role": "Editor", "permission": 2}]
         if who:
@@ -683,12 +770,24 @@ class GrafanaStandIn:
         return 200, {"datasource": dto, "id": ds_id, "message": "Datasource added", "name": name}
 
     def _datasource_record(self, ds_id, uid, data, version):
-        return {"id": ds_id, "uid": uid, "orgId": self._ctx_org, "name": data["name"], "type": data["type"],
-                "access": data.get("access") or "proxy", "url": data.get("url") or "",
-                "user": data.get("user") or "", "database": data.get("database") or "",
-                "basicAuth": bool(data.get("basicAuth")), "basicAuthUser": data.get("basicAuthUser") or "",
-                "withCredentials": bool(data.get("withCredentials")), "isDefault": bool(data.get("isDefault")),
-                "jsonData": data.get("jsonData") or {}, "version": version, "readOnly": False}
+        return {
+            "id": ds_id,
+            "uid": uid,
+            "orgId": self._ctx_org,
+            "name": data["name"],
+            "type": data["type"],
+            "access": data.get("access") or "proxy",
+            "url": data.get("url") or "",
+            "user": data.get("user") or "",
+            "database": data.get("database") or "",
+            "basicAuth": bool(data.get("basicAuth")),
+            "basicAuthUser": data.get("basicAuthUser") or "",
+            "withCredentials": bool(data.get("withCredentials")),
+            "isDefault": bool(data.get("isDefault")),
+            "jsonData": data.get("jsonData") or {},
+            "version": version,
+            "readOnly": False,
+        }
 
     def update_datasource(self, auth_kind, who, query, data, uid):
         self._require_org_admin(auth_kind, who)
@@ -701,8 +800,9 @@ class GrafanaStandIn:
             raise ApiError(409, "Failed to update datasource: data source with the same name already exists")
         if "version" in data and data["version"] is not None and data["version"] < ds["version"]:
             raise ApiError(409, "Datasource has already been updated by someone else. Please reload and try again")
-        self.datasources[ds["id"]] = self._datasource_record(ds["id"], data.get("uid") or uid, data,
-                                                             version=ds["version"] + 1)
+        self.datasources[ds["id"]] = self._datasource_record(
+            ds["id"], data.get("uid") or uid, data, version=ds["version"] + 1
+        )
         # secrets that the update does not carry are kept (Grafana's UpdateDataSource)
         self.datasource_secrets[ds["id"]].update(data.get("secureJsonData") or {})
         dto = self._datasource_dto(self.datasources[ds["id"]])
@@ -743,11 +843,13 @@ class GrafanaStandIn:
         if not overwrite:
             if existing and dashboard.get("version") != existing["version"]:
                 raise ApiError(412, "The dashboard has been changed by someone else", status="version-mismatch")
-            same_title = [u for u, d in self.dashboards.items()
-                          if u != uid and d["folderUid"] == folder_uid and d["dashboard"]["title"] == dashboard["title"]]
+            same_title = [
+                u
+                for u, d in self.dashboards.items()
+                if u != uid and d["folderUid"] == folder_uid and d["dashboard"]["title"] == dashboard["title"]
+            ]
             if same_title:
-                raise ApiError(412, "A dashboard with the same name in the folder already exists",
-                               status="name-exists")
+                raise ApiError(412, "A dashboard with the same name in the folder already exists", status="name-exists")
         dash_id = existing["dashboard"]["id"] if existing else next(self._ids)
         version = existing["version"] + 1 if existing else 1
         stored = json.loads(json.dumps(dashboard))
@@ -755,8 +857,14 @@ class GrafanaStandIn:
         self.dashboards[uid] = {"dashboard": stored, "folderUid": folder_uid, "version": version}
         self.dashboard_acl.setdefault(uid, [])
         slug = _slug(stored["title"])
-        return 200, {"id": dash_id, "uid": uid, "url": f"/d/{uid}/{slug}", "status": "success",
-                     "version": version, "slug": slug}
+        return 200, {
+            "id": dash_id,
+            "uid": uid,
+            "url": f"/d/{uid}/{slug}",
+            "status": "success",
+            "version": version,
+            "slug": slug,
+        }
 
     def _dashboard(self, uid: str) -> dict:
         dash = self.dashboards.get(uid)
@@ -768,11 +876,21 @@ class GrafanaStandIn:
         dash = self._dashboard(uid)
         folder = self.folders.get(dash["folderUid"])
         slug = _slug(dash["dashboard"]["title"])
-        meta = {"type": "db", "canSave": True, "canEdit": True, "canAdmin": True, "canStar": True,
-                "slug": slug, "url": f"/d/{uid}/{slug}", "version": dash["version"],
-                "folderId": folder["id"] if folder else 0, "folderUid": dash["folderUid"],
-                "folderTitle": folder["title"] if folder else "General",
-                "folderUrl": folder["url"] if folder else "", "provisioned": False}
+        meta = {
+            "type": "db",
+            "canSave": True,
+            "canEdit": True,
+            "canAdmin": True,
+            "canStar": True,
+            "slug": slug,
+            "url": f"/d/{uid}/{slug}",
+            "version": dash["version"],
+            "folderId": folder["id"] if folder else 0,
+            "folderUid": dash["folderUid"],
+            "folderTitle": folder["title"] if folder else "General",
+            "folderUrl": folder["url"] if folder else "",
+            "provisioned": False,
+        }
         return 200, {"dashboard": dash["dashboard"], "meta": meta}
 
     def delete_dashboard(self, auth_kind, who, query, data, uid):
@@ -786,8 +904,10 @@ class GrafanaStandIn:
     def get_dashboard_permissions(self, auth_kind, who, query, data, uid):
         dash = self._dashboard(uid)
         inherited = self.folder_acl.get(dash["folderUid"], []) if dash["folderUid"] else []
-        return 200, (self._acl_items(inherited, dash["folderUid"], True, True)
-                     + self._acl_items(self.dashboard_acl[uid], uid, False, False))
+        return 200, (
+            self._acl_items(inherited, dash["folderUid"], True, True)
+            + self._acl_items(self.dashboard_acl[uid], uid, False, False)
+        )
 
     def set_dashboard_permissions(self, auth_kind, who, query, data, uid):
         self._require_org_admin(auth_kind, who)
@@ -803,8 +923,17 @@ class GrafanaStandIn:
         if kind in ("", "dash-folder") and not folder_uids:
             for f in self.folders.values():
                 if text in f["title"].lower():
-                    hits.append({"id": f["id"], "uid": f["uid"], "title": f["title"], "url": f["url"],
-                                 "type": "dash-folder", "tags": [], "isStarred": False})
+                    hits.append(
+                        {
+                            "id": f["id"],
+                            "uid": f["uid"],
+                            "title": f["title"],
+                            "url": f["url"],
+                            "type": "dash-folder",
+                            "tags": [],
+                            "isStarred": False,
+                        }
+                    )
         if kind in ("", "dash-db"):
             for uid, d in self.dashboards.items():
                 if folder_uids and d["folderUid"] not in folder_uids:
@@ -812,12 +941,21 @@ class GrafanaStandIn:
                 if text not in d["dashboard"]["title"].lower():
                     continue
                 folder = self.folders.get(d["folderUid"])
-                hits.append({"id": d["dashboard"]["id"], "uid": uid, "title": d["dashboard"]["title"],
-                             "url": f"/d/{uid}/{_slug(d['dashboard']['title'])}", "type": "dash-db",
-                             "tags": d["dashboard"].get("tags", []), "isStarred": False,
-                             "folderId": folder["id"] if folder else 0, "folderUid": d["folderUid"],
-                             "folderTitle": folder["title"] if folder else "",
-                             "folderUrl": folder["url"] if folder else ""})
+                hits.append(
+                    {
+                        "id": d["dashboard"]["id"],
+                        "uid": uid,
+                        "title": d["dashboard"]["title"],
+                        "url": f"/d/{uid}/{_slug(d['dashboard']['title'])}",
+                        "type": "dash-db",
+                        "tags": d["dashboard"].get("tags", []),
+                        "isStarred": False,
+                        "folderId": folder["id"] if folder else 0,
+                        "folderUid": d["folderUid"],
+                        "folderTitle": folder["title"] if folder else "",
+                        "folderUrl": folder["url"] if folder else "",
+                    }
+                )
         return 200, sorted(hits, key=lambda h: h["title"])
 
     # ---- users -----------------------------------------------------------------------------
@@ -835,7 +973,7 @@ class GrafanaStandIn:
             raise ApiError(412, f"User with email '{email}' or username '{login}' already exists")
         org_id = data.get("OrgId") or MAIN_ORG_ID
         if org_id not in self.orgs:
-            raise ApiError(400, "organization not found")   # pkg/api/admin_users.go: ErrOrgNotFound
+            raise ApiError(400, "organization not found")  # pkg/api/admin_users.go: ErrOrgNotFound
         user_id = self._new_user(login, data.get("name"), email, password, org_id=org_id)
         return 200, {"id": user_id, "uid": self.users[user_id]["uid"], "message": "User created"}
 
@@ -907,12 +1045,16 @@ _ROUTES = [
     (_R(r"/api/folders/([^/]+)/permissions"), {"GET": "get_folder_permissions", "POST": "set_folder_permissions"}),
     (_R(r"/api/datasources"), {"GET": "list_datasources", "POST": "create_datasource"}),
     (_R(r"/api/datasources/name/([^/]+)"), {"GET": "get_datasource_by_name", "DELETE": "delete_datasource_by_name"}),
-    (_R(r"/api/datasources/uid/([^/]+)"), {"GET": "get_datasource_by_uid", "PUT": "update_datasource",
-                                           "DELETE": "delete_datasource_by_uid"}),
+    (
+        _R(r"/api/datasources/uid/([^/]+)"),
+        {"GET": "get_datasource_by_uid", "PUT": "update_datasource", "DELETE": "delete_datasource_by_uid"},
+    ),
     (_R(r"/api/dashboards/db"), {"POST": "save_dashboard"}),
     (_R(r"/api/dashboards/uid/([^/]+)"), {"GET": "get_dashboard", "DELETE": "delete_dashboard"}),
-    (_R(r"/api/dashboards/uid/([^/]+)/permissions"), {"GET": "get_dashboard_permissions",
-                                                      "POST": "set_dashboard_permissions"}),
+    (
+        _R(r"/api/dashboards/uid/([^/]+)/permissions"),
+        {"GET": "get_dashboard_permissions", "POST": "set_dashboard_permissions"},
+    ),
     (_R(r"/api/search/?"), {"GET": "search"}),
     (_R(r"/api/admin/users"), {"POST": "admin_create_user"}),
     (_R(r"/api/admin/users/(\d+)/password"), {"PUT": "admin_set_password"}),

@@ -135,10 +135,11 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 __all__ = ["InfluxDB2StandIn", "Point", "RequestRecord", "parse_line_protocol", "LineProtocolError"]
@@ -163,29 +164,57 @@ _CODE_TO_STATUS = {
     "request too large": 413,
 }
 _STATUS_TO_CODE = {
-    500: "internal error", 501: "not implemented", 400: "invalid", 422: "unprocessable entity",
-    404: "not found", 503: "unavailable", 403: "forbidden", 429: "too many requests",
-    401: "unauthorized", 405: "method not allowed", 413: "request too large",
+    500: "internal error",
+    501: "not implemented",
+    400: "invalid",
+    422: "unprocessable entity",
+    404: "not found",
+    503: "unavailable",
+    403: "forbidden",
+    429: "too many requests",
+    401: "unauthorized",
+    405: "method not allowed",
+    413: "request too large",
 }
 
 # influxdb.AllResourceTypes (authz.go)
 RESOURCE_TYPES = (
-    "authorizations", "buckets", "dashboards", "orgs", "sources", "tasks", "telegrafs", "users",
-    "variables", "scrapers", "secrets", "labels", "views", "documents", "notificationRules",
-    "notificationEndpoints", "checks", "dbrp", "notebooks", "annotations", "remotes",
-    "replications", "instance",
+    "authorizations",
+    "buckets",
+    "dashboards",
+    "orgs",
+    "sources",
+    "tasks",
+    "telegrafs",
+    "users",
+    "variables",
+    "scrapers",
+    "secrets",
+    "labels",
+    "views",
+    "documents",
+    "notificationRules",
+    "notificationEndpoints",
+    "checks",
+    "dbrp",
+    "notebooks",
+    "annotations",
+    "remotes",
+    "replications",
+    "instance",
 )
 ACTIONS = ("read", "write")
 
-MIN_NANO_TIME = -(2 ** 63) + 2      # models.MinNanoTime
-MAX_NANO_TIME = 2 ** 63 - 2         # models.MaxNanoTime
-MAX_KEY_LENGTH = 65535              # models.MaxKeyLength
+MIN_NANO_TIME = -(2**63) + 2  # models.MinNanoTime
+MAX_NANO_TIME = 2**63 - 2  # models.MaxNanoTime
+MAX_KEY_LENGTH = 65535  # models.MaxKeyLength
 PRECISION_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
 
 # --------------------------------------------------------------------------------------------
 # public value types
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Point:
@@ -336,13 +365,13 @@ def _scan_key(buf: bytes, i: int) -> tuple[int, bytes, list[tuple[bytes, bytes]]
                 break
     tags: list[tuple[bytes, bytes]] = []
     for j in range(len(indices) - 1):
-        segment = buf[indices[j]:indices[j + 1] - 1]
+        segment = buf[indices[j] : indices[j + 1] - 1]
         eq = _scan_to(segment, 0, _EQ)
-        tags.append((segment[:eq], segment[eq + 1:]))
+        tags.append((segment[:eq], segment[eq + 1 :]))
     keys = [k for k, _ in tags]
     if len(set(keys)) != len(keys):
         raise _PointError("duplicate tags")
-    measurement = buf[start:indices[0] - 1] if indices else buf[start:i]
+    measurement = buf[start : indices[0] - 1] if indices else buf[start:i]
     return i, measurement, tags, i - start
 
 
@@ -399,16 +428,18 @@ def _scan_number(buf: bytes, i: int) -> int:
         if buf[i - 1] != 0x69:
             raise _PointError("invalid number")
         value = int(text[:-1])
-        if not -(2 ** 63) <= value <= 2 ** 63 - 1:
-            raise _PointError(f'unable to parse integer {text[:-1]}: strconv.ParseInt: '
-                              f'parsing "{text[:-1]}": value out of range')
+        if not -(2**63) <= value <= 2**63 - 1:
+            raise _PointError(
+                f'unable to parse integer {text[:-1]}: strconv.ParseInt: parsing "{text[:-1]}": value out of range'
+            )
     elif is_unsigned:
         if buf[i - 1] != 0x75 or buf[start] == 0x2D:
             raise _PointError("invalid number")
         value = int(text[:-1])
-        if value > 2 ** 64 - 1:
-            raise _PointError(f'unable to parse unsigned {text[:-1]}: strconv.ParseUint: '
-                              f'parsing "{text[:-1]}": value out of range')
+        if value > 2**64 - 1:
+            raise _PointError(
+                f'unable to parse unsigned {text[:-1]}: strconv.ParseUint: parsing "{text[:-1]}": value out of range'
+            )
     else:
         try:
             value_f = float(text)
@@ -517,7 +548,7 @@ def _walk_fields(buf: bytes) -> list[tuple[bytes, bytes]]:
     while buf:
         i = _scan_to(buf, 0, _EQ)
         key = buf[:i]
-        buf = buf[i + 1:]
+        buf = buf[i + 1 :]
         i = _scan_field_value(buf, 0)
         out.append((key, buf[:i]))
         buf = buf[i:]
@@ -542,8 +573,7 @@ def _unescape_name(raw: bytes) -> str:
 
 def _unescape_tag(raw: bytes) -> str:
     """models.unescapeTag: \\, \\  and \\= lose their backslash."""
-    return (raw.replace(b"\\,", b",").replace(b"\\ ", b" ").replace(b"\\=", b"=")
-            .decode("utf-8", "replace"))
+    return raw.replace(b"\\,", b",").replace(b"\\ ", b" ").replace(b"\\=", b"=").decode("utf-8", "replace")
 
 
 def _unescape_string_field(raw: bytes) -> str:
@@ -598,7 +628,7 @@ def _parse_point(buf: bytes, default_time: int, multiplier: int) -> tuple[Point,
             value = int(text)
         except ValueError:
             raise _PointError(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
-        if not -(2 ** 63) <= value <= 2 ** 63 - 1:
+        if not -(2**63) <= value <= 2**63 - 1:
             raise _PointError(f'strconv.ParseInt: parsing "{text}": value out of range')
         t = value * multiplier
         if not MIN_NANO_TIME <= t <= MAX_NANO_TIME:
@@ -612,14 +642,13 @@ def _parse_point(buf: bytes, default_time: int, multiplier: int) -> tuple[Point,
     for key, raw in pairs:
         name = _unescape_name(key)
         types[name], fields[name] = _typed_value(raw)
-    point = Point(_unescape_name(measurement),
-                  {_unescape_tag(k): _unescape_tag(v) for k, v in sorted(tags)},
-                  fields, t)
+    point = Point(_unescape_name(measurement), {_unescape_tag(k): _unescape_tag(v) for k, v in sorted(tags)}, fields, t)
     return point, types
 
 
-def parse_line_protocol(body: bytes | str, precision: str = "ns",
-                        now_ns: int | None = None) -> list[tuple[Point, dict[str, str]]]:
+def parse_line_protocol(
+    body: bytes | str, precision: str = "ns", now_ns: int | None = None
+) -> list[tuple[Point, dict[str, str]]]:
     """Parse a write body as InfluxDB 2 does.  Returns (point, field types) pairs; raises
     ``LineProtocolError`` (message as InfluxDB words it) if any line is malformed."""
     if isinstance(body, str):
@@ -652,6 +681,7 @@ def parse_line_protocol(body: bytes | str, precision: str = "ns",
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+
 
 class _ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
@@ -701,7 +731,7 @@ def _is_id(text: str) -> bool:
 
 def _rfc3339(ns: int) -> str:
     seconds, frac = divmod(ns, 1_000_000_000)
-    text = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    text = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if frac:
         text += "." + f"{frac:09d}".rstrip("0")
     return text + "Z"
@@ -727,8 +757,7 @@ def _permission_string(perm: dict) -> str:
     return f"{perm['action']}:{_resource_string(res['type'], res.get('id'), res.get('orgID'))}"
 
 
-def _permission_matches(perm: dict, action: str, rtype: str, rid: str | None,
-                        org_id: str | None) -> bool:
+def _permission_matches(perm: dict, action: str, rtype: str, rid: str | None, org_id: str | None) -> bool:
     """influxdb.Permission.Matches (matchesV1)."""
     res = perm["resource"]
     if perm["action"] != action or res["type"] != rtype:
@@ -753,8 +782,13 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-_FLUX_TYPES = {"float": "double", "integer": "long", "unsigned": "unsignedLong",
-               "string": "string", "boolean": "boolean"}
+_FLUX_TYPES = {
+    "float": "double",
+    "integer": "long",
+    "unsigned": "unsignedLong",
+    "string": "string",
+    "boolean": "boolean",
+}
 
 _FROM_BUCKET = re.compile(r'from\s*\(\s*bucket\s*:\s*"((?:[^"\\]|\\.)*)"')
 
@@ -762,6 +796,7 @@ _FROM_BUCKET = re.compile(r'from\s*\(\s*bucket\s*:\s*"((?:[^"\\]|\\.)*)"')
 # --------------------------------------------------------------------------------------------
 # the server
 # --------------------------------------------------------------------------------------------
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -795,6 +830,7 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # connections cut by go_down()/stop() or by the client are not errors worth a traceback
         import sys
+
         if isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
             return
         super().handle_error(request, client_address)
@@ -803,9 +839,14 @@ class _Server(ThreadingHTTPServer):
 class InfluxDB2StandIn:
     """See the module docstring.  ``with InfluxDB2StandIn() as influx: ...``"""
 
-    def __init__(self, org: str = "powerview", admin_token: str = "admin-token",
-                 redact_tokens: bool = False, influxql_backend: str | None = None,
-                 backend_prefix: str | None = None):
+    def __init__(
+        self,
+        org: str = "powerview",
+        admin_token: str = "admin-token",
+        redact_tokens: bool = False,
+        influxql_backend: str | None = None,
+        backend_prefix: str | None = None,
+    ):
         self.influxql_backend = influxql_backend.rstrip("/") if influxql_backend else None
         self.backend_prefix = backend_prefix if backend_prefix is not None else f"s{secrets.token_hex(4)}_"
         self._backend_dbs: set[str] = set()
@@ -831,25 +872,39 @@ class InfluxDB2StandIn:
         self.on_write: Callable[[str], None] | None = None
 
         created = _now()
-        self._org_record = {"id": self.org_id, "name": org, "description": "",
-                            "createdAt": created, "updatedAt": created}
-        self._buckets: dict[str, dict] = {}          # id -> internal bucket
-        self._auths: list[dict] = []                 # internal authorizations, creation order
-        self._points: dict[str, list[Point]] = {}    # bucket id -> points in arrival order
+        self._org_record = {
+            "id": self.org_id,
+            "name": org,
+            "description": "",
+            "createdAt": created,
+            "updatedAt": created,
+        }
+        self._buckets: dict[str, dict] = {}  # id -> internal bucket
+        self._auths: list[dict] = []  # internal authorizations, creation order
+        self._points: dict[str, list[Point]] = {}  # bucket id -> points in arrival order
         self._schema: dict[str, dict[tuple[str, str], str]] = {}  # bucket id -> field types
-        for name, retention, description in (("_monitoring", 604800, "System bucket for monitoring logs"),
-                                              ("_tasks", 259200, "System bucket for task logs")):
+        for name, retention, description in (
+            ("_monitoring", 604800, "System bucket for monitoring logs"),
+            ("_tasks", 259200, "System bucket for task logs"),
+        ):
             self._add_bucket(name, "system", retention, description)
-        self._auths.append({
-            "id": _new_id(), "token": admin_token, "status": "active", "description": "admin's Token",
-            "orgID": self.org_id, "userID": self.user_id,
-            "permissions": [{"action": a, "resource": {"type": t}} for t in RESOURCE_TYPES for a in ACTIONS],
-            "createdAt": created, "updatedAt": created,
-        })
+        self._auths.append(
+            {
+                "id": _new_id(),
+                "token": admin_token,
+                "status": "active",
+                "description": "admin's Token",
+                "orgID": self.org_id,
+                "userID": self.user_id,
+                "permissions": [{"action": a, "resource": {"type": t}} for t in RESOURCE_TYPES for a in ACTIONS],
+                "createdAt": created,
+                "updatedAt": created,
+            }
+        )
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self) -> "InfluxDB2StandIn":
+    def start(self) -> InfluxDB2StandIn:
         with self._lock:
             if self._server is not None:
                 return self
@@ -858,8 +913,12 @@ class InfluxDB2StandIn:
             self._port = server.server_address[1]
             self.url = f"http://127.0.0.1:{self._port}"
             self._server = server
-            self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.005},
-                                            name=f"influxdb2-stand-in:{self._port}", daemon=True)
+            self._thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.005},
+                name=f"influxdb2-stand-in:{self._port}",
+                daemon=True,
+            )
             self._thread.start()
         return self
 
@@ -888,7 +947,7 @@ class InfluxDB2StandIn:
     def come_back(self) -> None:
         self.start()
 
-    def __enter__(self) -> "InfluxDB2StandIn":
+    def __enter__(self) -> InfluxDB2StandIn:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -929,8 +988,9 @@ class InfluxDB2StandIn:
         for p in self.points(bucket):
             tag_items = tuple(sorted(p.tags.items()))
             for name, value in p.fields.items():
-                out[(p.measurement, tag_items, name, p.time)] = Point(p.measurement, dict(p.tags),
-                                                                      {name: value}, p.time)
+                out[(p.measurement, tag_items, name, p.time)] = Point(
+                    p.measurement, dict(p.tags), {name: value}, p.time
+                )
         return out
 
     def schema(self, bucket: str) -> dict[tuple[str, str], str]:
@@ -949,8 +1009,9 @@ class InfluxDB2StandIn:
 
     # ---------------------------------------------------------------- fault injection
 
-    def fail_next_writes(self, status: int, count: int = 1, retry_after: float | None = None,
-                         body: dict | None = None) -> None:
+    def fail_next_writes(
+        self, status: int, count: int = 1, retry_after: float | None = None, body: dict | None = None
+    ) -> None:
         """Answer the next ``count`` POST /api/v2/write with ``status`` (and ``Retry-After``),
         storing nothing.  Checked before authentication, like an overloaded server."""
         with self._lock:
@@ -958,12 +1019,19 @@ class InfluxDB2StandIn:
 
     # ---------------------------------------------------------------- internals: model
 
-    def _add_bucket(self, name: str, btype: str, retention: int, description: str = "",
-                    shard_group: int = 0) -> dict:
+    def _add_bucket(self, name: str, btype: str, retention: int, description: str = "", shard_group: int = 0) -> dict:
         now = _now()
-        bucket = {"id": _new_id(), "orgID": self.org_id, "type": btype, "name": name,
-                  "description": description, "retention": retention, "shardGroup": shard_group,
-                  "createdAt": now, "updatedAt": now}
+        bucket = {
+            "id": _new_id(),
+            "orgID": self.org_id,
+            "type": btype,
+            "name": name,
+            "description": description,
+            "retention": retention,
+            "shardGroup": shard_group,
+            "createdAt": now,
+            "updatedAt": now,
+        }
         self._buckets[bucket["id"]] = bucket
         self._points[bucket["id"]] = []
         self._schema[bucket["id"]] = {}
@@ -982,32 +1050,44 @@ class InfluxDB2StandIn:
     def _bucket_json(self, b: dict) -> dict:
         rules = []
         if b["retention"] > 0 or b["shardGroup"] > 0:
-            rules.append({"type": "expire", "everySeconds": b["retention"],
-                          "shardGroupDurationSeconds": b["shardGroup"]})
+            rules.append(
+                {"type": "expire", "everySeconds": b["retention"], "shardGroupDurationSeconds": b["shardGroup"]}
+            )
         out = {"id": b["id"], "orgID": b["orgID"], "type": b["type"]}
         if b["description"]:
             out["description"] = b["description"]
-        out.update({
-            "name": b["name"], "retentionRules": rules,
-            "createdAt": b["createdAt"], "updatedAt": b["updatedAt"],
-            "links": {
-                "self": f"/api/v2/buckets/{b['id']}", "org": f"/api/v2/orgs/{b['orgID']}",
-                "members": f"/api/v2/buckets/{b['id']}/members",
-                "owners": f"/api/v2/buckets/{b['id']}/owners",
-                "labels": f"/api/v2/buckets/{b['id']}/labels",
-                "write": f"/api/v2/write?org={b['orgID']}&bucket={b['id']}",
-            },
-            "labels": [],
-        })
+        out.update(
+            {
+                "name": b["name"],
+                "retentionRules": rules,
+                "createdAt": b["createdAt"],
+                "updatedAt": b["updatedAt"],
+                "links": {
+                    "self": f"/api/v2/buckets/{b['id']}",
+                    "org": f"/api/v2/orgs/{b['orgID']}",
+                    "members": f"/api/v2/buckets/{b['id']}/members",
+                    "owners": f"/api/v2/buckets/{b['id']}/owners",
+                    "labels": f"/api/v2/buckets/{b['id']}/labels",
+                    "write": f"/api/v2/write?org={b['orgID']}&bucket={b['id']}",
+                },
+                "labels": [],
+            }
+        )
         return out
 
     def _org_json(self) -> dict:
         oid = self.org_id
         return {
-            "links": {"self": f"/api/v2/orgs/{oid}", "members": f"/api/v2/orgs/{oid}/members",
-                      "owners": f"/api/v2/orgs/{oid}/owners", "labels": f"/api/v2/orgs/{oid}/labels",
-                      "secrets": f"/api/v2/orgs/{oid}/secrets", "buckets": f"/api/v2/buckets?org={self.org}",
-                      "tasks": f"/api/v2/tasks?org={self.org}", "dashboards": f"/api/v2/dashboards?org={self.org}"},
+            "links": {
+                "self": f"/api/v2/orgs/{oid}",
+                "members": f"/api/v2/orgs/{oid}/members",
+                "owners": f"/api/v2/orgs/{oid}/owners",
+                "labels": f"/api/v2/orgs/{oid}/labels",
+                "secrets": f"/api/v2/orgs/{oid}/secrets",
+                "buckets": f"/api/v2/buckets?org={self.org}",
+                "tasks": f"/api/v2/tasks?org={self.org}",
+                "dashboards": f"/api/v2/dashboards?org={self.org}",
+            },
             **self._org_record,
         }
 
@@ -1023,11 +1103,18 @@ class InfluxDB2StandIn:
                 res["org"] = self.org
             perms.append({"action": p["action"], "resource": res})
         return {
-            "id": a["id"], "token": "redacted" if redact else a["token"], "status": a["status"],
-            "description": a["description"], "orgID": a["orgID"], "org": self.org,
-            "userID": a["userID"], "user": self.user, "permissions": perms,
+            "id": a["id"],
+            "token": "redacted" if redact else a["token"],
+            "status": a["status"],
+            "description": a["description"],
+            "orgID": a["orgID"],
+            "org": self.org,
+            "userID": a["userID"],
+            "user": self.user,
+            "permissions": perms,
             "links": {"self": f"/api/v2/authorizations/{a['id']}", "user": f"/api/v2/users/{a['userID']}"},
-            "createdAt": a["createdAt"], "updatedAt": a["updatedAt"],
+            "createdAt": a["createdAt"],
+            "updatedAt": a["updatedAt"],
         }
 
     # ---------------------------------------------------------------- internals: authorization
@@ -1047,7 +1134,7 @@ class InfluxDB2StandIn:
             raise _err("unauthorized", f"{action}:{_resource_string(rtype, rid, org_id)} is unauthorized")
 
     def _authorize_read_bucket(self, auth: dict, b: dict) -> None:
-        if b["type"] == "system":   # authorizeReadSystemBucket -> AuthorizeReadOrg
+        if b["type"] == "system":  # authorizeReadSystemBucket -> AuthorizeReadOrg
             self._authorize(auth, "read", "orgs", b["orgID"], None)
         else:
             self._authorize(auth, "read", "buckets", b["id"], b["orgID"])
@@ -1112,20 +1199,23 @@ class InfluxDB2StandIn:
             status, out_headers, payload = self._route(h, method, path, query, body, raw, gzip_error)
         except _ApiError as exc:
             status = exc.status
-            out_headers = {"Content-Type": "application/json; charset=utf-8",
-                           "X-Platform-Error-Code": exc.code, **exc.headers}
+            out_headers = {
+                "Content-Type": "application/json; charset=utf-8",
+                "X-Platform-Error-Code": exc.code,
+                **exc.headers,
+            }
             payload = json.dumps({"code": exc.code, "message": exc.message}, separators=(",", ":")).encode()
         except Exception:  # noqa: BLE001 - a stand-in bug must not hang the client
             status = 500
-            out_headers = {"Content-Type": "application/json; charset=utf-8",
-                           "X-Platform-Error-Code": "internal error"}
-            payload = json.dumps({"code": "internal error", "message": "An internal error has occurred"},
-                                 separators=(",", ":")).encode()
+            out_headers = {"Content-Type": "application/json; charset=utf-8", "X-Platform-Error-Code": "internal error"}
+            payload = json.dumps(
+                {"code": "internal error", "message": "An internal error has occurred"}, separators=(",", ":")
+            ).encode()
             import traceback
+
             traceback.print_exc()
 
-        if payload and "gzip" in (h.headers.get("Accept-Encoding") or "") and path == "/api/v2/query" \
-                and status == 200:
+        if payload and "gzip" in (h.headers.get("Accept-Encoding") or "") and path == "/api/v2/query" and status == 200:
             payload = gzip.compress(payload)
             out_headers["Content-Encoding"] = "gzip"
 
@@ -1165,8 +1255,7 @@ class InfluxDB2StandIn:
 
     @staticmethod
     def _json(status: int, obj: Any) -> tuple[int, dict[str, str], bytes]:
-        return status, {"Content-Type": "application/json; charset=utf-8"}, \
-            (json.dumps(obj, indent=2) + "\n").encode()
+        return status, {"Content-Type": "application/json; charset=utf-8"}, (json.dumps(obj, indent=2) + "\n").encode()
 
     @staticmethod
     def _decode_json(body: bytes) -> Any:
@@ -1194,21 +1283,42 @@ class InfluxDB2StandIn:
         (re.compile(r"^/api/v2/write/?$"), {"POST": "_write"}),
         (re.compile(r"^/api/v2/query/?$"), {"POST": "_query"}),
         (re.compile(r"^/api/v2/buckets/?$"), {"GET": "_get_buckets", "POST": "_post_bucket"}),
-        (re.compile(r"^/api/v2/buckets/(?P<id>[^/]+)/?$"),
-         {"GET": "_get_bucket", "DELETE": "_delete_bucket", "PATCH": "_patch_bucket"}),
+        (
+            re.compile(r"^/api/v2/buckets/(?P<id>[^/]+)/?$"),
+            {"GET": "_get_bucket", "DELETE": "_delete_bucket", "PATCH": "_patch_bucket"},
+        ),
         (re.compile(r"^/api/v2/orgs/?$"), {"GET": "_get_orgs"}),
         (re.compile(r"^/api/v2/orgs/(?P<id>[^/]+)/?$"), {"GET": "_get_org"}),
         (re.compile(r"^/api/v2/authorizations/?$"), {"GET": "_get_auths", "POST": "_post_auth"}),
-        (re.compile(r"^/api/v2/authorizations/(?P<id>[^/]+)/?$"),
-         {"GET": "_get_auth", "PATCH": "_patch_auth", "DELETE": "_delete_auth"}),
+        (
+            re.compile(r"^/api/v2/authorizations/(?P<id>[^/]+)/?$"),
+            {"GET": "_get_auth", "PATCH": "_patch_auth", "DELETE": "_delete_auth"},
+        ),
     ]
 
-    def _route(self, h: _Handler, method: str, path: str, query: dict[str, str], body: bytes,
-               raw: bytes, gzip_error: Exception | None) -> tuple[int, dict[str, str], bytes]:
+    def _route(
+        self,
+        h: _Handler,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: bytes,
+        raw: bytes,
+        gzip_error: Exception | None,
+    ) -> tuple[int, dict[str, str], bytes]:
         # no authentication for these (RegisterNoAuthRoute)
         if path == "/health" and method in ("GET", "HEAD"):
-            return self._json(200, {"name": "influxdb", "message": "ready for queries and writes",
-                                    "status": "pass", "checks": [], "version": VERSION, "commit": COMMIT})
+            return self._json(
+                200,
+                {
+                    "name": "influxdb",
+                    "message": "ready for queries and writes",
+                    "status": "pass",
+                    "checks": [],
+                    "version": VERSION,
+                    "commit": COMMIT,
+                },
+            )
         if path == "/ping" and method in ("GET", "HEAD"):
             return 204, {}, b""
         if path == "/ready" and method == "GET":
@@ -1220,13 +1330,19 @@ class InfluxDB2StandIn:
             if failure is not None:
                 status, retry_after, fail_body = failure
                 code = _STATUS_TO_CODE.get(status, "internal error")
-                payload = fail_body if fail_body is not None else {
-                    "code": code, "message": f"stand-in: injected failure (HTTP {status})"}
-                headers = {"Content-Type": "application/json; charset=utf-8",
-                           "X-Platform-Error-Code": str(payload.get("code", code))}
+                payload = (
+                    fail_body
+                    if fail_body is not None
+                    else {"code": code, "message": f"stand-in: injected failure (HTTP {status})"}
+                )
+                headers = {
+                    "Content-Type": "application/json; charset=utf-8",
+                    "X-Platform-Error-Code": str(payload.get("code", code)),
+                }
                 if retry_after is not None:
-                    headers["Retry-After"] = (str(int(retry_after)) if float(retry_after).is_integer()
-                                              else str(retry_after))
+                    headers["Retry-After"] = (
+                        str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)
+                    )
                 return status, headers, json.dumps(payload, separators=(",", ":")).encode()
 
         if re.match(r"^/query/?$", path) and self.influxql_backend:
@@ -1312,14 +1428,17 @@ class InfluxDB2StandIn:
                     raise _err("not found", f'bucket "{name}" not found')
                 found = [b]
             else:
-                found = [b for b in self._sorted_buckets()
-                         if (org_id is None or b["orgID"] == org_id) and (name is None or b["name"] == name)]
+                found = [
+                    b
+                    for b in self._sorted_buckets()
+                    if (org_id is None or b["orgID"] == org_id) and (name is None or b["name"] == name)
+                ]
                 if descending:
                     found.reverse()
                 if after is not None:
                     ids = [b["id"] for b in found]
-                    found = found[ids.index(after) + 1:] if after in ids else []
-                found = found[offset:offset + limit]
+                    found = found[ids.index(after) + 1 :] if after in ids else []
+                found = found[offset : offset + limit]
         visible = [b for b in found if self._can(lambda b=b: self._authorize_read_bucket(auth, b))]
         params: dict[str, str] = {"descending": "true" if descending else "false", "limit": str(limit)}
         if offset:
@@ -1455,17 +1574,28 @@ class InfluxDB2StandIn:
             user_id = self.user_id
         if org_id is None and query.get("org"):
             org_id = self._find_org(org=query["org"])["id"]
-        found = [a for a in self._auths
-                 if (user_id is None or a["userID"] == user_id) and (org_id is None or a["orgID"] == org_id)]
+        found = [
+            a
+            for a in self._auths
+            if (user_id is None or a["userID"] == user_id) and (org_id is None or a["orgID"] == org_id)
+        ]
         if query.get("token"):
             found = [a for a in found if a["token"] == query["token"]]
             if not found:
                 raise _err("not found", "authorization not found")
-        visible = [a for a in found
-                   if self._can(lambda a=a: self._authorize(auth, "read", "authorizations", a["id"], a["orgID"]))
-                   and self._can(lambda a=a: self._authorize(auth, "read", "users", a["userID"], None))]
-        return self._json(200, {"links": {"self": "/api/v2/authorizations"},
-                                "authorizations": [self._auth_json(a, self.redact_tokens) for a in visible]})
+        visible = [
+            a
+            for a in found
+            if self._can(lambda a=a: self._authorize(auth, "read", "authorizations", a["id"], a["orgID"]))
+            and self._can(lambda a=a: self._authorize(auth, "read", "users", a["userID"], None))
+        ]
+        return self._json(
+            200,
+            {
+                "links": {"self": "/api/v2/authorizations"},
+                "authorizations": [self._auth_json(a, self.redact_tokens) for a in visible],
+            },
+        )
 
     def _post_auth(self, auth: dict, query: dict[str, str], body: bytes) -> tuple:
         req = self._decode_json(body)
@@ -1496,9 +1626,17 @@ class InfluxDB2StandIn:
         if org_id != self.org_id:
             raise _err("invalid", "unable to create token")
         now = _now()
-        a = {"id": _new_id(), "token": _new_token(), "status": status,
-             "description": req.get("description") or "", "orgID": org_id, "userID": user_id,
-             "permissions": perms, "createdAt": now, "updatedAt": now}
+        a = {
+            "id": _new_id(),
+            "token": _new_token(),
+            "status": status,
+            "description": req.get("description") or "",
+            "orgID": org_id,
+            "userID": user_id,
+            "permissions": perms,
+            "createdAt": now,
+            "updatedAt": now,
+        }
         self._auths.append(a)
         return self._json(201, self._auth_json(a, redact=False))
 
@@ -1541,8 +1679,9 @@ class InfluxDB2StandIn:
 
     # ---------------------------------------------------------------- write
 
-    def _write(self, auth: dict, query: dict[str, str], body: bytes, raw: bytes,
-               gzip_error: Exception | None, h: _Handler) -> tuple:
+    def _write(
+        self, auth: dict, query: dict[str, str], body: bytes, raw: bytes, gzip_error: Exception | None, h: _Handler
+    ) -> tuple:
         # http/write_handler.go handleWrite, step by step
         if self.on_write is not None:
             self.on_write(query.get("bucket", ""))
@@ -1570,7 +1709,7 @@ class InfluxDB2StandIn:
         try:
             allowed = self._allowed(auth, "write", "buckets", bucket["id"], org["id"])
         except _ApiError:
-            allowed = False          # inactive token: PermissionSet() fails -> forbidden
+            allowed = False  # inactive token: PermissionSet() fails -> forbidden
         if not allowed:
             raise _err("forbidden", "insufficient permissions for write")
         if gzip_error is not None:
@@ -1601,15 +1740,18 @@ class InfluxDB2StandIn:
                 dropped += 1
                 if not reason:
                     name, ftype, known = conflict
-                    reason = (f'field type conflict: input field "{name}" on measurement '
-                              f'"{point.measurement}" is type {ftype}, already exists as type {known}')
+                    reason = (
+                        f'field type conflict: input field "{name}" on measurement '
+                        f'"{point.measurement}" is type {ftype}, already exists as type {known}'
+                    )
                 continue
             for name, ftype in types.items():
                 schema.setdefault((point.measurement, name), ftype)
             stored.append(point)
         if dropped:
-            raise _err("unprocessable entity",
-                       f"failure writing points to database: partial write: {reason} dropped={dropped}")
+            raise _err(
+                "unprocessable entity", f"failure writing points to database: partial write: {reason} dropped={dropped}"
+            )
         return 204, {}, b""
 
     # ---------------------------------------------------------------- InfluxQL (/query)
@@ -1617,6 +1759,7 @@ class InfluxDB2StandIn:
     def _backend(self, method: str, path: str, params: dict[str, str], body: bytes | None = None) -> tuple:
         import urllib.error
         import urllib.request
+
         url = f"{self.influxql_backend}{path}?{urlencode(params)}"
         request = urllib.request.Request(url, data=body, method=method)
         try:
@@ -1664,11 +1807,22 @@ class InfluxDB2StandIn:
         auth = self._influxql_auth(h, params)
         q = params.get("q", "")
         with self._lock:
-            readable = [b for b in self._sorted_buckets() if b["type"] != "system"
-                        and self._can(lambda b=b: self._authorize_read_bucket(auth, b))]
+            readable = [
+                b
+                for b in self._sorted_buckets()
+                if b["type"] != "system" and self._can(lambda b=b: self._authorize_read_bucket(auth, b))
+            ]
         if q.strip().upper().startswith("SHOW DATABASES"):
-            payload = {"results": [{"statement_id": 0, "series": [
-                {"name": "databases", "columns": ["name"], "values": [[b["name"]] for b in readable]}]}]}
+            payload = {
+                "results": [
+                    {
+                        "statement_id": 0,
+                        "series": [
+                            {"name": "databases", "columns": ["name"], "values": [[b["name"]] for b in readable]}
+                        ],
+                    }
+                ]
+            }
             return self._json(200, payload)
         db = params.get("db", "")
         if not any(b["name"] == db for b in readable):
@@ -1728,22 +1882,38 @@ class InfluxDB2StandIn:
         start, stop = _rfc3339(0), _now()
         for table, key in enumerate(sorted(series)):
             measurement, tag_items, name = key
-            columns = ["result", "table", "_start", "_stop", "_time", "_value", "_field", "_measurement"] + \
-                      [k for k, _ in tag_items]
+            columns = ["result", "table", "_start", "_stop", "_time", "_value", "_field", "_measurement"] + [
+                k for k, _ in tag_items
+            ]
             if table:
                 out.write("\r\n")
             if "datatype" in annotations:
-                writer.writerow(["#datatype", "string", "long", "dateTime:RFC3339", "dateTime:RFC3339",
-                                 "dateTime:RFC3339", _FLUX_TYPES[types[key]], "string", "string"]
-                                + ["string"] * len(tag_items))
+                writer.writerow(
+                    [
+                        "#datatype",
+                        "string",
+                        "long",
+                        "dateTime:RFC3339",
+                        "dateTime:RFC3339",
+                        "dateTime:RFC3339",
+                        _FLUX_TYPES[types[key]],
+                        "string",
+                        "string",
+                    ]
+                    + ["string"] * len(tag_items)
+                )
             if "group" in annotations:
-                writer.writerow(["#group", "false", "false", "true", "true", "false", "false", "true", "true"]
-                                + ["true"] * len(tag_items))
+                writer.writerow(
+                    ["#group", "false", "false", "true", "true", "false", "false", "true", "true"]
+                    + ["true"] * len(tag_items)
+                )
             if "default" in annotations:
                 writer.writerow(["#default", "_result"] + [""] * (len(columns) - 1))
             if header:
                 writer.writerow([""] + columns)
             for t, value in sorted(series[key], key=lambda item: item[0]):
-                writer.writerow(["", "", str(table), start, stop, _rfc3339(t), _format_value(value), name,
-                                 measurement] + [v for _, v in tag_items])
+                writer.writerow(
+                    ["", "", str(table), start, stop, _rfc3339(t), _format_value(value), name, measurement]
+                    + [v for _, v in tag_items]
+                )
         return out.getvalue().encode("utf-8")

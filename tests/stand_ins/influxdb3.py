@@ -67,14 +67,14 @@ class InfluxDB3StandIn:
         self.admin_token = admin_token
         self.influxql_backend = influxql_backend.rstrip("/") if influxql_backend else None
         self.backend_prefix = f"v3{secrets.token_hex(4)}_"
-        self.tables: dict[str, dict[str, dict]] = {}   # db -> table -> {"tags": [...], "fields": {name: type}}
-        self.points: dict[str, list] = {}              # db -> accepted Points
+        self.tables: dict[str, dict[str, dict]] = {}  # db -> table -> {"tags": [...], "fields": {name: type}}
+        self.points: dict[str, list] = {}  # db -> accepted Points
         self.requests: list[tuple[str, str, int]] = []
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
 
-    def __enter__(self) -> "InfluxDB3StandIn":
+    def __enter__(self) -> InfluxDB3StandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.standin = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -184,8 +184,9 @@ class InfluxDB3StandIn:
                     accepted.append(text)
                     self.points[db].append(point)
         if accepted:
-            status, answer = self._backend("POST", "/write", {"db": self.backend_prefix + db, "precision": precision},
-                                           "\n".join(accepted).encode())
+            status, answer = self._backend(
+                "POST", "/write", {"db": self.backend_prefix + db, "precision": precision}, "\n".join(accepted).encode()
+            )
             if status != 204:
                 raise _Error(500, f"stand-in backend: {answer[:200]!r}")
         if refused:
@@ -198,8 +199,10 @@ class InfluxDB3StandIn:
             table = self.tables[db][point.measurement] = {"tags": sorted(point.tags), "fields": {}}
         new_tags = sorted(set(point.tags) - set(table["tags"]))
         if new_tags:
-            return (f"tag set of table {point.measurement!r} is immutable: {', '.join(new_tags)} "
-                    f"not among {', '.join(table['tags'])}")
+            return (
+                f"tag set of table {point.measurement!r} is immutable: {', '.join(new_tags)} "
+                f"not among {', '.join(table['tags'])}"
+            )
         for name, ftype in types.items():
             if name in table["tags"]:
                 return f"column {name!r} is a tag: a field cannot have the same name"
@@ -216,8 +219,14 @@ class InfluxDB3StandIn:
         with self._lock:
             names = sorted(self.tables)
         if q.strip().upper().startswith("SHOW DATABASES"):
-            return 200, {"results": [{"statement_id": 0, "series": [
-                {"name": "databases", "columns": ["name"], "values": [[n] for n in names]}]}]}
+            return 200, {
+                "results": [
+                    {
+                        "statement_id": 0,
+                        "series": [{"name": "databases", "columns": ["name"], "values": [[n] for n in names]}],
+                    }
+                ]
+            }
         db = query.get("db", "")
         if db not in names:
             return 200, {"results": [{"statement_id": 0, "error": f"database not found: {db}"}]}

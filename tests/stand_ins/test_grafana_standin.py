@@ -56,10 +56,15 @@ def test_folders_and_permissions(grafana):
     acl = call(grafana, "GET", "/api/folders/f1/permissions").json()
     assert {(i.get("role"), i["permission"]) for i in acl if i.get("role")} == {("Viewer", 1), ("Editor", 2)}
     team_id = call(grafana, "POST", "/api/teams", json={"name": "t"}).json()["teamId"]
-    assert call(grafana, "POST", "/api/folders/f1/permissions",
-                json={"items": [{"teamId": team_id, "permission": 1}]}).status_code == 200
-    assert [(i["teamId"], i["permission"]) for i in call(grafana, "GET", "/api/folders/f1/permissions").json()] \
-        == [(team_id, 1)]
+    assert (
+        call(
+            grafana, "POST", "/api/folders/f1/permissions", json={"items": [{"teamId": team_id, "permission": 1}]}
+        ).status_code
+        == 200
+    )
+    assert [(i["teamId"], i["permission"]) for i in call(grafana, "GET", "/api/folders/f1/permissions").json()] == [
+        (team_id, 1)
+    ]
 
 
 def test_datasources_keep_secrets_secret(grafana):
@@ -73,8 +78,15 @@ def test_datasources_keep_secrets_secret(grafana):
     assert "s3cret" not in got.text and got.json()["secureJsonFields"] == {"token": True}
     uid = got.json()["uid"]
     # an update that does not carry secureJsonData keeps the stored token
-    assert call(grafana, "PUT", f"/api/datasources/uid/{uid}", json={"name": "ds", "type": "influxdb",
-                                                                     "url": "http://j:8086"}).status_code == 200
+    assert (
+        call(
+            grafana,
+            "PUT",
+            f"/api/datasources/uid/{uid}",
+            json={"name": "ds", "type": "influxdb", "url": "http://j:8086"},
+        ).status_code
+        == 200
+    )
     ds_id = got.json()["id"]
     assert grafana.datasource_secrets[ds_id] == {"token": "s3cret"}
     assert call(grafana, "DELETE", f"/api/datasources/uid/{uid}").json()["message"] == "Data source deleted"
@@ -83,20 +95,29 @@ def test_datasources_keep_secrets_secret(grafana):
 
 def test_dashboards(grafana):
     call(grafana, "POST", "/api/folders", json={"uid": "f1", "title": "One"})
-    assert call(grafana, "POST", "/api/dashboards/db", json={"dashboard": {"uid": "d", "title": "D"},
-                                                             "folderUid": "nope"}).status_code == 400
-    saved = call(grafana, "POST", "/api/dashboards/db", json={"dashboard": {"uid": "d", "title": "D"},
-                                                              "folderUid": "f1"})
+    assert (
+        call(
+            grafana, "POST", "/api/dashboards/db", json={"dashboard": {"uid": "d", "title": "D"}, "folderUid": "nope"}
+        ).status_code
+        == 400
+    )
+    saved = call(
+        grafana, "POST", "/api/dashboards/db", json={"dashboard": {"uid": "d", "title": "D"}, "folderUid": "f1"}
+    )
     assert saved.json()["status"] == "success" and saved.json()["version"] == 1
     stale = call(grafana, "POST", "/api/dashboards/db", json={"dashboard": {"uid": "d", "title": "D"}})
     assert stale.status_code == 412 and stale.json()["status"] == "version-mismatch"
-    over = call(grafana, "POST", "/api/dashboards/db", json={"dashboard": {"uid": "d", "title": "D"},
-                                                             "folderUid": "f1", "overwrite": True})
+    over = call(
+        grafana,
+        "POST",
+        "/api/dashboards/db",
+        json={"dashboard": {"uid": "d", "title": "D"}, "folderUid": "f1", "overwrite": True},
+    )
     assert over.json()["version"] == 2
     got = call(grafana, "GET", "/api/dashboards/uid/d").json()
     assert got["meta"]["folderUid"] == "f1" and got["dashboard"]["version"] == 2
     perms = call(grafana, "GET", "/api/dashboards/uid/d/permissions").json()
-    assert perms and all(p["inherited"] for p in perms)          # the folder's, inherited
+    assert perms and all(p["inherited"] for p in perms)  # the folder's, inherited
     hits = call(grafana, "GET", "/api/search", params={"type": "dash-db", "folderUIDs": "f1"}).json()
     assert [h["uid"] for h in hits] == ["d"]
     assert call(grafana, "DELETE", "/api/folders/f1").status_code == 200
@@ -115,8 +136,12 @@ def test_users_need_a_server_admin_with_basic_auth(grafana):
     user_id = created.json()["id"]
     assert call(grafana, "GET", "/api/user", auth=("u", "pass-word")).json()["login"] == "u"
     # a plain user is no server admin
-    assert call(grafana, "POST", "/api/admin/users", auth=("u", "pass-word"),
-                json={"login": "w", "password": "pass-word"}).status_code == 403
+    assert (
+        call(
+            grafana, "POST", "/api/admin/users", auth=("u", "pass-word"), json={"login": "w", "password": "pass-word"}
+        ).status_code
+        == 403
+    )
     assert call(grafana, "PUT", f"/api/admin/users/{user_id}/password", json={"password": "other-pass"}).ok
     assert grafana.check_password("u", "other-pass")
     assert call(grafana, "DELETE", f"/api/admin/users/{user_id}").json()["message"] == "User deleted"
@@ -131,7 +156,7 @@ def test_organisations_admin_api_and_membership(grafana):
     org_id = created.json()["orgId"]
     taken = call(grafana, "POST", "/api/orgs", json={"name": "acme"})
     assert taken.status_code == 409 and taken.json()["message"] == "Organization name taken"
-    assert call(grafana, "GET", f"/api/orgs/{org_id}/users").json()[0]["role"] == "Admin"   # the creator
+    assert call(grafana, "GET", f"/api/orgs/{org_id}/users").json()[0]["role"] == "Admin"  # the creator
     # resources are per organisation: same name in two orgs, each sees its own
     ds = {"name": "influxdb_acme", "type": "influxdb", "uid": "pvds_acme"}
     assert call(grafana, "POST", "/api/datasources", json=ds, headers={"X-Grafana-Org-Id": str(org_id)}).ok
@@ -145,7 +170,10 @@ def test_organisations_admin_api_and_membership(grafana):
     assert [d["name"] for d in call(grafana, "GET", "/api/datasources", auth=viewer).json()] == ["influxdb_acme"]
     assert call(grafana, "GET", "/api/org", auth=viewer).json()["name"] == "acme"
     assert call(grafana, "GET", "/api/org", auth=viewer, headers={"X-Grafana-Org-Id": "1"}).status_code == 401
-    assert call(grafana, "GET", "/api/org", auth=None, headers={**BEARER, "X-Grafana-Org-Id": str(org_id)}).status_code == 401
+    assert (
+        call(grafana, "GET", "/api/org", auth=None, headers={**BEARER, "X-Grafana-Org-Id": str(org_id)}).status_code
+        == 401
+    )
     query = {"queries": [{"refId": "A", "datasource": {"uid": "pvds_acme"}}]}
     assert call(grafana, "POST", "/api/ds/query", auth=viewer, json=query).status_code == 200
     assert grafana.queries[-1]["org"] == org_id

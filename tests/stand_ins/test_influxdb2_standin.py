@@ -37,8 +37,13 @@ def bucket(client, influx):
 
 def write(influx, body, token=None, bucket="energy", precision="s", **extra):
     params = {"org": influx.org, "bucket": bucket, "precision": precision, **extra}
-    return requests.post(f"{influx.url}/api/v2/write", params=params, data=body,
-                         headers={"Authorization": f"Token {token or influx.admin_token}"}, timeout=2)
+    return requests.post(
+        f"{influx.url}/api/v2/write",
+        params=params,
+        data=body,
+        headers={"Authorization": f"Token {token or influx.admin_token}"},
+        timeout=2,
+    )
 
 
 def body_of(exc) -> str:
@@ -48,12 +53,15 @@ def body_of(exc) -> str:
 
 
 def token_for(client, influx, bucket, *actions):
-    perms = [Permission(action=a, resource=PermissionResource(type="buckets", id=bucket.id, org_id=influx.org_id))
-             for a in actions]
+    perms = [
+        Permission(action=a, resource=PermissionResource(type="buckets", id=bucket.id, org_id=influx.org_id))
+        for a in actions
+    ]
     return client.authorizations_api().create_authorization(org_id=influx.org_id, permissions=perms)
 
 
 # ------------------------------------------------------------------ with the real client
+
 
 def test_health_and_ping_need_no_token(influx):
     assert requests.get(f"{influx.url}/health", timeout=2).json()["status"] == "pass"
@@ -67,9 +75,9 @@ def test_bucket_create_find_delete_with_the_client(client, influx):
     assert created.org_id == influx.org_id and len(created.id) == 16
     assert influx.buckets["energy"]["id"] == created.id
     assert api.find_bucket_by_name("energy").id == created.id
-    assert api.find_bucket_by_name("missing") is None                 # no org given: a listing
+    assert api.find_bucket_by_name("missing") is None  # no org given: a listing
     assert {b.name for b in api.find_buckets().buckets} == {"_monitoring", "_tasks", "energy"}
-    with pytest.raises(ApiException) as exc:                          # name AND org: a lookup
+    with pytest.raises(ApiException) as exc:  # name AND org: a lookup
         api.find_buckets(name="missing", org=influx.org)
     assert exc.value.status == 404 and 'bucket \\"missing\\" not found' in body_of(exc)
     with pytest.raises(ApiException) as exc:
@@ -82,8 +90,9 @@ def test_bucket_create_find_delete_with_the_client(client, influx):
     assert exc.value.status == 404
 
 
-@pytest.mark.parametrize("name, fragment", [("_internal", "may not start with underscore"),
-                                            ('say"hi', "may not include quotation marks")])
+@pytest.mark.parametrize(
+    "name, fragment", [("_internal", "may not start with underscore"), ('say"hi', "may not include quotation marks")]
+)
 def test_bucket_name_rules(client, influx, name, fragment):
     with pytest.raises(ApiException) as exc:
         client.buckets_api().create_bucket(bucket_name=name, org=influx.org)
@@ -94,15 +103,18 @@ def test_bucket_name_rules(client, influx, name, fragment):
 def test_write_through_the_gzip_client_at_precision_s(influx, bucket):
     with InfluxDBClient(url=influx.url, token=influx.admin_token, org=influx.org, enable_gzip=True) as c:
         c.write_api(write_options=SYNCHRONOUS).write(
-            bucket="energy", write_precision="s",
-            record=["power,channel=M1\\ U1 P=1.5,E=3i 1700000000", "power,channel=M1\\ U1 P=2.5 1700000000"])
+            bucket="energy",
+            write_precision="s",
+            record=["power,channel=M1\\ U1 P=1.5,E=3i 1700000000", "power,channel=M1\\ U1 P=2.5 1700000000"],
+        )
     last = influx.requests[-1]
     assert last.headers["Content-Encoding"] == "gzip" and last.status == 204
-    assert last.body.startswith(b"power,channel=M1\\ U1 P=1.5")        # recorded decompressed
+    assert last.body.startswith(b"power,channel=M1\\ U1 P=1.5")  # recorded decompressed
     assert influx.points("energy") == [
         Point("power", {"channel": "M1 U1"}, {"P": 1.5, "E": 3}, 1700000000 * S),
-        Point("power", {"channel": "M1 U1"}, {"P": 2.5}, 1700000000 * S)]
-    latest = influx.latest("energy")                                   # last write wins
+        Point("power", {"channel": "M1 U1"}, {"P": 2.5}, 1700000000 * S),
+    ]
+    latest = influx.latest("energy")  # last write wins
     assert latest[("power", (("channel", "M1 U1"),), "P", 1700000000 * S)].fields == {"P": 2.5}
     assert influx.schema("energy") == {("power", "P"): "float", ("power", "E"): "integer"}
 
@@ -113,19 +125,21 @@ def test_authorizations_create_find_patch_delete(client, influx, bucket):
     assert len(auth.token) == 88 and auth.permissions[0].resource.name == "energy"
     listed = {a.id: a for a in api.find_authorizations()}
     assert set(listed) == {a["id"] for a in influx.authorizations} and listed[auth.id].token == auth.token
-    assert len(listed) == 2                                            # the operator token is listed too
+    assert len(listed) == 2  # the operator token is listed too
     auth.status = "inactive"
     assert api.update_authorization(auth).status == "inactive"
     api.delete_authorization(auth)
     assert auth.id not in {a["id"] for a in influx.authorizations}
     with pytest.raises(ApiException) as exc:
         api.find_authorization_by_id(auth.id)
-    assert exc.value.status == 404 and 'authorization not found' in body_of(exc)
+    assert exc.value.status == 404 and "authorization not found" in body_of(exc)
 
 
 def test_redacted_tokens_except_in_the_creation_answer():
-    with InfluxDB2StandIn(redact_tokens=True) as influx, \
-            InfluxDBClient(url=influx.url, token=influx.admin_token, org=influx.org) as client:
+    with (
+        InfluxDB2StandIn(redact_tokens=True) as influx,
+        InfluxDBClient(url=influx.url, token=influx.admin_token, org=influx.org) as client,
+    ):
         b = client.buckets_api().create_bucket(bucket_name="energy", org=influx.org)
         created = token_for(client, influx, b, "write")
         assert created.token not in ("redacted", None)
@@ -137,29 +151,32 @@ def test_token_permissions_for_write_and_query(client, influx, bucket):
     writer = token_for(client, influx, bucket, "write")
     reader = token_for(client, influx, bucket, "read")
     with InfluxDBClient(url=influx.url, token=writer.token, org=influx.org) as w:
-        w.write_api(write_options=SYNCHRONOUS).write(bucket="energy", record="m v=1 1700000000",
-                                                     write_precision="s")
-        with pytest.raises(ApiException) as exc:                       # write-only token cannot read
+        w.write_api(write_options=SYNCHRONOUS).write(bucket="energy", record="m v=1 1700000000", write_precision="s")
+        with pytest.raises(ApiException) as exc:  # write-only token cannot read
             w.query_api().query('from(bucket: "energy") |> range(start: 0)')
         assert exc.value.status == 404 and 'could not find bucket \\"energy\\"' in body_of(exc)
     with InfluxDBClient(url=influx.url, token=reader.token, org=influx.org) as r:
         tables = r.query_api().query('from(bucket: "energy") |> range(start: 0)')
         assert [(rec.get_field(), rec.get_value()) for t in tables for rec in t.records] == [("v", 1.0)]
-        with pytest.raises(ApiException) as exc:                       # read-only token cannot write
-            r.write_api(write_options=SYNCHRONOUS).write(bucket="energy", record="m v=2 1700000001",
-                                                         write_precision="s")
-        assert exc.value.status == 403 and 'insufficient permissions for write' in body_of(exc)
+        with pytest.raises(ApiException) as exc:  # read-only token cannot write
+            r.write_api(write_options=SYNCHRONOUS).write(
+                bucket="energy", record="m v=2 1700000001", write_precision="s"
+            )
+        assert exc.value.status == 403 and "insufficient permissions for write" in body_of(exc)
         assert r.buckets_api().find_buckets().buckets[0].name == "energy"  # only what it may read
     assert len(influx.points("energy")) == 1
 
 
 def test_a_token_cannot_grant_more_than_it_holds(client, influx, bucket):
-    with InfluxDBClient(url=influx.url, token=token_for(client, influx, bucket, "write").token,
-                        org=influx.org) as weak:
+    with InfluxDBClient(url=influx.url, token=token_for(client, influx, bucket, "write").token, org=influx.org) as weak:
         with pytest.raises(ApiException) as exc:
-            weak.authorizations_api().create_authorization(org_id=influx.org_id, permissions=[
-                Permission(action="read", resource=PermissionResource(type="buckets", org_id=influx.org_id))])
-    assert exc.value.status == 401 and 'authorizations is unauthorized' in body_of(exc)
+            weak.authorizations_api().create_authorization(
+                org_id=influx.org_id,
+                permissions=[
+                    Permission(action="read", resource=PermissionResource(type="buckets", org_id=influx.org_id))
+                ],
+            )
+    assert exc.value.status == 401 and "authorizations is unauthorized" in body_of(exc)
 
 
 def test_inactive_token_cannot_write(client, influx, bucket):
@@ -172,18 +189,21 @@ def test_inactive_token_cannot_write(client, influx, bucket):
 
 # ------------------------------------------------------------------ raw HTTP: error paths
 
+
 @pytest.mark.parametrize("header", [None, "Token nope", "Bearer nope", "Basic YWRtaW46cHc="])
 def test_missing_or_unknown_token_is_401(influx, bucket, header):
     headers = {"Authorization": header} if header else {}
-    answer = requests.post(f"{influx.url}/api/v2/write?org={influx.org}&bucket=energy", data="m v=1",
-                           headers=headers, timeout=2)
+    answer = requests.post(
+        f"{influx.url}/api/v2/write?org={influx.org}&bucket=energy", data="m v=1", headers=headers, timeout=2
+    )
     assert answer.status_code == 401
     assert answer.json() == {"code": "unauthorized", "message": "unauthorized access"}
 
 
 def test_bearer_scheme_is_accepted(influx, bucket):
-    answer = requests.get(f"{influx.url}/api/v2/buckets", headers={"Authorization": f"Bearer {influx.admin_token}"},
-                          timeout=2)
+    answer = requests.get(
+        f"{influx.url}/api/v2/buckets", headers={"Authorization": f"Bearer {influx.admin_token}"}, timeout=2
+    )
     assert answer.status_code == 200
 
 
@@ -194,26 +214,30 @@ def test_unknown_bucket_is_404(influx, bucket):
 
 
 def test_unknown_path_is_404(influx):
-    answer = requests.get(f"{influx.url}/api/v2/nothing", headers={"Authorization": f"Token {influx.admin_token}"},
-                          timeout=2)
+    answer = requests.get(
+        f"{influx.url}/api/v2/nothing", headers={"Authorization": f"Token {influx.admin_token}"}, timeout=2
+    )
     assert answer.status_code == 404 and answer.json()["message"] == "path not found"
 
 
-@pytest.mark.parametrize("line, reason", [
-    ("m v=1 17000000x0", "bad timestamp"),
-    ("m,t= v=1", "missing tag value"),
-    ("m,t=a", "missing fields"),
-    ("m v=", "missing field value"),
-    ("m v=1.2.3", "invalid number"),
-    ("m v=abc", "invalid boolean"),
-    ('m v="open', "unbalanced quotes"),
-    ("m v=1i2", "invalid number"),
-    ("m v=NaN", "invalid number"),
-    ("m,t=a,t=b v=1", "duplicate tags"),
-    ("m,t=a=b v=1", "invalid tag format"),
-    (",t=a v=1", "missing measurement"),
-    ("m v=1 1700000000 9", "point is invalid"),
-])
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("m v=1 17000000x0", "bad timestamp"),
+        ("m,t= v=1", "missing tag value"),
+        ("m,t=a", "missing fields"),
+        ("m v=", "missing field value"),
+        ("m v=1.2.3", "invalid number"),
+        ("m v=abc", "invalid boolean"),
+        ('m v="open', "unbalanced quotes"),
+        ("m v=1i2", "invalid number"),
+        ("m v=NaN", "invalid number"),
+        ("m,t=a,t=b v=1", "duplicate tags"),
+        ("m,t=a=b v=1", "invalid tag format"),
+        (",t=a v=1", "missing measurement"),
+        ("m v=1 1700000000 9", "point is invalid"),
+    ],
+)
 def test_malformed_line_is_400_and_nothing_is_stored(influx, bucket, line, reason):
     answer = write(influx, f"ok v=1 1700000000\nok v=2 1700000001\n{line}\n")
     assert answer.status_code == 400
@@ -223,14 +247,20 @@ def test_malformed_line_is_400_and_nothing_is_stored(influx, bucket, line, reaso
     assert influx.points("energy") == []
 
 
-@pytest.mark.parametrize("line, point", [
-    ("my\\ meas\\,x,tag\\ key=a\\ b\\,c\\=d field\\=k=1 1700000000",
-     Point("my meas,x", {"tag key": "a b,c=d"}, {"field=k": 1.0}, 1700000000 * S)),
-    ('m s="say \\"hi\\" \\\\ ok",b=T,u=7u,e=-1.5e3 1700000000',
-     Point("m", {}, {"s": 'say "hi" \\ ok', "b": True, "u": 7, "e": -1500.0}, 1700000000 * S)),
-    ("m,b=2,a=1 v=1i,w=false 1700000000",
-     Point("m", {"a": "1", "b": "2"}, {"v": 1, "w": False}, 1700000000 * S)),
-])
+@pytest.mark.parametrize(
+    "line, point",
+    [
+        (
+            "my\\ meas\\,x,tag\\ key=a\\ b\\,c\\=d field\\=k=1 1700000000",
+            Point("my meas,x", {"tag key": "a b,c=d"}, {"field=k": 1.0}, 1700000000 * S),
+        ),
+        (
+            'm s="say \\"hi\\" \\\\ ok",b=T,u=7u,e=-1.5e3 1700000000',
+            Point("m", {}, {"s": 'say "hi" \\ ok', "b": True, "u": 7, "e": -1500.0}, 1700000000 * S),
+        ),
+        ("m,b=2,a=1 v=1i,w=false 1700000000", Point("m", {"a": "1", "b": "2"}, {"v": 1, "w": False}, 1700000000 * S)),
+    ],
+)
 def test_escaping_and_types(influx, bucket, line, point):
     assert write(influx, f"# a comment\n\n{line}\n").status_code == 204
     assert influx.points("energy") == [point]
@@ -252,19 +282,23 @@ def test_type_conflict_is_422_and_the_other_points_are_kept(influx, bucket):
     assert write(influx, "m v=1.5 1700000000").status_code == 204
     answer = write(influx, "m v=2i 1700000001\nm w=3 1700000002")
     assert answer.status_code == 422
-    assert answer.json() == {"code": "unprocessable entity", "message":
-                             "failure writing points to database: partial write: field type conflict: "
-                             'input field "v" on measurement "m" is type integer, already exists as type float '
-                             "dropped=1"}
+    assert answer.json() == {
+        "code": "unprocessable entity",
+        "message": "failure writing points to database: partial write: field type conflict: "
+        'input field "v" on measurement "m" is type integer, already exists as type float '
+        "dropped=1",
+    }
     assert [p.fields for p in influx.points("energy")] == [{"v": 1.5}, {"w": 3.0}]
 
 
 def test_gzip_body_is_honoured(influx, bucket):
-    answer = requests.post(f"{influx.url}/api/v2/write", params={"org": influx.org, "bucket": "energy",
-                                                                "precision": "s"},
-                           data=gzip.compress(b"m v=1 1700000000\n"),
-                           headers={"Authorization": f"Token {influx.admin_token}", "Content-Encoding": "gzip"},
-                           timeout=2)
+    answer = requests.post(
+        f"{influx.url}/api/v2/write",
+        params={"org": influx.org, "bucket": "energy", "precision": "s"},
+        data=gzip.compress(b"m v=1 1700000000\n"),
+        headers={"Authorization": f"Token {influx.admin_token}", "Content-Encoding": "gzip"},
+        timeout=2,
+    )
     assert answer.status_code == 204 and influx.points("energy")[0].fields == {"v": 1.0}
 
 
@@ -290,7 +324,7 @@ def test_injected_failure_with_custom_body(influx, bucket):
 
 def test_go_down_refuses_connections_then_come_back_on_the_same_port(influx, bucket):
     url = influx.url
-    session = requests.Session()                     # keep-alive connection open before going down
+    session = requests.Session()  # keep-alive connection open before going down
     assert session.get(f"{url}/ping", timeout=2).status_code == 204
     influx.go_down()
     with pytest.raises(requests.ConnectionError):
@@ -301,11 +335,11 @@ def test_go_down_refuses_connections_then_come_back_on_the_same_port(influx, buc
     influx.come_back()
     assert influx.url == url
     assert write(influx, "m v=1 1700000000").status_code == 204
-    assert "energy" in influx.buckets                 # state survives the outage
+    assert "energy" in influx.buckets  # state survives the outage
 
 
 def test_parser_is_usable_directly():
-    (point, types), = parse_line_protocol("m,t=x v=1u 5", precision="ms")
+    ((point, types),) = parse_line_protocol("m,t=x v=1u 5", precision="ms")
     assert point == Point("m", {"t": "x"}, {"v": 1}, 5_000_000) and types == {"v": "unsigned"}
     with pytest.raises(LineProtocolError, match="missing fields"):
         parse_line_protocol("m")

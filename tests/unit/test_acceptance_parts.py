@@ -12,8 +12,13 @@ from powerview.settings import load_acceptance
 
 
 def test_log_lines_are_read_back_field_by_field_quoted_values_included():
-    line = uploadlog.format_line(action="ingest", path='/srv/a b/"x".tsv', result="rejected",
-                                 detail="line 2: unknown format\tfound 'no header'", job="j1")
+    line = uploadlog.format_line(
+        action="ingest",
+        path='/srv/a b/"x".tsv',
+        result="rejected",
+        detail="line 2: unknown format\tfound 'no header'",
+        job="j1",
+    )
     fields = acceptance.parse_log_line(line)
     assert fields["action"] == "ingest" and fields["job"] == "j1" and fields["result"] == "rejected"
     assert fields["path"] == '/srv/a b/"x".tsv'
@@ -36,10 +41,13 @@ def test_generated_files_have_distinct_names_devices_and_expectations():
     assert files[1].content.startswith("START_HEADER\n") and "MV_T302_V003" in files[1].content
 
 
-@pytest.mark.parametrize("company", ["acme", "pvaccept_", "pvaccept_0123456g", "pvaccept_01234567/..", "../pvaccept_01234567"])
+@pytest.mark.parametrize(
+    "company", ["acme", "pvaccept_", "pvaccept_0123456g", "pvaccept_01234567/..", "../pvaccept_01234567"]
+)
 def test_a_run_refuses_any_company_but_a_generated_test_company(tmp_path: Path, company: str):
-    settings = load_acceptance(None, {"POWERVIEW_DATA_DIR": str(tmp_path), "POWERVIEW_LOG_DIR": str(tmp_path),
-                                      "GRAFANA_API_TOKEN": "t"})
+    settings = load_acceptance(
+        None, {"POWERVIEW_DATA_DIR": str(tmp_path), "POWERVIEW_LOG_DIR": str(tmp_path), "GRAFANA_API_TOKEN": "t"}
+    )
     with pytest.raises(ValueError, match="does not match"):
         acceptance.Run(settings, tmp_path, None, 1.0, lambda check: None, company=company)
     run = acceptance.Run(settings, tmp_path, None, 1.0, lambda check: None)
@@ -47,9 +55,16 @@ def test_a_run_refuses_any_company_but_a_generated_test_company(tmp_path: Path, 
 
 
 def test_settings_read_only_what_the_check_uses_with_the_parser_default_report_folder():
-    settings = load_acceptance(None, {"POWERVIEW_DATA_DIR": "/srv/sftpgo/data", "CONFIG_API_URL": "http://api:8000/",
-                                      "GRAFANA_API_TOKEN": "t", "CONFIG_API_TOKEN": "s3cret",
-                                      "TSV_LOG_LEVEL": "not-a-level"})
+    settings = load_acceptance(
+        None,
+        {
+            "POWERVIEW_DATA_DIR": "/srv/sftpgo/data",
+            "CONFIG_API_URL": "http://api:8000/",
+            "GRAFANA_API_TOKEN": "t",
+            "CONFIG_API_TOKEN": "s3cret",
+            "TSV_LOG_LEVEL": "not-a-level",
+        },
+    )
     assert settings.report_dir == Path("/srv/sftpgo/logs/reports")
     assert settings.config_api_url == "http://api:8000" and settings.config_api_token == "s3cret"
     assert "s3cret" not in repr(settings)
@@ -69,8 +84,14 @@ def test_the_console_script_stops_on_a_bad_setting_with_exit_2(tmp_path: Path):
         pytest.fail(f"{script} missing: the console script of pyproject.toml is not installed (make venv)")
     env_file = tmp_path / "bad.env"
     env_file.write_text("INFLUXDB_HOST=influxdb:8086\nPOWERVIEW_DATA_DIR=/nonexistent\n")
-    result = subprocess.run([str(script), "--env-file", str(env_file)], capture_output=True, text=True, timeout=60,
-                            env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [str(script), "--env-file", str(env_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 2, result.stderr
-    assert result.stdout == ("FAIL A0 settings — INFLUXDB_HOST must be a URL such as http://localhost:8086, "
-                             "got 'influxdb:8086'\n")
+    assert result.stdout == (
+        "FAIL A0 settings — INFLUXDB_HOST must be a URL such as http://localhost:8086, got 'influxdb:8086'\n"
+    )

@@ -12,11 +12,18 @@ import pytest
 from click.testing import CliRunner
 
 from powerview.cli import main
+
 from samples import PROJECT_DIR, TRI_LABELS, place, row, v002
 
 M = "02001283"
-GOOD = v002([M] * 7, TRI_LABELS, [row("02/03/26 10:00:00", 230.1, 231, 229.5, 10, 0, -1.5),
-                                  row("02/03/26 10:10:00", 230.2, 231, 229.5, 11, 0, -1.5)])
+GOOD = v002(
+    [M] * 7,
+    TRI_LABELS,
+    [
+        row("02/03/26 10:00:00", 230.1, 231, 229.5, 10, 0, -1.5),
+        row("02/03/26 10:10:00", 230.2, 231, 229.5, 11, 0, -1.5),
+    ],
+)
 
 
 @pytest.fixture
@@ -43,9 +50,18 @@ def test_dry_run_reports_on_stdout_and_touches_nothing(data_root, env_file, tmp_
     assert report["nb_files_total"] == 2 and report["nb_files_success"] == 1 and report["nb_files_failed"] == 1
     assert report["nb_points_total"] == 12
     entry = next(f for f in report["files"] if f["file"].endswith("good.tsv"))
-    assert entry["channels"][f"M{M}_Ch3"] == {"unit": "W", "label": "Ch3", "name": "Voie3", "device_sn": M,
-                                              "device_type": "master", "field": f"M{M}_Ch3_W",
-                                              "nb_points": 2, "min": -1.5, "max": -1.5, "mean": -1.5}
+    assert entry["channels"][f"M{M}_Ch3"] == {
+        "unit": "W",
+        "label": "Ch3",
+        "name": "Voie3",
+        "device_sn": M,
+        "device_type": "master",
+        "field": f"M{M}_Ch3_W",
+        "nb_points": 2,
+        "min": -1.5,
+        "max": -1.5,
+        "mean": -1.5,
+    }
     assert entry["time_min"] == "2026-03-02T10:00:00Z" and entry["time_max"] == "2026-03-02T10:10:00Z"
     assert entry["destination"] is None and len(entry["sha256"]) == 64
     assert sorted(p for p in tmp_path.rglob("*")) == before  # no move, no report file
@@ -63,10 +79,13 @@ def test_data_folder_from_environment(data_root, env_file):
     assert result.exit_code == 0 and json.loads(result.stdout)["nb_files_total"] == 1
 
 
-@pytest.mark.parametrize("args,message", [
-    ([], "missing option --dataFolder"),
-    (["--dataFolder", "/nonexistent/x"], "not a directory"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ([], "missing option --dataFolder"),
+        (["--dataFolder", "/nonexistent/x"], "not a directory"),
+    ],
+)
 def test_usage_errors_exit_2(env_file, args, message):
     result = invoke(*args, "--dry-run", "--env-file", str(env_file))
     assert result.exit_code == 2 and message in result.output
@@ -76,8 +95,9 @@ def test_tsv_file_outside_or_at_wrong_depth_is_refused_and_nothing_runs(data_roo
     good = place(data_root, "acme", "camp", M, "good.tsv", GOOD)
     outside = tmp_path / "outside.tsv"
     outside.write_text(GOOD)
-    result = invoke("--dataFolder", str(data_root), "--tsvFile", str(good), "--tsvFile", str(outside),
-                    "--env-file", str(env_file))
+    result = invoke(
+        "--dataFolder", str(data_root), "--tsvFile", str(good), "--tsvFile", str(outside), "--env-file", str(env_file)
+    )
     assert result.exit_code == 2
     assert "outside the data folder" in result.output and "nothing was processed" in result.output
     shallow = data_root / "acme" / "shallow.tsv"
@@ -133,14 +153,27 @@ def test_help_lists_exit_codes():
 
 def test_runs_as_a_subprocess_with_logs_on_stderr(data_root, env_file):
     place(data_root, "acme", "camp", M, "good.tsv", GOOD)
-    proc = subprocess.run([sys.executable, str(PROJECT_DIR / "tsv_parser.py"), "--dataFolder", str(data_root),
-                           "--dry-run", "--env-file", str(env_file)], capture_output=True, text=True,
-                          cwd="/", env={"PATH": os.environ["PATH"]})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_DIR / "tsv_parser.py"),
+            "--dataFolder",
+            str(data_root),
+            "--dry-run",
+            "--env-file",
+            str(env_file),
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={"PATH": os.environ["PATH"]},
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["nb_points_total"] == 12
     assert "good.tsv" in proc.stderr and "INFO" in proc.stderr
-    version = subprocess.run([sys.executable, str(PROJECT_DIR / "tsv_parser.py"), "--version"],
-                             capture_output=True, text=True)
+    version = subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "tsv_parser.py"), "--version"], capture_output=True, text=True
+    )
     assert version.returncode == 0 and "tsv_parser.py" in version.stdout
 
 
@@ -152,14 +185,23 @@ def test_a_tsv_file_already_processed_by_another_run_is_skipped(data_root, env_f
     assert result.exit_code == 0
     entry = json.loads(result.stdout)["files"][0]
     assert entry["status"] == "skipped" and "already processed" in entry["error"]
-    typo = invoke("--dataFolder", str(data_root), "--tsvFile", str(good.parent / "nope.tsv"), "--dry-run",
-                  "--env-file", str(env_file))
+    typo = invoke(
+        "--dataFolder",
+        str(data_root),
+        "--tsvFile",
+        str(good.parent / "nope.tsv"),
+        "--dry-run",
+        "--env-file",
+        str(env_file),
+    )
     assert typo.exit_code == 2 and "no such file" in typo.output
 
 
 def test_folder_named_after_another_serial_warns_and_tags_use_the_file(data_root, env_file):
     place(data_root, "acme", "camp", "02009999", "good.tsv", GOOD)
-    entry = json.loads(invoke("--dataFolder", str(data_root), "--dry-run", "--env-file", str(env_file)).stdout)["files"][0]
+    entry = json.loads(invoke("--dataFolder", str(data_root), "--dry-run", "--env-file", str(env_file)).stdout)[
+        "files"
+    ][0]
     assert entry["device_folder_sn"] == "02009999" and entry["device_master_sn"] == M
     assert any("02009999" in w and M in w for w in entry["warnings"])
     assert all(cid.startswith(f"M{M}_") for cid in entry["channels"])

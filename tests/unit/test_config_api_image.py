@@ -36,11 +36,14 @@ def test_the_copied_files_are_enough_to_serve(tmp_path):
     assert sorted(p.name for p in (app / "powerview").iterdir()) == ["__init__.py", "layout.py"]
     # -I: no PYTHONPATH, no current folder; -S keeps site-packages out, so add only the venv's
     site = [p for p in sys.path if p.endswith("site-packages")]
-    code = ("import sys; sys.path[:0] = [%r] + %r; import powerview, powerview_config_api.app as a, "
-            "powerview_config_api.store as s; "
-            "assert powerview.__file__.startswith(%r); "
-            "a.create_app(s.Store(%r), None); print('ok')") % (str(app), site, str(app), str(tmp_path / "db.sqlite3"))
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=60)
+    code = (
+        f"import sys; sys.path[:0] = [{str(app)!r}] + {site!r}; import powerview, powerview_config_api.app as a, "
+        "powerview_config_api.store as s; "
+        f"assert powerview.__file__.startswith({str(app)!r}); "
+        f"a.create_app(s.Store({str(tmp_path / 'db.sqlite3')!r}), None); print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,26 +16,35 @@ from powerview.influx import InfluxRejected, InfluxUnavailable
 from powerview.influx_targets import Influx1Writer, Influx3Writer, open_writer
 from powerview.influxql import quote_ident, quote_string
 from powerview.outcome import FileOutcome, Status
-from powerview.settings import ConfigError, load_parser as load
+from powerview.settings import ConfigError
+from powerview.settings import load_parser as load
 
 
 def epoch(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp())
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
 
 
 def span(**kw) -> derived.Span:
-    base = dict(bucket="acme", campaign="camp.1", device_master_sn="0201", start=epoch("2026-01-03T10:20:00"),
-                end=epoch("2026-01-03T12:00:00"), fields=("M0201_Ch1_W", "M0201_U1_V"),
-                channels=("M0201_Ch1", "M0201_U1"))
+    base = dict(
+        bucket="acme",
+        campaign="camp.1",
+        device_master_sn="0201",
+        start=epoch("2026-01-03T10:20:00"),
+        end=epoch("2026-01-03T12:00:00"),
+        fields=("M0201_Ch1_W", "M0201_U1_V"),
+        channels=("M0201_Ch1", "M0201_U1"),
+    )
     return derived.Span(**{**base, **kw})
 
 
 def test_windows_are_epoch_aligned_weeks_start_on_thursday():
     start, end = derived.window_bounds(epoch("2026-01-03T10:20:00"), epoch("2026-01-07T23:59:59"), 604800)
-    assert datetime.fromtimestamp(start, timezone.utc).strftime("%A %H:%M") == "Thursday 00:00"
+    assert datetime.fromtimestamp(start, UTC).strftime("%A %H:%M") == "Thursday 00:00"
     assert (start, end) == (epoch("2026-01-01T00:00:00"), epoch("2026-01-08T00:00:00"))
-    assert derived.window_bounds(epoch("2026-01-03T12:00:00"), epoch("2026-01-03T12:00:00"), 3600) == \
-        (epoch("2026-01-03T12:00:00"), epoch("2026-01-03T13:00:00"))
+    assert derived.window_bounds(epoch("2026-01-03T12:00:00"), epoch("2026-01-03T12:00:00"), 3600) == (
+        epoch("2026-01-03T12:00:00"),
+        epoch("2026-01-03T13:00:00"),
+    )
 
 
 def test_raw_query_one_statement_per_channel_with_every_aggregate():
@@ -47,7 +56,8 @@ def test_raw_query_one_statement_per_channel_with_every_aggregate():
         'SELECT mean("M0201_Ch1_W") AS "mean_M0201_Ch1_W", min("M0201_Ch1_W") AS "min_M0201_Ch1_W", '
         'max("M0201_Ch1_W") AS "max_M0201_Ch1_W", count("M0201_Ch1_W") AS "count_M0201_Ch1_W" FROM "electrical" '
         "WHERE \"campaign\" = 'camp.1' AND \"device_master_sn\" = '0201' AND \"channel_id\" = 'M0201_Ch1' "
-        "AND time >= '2026-01-03T10:00:00Z' AND time < '2026-01-03T13:00:00Z' GROUP BY time(1h), * fill(none)")
+        "AND time >= '2026-01-03T10:00:00Z' AND time < '2026-01-03T13:00:00Z' GROUP BY time(1h), * fill(none)"
+    )
     with pytest.raises(ValueError):
         derived.recompute_query(span(), "1h", first + 1, last)
 
@@ -69,9 +79,18 @@ def test_chunks_bound_every_query():
     assert all(b == c for (_, b), (c, _) in zip(chunks, chunks[1:]))
 
 
-@pytest.mark.parametrize("bad", [dict(campaign="a'b"), dict(device_master_sn="x\ny"), dict(bucket="_sys"),
-                                 dict(fields=()), dict(fields=("a\nb",), channels=()),
-                                 dict(start=10, end=5), dict(channels=("only_one",))])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(campaign="a'b"),
+        dict(device_master_sn="x\ny"),
+        dict(bucket="_sys"),
+        dict(fields=()),
+        dict(fields=("a\nb",), channels=()),
+        dict(start=10, end=5),
+        dict(channels=("only_one",)),
+    ],
+)
 def test_names_and_shapes_are_checked_before_any_query(bad):
     with pytest.raises(ValueError):
         span(**bad).check()
@@ -85,18 +104,32 @@ def test_quoting():
 
 
 def raw_series(tags, rows):
-    return {"name": "electrical", "tags": tags, "columns": ["time", "mean_F", "min_F", "max_F", "count_F",
-                                                            "mean_G", "min_G", "max_G", "count_G"], "values": rows}
+    return {
+        "name": "electrical",
+        "tags": tags,
+        "columns": ["time", "mean_F", "min_F", "max_F", "count_F", "mean_G", "min_G", "max_G", "count_G"],
+        "values": rows,
+    }
 
 
 def test_raw_answer_to_lines_stamped_at_the_window_end():
-    series = [raw_series({"campaign": "c 1", "device_subtype": ""},
-                         [[3600, 2.0, 1, 3, 2, None, None, None, 0], [7200, None, None, None, 0, 5, 5, 5, 1]])]
+    series = [
+        raw_series(
+            {"campaign": "c 1", "device_subtype": ""},
+            [[3600, 2.0, 1, 3, 2, None, None, None, 0], [7200, None, None, None, 0, 5, 5, 5, 1]],
+        )
+    ]
     lines = list(derived.derived_lines(derived.aggregates_from_raw(series, 3600)))
-    assert lines == ["electrical,campaign=c\\ 1 F=2.0 7200\n", "electrical_min,campaign=c\\ 1 F=1.0 7200\n",
-                     "electrical_max,campaign=c\\ 1 F=3.0 7200\n", "electrical_count,campaign=c\\ 1 F=2i 7200\n",
-                     "electrical,campaign=c\\ 1 G=5.0 10800\n", "electrical_min,campaign=c\\ 1 G=5.0 10800\n",
-                     "electrical_max,campaign=c\\ 1 G=5.0 10800\n", "electrical_count,campaign=c\\ 1 G=1i 10800\n"]
+    assert lines == [
+        "electrical,campaign=c\\ 1 F=2.0 7200\n",
+        "electrical_min,campaign=c\\ 1 F=1.0 7200\n",
+        "electrical_max,campaign=c\\ 1 F=3.0 7200\n",
+        "electrical_count,campaign=c\\ 1 F=2i 7200\n",
+        "electrical,campaign=c\\ 1 G=5.0 10800\n",
+        "electrical_min,campaign=c\\ 1 G=5.0 10800\n",
+        "electrical_max,campaign=c\\ 1 G=5.0 10800\n",
+        "electrical_count,campaign=c\\ 1 G=1i 10800\n",
+    ]
 
 
 def lower(name, rows):
@@ -105,11 +138,15 @@ def lower(name, rows):
 
 def test_fold_is_the_exact_weighted_mean():
     # two hours of one day: 1 point of 10.0, then 3 points averaging 2.0 (min 1, max 3)
-    series = [lower("electrical", [[3600, 10.0], [7200, 2.0]]), lower("electrical_min", [[3600, 10.0], [7200, 1.0]]),
-              lower("electrical_max", [[3600, 10.0], [7200, 3.0]]), lower("electrical_count", [[3600, 1], [7200, 3]])]
+    series = [
+        lower("electrical", [[3600, 10.0], [7200, 2.0]]),
+        lower("electrical_min", [[3600, 10.0], [7200, 1.0]]),
+        lower("electrical_max", [[3600, 10.0], [7200, 3.0]]),
+        lower("electrical_count", [[3600, 1], [7200, 3]]),
+    ]
     [(tags, end, field, values)] = derived.aggregates_from_lower(series, 86400)
     assert (tags, end, field) == ((("campaign", "c"),), 86400, "F")
-    assert values == {"mean": 4.0, "min": 1.0, "max": 10.0, "count": 4}   # (10 + 3 x 2) / 4, not (10 + 2) / 2
+    assert values == {"mean": 4.0, "min": 1.0, "max": 10.0, "count": 4}  # (10 + 3 x 2) / 4, not (10 + 2) / 2
 
 
 def test_fold_refuses_windows_without_counts():
@@ -133,9 +170,17 @@ def test_pending_spans_of_a_device_are_merged_when_close():
 
 
 def test_span_of_a_report_entry():
-    entry = FileOutcome(file="/f.tsv", bucket="acme", campaign="c", device_folder_sn="0201", status=Status.SUCCESS,
-                        device_master_sn="0201", time_min="2026-01-03T10:20:00Z", time_max="2026-01-03T12:00:00Z",
-                        channels={"M0201_U1": {"field": "M0201_U1_V"}, "M0201_Ch1": {"field": "M0201_Ch1_W"}})
+    entry = FileOutcome(
+        file="/f.tsv",
+        bucket="acme",
+        campaign="c",
+        device_folder_sn="0201",
+        status=Status.SUCCESS,
+        device_master_sn="0201",
+        time_min="2026-01-03T10:20:00Z",
+        time_max="2026-01-03T12:00:00Z",
+        channels={"M0201_U1": {"field": "M0201_U1_V"}, "M0201_Ch1": {"field": "M0201_Ch1_W"}},
+    )
     got = derived.span_of(entry)
     assert (got.start, got.end) == (epoch("2026-01-03T10:20:00"), epoch("2026-01-03T12:00:00"))
     assert got.fields == ("M0201_Ch1_W", "M0201_U1_V") and got.channels == ("M0201_Ch1", "M0201_U1")
@@ -144,6 +189,7 @@ def test_span_of_a_report_entry():
 
 
 # ---------------------------------------------------------------- settings
+
 
 def test_settings_of_issue_10(tmp_path):
     none = tmp_path / "none.env"
@@ -162,6 +208,7 @@ def test_settings_of_issue_10(tmp_path):
 
 
 # ---------------------------------------------------------------- writers and HTTP statuses
+
 
 class _Fixed(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -193,15 +240,28 @@ def fixed_server():
 
 
 def writer_for(server, version: str, tmp_path, **env):
-    settings = load(tmp_path / "none.env", environ={
-        "INFLUXDB_VERSION": version, "INFLUXDB_HOST": f"http://127.0.0.1:{server.server_address[1]}",
-        "INFLUXDB_ADMIN_TOKEN": "tok", "TSV_INFLUX_RETRY_MAX_SECONDS": "0.3", **env})
+    settings = load(
+        tmp_path / "none.env",
+        environ={
+            "INFLUXDB_VERSION": version,
+            "INFLUXDB_HOST": f"http://127.0.0.1:{server.server_address[1]}",
+            "INFLUXDB_ADMIN_TOKEN": "tok",
+            "TSV_INFLUX_RETRY_MAX_SECONDS": "0.3",
+            **env,
+        },
+    )
     return open_writer(settings.influx, settings.meta_bucket)
 
 
-@pytest.mark.parametrize("status, error, match", [
-    (400, InfluxRejected, "partial write"), (401, ConfigError, "INFLUXDB_V1_USER"),
-    (404, ConfigError, "does not exist"), (503, InfluxUnavailable, "gave up")])
+@pytest.mark.parametrize(
+    "status, error, match",
+    [
+        (400, InfluxRejected, "partial write"),
+        (401, ConfigError, "INFLUXDB_V1_USER"),
+        (404, ConfigError, "does not exist"),
+        (503, InfluxUnavailable, "gave up"),
+    ],
+)
 def test_influx1_writer_maps_each_status(fixed_server, tmp_path, status, error, match):
     fixed_server.answers["/query"] = (200, b'{"results":[{"statement_id":0}]}')
     fixed_server.answers["/write"] = (status, json.dumps({"error": "partial write: x"}).encode())
@@ -245,8 +305,12 @@ def test_kill_9_while_recording_leaves_only_whole_records(tmp_path):
     import sys
     import time
 
-    proc = subprocess.Popen([sys.executable, "-c", KILLER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.5)
     os.kill(proc.pid, signal.SIGKILL)
@@ -255,5 +319,5 @@ def test_kill_9_while_recording_leaves_only_whole_records(tmp_path):
     records = outbox.pending()
     assert len(records) > 3
     for path in records:
-        assert outbox.load(path).bucket == "acme"   # every visible record is whole
+        assert outbox.load(path).bucket == "acme"  # every visible record is whole
     assert all(p.name.startswith(".tmp-") or p.suffix == ".json" for p in outbox.dir.iterdir())

@@ -14,24 +14,25 @@ from pathlib import Path
 import pytest
 
 from powerview.settings import ConfigError, load_worker
+
 from samples import PROJECT_DIR
 
 CASES = {
     "bare": "POWERVIEW_SPOOL_DIR={B}/s1\n",
     "export": "export POWERVIEW_SPOOL_DIR={B}/s2\n",
-    "spaces, quotes and a comment": "  POWERVIEW_SPOOL_DIR = \"{B}/s3\"   # the spool\n",
+    "spaces, quotes and a comment": '  POWERVIEW_SPOOL_DIR = "{B}/s3"   # the spool\n',
     "single quotes": "POWERVIEW_SPOOL_DIR='{B}/s4'\n",
     "the last line wins": "POWERVIEW_SPOOL_DIR={B}/old\nPOWERVIEW_SPOOL_DIR={B}/s5\n",
     "crlf": "POWERVIEW_SPOOL_DIR={B}/s6\r\nOTHER=1\r\n",
     "a comment after a bare value": "POWERVIEW_SPOOL_DIR={B}/s7 # not part of it\n",
-    "inside another value's quotes": "NOTE=\"first line\nPOWERVIEW_SPOOL_DIR={B}/evil\nlast\"\nPOWERVIEW_SPOOL_DIR={B}/s8\n",
-    "text after the closing quote": "POWERVIEW_SPOOL_DIR={B}/s9\nPOWERVIEW_SPOOL_DIR=\"{B}/no\"junk\n",
+    "inside another value's quotes": 'NOTE="first line\nPOWERVIEW_SPOOL_DIR={B}/evil\nlast"\nPOWERVIEW_SPOOL_DIR={B}/s8\n',
+    "text after the closing quote": 'POWERVIEW_SPOOL_DIR={B}/s9\nPOWERVIEW_SPOOL_DIR="{B}/no"junk\n',
     "a commented line": "POWERVIEW_SPOOL_DIR={B}/s10\n# POWERVIEW_SPOOL_DIR={B}/commented\n",
     "a similar name": "POWERVIEW_SPOOL_DIR={B}/s11\nPOWERVIEW_SPOOL_DIR_OLD={B}/other\n",
     "interpolation is not done": "BASE={B}\nPOWERVIEW_SPOOL_DIR=${{BASE}}/spool\n",
-    "a space in the path": "POWERVIEW_SPOOL_DIR=\"{B}/my spool\"\n",
+    "a space in the path": 'POWERVIEW_SPOOL_DIR="{B}/my spool"\n',
     "a relative path": "POWERVIEW_SPOOL_DIR=spool\n",
-    "a multi-line value": "POWERVIEW_SPOOL_DIR=\"{B}/s12\n{B}/s13\"\n",
+    "a multi-line value": 'POWERVIEW_SPOOL_DIR="{B}/s12\n{B}/s13"\n',
 }
 
 
@@ -39,9 +40,20 @@ def hook_spool(project: Path) -> Path | None:
     """Run the real hook once; the folder where it recorded its event (None: it refused)."""
     base = project.parent
     before = set(base.rglob("*.event"))
-    result = subprocess.run(["env", "-i", "SFTPGO_ACTION=upload", f"SFTPGO_ACTION_PATH={base}/data/a/b/c/f.tsv",
-                             "SFTPGO_ACTION_STATUS=1", str(project / "on-upload.sh")],
-                            cwd=base, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            "env",
+            "-i",
+            "SFTPGO_ACTION=upload",
+            f"SFTPGO_ACTION_PATH={base}/data/a/b/c/f.tsv",
+            "SFTPGO_ACTION_STATUS=1",
+            str(project / "on-upload.sh"),
+        ],
+        cwd=base,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0
     events = set(base.rglob("*.event")) - before
     assert len(events) <= 1

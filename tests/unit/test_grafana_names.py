@@ -66,8 +66,10 @@ def test_flux_string_cannot_be_escaped():
 
 
 def test_acl_and_contains_helpers():
-    listed = [{"teamId": 3, "permission": 1, "inherited": False},
-              {"role": "Viewer", "permission": 1, "inherited": True, "teamId": 0, "userId": 0}]
+    listed = [
+        {"teamId": 3, "permission": 1, "inherited": False},
+        {"role": "Viewer", "permission": 1, "inherited": True, "teamId": 0, "userId": 0},
+    ]
     assert acl(listed) == [("team", "3", 1)]
     assert acl([{"role": "Viewer", "permission": 1}]) == [("role", "Viewer", 1)]
     assert contains({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": 2}})
@@ -76,9 +78,17 @@ def test_acl_and_contains_helpers():
 
 
 def render(bucket: str, uid: str = "powerview_x", title: str = "Overview x") -> dict:
-    return render_dashboard(TEMPLATES, "influxdb-adecwatts-datasource", {
-        "dashboard_uid": uid, "dashboard_title": title, "bucket": bucket, "datasource_uid": "ds_uid",
-        "datasource_type": "influxdb-adecwatts-datasource"})
+    return render_dashboard(
+        TEMPLATES,
+        "influxdb-adecwatts-datasource",
+        {
+            "dashboard_uid": uid,
+            "dashboard_title": title,
+            "bucket": bucket,
+            "datasource_uid": "ds_uid",
+            "datasource_type": "influxdb-adecwatts-datasource",
+        },
+    )
 
 
 @pytest.mark.parametrize("company", ["acme", "a.b-c_d", "x" * 128, "-lead"])
@@ -88,8 +98,12 @@ def test_dashboard_renders_valid_json_for_allowed_names(company):
     assert dash["uid"] == names["dashboard_uid"] and dash["title"] == f"Overview {company}"
     assert [v["name"] for v in dash["templating"]["list"]] == ["campaign", "device_master_sn", "channel_id"]
     titles = [p["title"] for p in dash["panels"]]
-    assert titles == ["Phase voltages", "Power per channel", "Energy per channel over the range",
-                      "Time of the last point"]
+    assert titles == [
+        "Phase voltages",
+        "Power per channel",
+        "Energy per channel over the range",
+        "Time of the last point",
+    ]
     for panel in dash["panels"]:
         query = panel["targets"][0]["query"]
         assert f'from(bucket: "{company}")' in query

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from stand_ins.config_api import ConfigApiStandIn
-from stand_ins.grafana import MAIN_ORG_ID, GrafanaStandIn
 
 from powerview.grafana import actions
 from powerview.grafana.client import GrafanaError
@@ -23,6 +21,9 @@ from powerview.grafana.company import ProvisioningError
 from powerview.grafana.config_api import ConfigApiError
 from powerview.grafana.render import TemplateError, flux_string, influxql_identifier, influxql_string
 from powerview.grafana.settings import GrafanaSettings, SettingsError, load
+
+from stand_ins.config_api import ConfigApiStandIn
+from stand_ins.grafana import MAIN_ORG_ID, GrafanaStandIn
 
 ADMIN = ("admin", "admin-password")
 PROJECT = Path(__file__).resolve().parents[2]

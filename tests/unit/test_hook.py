@@ -15,8 +15,11 @@ from powerview.spool import INGEST, PROVISION, SCAN, Spool
 def env(tmp_path):
     data = tmp_path / "data"
     (data / "acme" / "c1" / "SN1").mkdir(parents=True)
-    return {"POWERVIEW_DATA_DIR": str(data), "POWERVIEW_LOG_DIR": str(tmp_path / "logs"),
-            "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool")}
+    return {
+        "POWERVIEW_DATA_DIR": str(data),
+        "POWERVIEW_LOG_DIR": str(tmp_path / "logs"),
+        "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"),
+    }
 
 
 @pytest.fixture
@@ -48,8 +51,9 @@ def test_a_complete_upload_at_device_depth_is_queued(settings, data):
     assert decision.job.event["user"] == "acme"
 
 
-@pytest.mark.parametrize("status, text", [("2", "generic error"), ("3", "quota exceeded"),
-                                          ("0", "unknown status"), ("", "missing")])
+@pytest.mark.parametrize(
+    "status, text", [("2", "generic error"), ("3", "quota exceeded"), ("0", "unknown status"), ("", "missing")]
+)
 def test_failed_or_partial_uploads_are_ignored(settings, data, status, text):
     path = tsv(data, "acme/c1/SN1/f.tsv")
     decision = hook.decide(upload(path, status), settings)
@@ -57,15 +61,18 @@ def test_failed_or_partial_uploads_are_ignored(settings, data, status, text):
     assert text in decision.reason
 
 
-@pytest.mark.parametrize("relative, reason", [
-    ("acme/c1/SN1/f.csv", "not a .tsv"),
-    ("acme/c1/SN1/f.tsv.filepart", "not a .tsv"),
-    ("acme/c1/SN1/parsed/f.tsv", "already processed"),
-    ("acme/c1/SN1/error/f.tsv", "already processed"),
-    ("acme/c1/f.tsv", "depth"),
-    ("acme/c1/SN1/deeper/f.tsv", "depth"),
-    ("acme/c1/SN1/.f.tsv", "hidden"),
-])
+@pytest.mark.parametrize(
+    "relative, reason",
+    [
+        ("acme/c1/SN1/f.csv", "not a .tsv"),
+        ("acme/c1/SN1/f.tsv.filepart", "not a .tsv"),
+        ("acme/c1/SN1/parsed/f.tsv", "already processed"),
+        ("acme/c1/SN1/error/f.tsv", "already processed"),
+        ("acme/c1/f.tsv", "depth"),
+        ("acme/c1/SN1/deeper/f.tsv", "depth"),
+        ("acme/c1/SN1/.f.tsv", "hidden"),
+    ],
+)
 def test_other_files_are_ignored(settings, data, relative, reason):
     path = tsv(data, relative)
     decision = hook.decide(upload(path), settings)
@@ -106,10 +113,16 @@ def test_a_symlink_out_of_the_data_folder_is_refused(settings, data, tmp_path):
     assert decision.result == hook.REFUSED
 
 
-@pytest.mark.parametrize("company, campaign, device", [
-    ("acme", "c1", "SN $(touch pwned)"), ("acme", "c`id`", "SN1"), ("a'b", "c1", "SN1"),
-    ("_internal", "c1", "SN1"), ("acme", "c1", "S N"),
-])
+@pytest.mark.parametrize(
+    "company, campaign, device",
+    [
+        ("acme", "c1", "SN $(touch pwned)"),
+        ("acme", "c`id`", "SN1"),
+        ("a'b", "c1", "SN1"),
+        ("_internal", "c1", "SN1"),
+        ("acme", "c1", "S N"),
+    ],
+)
 def test_names_against_the_rules_are_refused(settings, data, company, campaign, device):
     path = tsv(data, f"{company}/{campaign}/{device}/f.tsv")
     decision = hook.decide(upload(path), settings)
@@ -139,15 +152,19 @@ def test_upload_without_path_or_no_action_is_a_scan(settings, event):
 
 
 def test_post_disconnect_variables_are_read():
-    event = hook.read_event({"SFTPGO_CONNECTION_USERNAME": "acme", "SFTPGO_CONNECTION_PROTOCOL": "SSH",
-                             "SFTPGO_CONNECTION_IP": "10.0.0.1"})
+    event = hook.read_event(
+        {"SFTPGO_CONNECTION_USERNAME": "acme", "SFTPGO_CONNECTION_PROTOCOL": "SSH", "SFTPGO_CONNECTION_IP": "10.0.0.1"}
+    )
     assert event == {"user": "acme", "protocol": "SSH", "ip": "10.0.0.1"}
 
 
-@pytest.mark.parametrize("relative, expected", [
-    ("acme", {"company": "acme", "campaign": None}),
-    ("acme/c1", {"company": "acme", "campaign": "c1"}),
-])
+@pytest.mark.parametrize(
+    "relative, expected",
+    [
+        ("acme", {"company": "acme", "campaign": None}),
+        ("acme/c1", {"company": "acme", "campaign": "c1"}),
+    ],
+)
 def test_mkdir_of_a_company_or_campaign_queues_provisioning(settings, data, relative, expected):
     (data / relative).mkdir(parents=True, exist_ok=True)
     decision = hook.decide({"action": "mkdir", "path": str(data / relative)}, settings)
@@ -185,8 +202,12 @@ def test_other_actions_are_ignored(settings, data, action):
 
 def test_handle_stores_the_job_with_the_event_id_and_logs_one_line(settings, data):
     path = tsv(data, "acme/c1/SN1/f.tsv")
-    environ = {"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": str(path), "SFTPGO_ACTION_STATUS": "1",
-               "SFTPGO_ACTION_USERNAME": "acme"}
+    environ = {
+        "SFTPGO_ACTION": "upload",
+        "SFTPGO_ACTION_PATH": str(path),
+        "SFTPGO_ACTION_STATUS": "1",
+        "SFTPGO_ACTION_USERNAME": "acme",
+    }
     spool = Spool(settings.spool_dir).ensure()
     decision = hook.handle(environ, settings, spool, "20260101T000000.000000Z-abcd")
     [job] = spool.pending()
@@ -198,10 +219,19 @@ def test_handle_stores_the_job_with_the_event_id_and_logs_one_line(settings, dat
 def test_recorded_events_become_jobs_and_log_lines_then_go(settings, data):
     spool = Spool(settings.spool_dir).ensure()
     good = tsv(data, "acme/c1/SN1/f.tsv")
-    ids = [spool.record_event({"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": str(good),
-                               "SFTPGO_ACTION_STATUS": "1", "HOME": "/root", "SFTPGO_DATA_PROVIDER__PASSWORD": "x"}),
-           spool.record_event({"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": str(good), "SFTPGO_ACTION_STATUS": "2"}),
-           spool.record_event({"SFTPGO_ACTION": "mkdir", "SFTPGO_ACTION_PATH": f"{data}/../x"})]
+    ids = [
+        spool.record_event(
+            {
+                "SFTPGO_ACTION": "upload",
+                "SFTPGO_ACTION_PATH": str(good),
+                "SFTPGO_ACTION_STATUS": "1",
+                "HOME": "/root",
+                "SFTPGO_DATA_PROVIDER__PASSWORD": "x",
+            }
+        ),
+        spool.record_event({"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": str(good), "SFTPGO_ACTION_STATUS": "2"}),
+        spool.record_event({"SFTPGO_ACTION": "mkdir", "SFTPGO_ACTION_PATH": f"{data}/../x"}),
+    ]
     assert [p.name for p in spool.events()] == [f"{i}.event" for i in ids]
     assert b"PASSWORD" not in spool.events()[0].read_bytes() and b"HOME" not in spool.events()[0].read_bytes()
     assert hook.process_events(spool, settings) == 3
@@ -219,7 +249,9 @@ def test_an_event_file_as_the_shell_writes_it(tmp_path):
 
 def test_an_event_that_cannot_be_checked_is_set_aside(settings, data, monkeypatch):
     spool = Spool(settings.spool_dir).ensure()
-    event_id = spool.record_event({"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": "/x.tsv", "SFTPGO_ACTION_STATUS": "1"})
+    event_id = spool.record_event(
+        {"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": "/x.tsv", "SFTPGO_ACTION_STATUS": "1"}
+    )
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
@@ -231,8 +263,11 @@ def test_an_event_that_cannot_be_checked_is_set_aside(settings, data, monkeypatc
 
 
 def test_main_records_the_event_and_starts_the_worker(settings, monkeypatch):
-    for name, value in (("POWERVIEW_DATA_DIR", settings.data_dir), ("POWERVIEW_LOG_DIR", settings.log_dir),
-                        ("POWERVIEW_SPOOL_DIR", settings.spool_dir)):
+    for name, value in (
+        ("POWERVIEW_DATA_DIR", settings.data_dir),
+        ("POWERVIEW_LOG_DIR", settings.log_dir),
+        ("POWERVIEW_SPOOL_DIR", settings.spool_dir),
+    ):
         monkeypatch.setenv(name, str(value))
     kicks = []
     monkeypatch.setattr(workerlock, "kick", lambda *args: kicks.append(args))

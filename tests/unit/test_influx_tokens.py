@@ -15,6 +15,7 @@ import requests
 from click.testing import CliRunner
 
 from powerview.tokens_cli import main
+
 from stand_ins.influxdb2 import InfluxDB2StandIn
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -35,9 +36,14 @@ def env_file(tmp_path):
 
 
 def settings_env(influx, **overrides):
-    env = {"INFLUXDB_HOST": influx.url if influx else "", "INFLUXDB_ORG": "powerview",
-           "INFLUXDB_ADMIN_TOKEN": "admin-token", "TSV_INFLUX_RETRY_MAX_SECONDS": "1",
-           "TSV_LOG_LEVEL": "INFO", "INFLUXDB_URL": ""}
+    env = {
+        "INFLUXDB_HOST": influx.url if influx else "",
+        "INFLUXDB_ORG": "powerview",
+        "INFLUXDB_ADMIN_TOKEN": "admin-token",
+        "TSV_INFLUX_RETRY_MAX_SECONDS": "1",
+        "TSV_LOG_LEVEL": "INFO",
+        "INFLUXDB_URL": "",
+    }
     env.update(overrides)
     return env
 
@@ -91,7 +97,7 @@ def test_write_is_a_separate_token_and_never_widens_the_read_only_one(influx, en
     assert both.exit_code == 0
     assert both.stdout.strip() != read
     by_token = {a["token"]: a for a in ours(influx)}
-    assert perms(by_token[read]) == on_all(influx, "read")              # untouched
+    assert perms(by_token[read]) == on_all(influx, "read")  # untouched
     assert perms(by_token[both.stdout.strip()]) == on_all(influx, "read", "write")
     assert "other permissions: left as it is" in both.stderr
     # asking for read only again gives the read-only token back, not the wider one
@@ -101,11 +107,16 @@ def test_write_is_a_separate_token_and_never_widens_the_read_only_one(influx, en
 def test_a_token_with_other_permissions_is_not_reused(influx, env_file):
     # someone widened ours by hand: read on every bucket
     admin = influx.authorizations[0]
-    requests.post(f"{influx.url}/api/v2/authorizations", timeout=10,
-                  headers={"Authorization": f"Token {influx.admin_token}"},
-                  json={"orgID": influx.org_id, "description": DESCRIPTION,
-                        "permissions": [{"action": "read", "resource": {"type": "buckets", "orgID": influx.org_id}}]}
-                  ).raise_for_status()
+    requests.post(
+        f"{influx.url}/api/v2/authorizations",
+        timeout=10,
+        headers={"Authorization": f"Token {influx.admin_token}"},
+        json={
+            "orgID": influx.org_id,
+            "description": DESCRIPTION,
+            "permissions": [{"action": "read", "resource": {"type": "buckets", "orgID": influx.org_id}}],
+        },
+    ).raise_for_status()
     wide = ours(influx)[0]["token"]
     token = cli(influx, env_file, "--bucket", "acme").stdout.strip()
     assert token != wide and token != admin["token"]
@@ -119,7 +130,7 @@ def test_redacted_listing_means_rotation(env_file):
         [old] = ours(influx)
         second = cli(influx, env_file, "--bucket", "acme", "--json")
         assert second.exit_code == 0, second.stderr
-        [new] = ours(influx)                                  # the old one is gone
+        [new] = ours(influx)  # the old one is gone
         assert new["id"] != old["id"]
         out = json.loads(second.stdout)
         assert out["token"] == new["token"] and out["rotated"] is True and out["deleted"] == [old["id"]]
@@ -147,7 +158,7 @@ def test_revoke_deletes_ours_only(influx, env_file):
     assert ours(influx) == []
     assert len(ours(influx, "powerview_token_for_bucket_other")) == 1
     assert any(a["token"] == influx.admin_token for a in influx.authorizations)
-    assert "acme" in influx.buckets                              # the data stays
+    assert "acme" in influx.buckets  # the data stays
 
 
 def test_list_shows_ids_never_values(influx, env_file):
@@ -208,10 +219,13 @@ def test_exclusive_options_and_help(influx, env_file):
 
 
 def test_entry_point_separates_stdout_and_stderr(influx, env_file):
-    proc = subprocess.run([sys.executable, str(PROJECT / "manage_influx_tokens.py"), "--bucket", "acme",
-                           "--env-file", str(env_file)],
-                          env={"PATH": "/usr/bin:/bin", **settings_env(influx)}, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT / "manage_influx_tokens.py"), "--bucket", "acme", "--env-file", str(env_file)],
+        env={"PATH": "/usr/bin:/bin", **settings_env(influx)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ours(influx)[0]["token"]
     assert "manage_influx_tokens:" in proc.stderr and proc.stdout.strip() not in proc.stderr
@@ -219,13 +233,27 @@ def test_entry_point_separates_stdout_and_stderr(influx, env_file):
 
 def _token_on_company_bucket_alone(influx) -> dict:
     """A token as the deployed tool made it: read on the company bucket only."""
-    requests.post(f"{influx.url}/api/v2/buckets", timeout=10, headers={"Authorization": f"Token {influx.admin_token}"},
-                  json={"orgID": influx.org_id, "name": "acme", "retentionRules": []}).raise_for_status()
-    answer = requests.post(f"{influx.url}/api/v2/authorizations", timeout=10,
-                           headers={"Authorization": f"Token {influx.admin_token}"},
-                           json={"orgID": influx.org_id, "description": DESCRIPTION, "permissions": [
-                               {"action": "read", "resource": {"type": "buckets", "orgID": influx.org_id,
-                                                               "id": influx.buckets["acme"]["id"]}}]})
+    requests.post(
+        f"{influx.url}/api/v2/buckets",
+        timeout=10,
+        headers={"Authorization": f"Token {influx.admin_token}"},
+        json={"orgID": influx.org_id, "name": "acme", "retentionRules": []},
+    ).raise_for_status()
+    answer = requests.post(
+        f"{influx.url}/api/v2/authorizations",
+        timeout=10,
+        headers={"Authorization": f"Token {influx.admin_token}"},
+        json={
+            "orgID": influx.org_id,
+            "description": DESCRIPTION,
+            "permissions": [
+                {
+                    "action": "read",
+                    "resource": {"type": "buckets", "orgID": influx.org_id, "id": influx.buckets["acme"]["id"]},
+                }
+            ],
+        },
+    )
     answer.raise_for_status()
     return answer.json()
 
@@ -233,22 +261,25 @@ def _token_on_company_bucket_alone(influx) -> dict:
 def test_a_token_without_the_derived_buckets_is_rotated_never_widened(influx, env_file):
     old = _token_on_company_bucket_alone(influx)
     planned = cli(influx, env_file, "--bucket", "acme", "--dry-run", "--json")
-    assert json.loads(planned.stdout)["action"] == "create"          # the derived buckets do not exist yet
+    assert json.loads(planned.stdout)["action"] == "create"  # the derived buckets do not exist yet
     result = cli(influx, env_file, "--bucket", "acme", "--json")
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["rotated"] is True and out["deleted"] == [old["id"]]
     [new] = ours(influx)
     assert new["id"] != old["id"] and perms(new) == on_all(influx, "read")
-    assert cli(influx, env_file, "--bucket", "acme").stdout.strip() == new["token"]   # then reused
+    assert cli(influx, env_file, "--bucket", "acme").stdout.strip() == new["token"]  # then reused
 
 
 def test_dry_run_says_rotate_for_an_outdated_token(influx, env_file):
     _token_on_company_bucket_alone(influx)
     for name in COVERED[1:]:
-        requests.post(f"{influx.url}/api/v2/buckets", timeout=10,
-                      headers={"Authorization": f"Token {influx.admin_token}"},
-                      json={"orgID": influx.org_id, "name": name, "retentionRules": []}).raise_for_status()
+        requests.post(
+            f"{influx.url}/api/v2/buckets",
+            timeout=10,
+            headers={"Authorization": f"Token {influx.admin_token}"},
+            json={"orgID": influx.org_id, "name": name, "retentionRules": []},
+        ).raise_for_status()
     planned = json.loads(cli(influx, env_file, "--bucket", "acme", "--dry-run", "--json").stdout)
     assert planned["action"] == "rotate" and planned["changed"] is True
     assert len(ours(influx)) == 1

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from powerview import layout
+
 from samples import place
 
 
@@ -17,8 +18,9 @@ def test_allowed_names(name):
     assert layout.name_problem("campaign", name) is None
 
 
-@pytest.mark.parametrize("name", [".hidden", "a b", "a/b", "", "x" * 129, "é", "$(touch x)", "a`b`", "a'b", "..",
-                                  "parsed", "error"])
+@pytest.mark.parametrize(
+    "name", [".hidden", "a b", "a/b", "", "x" * 129, "é", "$(touch x)", "a`b`", "a'b", "..", "parsed", "error"]
+)
 def test_refused_names(name):
     assert layout.name_problem("device", name)
 
@@ -74,10 +76,15 @@ def test_a_claimed_file_cannot_be_claimed_by_another_process(data_root):
     path = place(data_root, "acme", "camp", "dev", "a.tsv", "x")
     with layout.Claim(path) as claim:
         assert claim.acquire()
-        other = subprocess.run([sys.executable, "-c",
-                                "import sys; from powerview.layout import Claim; "
-                                "sys.exit(0 if Claim(sys.argv[1]).acquire() else 3)", str(path)],
-                               env={**os.environ, "PYTHONPATH": os.getcwd()})
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from powerview.layout import Claim; sys.exit(0 if Claim(sys.argv[1]).acquire() else 3)",
+                str(path),
+            ],
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
         assert other.returncode == 3
     assert layout.Claim(path).acquire()
 

@@ -25,10 +25,15 @@ def test_prefix_sorts_tags_and_leaves_out_empty_values():
 
 
 def test_meta_line_types_fields():
-    line = lp.line("tsv_parser_file", {"file_name": "T302 a,b.tsv"},
-                   {"nb_rows": 3, "duration_s": 0.5, "ok": True, "note": 'say "hi"'}, 1700000000)
-    assert line == ('tsv_parser_file,file_name=T302\\ a\\,b.tsv nb_rows=3i,duration_s=0.5,ok=true,'
-                    'note="say \\"hi\\"" 1700000000\n')
+    line = lp.line(
+        "tsv_parser_file",
+        {"file_name": "T302 a,b.tsv"},
+        {"nb_rows": 3, "duration_s": 0.5, "ok": True, "note": 'say "hi"'},
+        1700000000,
+    )
+    assert line == (
+        'tsv_parser_file,file_name=T302\\ a\\,b.tsv nb_rows=3i,duration_s=0.5,ok=true,note="say \\"hi\\"" 1700000000\n'
+    )
 
 
 def test_batches_cut_on_row_boundaries_and_skip_missing_values():

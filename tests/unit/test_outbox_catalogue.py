@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from powerview.outcome import FileOutcome, Status
 from powerview import catalogue
 from powerview.outbox import Outbox, Refused
+from powerview.outcome import FileOutcome, Status
 from powerview.settings import ConfigError
 
 
@@ -54,8 +54,14 @@ def test_refused_and_unreadable_messages_are_set_aside_not_blocking(tmp_path):
     delivered, failure = box.deliver(send)
     assert failure is None and len(delivered) == 1 and box.waiting() == []
     rejected = sorted(p.name for p in (tmp_path / "box" / "rejected").iterdir())
-    assert rejected == sorted(["00000000000000000001-0000001-000000.json", "00000000000000000001-0000001-000000.json.reason",
-                               first.name, first.name + ".reason"])
+    assert rejected == sorted(
+        [
+            "00000000000000000001-0000001-000000.json",
+            "00000000000000000001-0000001-000000.json.reason",
+            first.name,
+            first.name + ".reason",
+        ]
+    )
     assert box.was_rejected(first)
     assert "HTTP 422: bad name" in (tmp_path / "box" / "rejected" / (first.name + ".reason")).read_text()
 
@@ -83,13 +89,29 @@ def test_bodies_follow_the_deployed_shape():
     channels = {
         "M02001283_U1": {"unit": "V", "label": "U1", "name": "Ph 1", "device_sn": "02001283"},
         "M02001283_Ch4": {"unit": "W", "label": "Ch4\nbad", "name": "Voie1"},
-        "M02001283_Ch9": {"unit": "", "label": "Ch9"},   # no unit: left out, as deployed
+        "M02001283_Ch9": {"unit": "", "label": "Ch9"},  # no unit: left out, as deployed
     }
-    assert catalogue.bodies_for("camp1", "02001283", channels) == [{"campaign": "camp1", "channels": [
-        {"fieldId": "M02001283_U1_V", "channelId": "M02001283_U1", "channelUnit": "V", "channelLabel": "U1",
-         "deviceMasterSn": "02001283"},
-        {"fieldId": "M02001283_Ch4_W", "channelId": "M02001283_Ch4", "channelUnit": "W", "channelLabel": "Ch4 bad",
-         "deviceMasterSn": "02001283"}]}]
+    assert catalogue.bodies_for("camp1", "02001283", channels) == [
+        {
+            "campaign": "camp1",
+            "channels": [
+                {
+                    "fieldId": "M02001283_U1_V",
+                    "channelId": "M02001283_U1",
+                    "channelUnit": "V",
+                    "channelLabel": "U1",
+                    "deviceMasterSn": "02001283",
+                },
+                {
+                    "fieldId": "M02001283_Ch4_W",
+                    "channelId": "M02001283_Ch4",
+                    "channelUnit": "W",
+                    "channelLabel": "Ch4 bad",
+                    "deviceMasterSn": "02001283",
+                },
+            ],
+        }
+    ]
     many = {f"C{i}": {"unit": "W", "label": "x" * 300} for i in range(4001)}
     bodies = catalogue.bodies_for("c", None, many)
     assert [len(b["channels"]) for b in bodies] == [2000, 2000, 1]
@@ -99,8 +121,9 @@ def test_bodies_follow_the_deployed_shape():
 
 def test_settings(tmp_path):
     missing_file = tmp_path / "none.env"
-    s = catalogue.CatalogueSettings.load(missing_file, {"CONFIG_API_URL": "http://h:8000/", "CONFIG_API_TOKEN": "tk",
-                                                       "POWERVIEW_SPOOL_DIR": "/sp"})
+    s = catalogue.CatalogueSettings.load(
+        missing_file, {"CONFIG_API_URL": "http://h:8000/", "CONFIG_API_TOKEN": "tk", "POWERVIEW_SPOOL_DIR": "/sp"}
+    )
     assert (s.url, s.token, s.timeout_s, str(s.outbox_dir)) == ("http://h:8000", "tk", 10.0, "/sp/outbox/catalogue")
     assert "tk" not in repr(s)
     assert catalogue.CatalogueSettings.load(missing_file, {}).url is None
@@ -111,8 +134,15 @@ def test_settings(tmp_path):
 
 
 def _entry(status="success"):
-    return FileOutcome(file="/x.tsv", bucket="acme", campaign="c1", device_folder_sn="1", status=Status(status),
-                       device_master_sn="1", channels={"M1_U1": {"unit": "V", "label": "U1"}})
+    return FileOutcome(
+        file="/x.tsv",
+        bucket="acme",
+        campaign="c1",
+        device_folder_sn="1",
+        status=Status(status),
+        device_master_sn="1",
+        channels={"M1_U1": {"unit": "V", "label": "U1"}},
+    )
 
 
 def test_publish_is_off_without_url_in_dry_run_and_for_other_outcomes(tmp_path):
@@ -124,13 +154,16 @@ def test_publish_is_off_without_url_in_dry_run_and_for_other_outcomes(tmp_path):
     assert [e.catalogue for e in entries] == ["off", "off"]
     assert not (tmp_path / "spool").exists()
     catalogue.publish_entries(entries, tmp_path / "none.env", environ={**env, "CONFIG_API_TIMEOUT": "nope"})
-    assert [e.catalogue for e in entries] == ["off", "off"]   # a bad setting never fails the run
+    assert [e.catalogue for e in entries] == ["off", "off"]  # a bad setting never fails the run
 
 
 def test_publish_queues_when_the_api_is_down(tmp_path):
     entries = [_entry(), _entry("error"), _entry()]
-    env = {"CONFIG_API_URL": "http://127.0.0.1:9", "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"),
-           "CONFIG_API_TIMEOUT": "2"}
+    env = {
+        "CONFIG_API_URL": "http://127.0.0.1:9",
+        "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"),
+        "CONFIG_API_TIMEOUT": "2",
+    }
     catalogue.publish_entries(entries, tmp_path / "none.env", environ=env)
     assert [e.catalogue for e in entries] == ["queued", "off", "queued"]
     waiting = Outbox(tmp_path / "spool" / "outbox" / "catalogue").waiting()
@@ -142,10 +175,21 @@ def test_series_keys_and_bucket_rules():
     from powerview.catalogue_rebuild import skip_reason, split_series_key
 
     assert split_series_key(r"electrical,campaign=c.1,channel_name=Voie\,\ 2\=a,channel_unit=W") == (
-        "electrical", {"campaign": "c.1", "channel_name": "Voie, 2=a", "channel_unit": "W"})
+        "electrical",
+        {"campaign": "c.1", "channel_name": "Voie, 2=a", "channel_unit": "W"},
+    )
     assert split_series_key(r"electrical,x=a\\b") == ("electrical", {"x": "a\\b"})
-    assert [skip_reason(b, "powerview_meta") for b in ("_monitoring", "_tasks", "powerview_meta", "acme_1h",
-                                                       "acme_1d", "acme_1w", "acme", "acme_1hx")] == [
-        "system bucket", "system bucket", "meta bucket", "derived bucket", "derived bucket", "derived bucket",
-        None, None]
+    assert [
+        skip_reason(b, "powerview_meta")
+        for b in ("_monitoring", "_tasks", "powerview_meta", "acme_1h", "acme_1d", "acme_1w", "acme", "acme_1hx")
+    ] == [
+        "system bucket",
+        "system bucket",
+        "meta bucket",
+        "derived bucket",
+        "derived bucket",
+        "derived bucket",
+        None,
+        None,
+    ]
     assert "not allowed" in skip_reason("bad name", "powerview_meta")

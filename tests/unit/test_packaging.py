@@ -11,13 +11,35 @@ import zipfile
 
 from samples import PROJECT_DIR
 
-COMMANDS = {"powerview-parse", "powerview-worker", "powerview-tokens", "powerview-catalogue",
-            "powerview-grafana-tenancy", "powerview-acceptance", "powerview-config-api"}
+COMMANDS = {
+    "powerview-parse",
+    "powerview-worker",
+    "powerview-tokens",
+    "powerview-catalogue",
+    "powerview-grafana-tenancy",
+    "powerview-acceptance",
+    "powerview-config-api",
+}
 
 
 def test_the_wheel_declares_every_command_and_each_one_imports(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path), str(PROJECT_DIR)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(PROJECT_DIR),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     [wheel] = tmp_path.glob("powerview-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
@@ -34,8 +56,12 @@ def test_the_wheel_declares_every_command_and_each_one_imports(tmp_path):
 
 def test_no_sys_path_or_pythonpath_tricks_in_product_code():
     offenders = []
-    for path in [*PROJECT_DIR.glob("*.py"), *PROJECT_DIR.glob("powerview*/**/*.py"),
-                 *PROJECT_DIR.glob("grafana-automation/**/*.py"), PROJECT_DIR / "on-upload.sh"]:
+    for path in [
+        *PROJECT_DIR.glob("*.py"),
+        *PROJECT_DIR.glob("powerview*/**/*.py"),
+        *PROJECT_DIR.glob("grafana-automation/**/*.py"),
+        PROJECT_DIR / "on-upload.sh",
+    ]:
         text = path.read_text()
         if "sys.path" in text or "PYTHONPATH" in text:
             offenders.append(str(path.relative_to(PROJECT_DIR)))

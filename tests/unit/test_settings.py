@@ -19,16 +19,23 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_parser_defaults_without_any_file(tmp_path):
     s = load_parser(tmp_path / "absent.env", environ={})
-    assert (s.meta_bucket, s.log_level, s.v002_timezone, s.min_valid_date) == ("powerview_meta", "INFO", "UTC",
-                                                                               date(2021, 1, 1))
+    assert (s.meta_bucket, s.log_level, s.v002_timezone, s.min_valid_date) == (
+        "powerview_meta",
+        "INFO",
+        "UTC",
+        date(2021, 1, 1),
+    )
     assert (s.batch_lines, s.influx.gzip, s.influx.create_buckets) == (5000, False, True)
     assert s.data_folder is None and s.report_dir is None
 
 
 def test_worker_defaults_without_any_file(tmp_path):
     w = load_worker(tmp_path / "absent.env", environ={})
-    assert (w.data_dir, w.spool_dir, w.log_dir) == (Path("/srv/sftpgo/data"), Path("/srv/sftpgo/spool"),
-                                                   Path("/srv/sftpgo/logs"))
+    assert (w.data_dir, w.spool_dir, w.log_dir) == (
+        Path("/srv/sftpgo/data"),
+        Path("/srv/sftpgo/spool"),
+        Path("/srv/sftpgo/logs"),
+    )
     assert w.max_attempts == 20 and isinstance(w.max_attempts, int)
 
 
@@ -63,8 +70,12 @@ def test_a_bad_worker_setting_never_stops_the_parser_and_the_reverse(tmp_path):
         load_parser(env_file, environ={})
     assert load_parser(write(tmp_path, "POWERVIEW_SETTLE_SECONDS=soon\n"), environ={}).batch_lines == 5000
     assert load_worker(write(tmp_path, "TSV_BATCH_SIZE=many\n"), environ={}).settle_seconds == 10.0
-    assert load_grafana(write(tmp_path, "TSV_BATCH_SIZE=many\nPOWERVIEW_SETTLE_SECONDS=soon\nGRAFANA_API_TOKEN=t\n"),
-                        environ={}).url == "http://localhost:8088"
+    assert (
+        load_grafana(
+            write(tmp_path, "TSV_BATCH_SIZE=many\nPOWERVIEW_SETTLE_SECONDS=soon\nGRAFANA_API_TOKEN=t\n"), environ={}
+        ).url
+        == "http://localhost:8088"
+    )
 
 
 @pytest.mark.parametrize("value", ["2.7", "2e1", "-1", "0", " 3x"])
@@ -84,14 +95,20 @@ def test_no_interpolation_in_env_files(tmp_path):
     assert s.meta_bucket == "${BASE}_meta"
 
 
-@pytest.mark.parametrize("line,name", [("TSV_BATCH_SIZE=abc", "TSV_BATCH_SIZE"), ("TSV_BATCH_SIZE=0", "TSV_BATCH_SIZE"),
-                                       ("TSV_BATCH_SIZE=10.5", "TSV_BATCH_SIZE"),
-                                       ("TSV_INFLUX_GZIP=maybe", "TSV_INFLUX_GZIP"),
-                                       ("TSV_MIN_VALID_DATE=01/01/2021", "TSV_MIN_VALID_DATE"),
-                                       ("TSV_LOG_LEVEL=LOUD", "TSV_LOG_LEVEL"),
-                                       ("TSV_V002_TIMEZONE=Europe", "TSV_V002_TIMEZONE"),
-                                       ("TSV_INFLUX_TIMEOUT=inf", "TSV_INFLUX_TIMEOUT"),
-                                       ("INFLUXDB_HOST=localhost:8086", "INFLUXDB_HOST")])
+@pytest.mark.parametrize(
+    "line,name",
+    [
+        ("TSV_BATCH_SIZE=abc", "TSV_BATCH_SIZE"),
+        ("TSV_BATCH_SIZE=0", "TSV_BATCH_SIZE"),
+        ("TSV_BATCH_SIZE=10.5", "TSV_BATCH_SIZE"),
+        ("TSV_INFLUX_GZIP=maybe", "TSV_INFLUX_GZIP"),
+        ("TSV_MIN_VALID_DATE=01/01/2021", "TSV_MIN_VALID_DATE"),
+        ("TSV_LOG_LEVEL=LOUD", "TSV_LOG_LEVEL"),
+        ("TSV_V002_TIMEZONE=Europe", "TSV_V002_TIMEZONE"),
+        ("TSV_INFLUX_TIMEOUT=inf", "TSV_INFLUX_TIMEOUT"),
+        ("INFLUXDB_HOST=localhost:8086", "INFLUXDB_HOST"),
+    ],
+)
 def test_malformed_values_are_named(tmp_path, line, name):
     with pytest.raises(ConfigError, match=name):
         load_parser(write(tmp_path, line + "\n"), environ={})

@@ -144,9 +144,9 @@ def test_a_changed_job_file_is_read_again_and_changes_to_a_listed_job_stay_in_me
     job = Job.new(INGEST, path="/a.tsv")
     spool.add(job)
     [listed] = spool.pending()
-    listed.attempts = 7                       # changed in memory only
+    listed.attempts = 7  # changed in memory only
     assert spool.pending()[0].attempts == 0
-    other = Spool(spool.root)                 # another process updates the file
+    other = Spool(spool.root)  # another process updates the file
     changed = other.pending()[0]
     changed.attempts = 2
     other.update(changed)

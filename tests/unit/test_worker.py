@@ -77,10 +77,15 @@ class Env:
         self.playbook = tmp_path / "ga" / "playbooks" / "p.yml"
         self.playbook.parent.mkdir(parents=True, exist_ok=True)
         self.playbook.write_text("- hosts: localhost\n")
-        values = {"POWERVIEW_DATA_DIR": str(self.data), "POWERVIEW_LOG_DIR": str(tmp_path / "logs"),
-                  "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"), "POWERVIEW_SETTLE_SECONDS": "0.5",
-                  "POWERVIEW_RETRY_BASE_SECONDS": "60", "POWERVIEW_MAX_ATTEMPTS": "3",
-                  "POWERVIEW_GRAFANA_PLAYBOOK": str(self.playbook)}
+        values = {
+            "POWERVIEW_DATA_DIR": str(self.data),
+            "POWERVIEW_LOG_DIR": str(tmp_path / "logs"),
+            "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"),
+            "POWERVIEW_SETTLE_SECONDS": "0.5",
+            "POWERVIEW_RETRY_BASE_SECONDS": "60",
+            "POWERVIEW_MAX_ATTEMPTS": "3",
+            "POWERVIEW_GRAFANA_PLAYBOOK": str(self.playbook),
+        }
         values.update(overrides)
         self.settings = load(tmp_path / "none.env", environ=values)
         self.spool = Spool(self.settings.spool_dir).ensure()
@@ -89,11 +94,18 @@ class Env:
         ansible = tmp_path / "fake_ansible.py"
         ansible.write_text(FAKE_ANSIBLE)
         ansible_cmd = tmp_path / "ansible-playbook"
-        ansible_cmd.write_text(f"#!/bin/sh\nexec {sys.executable} {ansible} \"$@\"\n")
+        ansible_cmd.write_text(f'#!/bin/sh\nexec {sys.executable} {ansible} "$@"\n')
         ansible_cmd.chmod(0o755)
         self.env = {"FAKE_CALLS": str(self.calls), "FAKE_MODE": "ok", "PATH": os.environ["PATH"]}
-        self.tools = Tools(python=sys.executable, parser=parser, ansible_playbook=str(ansible_cmd),
-                           env=self.env, env_file=None, output=None, timeout_s=20)
+        self.tools = Tools(
+            python=sys.executable,
+            parser=parser,
+            ansible_playbook=str(ansible_cmd),
+            env=self.env,
+            env_file=None,
+            output=None,
+            timeout_s=20,
+        )
         self.runner = JobRunner(self.settings, self.spool, self.tools)
 
     def file(self, relative, text="x", age=0.0):
@@ -182,7 +194,7 @@ def test_influxdb_down_keeps_the_job_with_a_backoff_and_holds_back_other_jobs(en
     before = time.time()
     env.runner.run_due()
     parser_calls = [c for c in env.call_log() if isinstance(c, list)]
-    assert len(parser_calls) == 1             # the scan did not run the parser again
+    assert len(parser_calls) == 1  # the scan did not run the parser again
     assert a.exists()
     pending = {j.id: j for j in env.spool.pending()}
     assert set(pending) == {job.id, scan.id}  # provisioning does not need InfluxDB: it ran
@@ -201,7 +213,7 @@ def test_once_influxdb_answers_the_waiting_jobs_run_at_once(env):
     assert env.spool.due() == []
     env.env["FAKE_MODE"] = "ok"
     b = env.file("acme/c1/SN1/b.tsv")
-    env.queue(INGEST, path=str(b))            # a new upload: its run proves InfluxDB is back
+    env.queue(INGEST, path=str(b))  # a new upload: its run proves InfluxDB is back
     env.runner.run_due()
     assert env.spool.pending() == []
     assert (a.parent / "parsed" / "a.tsv").exists() and (b.parent / "parsed" / "b.tsv").exists()
@@ -224,7 +236,7 @@ def test_other_failures_are_retried_then_given_up(tmp_path):
     a = env.file("acme/c1/SN1/a.tsv")
     job = env.queue(INGEST, path=str(a))
     env.env["FAKE_MODE"] = "crash"
-    env.runner.run_due()                      # backoff 0: all three attempts in this run
+    env.runner.run_due()  # backoff 0: all three attempts in this run
     assert len(env.call_log()) == 3
     assert env.spool.pending() == []
     [failed] = env.spool.failed()
@@ -270,12 +282,14 @@ def test_provisioning_passes_the_names_as_a_json_file(env):
     (env.playbook.parent.parent / "ansible.cfg").write_text("[defaults]\n")
     env.runner.run_due()
     calls = env.call_log()
-    assert [c["extra_vars"] for c in calls] == [{"company_name": "acme"},
-                                                 {"company_name": "acme", "campaign_name": "camp-1"}]
+    assert [c["extra_vars"] for c in calls] == [
+        {"company_name": "acme"},
+        {"company_name": "acme", "campaign_name": "camp-1"},
+    ]
     assert calls[0]["argv"][0] == str(env.playbook) and calls[0]["argv"][1] == "-e"
-    assert calls[0]["cwd"] == str(env.playbook.parent.parent)   # where ansible.cfg is
+    assert calls[0]["cwd"] == str(env.playbook.parent.parent)  # where ansible.cfg is
     assert env.spool.pending() == []
-    assert list(env.spool.tmp_dir.iterdir()) == []              # the extra-vars file is removed
+    assert list(env.spool.tmp_dir.iterdir()) == []  # the extra-vars file is removed
 
 
 def test_a_failed_playbook_is_retried(env):
@@ -304,8 +318,18 @@ def test_a_file_replaced_before_the_parser_opened_it_ends_as_replaced(env):
     os.unlink(a)
     env.file("acme/c1/SN1/a.tsv", "a new upload with the same name")
     from powerview.jobrunner import ParserRun, Run
-    parsed = ParserRun(Run(0, 0.1), {str(a): {"file": str(a), "file_id": "0:1", "status": "success",
-                                              "destination": str(a.parent / "parsed" / "a.tsv")}})
+
+    parsed = ParserRun(
+        Run(0, 0.1),
+        {
+            str(a): {
+                "file": str(a),
+                "file_id": "0:1",
+                "status": "success",
+                "destination": str(a.parent / "parsed" / "a.tsv"),
+            }
+        },
+    )
     env.runner._file_outcome(job, a, st, parsed)
     assert env.spool.pending() == []
     assert any("result=replaced" in line for line in env.uploads_log())
@@ -317,7 +341,9 @@ def test_a_crash_without_report_is_retried_with_the_exit_code_named(env):
     env.env["FAKE_MODE"] = "crash"
     env.runner.run_due()
     [pending] = env.spool.pending()
-    assert pending.last_result == "error" and "exit 3" in pending.last_error and "without a report" in pending.last_error
+    assert (
+        pending.last_result == "error" and "exit 3" in pending.last_error and "without a report" in pending.last_error
+    )
 
 
 def test_serve_does_nothing_while_another_worker_holds_the_lock(env):
@@ -334,7 +360,7 @@ def test_serve_does_nothing_while_another_worker_holds_the_lock(env):
 
 
 def test_the_worker_stays_for_a_job_due_soon_but_not_for_a_late_one(env):
-    assert worker.wait_for_due(env.spool, 5) is False          # nothing pending: leave at once
+    assert worker.wait_for_due(env.spool, 5) is False  # nothing pending: leave at once
     soon = Job.new(SCAN)
     soon.next_try = time.time() + 0.3
     env.spool.add(soon)
@@ -350,8 +376,14 @@ def test_the_worker_stays_for_a_job_due_soon_but_not_for_a_late_one(env):
 
 def test_recorded_events_are_checked_and_their_jobs_run(env):
     a = env.file("acme/c1/SN1/a.tsv")
-    event_id = env.spool.record_event({"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_PATH": str(a),
-                                       "SFTPGO_ACTION_STATUS": "1", "SFTPGO_ACTION_USERNAME": "acme"})
+    event_id = env.spool.record_event(
+        {
+            "SFTPGO_ACTION": "upload",
+            "SFTPGO_ACTION_PATH": str(a),
+            "SFTPGO_ACTION_STATUS": "1",
+            "SFTPGO_ACTION_USERNAME": "acme",
+        }
+    )
     env.runner.run_due()
     assert env.spool.events() == [] and env.spool.pending() == []
     assert (a.parent / "parsed" / "a.tsv").exists()
@@ -365,13 +397,16 @@ def test_events_are_checked_while_a_long_job_runs(env):
     env.queue(PROVISION, company="acme")
     env.env["FAKE_MODE"] = "slow"
     late = env.file("acme/c1/SN1/late.tsv")
-    timer = threading.Timer(0.4, env.spool.record_event, [{"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_STATUS": "2",
-                                                          "SFTPGO_ACTION_PATH": str(late)}])
+    timer = threading.Timer(
+        0.4,
+        env.spool.record_event,
+        [{"SFTPGO_ACTION": "upload", "SFTPGO_ACTION_STATUS": "2", "SFTPGO_ACTION_PATH": str(late)}],
+    )
     timer.start()
     env.runner.run_due()
     timer.join()
     log = env.uploads_log()
-    assert "result=ignored" in log[0] and "result=provisioned" in log[1]   # logged during the playbook
+    assert "result=ignored" in log[0] and "result=provisioned" in log[1]  # logged during the playbook
 
 
 def test_a_handed_over_descriptor_counts_only_if_it_is_the_locked_lock_file(env):
@@ -380,9 +415,9 @@ def test_a_handed_over_descriptor_counts_only_if_it_is_the_locked_lock_file(env)
     other = os.open(env.tmp / "calls.jsonl", os.O_RDWR | os.O_CREAT)
     try:
         assert workerlock.holds_lock(fd, spool_dir)
-        assert not workerlock.holds_lock(other, spool_dir)         # some other file
+        assert not workerlock.holds_lock(other, spool_dir)  # some other file
         second = os.open(workerlock.lock_path(spool_dir), os.O_RDWR)
-        assert not workerlock.holds_lock(second, spool_dir)        # the lock file, but not locked by us
+        assert not workerlock.holds_lock(second, spool_dir)  # the lock file, but not locked by us
         os.close(second)
     finally:
         os.close(other)
@@ -392,16 +427,28 @@ def test_a_handed_over_descriptor_counts_only_if_it_is_the_locked_lock_file(env)
 def test_a_worker_pass_delivers_the_catalogue_outbox(tmp_path):
     """A publication queued while the config API was down reaches it at the worker's next pass
     (the systemd timer's `worker run`), even with no upload in between."""
-    from config_api_server import ConfigAPI
-
     from powerview.outbox import Outbox
+
+    from config_api_server import ConfigAPI
 
     with ConfigAPI(tmp_path / "api.sqlite3") as api:
         env_file = tmp_path / "w.env"
-        env_file.write_text(f"POWERVIEW_SPOOL_DIR={tmp_path}/spool\nPOWERVIEW_LOG_DIR={tmp_path}/logs\n"
-                            f"POWERVIEW_DATA_DIR={tmp_path}\nCONFIG_API_URL={api.url}\n")
-        body = {"campaign": "c1", "channels": [{"fieldId": "M1_U1_V", "channelId": "M1_U1", "channelUnit": "V",
-                                                "channelLabel": "U1", "deviceMasterSn": "1"}]}
+        env_file.write_text(
+            f"POWERVIEW_SPOOL_DIR={tmp_path}/spool\nPOWERVIEW_LOG_DIR={tmp_path}/logs\n"
+            f"POWERVIEW_DATA_DIR={tmp_path}\nCONFIG_API_URL={api.url}\n"
+        )
+        body = {
+            "campaign": "c1",
+            "channels": [
+                {
+                    "fieldId": "M1_U1_V",
+                    "channelId": "M1_U1",
+                    "channelUnit": "V",
+                    "channelLabel": "U1",
+                    "deviceMasterSn": "1",
+                }
+            ],
+        }
         outbox = Outbox(tmp_path / "spool" / "outbox" / "catalogue")
         outbox.put({"bucket": "acme", "body": body, "file": "/x.tsv", "created": "2026-01-01T00:00:00Z"})
         settings = load(env_file, environ={})
