@@ -205,3 +205,38 @@ def test_folder_named_after_another_serial_warns_and_tags_use_the_file(data_root
     assert entry["device_folder_sn"] == "02009999" and entry["device_master_sn"] == M
     assert any("02009999" in w and M in w for w in entry["warnings"])
     assert all(cid.startswith(f"M{M}_") for cid in entry["channels"])
+
+
+def test_the_folder_serial_warning_is_in_the_log_line_too(data_root, env_file):
+    place(data_root, "acme", "camp", "02009999", "good.tsv", GOOD)
+    result = invoke("--dataFolder", str(data_root), "--dry-run", "--env-file", str(env_file))
+    [line] = [line for line in result.stderr.splitlines() if "good.tsv: " in line and " points " in line]
+    assert f"warning: the folder is named 02009999 but the file's master is {M}" in line
+
+
+def test_log_lines_clear_the_progress_bar_line_first():
+    import io
+    import logging
+
+    from powerview.cli import _TerminalHandler
+
+    stream = io.StringIO()
+    handler = _TerminalHandler(stream)
+    record = logging.LogRecord("powerview", logging.INFO, __file__, 1, "a line", None, None)
+    handler.emit(record)
+    _TerminalHandler.bar_active = True
+    try:
+        handler.emit(record)
+    finally:
+        _TerminalHandler.bar_active = False
+    assert stream.getvalue() == "a line\n\r\x1b[Ka line\n"
+
+
+def test_worker_list_on_a_spool_folder_that_does_not_exist_says_so(tmp_path):
+    from powerview.worker import cli
+
+    result = CliRunner().invoke(
+        cli, ["list"], env={"POWERVIEW_SPOOL_DIR": str(tmp_path / "nowhere"), "POWERVIEW_LOG_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert "does not exist (POWERVIEW_SPOOL_DIR)" in result.output
