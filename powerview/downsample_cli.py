@@ -11,10 +11,11 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from . import derived
+from . import commandline, derived
 from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable
 from .influx_targets import open_query_client, open_writer
@@ -101,18 +102,11 @@ def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> l
 
 
 def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("powerview-downsample: %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("influxdb_client", "urllib3", "reactivex"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    commandline.configure_logging("powerview-downsample", level)
 
 
-def _fail(code: int, message: str) -> None:
-    click.echo(f"powerview-downsample: error: {message}", err=True)
-    sys.exit(code)
+def _fail(code: int, message: str) -> NoReturn:
+    commandline.fail("powerview-downsample", code, message)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)

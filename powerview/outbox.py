@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .fsutil import fsync_dir
+
 log = logging.getLogger(__name__)
 
 SUFFIX = ".json"
@@ -32,14 +34,6 @@ _sequence = itertools.count()
 
 class Refused(Exception):
     """The receiver will never accept this message (it is set aside in rejected/)."""
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Outbox:
@@ -64,7 +58,7 @@ class Outbox:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         return self.folder / name
 
     def waiting(self) -> list[Path]:
@@ -107,7 +101,7 @@ class Outbox:
                 return delivered, exc
             try:
                 path.unlink()
-                _fsync_dir(self.folder)
+                fsync_dir(self.folder)
             except OSError as exc:  # accepted but not removable (owner): sent again later, harmless
                 return delivered, exc
             delivered.append(path)

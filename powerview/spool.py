@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 
+from .fsutil import fsync_dir
+
 FORMAT_VERSION = 1
 INGEST, SCAN, PROVISION = "ingest", "scan", "provision"
 KINDS = (INGEST, SCAN, PROVISION)
@@ -130,14 +132,6 @@ class Job:
             raise SpoolError(f"missing field: {exc}") from None
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Spool:
     """The spool folder. Safe for many writers (hooks) and one worker at a time."""
 
@@ -171,7 +165,7 @@ class Spool:
             tmp.unlink()
             return final
         os.rename(tmp, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return final
 
     def add(self, job: Job) -> Path:
@@ -188,7 +182,7 @@ class Spool:
             (self.jobs_dir / f"{job.id}{SUFFIX}").unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(self.jobs_dir)
+        fsync_dir(self.jobs_dir)
 
     def give_up(self, job: Job, reason: str) -> None:
         """Move a job to failed/, where operators see it, retry it or purge it."""
@@ -214,7 +208,7 @@ class Spool:
         finally:
             os.close(fd)
         os.rename(tmp, self.incoming_dir / f"{event_id}{EVENT_SUFFIX}")
-        _fsync_dir(self.incoming_dir)
+        fsync_dir(self.incoming_dir)
         return event_id
 
     def events(self) -> list[Path]:
@@ -347,7 +341,7 @@ class Spool:
                 if wanted is None or job_id in wanted:
                     path.unlink(missing_ok=True)
                     removed.append(job_id)
-            _fsync_dir(folder)
+            fsync_dir(folder)
         return removed
 
     def clean_tmp(self, older_than_s: float = 3600.0, now: float | None = None) -> int:

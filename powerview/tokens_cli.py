@@ -10,9 +10,11 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
+from . import commandline
 from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable, connect
 from .influx_tokens import TokenManager, description_for
@@ -41,18 +43,11 @@ Examples:
 
 
 def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("manage_influx_tokens: %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("influxdb_client", "urllib3", "reactivex"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    commandline.configure_logging("manage_influx_tokens", level)
 
 
-def _fail(code: int, message: str) -> None:
-    click.echo(f"manage_influx_tokens: error: {message}", err=True)
-    sys.exit(code)
+def _fail(code: int, message: str) -> NoReturn:
+    commandline.fail("manage_influx_tokens", code, message)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)

@@ -1,0 +1,27 @@
+"""What the small command-line tools share: logs on stderr under the tool's name, one-line errors."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import NoReturn
+
+import click
+
+NOISY_LIBRARIES = ("influxdb_client", "urllib3", "reactivex")
+
+
+def configure_logging(prog: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{prog}: %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in NOISY_LIBRARIES:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def fail(prog: str, code: int, message: str) -> NoReturn:
+    """One line on stderr, then exit with `code` (an exitcodes.ExitCode)."""
+    click.echo(f"{prog}: error: {message}", err=True)
+    sys.exit(code)
