@@ -25,7 +25,7 @@ class ExitCode(IntEnum):
 
 _MEANINGS = {
     ExitCode.OK: "every file ingested",
-    ExitCode.REJECTED: "at least one file rejected (moved to error/)",
+    ExitCode.REJECTED: "at least one file rejected for a fault of its own (error/)",
     ExitCode.USAGE: "usage or configuration error",
     ExitCode.SOFTWARE: "internal error",
     ExitCode.CANTCREAT: "a file or the report could not be read, moved or written",
