@@ -16,22 +16,30 @@ Figures are recorded in docs/buckets-derives.md.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
-import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from powerview import derived, ingest, layout
+from powerview.formats import RowRules
+from powerview.influx_targets import Influx1Writer, open_query_client
+from powerview.outcome import Status
+from powerview.settings import load_parser
+
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(PROJECT), str(PROJECT / "tests" / "integration")]
 
-from powerview import derived, ingest, layout  # noqa: E402
-from powerview.formats import RowRules  # noqa: E402
-from powerview.influx_targets import Influx1Writer, open_query_client  # noqa: E402
-from powerview.settings import load  # noqa: E402
 
-from servers import Influxd1  # noqa: E402
+def _influxd1_class():
+    """The test suite's private influxd starter (tests/integration/servers.py), loaded by path."""
+    spec = importlib.util.spec_from_file_location("servers", PROJECT / "tests" / "integration" / "servers.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Influxd1
+
 
 MASTER = "02001171"
 SLAVES = ["04000466", "04000477", "04001293", "04001344"]
@@ -58,12 +66,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, Influxd1() as server:
+    with tempfile.TemporaryDirectory() as tmp, _influxd1_class()() as server:
         root = Path(tmp) / "data"
         folder = root / "bench" / "week" / MASTER
         folder.mkdir(parents=True)
         first = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday: the weekly window starts here
-        settings = load(
+        settings = load_parser(
             Path(tmp) / "absent.env",
             environ={
                 "INFLUXDB_VERSION": "1",
@@ -72,8 +80,8 @@ def main() -> None:
             },
         )
         options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC"), 5000, dry_run=False)
-        writer = Influx1Writer(settings)
-        client = open_query_client(settings)
+        writer = Influx1Writer(settings.influx)
+        client = open_query_client(settings.influx)
         raw_times, derived_times = [], []
         nb_points = 0
         for day in range(args.days):
@@ -82,10 +90,10 @@ def main() -> None:
                 path = folder / f"T302_{(first + timedelta(days=day)).strftime('%y%m%d')}_000000.tsv"
                 nb_points = daily_file(path, first + timedelta(days=day), args.interval)
                 started = time.perf_counter()
-                entries, _ = ingest.run([layout.locate(root, path)], options, writer)
+                [outcome], _ = ingest.run([layout.locate(root, path)], options, writer)
                 raw = time.perf_counter() - started
-                assert entries[0]["status"] == "success", entries[0]["error"]
-                span = derived.span_of(entries[0])
+                assert outcome.status == Status.SUCCESS, outcome.error
+                span = derived.span_of(outcome)
                 started = time.perf_counter()
                 lines = derived.recompute(span, settings.downsample_levels, client, writer)
                 spent = time.perf_counter() - started
