@@ -340,3 +340,96 @@ def test_a_line_over_the_limit_is_refused_before_anything_is_written(influx2, in
     assert entry["fault"] == "file" and f"line {at + 3}: line longer than" in entry["error"]
     assert "acme" not in influx2.buckets or not influx2.points("acme")
     assert (target.parent / "error" / "f.tsv").exists()
+
+
+def test_one_run_over_good_files_and_every_poison_places_each_and_exits_73(influx2, shared_root):
+    """Issue 7's acceptance: good files and every poison case in one run, as an unprivileged
+    process: every good file ingested, each poison placed as specified, the report written, the
+    documented exit code (73: an environment fault outranks the files' own faults), no traceback."""
+    data, reports = shared_root / "data", shared_root / "reports"
+    local = {"DataTimeSettings": "Local", "TimeZoneName": "Europe/Paris", "MasterType": "Tri"}
+
+    def v3(header, rows, **kw):
+        return samples.v003(["0201"] * 7, samples.TRI_LABELS, rows, header=header, **kw)
+
+    row = samples.row
+    fall_back = [
+        row(f"25/10/26 {h}:{m:02d}:00", 230, 231, 232, 1, 2, 3)
+        for h, m in [("01", 59), ("02", 0), ("02", 30), ("02", 59), ("02", 0), ("02", 30), ("02", 59), ("03", 0)]
+    ]
+    files = {
+        ("acme", "good.tsv"): GOOD,
+        ("acme", "huge_values.tsv"): samples.v002(
+            ["0201"] * 7,
+            samples.TRI_LABELS,
+            [row("02/03/26 10:00:00", 1e308, 1e308, 1, 1, 1, 1), row("02/03/26 10:01:00", 1e308, 1e308, 1, 1, 1, 1)],
+        ),
+        ("acme", "dst_autumn.tsv"): v3(local, fall_back),
+        ("acme", "after_end.tsv"): v3(None, ROWS[:2], end_data=False) + "END_DATA \n" + ROWS[2] + "\n",
+        ("acme", "zone_is_a_folder.tsv"): v3({**local, "TimeZoneName": "Europe"}, ROWS),
+        ("acme", "zone_too_long.tsv"): v3({**local, "TimeZoneName": "Z" * 300}, ROWS),
+        ("acme", "brackets.tsv"): v3("[" * 200_000, ROWS),
+        ("acme", "nan_header.tsv"): v3('{"DataTimeSettings": "UTC", "Gain": NaN}', ROWS),
+        ("acme", "unicode_digits.tsv"): samples.v002(
+            ["0201"] * 7, samples.TRI_LABELS, [row("02/03/26 10:00:00", "٣", "１２", 1, 1, 1, 1)]
+        ),
+        ("acme", "evil\nname.tsv"): GOOD,
+        ("powerview_meta", "meta.tsv"): GOOD,
+        ("acme", "unreadable.tsv"): GOOD,
+    }
+    paths = {}
+    for (company, name), content in files.items():
+        device = "0202" if name == "unreadable.tsv" else "0201"
+        paths[name] = samples.place(data, company, "c1", device, name, content)
+    symlinked = samples.place(data, "acme", "c1", "0203", "symlinked.tsv", GOOD.replace("0201", "0203"))
+    (symlinked.parent / "parsed").symlink_to(shared_root, target_is_directory=True)
+    reports.mkdir()
+    faults.hand_over(shared_root)
+    faults.deny_read(paths["unreadable.tsv"])
+
+    result = faults.run_parser(["--dataFolder", str(data)], parser_env(influx2, reports))
+    assert result.returncode == 73, result.stderr
+    assert "Traceback" not in result.stderr
+    report = report_of(shared_root)  # strict JSON: no NaN, no Infinity
+    got = by_name(report)
+
+    def where(name: str) -> str:
+        path = paths.get(name, symlinked)
+        for folder in ("parsed", "error"):
+            if (path.parent / folder / name).exists() and not (path.parent / folder).is_symlink():
+                return folder
+        return "in place" if path.exists() else "gone"
+
+    expected = {
+        "good.tsv": "parsed",
+        "huge_values.tsv": "parsed",
+        "dst_autumn.tsv": "parsed",
+        "after_end.tsv": "parsed",
+        "unicode_digits.tsv": "parsed",
+        "zone_is_a_folder.tsv": "error",
+        "zone_too_long.tsv": "error",
+        "brackets.tsv": "error",
+        "nan_header.tsv": "error",
+        "evil\nname.tsv": "error",
+        "meta.tsv": "error",
+        "unreadable.tsv": "in place",
+        "symlinked.tsv": "in place",
+    }
+    assert {name: where(name) for name in expected} == expected
+    assert {name: got[name]["fault"] for name in expected if expected[name] != "parsed"} == {
+        name: "file" if place == "error" else "environment" for name, place in expected.items() if place != "parsed"
+    }
+    assert got["huge_values.tsv"]["channels"]["M0201_U1"]["mean"] is None  # the sum overflowed: no mean
+    assert got["after_end.tsv"]["nb_rows_after_end"] == 1
+    assert got["unicode_digits.tsv"]["nb_invalid_values"] == 2
+    assert report["nb_files_total"] == len(expected) and report["exit_code"] == 73
+    # the autumn hour: eight rows, eight distinct instants, in file order
+    stamps = sorted(
+        {
+            p.time
+            for p in influx2.points("acme")
+            if "M0201_U1_V" in p.fields and p.fields["M0201_U1_V"] == 230.0 and p.tags.get("campaign") == "c1"
+        }
+    )
+    fall = [t for t in stamps if 1792882740 * 10**9 <= t <= 1792893600 * 10**9]
+    assert len(fall) == 8 and fall == sorted(fall)
