@@ -37,11 +37,12 @@ import click
 import requests
 
 from . import influx, uploadlog
+from .envfile import PROJECT_DIR, read_environment
 from .exitcodes import ExitCode
 from .grafana_names import company_names
 from .influx_tokens import TokenManager
 from .schema import DERIVED_LEVELS, FILE_MEASUREMENT, MEASUREMENT
-from .settings import PROJECT_DIR, AcceptanceSettings, ConfigError, load_acceptance, read_environment
+from .settings import AcceptanceSettings, ConfigError, load_acceptance
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 TEST_COMPANY = re.compile(r"pvaccept_[0-9a-f]{8}\Z")

@@ -20,9 +20,10 @@ from urllib.parse import quote
 
 import requests
 
+from .envfile import read_environment
 from .outbox import Outbox, Refused
 from .outcome import FileOutcome, Status
-from .settings import ConfigError, read_environment
+from .settings import ConfigError
 
 log = logging.getLogger(__name__)
 

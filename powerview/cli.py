@@ -10,11 +10,12 @@ from typing import NoReturn
 import click
 
 from . import __version__, catalogue, derived, ingest, layout, report
+from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import PRECEDENCE, ExitCode
 from .formats import RowRules
 from .influx import DiscardWriter, Writer
 from .influx_targets import open_writer
-from .settings import DEFAULT_ENV_FILE, ConfigError, load_parser
+from .settings import ConfigError, load_parser
 
 log = logging.getLogger("powerview")
 

@@ -16,12 +16,13 @@ from typing import NoReturn
 import click
 
 from . import commandline, derived
+from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable
 from .influx_targets import open_query_client, open_writer
 from .influxql import QueryClient, quote_ident
 from .layout import name_problem
-from .settings import DEFAULT_ENV_FILE, DOWNSAMPLE_LEVELS, ConfigError, load_influx_command, parse_levels
+from .settings import DOWNSAMPLE_LEVELS, ConfigError, load_influx_command, parse_levels
 
 log = logging.getLogger("powerview")
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout, uploadlog, workerlock
-from .settings import DEFAULT_ENV_FILE, ConfigError, WorkerSettings, load_worker
+from .envfile import DEFAULT_ENV_FILE
+from .settings import ConfigError, WorkerSettings, load_worker
 from .spool import EVENT_SUFFIX, INGEST, PROVISION, SCAN, Job, Spool
 
 QUEUED, IGNORED, REFUSED, ERROR = "queued", "ignored", "refused", "error"

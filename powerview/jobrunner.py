@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import hook, layout, uploadlog
+from .envfile import PROJECT_DIR, read_environment
 from .exitcodes import ExitCode, describe
 from .outcome import Fault, Status
-from .settings import PROJECT_DIR, WorkerSettings, read_environment
+from .settings import WorkerSettings
 from .spool import INGEST, SCAN, WAITING_INFLUXDB, Job, JobResult, Spool, backoff
 
 log = logging.getLogger("powerview.worker")

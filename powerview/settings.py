@@ -18,24 +18,18 @@ TSV_DATA_FOLDER for POWERVIEW_DATA_DIR).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from dotenv import dotenv_values
-
+from .envfile import PROJECT_DIR, read_environment
+from .grafana.settings import GrafanaSettings, SettingsError
+from .grafana.settings import load as load_grafana
 from .schema import DEFAULT_META_BUCKET, DERIVED_LEVELS
 
-if TYPE_CHECKING:
-    from .grafana.settings import GrafanaSettings
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-DEFAULT_ENV_FILE = PROJECT_DIR / ".env"
 DEFAULT_GRAFANA_PLAYBOOK = PROJECT_DIR / "grafana-automation" / "playbooks" / "create_grafana_resources.yml"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # the folders on-upload.sh reads too: plain absolute paths, read the same way by bash and Python
@@ -44,16 +38,6 @@ _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_./+-]*\Z")
 
 class ConfigError(Exception):
     """A setting is missing or malformed: the message names it (never its value if secret)."""
-
-
-def read_environment(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Merge `.env` (if it exists) with the environment; the environment wins."""
-    path = Path(env_file) if env_file else DEFAULT_ENV_FILE
-    merged: dict[str, str] = {}
-    if path.is_file():
-        merged.update({k: v for k, v in dotenv_values(path, interpolate=False).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
-    return merged
 
 
 class Env:
@@ -372,9 +356,7 @@ def load_acceptance(env_file: Path | str | None = None, environ: Mapping[str, st
 
 
 def _grafana(env_file: Path | str | None, environ: Mapping[str, str] | None) -> GrafanaSettings:
-    from .grafana.settings import SettingsError, load  # the provisioning's own reader (same .env rule)
-
-    try:
-        return load(env_file, environ)
+    try:  # the provisioning's own reader (same .env rule)
+        return load_grafana(env_file, environ)
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None

@@ -15,10 +15,11 @@ from typing import NoReturn
 import click
 
 from . import commandline
+from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable, connect
 from .influx_tokens import TokenManager, description_for
-from .settings import DEFAULT_ENV_FILE, ConfigError, load_tokens
+from .settings import ConfigError, load_tokens
 
 log = logging.getLogger("powerview")
 

@@ -27,8 +27,9 @@ from pathlib import Path
 import click
 
 from . import catalogue, workerlock
+from .envfile import DEFAULT_ENV_FILE
 from .jobrunner import JobRunner, Tools
-from .settings import DEFAULT_ENV_FILE, ConfigError, WorkerSettings, load_worker
+from .settings import ConfigError, WorkerSettings, load_worker
 from .spool import SCAN, Job, Spool
 
 log = logging.getLogger("powerview.worker")

@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from .envfile import PROJECT_DIR
 from .layout import open_locked
-from .settings import PROJECT_DIR
 
 LOCK_NAME = "worker.lock"
 WORKER_LOG = "worker.log"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..settings import read_environment
+from ..envfile import read_environment
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TENANCIES = ("team", "org")
