@@ -82,7 +82,8 @@ def load(env_file: str | Path | None = None, environ: Mapping[str, str] | None =
             "GRAFANA_TENANCY=org needs GRAFANA_USERNAME and GRAFANA_PASSWORD (a Grafana server "
             "admin): organisations are managed through Grafana's admin API, which takes no token"
         )
-    influx = _url(env, "INFLUXDB_URL_FOR_GRAFANA") or _url(env, "INFLUXDB_HOST") or _url(env, "INFLUXDB_URL") or ""
+    # as Grafana (a container) reaches InfluxDB: the deployed .env names that INFLUXDB_URL
+    influx = _url(env, "INFLUXDB_URL_FOR_GRAFANA") or _url(env, "INFLUXDB_URL") or _url(env, "INFLUXDB_HOST") or ""
     templates = env.get("POWERVIEW_GRAFANA_TEMPLATES_DIR", "").strip()
     return GrafanaSettings(
         url=url or "",

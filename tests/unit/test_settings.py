@@ -112,3 +112,17 @@ def test_no_interpolation_in_env_files(tmp_path):
 def test_malformed_values_are_named(tmp_path, line, name):
     with pytest.raises(ConfigError, match=name):
         load_parser(write(tmp_path, line + "\n"), environ={})
+
+
+def test_grafana_reaches_influxdb_at_the_deployed_container_address(tmp_path):
+    """The deployed .env gives InfluxDB's address for the containers in INFLUXDB_URL, while the
+    parser (on the host) uses INFLUXDB_HOST: the data sources must get the former."""
+    deployed = write(
+        tmp_path, "INFLUXDB_HOST=http://localhost:8086\nINFLUXDB_URL=http://influxdb:8086\nGRAFANA_API_TOKEN=t\n"
+    )
+    assert load_grafana(deployed, environ={}).influx_url_for_grafana == "http://influxdb:8086"
+    assert load_parser(deployed, environ={}).influx.url == "http://localhost:8086"
+    explicit = write(
+        tmp_path, "INFLUXDB_URL=http://influxdb:8086\nINFLUXDB_URL_FOR_GRAFANA=http://db:8086\nGRAFANA_API_TOKEN=t\n"
+    )
+    assert load_grafana(explicit, environ={}).influx_url_for_grafana == "http://db:8086"
