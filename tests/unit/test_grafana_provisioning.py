@@ -195,6 +195,8 @@ def test_add_user_then_nothing_then_password_change(grafana, tmp_path, config_ap
         user_email="jdoe@example.com",
         user_name="Jane Doe",
         user_password="correct horse battery",
+        influx_token="tok-1",
+        influx_token_id="id-1",
         settings=s,
     )
     first = actions.run("user_present", **args)
@@ -202,6 +204,7 @@ def test_add_user_then_nothing_then_password_change(grafana, tmp_path, config_ap
     assert grafana.check_password("jdoe", "correct horse battery")
     assert config_api.clients == {"acme": "acme", "acme_jdoe": "acme"}
     assert actions.run("user_present", **args)["changes"] == []
+    assert actions.run("user_present", check=True, **args)["changes"] == []
     changed = actions.run("user_present", **{**args, "user_password": "another long one"})
     assert changed["changes"] == ["set the password of jdoe"] and grafana.check_password("jdoe", "another long one")
     with pytest.raises(ProvisioningError, match="Team nobody not found"):
@@ -286,7 +289,15 @@ def test_org_tenancy_create_rerun_check_add_user_delete(grafana, tmp_path, confi
         timeout=10,
         json={"login": "jdoe", "email": "jdoe@example.com", "password": "pw-12345678"},
     ).raise_for_status()
-    added = actions.run("user_present", company="acme", user_login="jdoe", user_email="jdoe@example.com", settings=s)
+    added = actions.run(
+        "user_present",
+        company="acme",
+        user_login="jdoe",
+        user_email="jdoe@example.com",
+        influx_token="tok-1",
+        influx_token_id="id-1",
+        settings=s,
+    )
     jdoe = grafana.user_by_login("jdoe")
     assert grafana.user_orgs(jdoe["id"]) == {org["id"]: "Viewer"}
     assert "remove jdoe from the main organisation" in added["changes"]
@@ -555,6 +566,8 @@ def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, 
         user_login="jdoe",
         user_email="jdoe@example.com",
         user_password="correct horse battery",
+        influx_token="tok-acme",
+        influx_token_id="id-acme",
         settings=team,
     )
     requests.post(
@@ -579,9 +592,15 @@ def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, 
     assert sorted(moved["moved_users"]) == ["jdoe", "user_acme"]
     org = grafana.org_by_name("acme")
     st = grafana.state(org["id"])
-    assert set(st.dashboards) == {"powerview_acme", "acme_custom"}
+    assert set(st.dashboards) == {"powerview_acme", "acme_custom", "powerview_acme_jdoe"}
     assert st.dashboards["acme_custom"]["dashboard"]["panels"] == [{"title": "p"}]
-    assert {d["uid"] for d in st.datasources.values()} == {"pvds_acme"}
+    assert {d["uid"] for d in st.datasources.values()} == {"pvds_acme", "pvdsu_acme_jdoe"}
+    jdoe_id = grafana.user_by_login("jdoe")["id"]
+    assert st.dashboard_acl["powerview_acme_jdoe"] == [
+        {"role": "Viewer", "permission": 1},
+        {"userId": jdoe_id, "permission": 2},
+    ]
+    assert grafana.datasource_by_name("influxdb_acme_jdoe") is None  # gone from the main organisation
     for login in ("jdoe", "user_acme"):
         assert grafana.user_orgs(grafana.user_by_login(login)["id"]) == {org["id"]: "Viewer"}
     assert grafana.team_by_name("acme") is None and "pvfolder_acme" not in grafana.folders
@@ -593,8 +612,13 @@ def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, 
     back = migrate(Run(g), team, "acme", "team", tokens=_fake_tokens)
     assert back["changed"] and grafana.org_by_name("acme") is None
     acme = grafana.team_by_name("acme")
-    assert {"powerview_acme", "acme_custom"} <= set(grafana.dashboards)
+    assert {"powerview_acme", "acme_custom", "powerview_acme_jdoe"} <= set(grafana.dashboards)
     assert grafana.datasource_by_name("influxdb_acme")["uid"] == "pvds_acme"
+    assert grafana.datasource_by_name("influxdb_acme_jdoe")["jsonData"]["clientId"] == "acme_jdoe"
+    assert grafana.dashboard_acl["powerview_acme_jdoe"] == [
+        {"teamId": acme["id"], "permission": 1},
+        {"userId": jdoe_id, "permission": 2},
+    ]
     for login in ("jdoe", "user_acme"):
         user = grafana.user_by_login(login)
         assert user["id"] in grafana.team_members[acme["id"]] and MAIN_ORG_ID in grafana.user_orgs(user["id"])
