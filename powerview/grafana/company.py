@@ -750,6 +750,9 @@ class Company:
                     "with -e force_company=true to recreate it."
                 )
         if company_steps:
+            current = self.find_datasource()
+            if current is not None:
+                self.check_owner(current, self.own_view())  # before any write: a collision changes nothing
             team_id = None if self.in_org else self.ensure_team()
             folder_uid, folder_exists = self.ensure_folder()
             datasource = self.ensure_datasource(token, token_id)
@@ -765,6 +768,8 @@ class Company:
             team_id = None if self.in_org else self.find_team()
             folder_uid = self.find_folder() or ""
             datasource = self.find_datasource() or {}
+            if datasource:
+                self.check_owner(datasource, self.own_view())
             lacks = [
                 what
                 for what, missing in (
