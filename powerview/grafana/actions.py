@@ -75,7 +75,7 @@ def run(
             result.update(marker=str(marker), company_steps=bool(force_company) or not marker.exists())
         if company and require_company:  # add-user: before the token tool, which would make a bucket
             c = Company(Run(grafana), s, company)
-            if not (c.use_org(create=False) if s.tenancy == "org" else c.find_team() is not None):
+            if (c.find_org() if s.tenancy == "org" else c.find_team()) is None:  # reads only
                 where = "Organisation" if s.tenancy == "org" else "Team"
                 raise ProvisioningError(
                     f"{where} {company} not found in Grafana: provision the company first (create_grafana_resources.yml)."

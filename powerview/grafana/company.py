@@ -521,13 +521,7 @@ class Company:
         uid = view.dashboard_uid
         desired = self.render_dashboard(datasource_uid, view)
         current = self._read(f"/api/dashboards/uid/{seg(uid)}")
-        where = (current.body.get("meta") or {}).get("folderUid", "") if current.found else ""
-        if where and where != folder_uid:
-            title = (current.body.get("meta") or {}).get("folderTitle", "")
-            raise ProvisioningError(
-                f"dashboard {uid} is in folder {title or where} ({where}), not in the folder of company "
-                f"{self.company} ({folder_uid}): it is not the dashboard of {view.label}; not touching it"
-            )
+        self.check_dashboard_place(current, folder_uid, view)
         same = (
             current.found
             and (current.body.get("meta") or {}).get("folderUid", "") == folder_uid
@@ -554,6 +548,26 @@ class Company:
             exists=current.found or not self.run.check,
             view=view,
         )
+
+    def check_dashboard_place(self, current: Answer, folder_uid: str, view: View) -> None:
+        """Refuse the dashboard of `view`'s uid when it is in another folder than the company's."""
+        meta = (current.body.get("meta") or {}) if current.found else {}
+        where = meta.get("folderUid", "")
+        if where and where != folder_uid:
+            raise ProvisioningError(
+                f"dashboard {view.dashboard_uid} is in folder {meta.get('folderTitle') or where} ({where}), "
+                f"not in the folder of company {self.company} ({folder_uid}): it is not the dashboard "
+                f"of {view.label}; not touching it"
+            )
+
+    def check_before_writes(self, view: View, folder_uid: str) -> None:
+        """What another company or user owns under `view`'s names (data source, dashboard, client id):
+        refused before the first write, so that a collision changes nothing."""
+        current = self.find_datasource(view)
+        if current is not None:
+            self.check_owner(current, view)
+        self.check_dashboard_place(self._read(f"/api/dashboards/uid/{seg(view.dashboard_uid)}"), folder_uid, view)
+        self.check_client(view.client_id)
 
     # ---- users ----------------------------------------------------------------------------------
     def find_user(self, login: str) -> dict | None:
@@ -694,17 +708,24 @@ class Company:
             )
 
     # ---- config API -------------------------------------------------------------------------
+    def check_client(self, client_id: str) -> str | None:
+        """The bucket `client_id` reads (None: not registered, or no config API); refused when it
+        is another bucket than the company's."""
+        if not self.s.config_api_url:
+            return None
+        bucket = ConfigApi(self.s.config_api_url, self.s.config_api_token).bucket_of(client_id)
+        if bucket is not None and bucket != self.names["bucket"]:
+            raise ProvisioningError(
+                f"config API: client id {client_id} is registered with bucket {bucket}, not {self.names['bucket']}"
+            )
+        return bucket
+
     def register_client(self, client_id: str) -> None:
         if not self.s.config_api_url:
             return
         api = ConfigApi(self.s.config_api_url, self.s.config_api_token)
-        bucket = api.bucket_of(client_id)
-        if bucket == self.names["bucket"]:
+        if self.check_client(client_id) is not None:
             return
-        if bucket is not None:
-            raise ProvisioningError(
-                f"config API: client id {client_id} is registered with bucket {bucket}, not {self.names['bucket']}"
-            )
         self.run.changes.append(f"register client id {client_id} in the config API")
         self.run.diff(f"config API client {client_id}", "absent", {"bucket": self.names["bucket"]})
         if not self.run.check:
@@ -750,9 +771,7 @@ class Company:
                     "with -e force_company=true to recreate it."
                 )
         if company_steps:
-            current = self.find_datasource()
-            if current is not None:
-                self.check_owner(current, self.own_view())  # before any write: a collision changes nothing
+            self.check_before_writes(self.own_view(), self.find_folder() or self.names["folder_uid"])
             team_id = None if self.in_org else self.ensure_team()
             folder_uid, folder_exists = self.ensure_folder()
             datasource = self.ensure_datasource(token, token_id)
@@ -853,10 +872,8 @@ class Company:
             )
         render.template_for(self.templates_dir, self.s.datasource_type)  # before any write
         view = self.user_view(login)
-        current = self.find_datasource(view)
-        if current is not None:
-            self.check_owner(current, view)  # before the user is made: a collision changes nothing
-        elif not token and not self.run.check:
+        self.check_before_writes(view, folder_uid)  # before the user is made
+        if self.find_datasource(view) is None and not token and not self.run.check:
             raise ProvisioningError(
                 f"no InfluxDB token for data source {view.datasource_name}: give influx_token (the "
                 f"playbook gets it with manage_influx_tokens.py --bucket {self.company} --json)"

@@ -800,9 +800,10 @@ def test_user_view_needs_a_token_and_the_company_and_fails_before_any_write(graf
 def test_org_user_view_lives_in_the_organisation_then_goes_with_it(grafana, tmp_path, config_api):
     s = make_settings(grafana, tmp_path, tenancy="org", config_api_url=config_api.url, config_api_token="cfg-token")
     create(s)
+    writes = len(grafana.writes())
     with pytest.raises(ProvisioningError, match="Organisation ghost not found"):
         actions.run("ping", company="ghost", require_company=True, settings=s)
-    writes = len(grafana.writes())
+    assert actions.run("ping", company="acme", require_company=True, settings=s)["changed"] is False
     plan = add_user(s, "jdoe", check=True, token=None, token_id=None)
     assert len(grafana.writes()) == writes
     assert (
@@ -864,7 +865,10 @@ def test_name_collisions_with_another_company_are_refused_naming_both(grafana, t
         add_user(s, "z")
     assert grafana.datasource_by_name("influxdb_acme_z")["type"] == "prometheus"
     # the user's dashboard uid is company acme_x's too: in another company's folder, refused
-    company = actions.Company(actions.Run(actions.Grafana(s)), s, "acme_x")
+    from powerview.grafana.client import Grafana
+    from powerview.grafana.company import Company, Run
+
+    company = Company(Run(Grafana(s)), s, "acme_x")
     with pytest.raises(ProvisioningError, match=r"dashboard powerview_acme_x is in folder acme \(pvfolder_acme\)"):
         company.ensure_dashboard("pvfolder_acme_x", "pvds_acme_x", None)
     # deleting company acme_x leaves user x of acme's data source, dashboard and client id alone
@@ -947,3 +951,20 @@ def test_delete_with_a_user_then_the_company_takes_its_users_views_and_no_one_el
     assert config_api.clients == {"beta": "beta", "beta_bob": "beta"}
     assert add_user(s, "bob", company="beta", token="tok-beta")["changes"] == []
     assert actions.run("company_absent", company="acme", user_login="jdoe", settings=s)["changed"] is False
+
+
+def test_a_colliding_dashboard_or_client_id_alone_is_refused_before_any_write(grafana, tmp_path, config_api):
+    s = make_settings(grafana, tmp_path, config_api_url=config_api.url, config_api_token="cfg-token")
+    create(s, company="acme")
+    create(s, company="acme_x", token="tok-x")
+    ds = grafana.datasource_by_name("influxdb_acme_x")
+    requests.delete(f"{grafana.url}/api/datasources/uid/{ds['uid']}", auth=ADMIN, timeout=10).raise_for_status()
+    writes = len(grafana.writes())
+    with pytest.raises(ProvisioningError, match=r"dashboard powerview_acme_x is in folder acme_x \(pvfolder_acme_x\)"):
+        add_user(s, "x")
+    requests.delete(f"{grafana.url}/api/dashboards/uid/powerview_acme_x", auth=ADMIN, timeout=10).raise_for_status()
+    writes += 1
+    with pytest.raises(ProvisioningError, match="client id acme_x is registered with bucket acme_x, not acme"):
+        add_user(s, "x")
+    assert len(grafana.writes()) == writes and grafana.user_by_login("x") is None
+    assert config_api.clients["acme_x"] == "acme_x"
