@@ -1,4 +1,5 @@
-"""The Grafana names of a company: team, folder, datasource, dashboard, default user.
+"""The Grafana names of a company (team, folder, datasource, dashboard, default user) and of one
+of its users' own view (datasource and dashboard, as the deployed add-user playbook names them).
 
 One place derives them, so the playbooks, the tests and the docs agree. The company name is
 checked first with the parser's name rules (`layout.name_problem`); Grafana uids are then
@@ -20,6 +21,7 @@ _UID = re.compile(r"[A-Za-z0-9_-]{1,40}\Z")
 DASHBOARD_UID_PREFIX = "powerview_"
 FOLDER_UID_PREFIX = "pvfolder_"
 DATASOURCE_UID_PREFIX = "pvds_"
+USER_DATASOURCE_UID_PREFIX = "pvdsu_"
 
 
 def grafana_uid(prefix: str, name: str) -> str:
@@ -44,8 +46,30 @@ def company_names(company: str) -> dict[str, str]:
         "datasource_uid": grafana_uid(DATASOURCE_UID_PREFIX, company),
         "dashboard_uid": grafana_uid(DASHBOARD_UID_PREFIX, company),
         "dashboard_title": f"Overview {company}",
+        "client_id": company,
         "user_login": f"user_{company}",
         "user_name": f"{company} Default",
         "token_description": f"powerview_token_for_bucket_{company}",
         "bucket": company,
+    }
+
+
+def user_names(company: str, login: str) -> dict[str, str]:
+    """The names of the view of user `login` of `company`: its datasource (same bucket, its own
+    config-API client id) and its dashboard. Raises ValueError when a name is not allowed.
+
+    The deployed names `influxdb_<company>_<login>` and `powerview_<company>_<login>` are kept;
+    they can collide (company `acme` user `x` and company `acme_x`): provisioning refuses to
+    touch what another company or user owns (powerview.grafana.company)."""
+    for kind, name in (("company", company), ("user", login)):
+        problem = name_problem(kind, name)
+        if problem:
+            raise ValueError(problem)
+    client_id = f"{company}_{login}"
+    return {
+        "datasource_name": f"influxdb_{client_id}",
+        "datasource_uid": grafana_uid(USER_DATASOURCE_UID_PREFIX, client_id),
+        "dashboard_uid": grafana_uid(DASHBOARD_UID_PREFIX, client_id),
+        "dashboard_title": f"Overview {company} ({login})",
+        "client_id": client_id,
     }

@@ -44,6 +44,7 @@ def run(
     campaign: str | None = None,
     company_steps: bool = True,
     force_company: bool = False,
+    require_company: bool = False,
     influx_token: str | None = None,
     influx_token_id: str | None = None,
     user_login: str | None = None,
@@ -72,6 +73,13 @@ def run(
         if company:
             marker = s.data_dir / company / ".company.created"
             result.update(marker=str(marker), company_steps=bool(force_company) or not marker.exists())
+        if company and require_company:  # add-user: before the token tool, which would make a bucket
+            c = Company(Run(grafana), s, company)
+            if (c.find_org() if s.tenancy == "org" else c.find_team()) is None:  # reads only
+                where = "Organisation" if s.tenancy == "org" else "Team"
+                raise ProvisioningError(
+                    f"{where} {company} not found in Grafana: provision the company first (create_grafana_resources.yml)."
+                )
         return result
     r = Run(grafana, check=check)
     c = Company(r, s, company or "", templates_dir=Path(templates_dir) if templates_dir else None)
@@ -97,5 +105,12 @@ def run(
                 "Grafana's user API needs basic auth of a Grafana server admin: set "
                 "GRAFANA_USERNAME and GRAFANA_PASSWORD."
             )
-        return c.add_user(user_login or "", user_email or "", user_name or "", user_password or "")
+        return c.add_user(
+            user_login or "",
+            user_email or "",
+            user_name or "",
+            user_password or "",
+            token=influx_token,
+            token_id=influx_token_id,
+        )
     raise ProvisioningError(f"unknown state {state!r}")

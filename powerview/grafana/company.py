@@ -1,5 +1,13 @@
 """A company's Grafana resources: created, brought up to date, deleted; users added.
 
+A company has views: its own (datasource influxdb_<company>, dashboard powerview_<company>, client
+id <company>) and one per user added with add_grafana_user_to_team.yml (datasource
+influxdb_<company>_<login>, dashboard powerview_<company>_<login> that the user edits, client id
+<company>_<login>). Both are made by the same code, given a `View`. The datasources PowerView
+makes carry their owner in jsonData (powerviewCompany, powerviewUser): the deployed names can
+collide (company acme's user x and company acme_x), and a datasource owned by another company or
+user is never changed nor deleted.
+
 Every resource is read first and written only when it is missing or differs, so a second run
 writes nothing. In check mode nothing is written: each write that would happen is recorded in
 `Run.changes` (one line each, e.g. "create team acme") and `Run.diff` (before/after, no secrets).
@@ -21,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..grafana_names import company_names
+from ..grafana_names import company_names, user_names
 from ..layout import name_problem
 from . import render
 from .client import Answer, Grafana, GrafanaError, seg
@@ -30,6 +38,8 @@ from .settings import GrafanaSettings
 
 MAIN_ORG_ID = 1  # Grafana's first organisation, where auto_assign_org puts new users
 VIEW = 1  # folder/dashboard permission "View"
+EDIT = 2  # dashboard permission "Edit"
+PERMISSION_NAMES = {VIEW: "View", EDIT: "Edit", 4: "Admin"}
 SECRET_JSON_KEYS = ("token", "httpHeaderValue1")
 # lists the production plugin lets users edit: set when missing, never reset
 PLUGIN_EDITABLE = ("channelsList", "triphasicList", "virtualSeries")
@@ -68,6 +78,63 @@ def acl(items: Any) -> list:
         elif item.get("role"):
             out.append(("role", str(item["role"]), int(item["permission"])))
     return sorted(out)
+
+
+@dataclass(frozen=True)
+class View:
+    """One dashboard and the datasource it reads: the company's own (`login` empty) or a user's."""
+
+    company: str
+    datasource_name: str
+    datasource_uid: str
+    dashboard_uid: str
+    dashboard_title: str
+    client_id: str
+    login: str = ""
+    editor_id: int | None = None  # the user who may edit the dashboard (a user view)
+
+    @property
+    def owner(self) -> tuple[str, str]:
+        return self.company, self.login
+
+    @property
+    def label(self) -> str:
+        return f"user {self.login} of company {self.company}" if self.login else f"company {self.company}"
+
+    def editors(self) -> list[dict]:
+        """The dashboard's extra permission items: the user of a user view edits it."""
+        return [{"userId": self.editor_id, "permission": EDIT}] if self.login else []
+
+
+def describe_owner(owner: tuple[str, str] | None) -> str:
+    if owner is None:
+        return "nobody PowerView knows (made by hand, or by another tool)"
+    company, login = owner
+    return f"user {login} of company {company}" if login else f"company {company} (its own data source)"
+
+
+def datasource_owner(datasource: dict) -> tuple[str, str] | None:
+    """(company, user login or "") that PowerView made `datasource` for; None when not PowerView's.
+
+    Read from the jsonData markers powerviewCompany/powerviewUser; a datasource made before them
+    (the deployed playbooks, an older PowerView) is recognised by its bucket and client id:
+    influxdb_<bucket> is the company's own, influxdb_<clientId> with clientId <bucket>_<login> the
+    user's. Never by the name alone."""
+    json_data = datasource.get("jsonData") or {}
+    company = json_data.get("powerviewCompany")
+    if isinstance(company, str) and company:
+        login = json_data.get("powerviewUser")
+        return company, login if isinstance(login, str) else ""
+    bucket = json_data.get("defaultBucket") or json_data.get("dbName")
+    if not isinstance(bucket, str) or not bucket:
+        return None
+    name = datasource.get("name")
+    if name == f"influxdb_{bucket}":
+        return bucket, ""
+    client_id = json_data.get("clientId")
+    if isinstance(client_id, str) and client_id.startswith(bucket + "_") and name == f"influxdb_{client_id}":
+        return bucket, client_id[len(bucket) + 1 :]
+    return None
 
 
 @dataclass
@@ -143,6 +210,31 @@ class Company:
         # the organisation of the company's resources: None = the credentials' own (team tenancy)
         self.org_id: int | None = None
         self.org_missing = False  # org tenancy, check mode: the organisation is not there yet
+
+    # ---- views ------------------------------------------------------------------------------
+    def own_view(self) -> View:
+        n = self.names
+        return View(
+            self.company,
+            n["datasource_name"],
+            n["datasource_uid"],
+            n["dashboard_uid"],
+            n["dashboard_title"],
+            n["client_id"],
+        )
+
+    def user_view(self, login: str, user_id: int | None = None) -> View:
+        n = user_names(self.company, check_name("user", login, "user_login"))
+        return View(
+            self.company,
+            n["datasource_name"],
+            n["datasource_uid"],
+            n["dashboard_uid"],
+            n["dashboard_title"],
+            n["client_id"],
+            login=login,
+            editor_id=user_id,
+        )
 
     # ---- scope ------------------------------------------------------------------------------
     @property
@@ -273,22 +365,29 @@ class Company:
             return [{"role": "Viewer", "permission": VIEW}]
         return [{"teamId": team_id, "permission": VIEW}]
 
-    def ensure_permissions(self, kind: str, path: str, items: list[dict], label: str, exists: bool) -> None:
-        """Exactly `items` on the folder or dashboard at `path` (`exists`: it can be read now)."""
+    def ensure_permissions(
+        self, kind: str, path: str, items: list[dict], label: str, exists: bool, view: View | None = None
+    ) -> None:
+        """Exactly `items` on the folder or dashboard at `path` (`exists`: it can be read now).
+        An item whose user is not created yet (check mode) makes the write certain."""
+        known = all(item.get("userId", 0) is not None for item in items)
         before: list = []
         if exists:
             current = self._read(path, ok=(200,)).body
-            if acl(current) == acl(items):
+            if known and acl(current) == acl(items):
                 return
             before = [list(i) for i in acl(current)]
         who = "the organisation's Viewers" if self.in_org else f"team {self.names['team']}"
-        self._write(f"set {kind} permissions of {label} ({who} View)", "POST", path, json={"items": items})
-        self.run.diff(f"{kind} permissions {label}", before, [list(i) for i in acl(items)])
+        whom = f"{who} View" + (f", {view.login} Edit" if view is not None and view.login else "")
+        self._write(f"set {kind} permissions of {label} ({whom})", "POST", path, json={"items": items})
+        self.run.diff(f"{kind} permissions {label}", before, [list(i) for i in acl(items)] if known else "set")
 
     # ---- datasource ---------------------------------------------------------------------------
-    def desired_datasource(self, token_id: str | None) -> dict:
-        """The datasource as PowerView wants it (no secret). jsonData: what the production plugin
-        reads (as the deployed playbooks set it), or Grafana's InfluxDB datasource in InfluxQL."""
+    def desired_datasource(self, token_id: str | None, view: View | None = None) -> dict:
+        """The datasource of `view` (default: the company's own) as PowerView wants it (no secret).
+        jsonData: what the production plugin reads (as the deployed playbooks set it), or Grafana's
+        InfluxDB datasource in InfluxQL; and the owner markers (not secrets)."""
+        view = view or self.own_view()
         bucket = self.names["bucket"]
         if render.is_influxql(self.s.datasource_type):
             json_data: dict[str, Any] = {
@@ -305,13 +404,15 @@ class Company:
                 "httpMode": "POST",
                 "httpHeaderName1": "Authorization",
                 "readOnly": True,
-                "clientId": self.company,
+                "clientId": view.client_id,
                 "seriesConfigApiUrl": self.s.series_config_api_url,
             }
         # not a secret: the InfluxDB authorization id, to see when the token has changed
         json_data["powerviewTokenId"] = token_id or ""
+        json_data["powerviewCompany"] = view.company
+        json_data["powerviewUser"] = view.login
         return {
-            "name": self.names["datasource_name"],
+            "name": view.datasource_name,
             "type": self.s.datasource_type,
             "access": "proxy",
             "url": self.s.influx_url_for_grafana,
@@ -325,14 +426,29 @@ class Company:
             secure["token"] = token
         return secure
 
-    def find_datasource(self) -> dict | None:
-        answer = self._read(f"/api/datasources/name/{seg(self.names['datasource_name'])}")
+    def find_datasource(self, view: View | None = None) -> dict | None:
+        name = (view or self.own_view()).datasource_name
+        answer = self._read(f"/api/datasources/name/{seg(name)}")
         return answer.body if answer.found else None
 
-    def ensure_datasource(self, token: str | None, token_id: str | None) -> dict:
-        desired = self.desired_datasource(token_id)
-        current = self.find_datasource()
-        name = self.names["datasource_name"]
+    def check_owner(self, datasource: dict, view: View) -> None:
+        """Refuse a datasource of `view`'s name that PowerView did not make for `view`."""
+        owner = datasource_owner(datasource)
+        if owner != view.owner:
+            raise ProvisioningError(
+                f"data source {view.datasource_name} belongs to {describe_owner(owner)}, not to "
+                f"{view.label}: not touching it (the names influxdb_<company> and "
+                "influxdb_<company>_<login> collide; rename the user or the company, or remove that "
+                "data source by hand if it is really unused)"
+            )
+
+    def ensure_datasource(self, token: str | None, token_id: str | None, view: View | None = None) -> dict:
+        view = view or self.own_view()
+        desired = self.desired_datasource(token_id, view)
+        current = self.find_datasource(view)
+        name = view.datasource_name
+        if current is not None:
+            self.check_owner(current, view)
         if current is None:
             if not token and not self.run.check:
                 raise ProvisioningError(f"no InfluxDB token for data source {name}")
@@ -343,7 +459,7 @@ class Company:
             body = {
                 **desired,
                 "jsonData": json_data,
-                "uid": self.names["datasource_uid"],
+                "uid": view.datasource_uid,
                 "secureJsonData": self.secure_json(token or ""),
             }
             answer = self._write(
@@ -351,8 +467,12 @@ class Company:
             )  # 409: made meanwhile
             self.run.diff(f"data source {name}", "absent", desired)
             if answer is None:
-                return {**desired, "uid": self.names["datasource_uid"]}
-            return answer.body["datasource"] if answer.status == 200 else self.find_datasource() or {}
+                return {**desired, "uid": view.datasource_uid}
+            if answer.status == 200:
+                return answer.body["datasource"]
+            made = self.find_datasource(view) or {}
+            self.check_owner(made, view)
+            return made
         wanted_secrets = SECRET_JSON_KEYS if not render.is_influxql(self.s.datasource_type) else ("httpHeaderValue1",)
         has_secrets = all((current.get("secureJsonFields") or {}).get(k) for k in wanted_secrets)
         if contains(current, desired) and has_secrets:
@@ -374,26 +494,34 @@ class Company:
         return {**current, **desired}
 
     # ---- dashboard ----------------------------------------------------------------------------
-    def render_dashboard(self, datasource_uid: str) -> dict:
+    def render_dashboard(self, datasource_uid: str, view: View | None = None) -> dict:
+        view = view or self.own_view()
         return render.render_dashboard(
             self.templates_dir,
             self.s.datasource_type,
             {
                 "company_name": self.company,
                 "bucket": self.names["bucket"],
-                "dashboard_uid": self.names["dashboard_uid"],
-                "dashboard_title": self.names["dashboard_title"],
+                "dashboard_uid": view.dashboard_uid,
+                "dashboard_title": view.dashboard_title,
                 "datasource_uid": datasource_uid,
-                "datasource_name": self.names["datasource_name"],
+                "datasource_name": view.datasource_name,
                 "datasource_type": self.s.datasource_type,
-                "client_id": self.company,
+                "client_id": view.client_id,
             },
         )
 
-    def ensure_dashboard(self, folder_uid: str, datasource_uid: str, team_id: int | None) -> None:
-        uid = self.names["dashboard_uid"]
-        desired = self.render_dashboard(datasource_uid)
+    def ensure_dashboard(
+        self, folder_uid: str, datasource_uid: str, team_id: int | None, view: View | None = None
+    ) -> None:
+        """The dashboard of `view` (default: the company's own) in the company's folder. One in
+        another folder is another company's (the deployed uids collide like the datasource names):
+        refused. One in the General folder (made by hand, or by an old version) is moved."""
+        view = view or self.own_view()
+        uid = view.dashboard_uid
+        desired = self.render_dashboard(datasource_uid, view)
         current = self._read(f"/api/dashboards/uid/{seg(uid)}")
+        self.check_dashboard_place(current, folder_uid, view)
         same = (
             current.found
             and (current.body.get("meta") or {}).get("folderUid", "") == folder_uid
@@ -415,10 +543,31 @@ class Company:
         self.ensure_permissions(
             "dashboard",
             f"/api/dashboards/uid/{seg(uid)}/permissions",
-            self.viewers(team_id),
+            self.viewers(team_id) + view.editors(),
             uid,
             exists=current.found or not self.run.check,
+            view=view,
         )
+
+    def check_dashboard_place(self, current: Answer, folder_uid: str, view: View) -> None:
+        """Refuse the dashboard of `view`'s uid when it is in another folder than the company's."""
+        meta = (current.body.get("meta") or {}) if current.found else {}
+        where = meta.get("folderUid", "")
+        if where and where != folder_uid:
+            raise ProvisioningError(
+                f"dashboard {view.dashboard_uid} is in folder {meta.get('folderTitle') or where} ({where}), "
+                f"not in the folder of company {self.company} ({folder_uid}): it is not the dashboard "
+                f"of {view.label}; not touching it"
+            )
+
+    def check_before_writes(self, view: View, folder_uid: str) -> None:
+        """What another company or user owns under `view`'s names (data source, dashboard, client id):
+        refused before the first write, so that a collision changes nothing."""
+        current = self.find_datasource(view)
+        if current is not None:
+            self.check_owner(current, view)
+        self.check_dashboard_place(self._read(f"/api/dashboards/uid/{seg(view.dashboard_uid)}"), folder_uid, view)
+        self.check_client(view.client_id)
 
     # ---- users ----------------------------------------------------------------------------------
     def find_user(self, login: str) -> dict | None:
@@ -559,27 +708,40 @@ class Company:
             )
 
     # ---- config API -------------------------------------------------------------------------
+    def check_client(self, client_id: str) -> str | None:
+        """The bucket `client_id` reads (None: not registered, or no config API); refused when it
+        is another bucket than the company's."""
+        if not self.s.config_api_url:
+            return None
+        bucket = ConfigApi(self.s.config_api_url, self.s.config_api_token).bucket_of(client_id)
+        if bucket is not None and bucket != self.names["bucket"]:
+            raise ProvisioningError(
+                f"config API: client id {client_id} is registered with bucket {bucket}, not {self.names['bucket']}"
+            )
+        return bucket
+
     def register_client(self, client_id: str) -> None:
         if not self.s.config_api_url:
             return
         api = ConfigApi(self.s.config_api_url, self.s.config_api_token)
-        bucket = api.bucket_of(client_id)
-        if bucket == self.names["bucket"]:
+        if self.check_client(client_id) is not None:
             return
-        if bucket is not None:
-            raise ProvisioningError(
-                f"config API: client id {client_id} is registered with bucket {bucket}, not {self.names['bucket']}"
-            )
         self.run.changes.append(f"register client id {client_id} in the config API")
         self.run.diff(f"config API client {client_id}", "absent", {"bucket": self.names["bucket"]})
         if not self.run.check:
             api.register(client_id, self.names["bucket"])
 
     def unregister_client(self, client_id: str) -> None:
+        """Unregister `client_id` when it reads this company's bucket (the deployed client ids
+        collide like the datasource names: company acme_x's is acme user x's)."""
         if not self.s.config_api_url:
             return
         api = ConfigApi(self.s.config_api_url, self.s.config_api_token)
-        if api.bucket_of(client_id) is None:
+        bucket = api.bucket_of(client_id)
+        if bucket is None:
+            return
+        if bucket != self.names["bucket"]:
+            self.run.notes.append(f"config API: client id {client_id} reads bucket {bucket}, not {self.company}: kept")
             return
         self.run.changes.append(f"unregister client id {client_id} from the config API")
         if not self.run.check:
@@ -609,6 +771,7 @@ class Company:
                     "with -e force_company=true to recreate it."
                 )
         if company_steps:
+            self.check_before_writes(self.own_view(), self.find_folder() or self.names["folder_uid"])
             team_id = None if self.in_org else self.ensure_team()
             folder_uid, folder_exists = self.ensure_folder()
             datasource = self.ensure_datasource(token, token_id)
@@ -624,6 +787,8 @@ class Company:
             team_id = None if self.in_org else self.find_team()
             folder_uid = self.find_folder() or ""
             datasource = self.find_datasource() or {}
+            if datasource:
+                self.check_owner(datasource, self.own_view())
             lacks = [
                 what
                 for what, missing in (
@@ -670,8 +835,20 @@ class Company:
         )
         self.ensure_member(login, user_id, team_id)
 
-    def add_user(self, login: str, email: str, name: str = "", password: str = "") -> dict:
-        """add_grafana_user_to_team.yml: a user of the company (team or organisation must exist)."""
+    def add_user(
+        self,
+        login: str,
+        email: str,
+        name: str = "",
+        password: str = "",
+        token: str | None = None,
+        token_id: str | None = None,
+    ) -> dict:
+        """add_grafana_user_to_team.yml: a user of the company (team or organisation and folder
+        must exist), and the user's view: datasource influxdb_<company>_<login> (the bucket's
+        read-only `token`, client id <company>_<login>), dashboard powerview_<company>_<login> in the
+        company's folder, viewed by the team (the organisation's Viewers in org tenancy), edited by
+        the user."""
         check_name("user", login, "user_login")
         if self.in_org:
             if not self.use_org(create=False):
@@ -687,16 +864,91 @@ class Company:
                     f"Team {self.company} not found in Grafana: provision the company first "
                     "(create_grafana_resources.yml)."
                 )
+        folder_uid = self.find_folder()
+        if folder_uid is None:
+            raise ProvisioningError(
+                f"Folder {self.names['folder_title']} not found in Grafana: provision the company first "
+                "(create_grafana_resources.yml)."
+            )
+        render.template_for(self.templates_dir, self.s.datasource_type)  # before any write
+        view = self.user_view(login)
+        self.check_before_writes(view, folder_uid)  # before the user is made
+        if self.find_datasource(view) is None and not token and not self.run.check:
+            raise ProvisioningError(
+                f"no InfluxDB token for data source {view.datasource_name}: give influx_token (the "
+                f"playbook gets it with manage_influx_tokens.py --bucket {self.company} --json)"
+            )
         password_file = None if password else self.s.secrets_dir / f"grafana_{login}.password"
         user_id, wrote = self.ensure_user(login, name or login, email, password, password_file)
         self.ensure_member(login, user_id, team_id)
-        self.register_client(f"{self.company}_{login}")
+        view = self.user_view(login, user_id)
+        datasource = self.ensure_datasource(token, token_id, view)
+        self.ensure_dashboard(folder_uid, datasource.get("uid") or view.datasource_uid, team_id, view)
+        self.register_client(view.client_id)
         where = f"organisation {self.company}" if self.in_org else f"team {self.company}"
-        message = f"{login} is a member of {where}" + (f"; its password is in {password_file}" if wrote else "")
-        return self.run.result(company=self.company, tenancy=self.tenancy, user_id=user_id, message=message)
+        message = (
+            f"{login} is a member of {where}; data source {view.datasource_name} (client id "
+            f"{view.client_id}), dashboard {view.dashboard_uid} ({login} Edit)"
+            + (f"; its password is in {password_file}" if wrote else "")
+        )
+        return self.run.result(
+            company=self.company,
+            tenancy=self.tenancy,
+            user_id=user_id,
+            datasource_name=view.datasource_name,
+            dashboard_uid=view.dashboard_uid,
+            client_id=view.client_id,
+            message=message,
+        )
+
+    # ---- user views: deletion -----------------------------------------------------------------
+    def user_datasources(self, org_id: int | None = None) -> list[tuple[str, dict]]:
+        """(login, datasource) of every user view of this company in scope (owner read from jsonData)."""
+        if org_id is None:
+            answer = self._read("/api/datasources", ok=(200,))
+        else:
+            answer = self.run.read("/api/datasources", org_id=org_id, ok=(200,))
+        found = []
+        for datasource in (answer.body or []) if answer.found else []:
+            owner = datasource_owner(datasource)
+            if owner is not None and owner[0] == self.company and owner[1]:
+                found.append((owner[1], datasource))
+        return sorted(found, key=lambda pair: pair[0])
+
+    def remove_user_view(self, login: str, datasource: dict | None = None, dashboard: bool = True) -> None:
+        """Delete the dashboard (if in the company's folder; `dashboard=False`: the folder's deletion
+        takes it) and the datasource of `login`'s view (only PowerView's own for this company and
+        user). Its client id is the caller's business (a migration keeps it)."""
+        view = self.user_view(login)
+        found = self._read(f"/api/dashboards/uid/{seg(view.dashboard_uid)}") if dashboard else Answer(404, None)
+        folder_uid = self.find_folder() if found.found else None
+        if found.found and folder_uid and (found.body.get("meta") or {}).get("folderUid") == folder_uid:
+            self._write(
+                f"delete dashboard {view.dashboard_uid}",
+                "DELETE",
+                f"/api/dashboards/uid/{seg(view.dashboard_uid)}",
+                ok=(200, 404),
+            )
+            self.run.diff(f"dashboard {view.dashboard_uid}", "present", "absent")
+        datasource = datasource or self.find_datasource(view)
+        if datasource is not None:
+            if datasource_owner(datasource) != view.owner:
+                self.run.notes.append(
+                    f"data source {view.datasource_name} belongs to {describe_owner(datasource_owner(datasource))}, "
+                    f"not to {view.label}: left alone"
+                )
+            else:
+                self._write(
+                    f"delete data source {view.datasource_name}",
+                    "DELETE",
+                    f"/api/datasources/uid/{seg(datasource['uid'])}",
+                    ok=(200, 404),
+                )
+                self.run.diff(f"data source {view.datasource_name}", "present", "absent")
 
     def absent(self, user_login: str | None = None) -> dict:
-        """Delete the company's Grafana resources (and `user_login` if given); never the bucket."""
+        """Delete the company's Grafana resources, its users' views (datasources found by their
+        owner in jsonData, never by name) and `user_login` if given; never the bucket."""
         if user_login:
             check_name("user", user_login, "user_name")
             if not self.s.has_admin:
@@ -704,6 +956,7 @@ class Company:
                     f"Deleting user {user_login} needs Grafana's admin API: set GRAFANA_USERNAME "
                     "and GRAFANA_PASSWORD (a Grafana server admin)."
                 )
+        views: list[str] = []
         if self.in_org:
             org = self.find_org()
             if org is not None:
@@ -712,6 +965,7 @@ class Company:
                         f"organisation {self.company} is Grafana's main organisation: refusing to delete it"
                     )
                 self._refuse_foreign_org(int(org["id"]))
+                views = [login for login, _ in self.user_datasources(int(org["id"]))]
                 members = self.run.read(f"/api/orgs/{int(org['id'])}/users", admin=True).body or []
                 self.run.write(
                     f"delete organisation {self.company} (its folder, data source, dashboards and "
@@ -723,7 +977,15 @@ class Company:
                 )
                 self.run.diff(f"organisation {self.company}", "present", "absent")
         else:
+            # the users' dashboards are in the company's folder: _delete_team_layout deletes them
+            for login, datasource in self.user_datasources():
+                views.append(login)
+                self.remove_user_view(login, datasource, dashboard=False)
+            if user_login and user_login not in views:
+                self.remove_user_view(user_login)  # by name, then by owner: also one made before the markers
             self._delete_team_layout()
+        for login in dict.fromkeys(views + ([user_login] if user_login else [])):
+            self.unregister_client(self.user_view(login).client_id)
         if user_login:
             user = self.find_user(user_login)
             if user is not None:
@@ -753,7 +1015,8 @@ class Company:
         organisation made by hand for something else is left alone)."""
         answer = self.run.read("/api/datasources", org_id=org_id, ok=(200, 401, 403))
         names = sorted(d.get("name", "") for d in answer.body or []) if answer.found else None
-        if names is None or set(names) - {self.names["datasource_name"]}:
+        users = {d.get("name", "") for _, d in self.user_datasources(org_id)} if answer.found else set()
+        if names is None or set(names) - {self.names["datasource_name"]} - users:
             what = (
                 f"holds data sources PowerView did not make ({', '.join(names)})"
                 if names is not None
@@ -770,8 +1033,9 @@ class Company:
     def _delete_team_layout(self) -> None:
         folder_uid = self.find_folder()
         doomed = self.dashboards_in(folder_uid) if folder_uid else []
-        if self._read(f"/api/dashboards/uid/{seg(self.names['dashboard_uid'])}").found:
-            doomed.append(self.names["dashboard_uid"])
+        own = self._read(f"/api/dashboards/uid/{seg(self.names['dashboard_uid'])}")
+        if own.found and (own.body.get("meta") or {}).get("folderUid", "") in ("", folder_uid):
+            doomed.append(self.names["dashboard_uid"])  # in another folder: another company's
         for uid in dict.fromkeys(doomed):
             self._write(f"delete dashboard {uid}", "DELETE", f"/api/dashboards/uid/{seg(uid)}", ok=(200, 404))
             self.run.diff(f"dashboard {uid}", "present", "absent")
@@ -779,7 +1043,12 @@ class Company:
             self._write(f"delete folder {folder_uid}", "DELETE", f"/api/folders/{seg(folder_uid)}", ok=(200, 404))
             self.run.diff(f"folder {folder_uid}", "present", "absent")
         datasource = self.find_datasource()
-        if datasource:
+        if datasource and datasource_owner(datasource) != self.own_view().owner:
+            self.run.notes.append(
+                f"data source {self.names['datasource_name']} belongs to "
+                f"{describe_owner(datasource_owner(datasource))}, not to company {self.company}: left alone"
+            )
+        elif datasource:
             self._write(
                 f"delete data source {self.names['datasource_name']}",
                 "DELETE",

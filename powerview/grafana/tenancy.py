@@ -1,6 +1,7 @@
 """Move a company between the two tenancies: `team` (a team in the main organisation) and `org`
 (an organisation of its own). Data source, folder, dashboards (same uids, so bookmarks keep
-working) and users move; the InfluxDB bucket, its token and the config API are not touched.
+working), users and their own views (data source and dashboard of add_grafana_user_to_team.yml,
+made again in the target) move; the InfluxDB bucket, its token and the config API are not touched.
 
 Order, so that a failure half-way loses nothing and a second run finishes the job: everything is
 first made in the target (read, compared, written only when missing), then removed from the
@@ -54,10 +55,10 @@ def _full_dashboards(company: Company, folder_uid: str) -> list[dict]:
     return out
 
 
-def _copy_dashboards(target: Company, dashboards: list[dict], folder_uid: str) -> None:
+def _copy_dashboards(target: Company, dashboards: list[dict], folder_uid: str, rendered: set[str]) -> None:
     for dash in dashboards:
-        if dash.get("uid") == target.names["dashboard_uid"]:
-            continue  # the main dashboard is rendered by present()
+        if dash.get("uid") == target.names["dashboard_uid"] or dash.get("uid") in rendered:
+            continue  # the main dashboard is rendered by present(), the users' by _move_user_views
         wanted = {k: v for k, v in dash.items() if k not in ("id", "version")}
         current = target._read(f"/api/dashboards/uid/{seg(dash['uid'])}")
         if (
@@ -114,6 +115,7 @@ def migrate(
             ]
     folder_uid = src.find_folder()
     datasource = src.find_datasource()
+    user_views = src.user_datasources()
     if folder_uid is None and datasource is None and (source_mode == "org" or src.find_team() is None):
         run.notes.append(f"{company}: nothing of it in {source_mode} tenancy: nothing to move")
         return run.result(company=company)
@@ -126,9 +128,19 @@ def migrate(
         dst.names["datasource_uid"] = datasource["uid"]
     token = tokens(company, run.check)
     result = dst.present(token=token.get("token"), token_id=token.get("id"), company_steps=True)
-    _copy_dashboards(dst, dashboards, result["folder_uid"])
+    _copy_dashboards(
+        dst, dashboards, result["folder_uid"], {src.user_view(login).dashboard_uid for login, _ in user_views}
+    )
     for login, user_id in members:
         dst.ensure_member(login, user_id, result.get("team_id"))
+    for login, _ in user_views:
+        user = dst.find_user(login)
+        if user is None:
+            run.notes.append(f"{company}: user {login} no longer exists: its view is not moved")
+            continue
+        view = dst.user_view(login, int(user["id"]))
+        made = dst.ensure_datasource(token.get("token"), token.get("id"), view)
+        dst.ensure_dashboard(result["folder_uid"], made.get("uid") or view.datasource_uid, result.get("team_id"), view)
 
     # then the source goes
     if source_mode == "org":
@@ -140,6 +152,8 @@ def migrate(
             ok=(200, 404),
         )
     else:
+        for login, user_datasource in user_views:
+            src.remove_user_view(login, user_datasource, dashboard=False)  # the folder's deletion takes it
         src._delete_team_layout()
     return run.result(
         company=company,

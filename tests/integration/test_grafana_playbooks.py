@@ -204,24 +204,44 @@ def test_add_user_to_team(lab, acme):
         "user_password": "correct horse battery",
     }
     run = lab.run("add_grafana_user_to_team.yml", user_vars)
-    assert run.rc == 0 and run.recap["changed"] == 1, run.output
+    assert run.rc == 0 and run.recap["changed"] == 1, run.output  # the token is reused: not a change
     g = lab.grafana
-    assert g.user_by_login("jdoe")["id"] in g.team_members[g.team_by_name("acme")["id"]]
+    team = g.team_by_name("acme")
+    jdoe = g.user_by_login("jdoe")
+    assert jdoe["id"] in g.team_members[team["id"]]
     assert g.check_password("jdoe", "correct horse battery") and "correct horse battery" not in run.output
+    # the user's view: its data source (the bucket's read-only token, its own client id), its dashboard
+    company_ds = g.datasource_by_name("influxdb_acme")
+    ds = g.datasource_by_name("influxdb_acme_jdoe")
+    assert ds["type"] == company_ds["type"] and ds["url"] == "http://influxdb:8086"
+    assert ds["jsonData"]["clientId"] == "acme_jdoe" and ds["jsonData"]["defaultBucket"] == "acme"
+    token = g.datasource_secrets[ds["id"]]["token"]
+    assert token == g.datasource_secrets[company_ds["id"]]["token"] and token not in run.output
+    assert ds["jsonData"]["powerviewTokenId"] == company_ds["jsonData"]["powerviewTokenId"]
+    dash = g.dashboards["powerview_acme_jdoe"]
+    assert dash["folderUid"] == "pvfolder_acme" and ds["uid"] in json.dumps(dash["dashboard"])
+    assert g.dashboard_acl["powerview_acme_jdoe"] == [
+        {"teamId": team["id"], "permission": 1},
+        {"userId": jdoe["id"], "permission": 2},
+    ]
     assert lab.config_api.clients["acme_jdoe"] == "acme"
-    assert "jdoe is a member of team acme" in run.stdout
+    assert "jdoe is a member of team acme; data source influxdb_acme_jdoe (client id acme_jdoe)" in run.stdout
 
 
 def test_delete_check_then_delete(lab, acme):
     g = lab.grafana
+    # test_add_user_to_team's view, when it ran on this worker (pytest-xdist may split the module)
+    view = g.datasource_by_name("influxdb_acme_jdoe") is not None
     before = len(g.writes())
     check = lab.run("delete_grafana_resources.yml", {"company_name": "acme", "user_name": "user_acme"}, "--check")
     assert check.rc == 0 and len(g.writes()) == before, check.output
     assert "delete folder pvfolder_acme" in check.stdout and "delete user user_acme" in check.stdout
+    assert not view or "delete data source influxdb_acme_jdoe" in check.stdout
     run = lab.run("delete_grafana_resources.yml", {"company_name": "acme", "user_name": "user_acme"})
     assert run.rc == 0 and run.recap["changed"] == 1, run.output
     assert g.team_by_name("acme") is None and g.datasource_by_name("influxdb_acme") is None
-    assert "acme" in lab.influx.buckets and "acme" not in lab.config_api.clients
+    assert g.datasource_by_name("influxdb_acme_jdoe") is None and "powerview_acme_jdoe" not in g.dashboards
+    assert "acme" in lab.influx.buckets and not {"acme", "acme_jdoe"} & set(lab.config_api.clients)
     assert "the InfluxDB bucket acme and its data are kept" in run.stdout
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from powerview.grafana.company import ProvisioningError, acl, check_name, contains
 from powerview.grafana.render import flux_string, render_dashboard
-from powerview.grafana_names import company_names, grafana_uid
+from powerview.grafana_names import company_names, grafana_uid, user_names
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATES = PROJECT / "grafana-automation" / "templates"
@@ -122,3 +122,21 @@ def test_dashboard_escapes_a_hostile_name_anyway():
     query = dash["panels"][0]["targets"][0]["query"]
     assert 'from(bucket: "x\\") |> drop() //\\${evil}\\\\")' in query
     assert 'from(bucket: "x")' not in query
+
+
+def test_names_of_a_users_view_are_the_deployed_ones_and_valid_uids_for_long_names():
+    names = user_names("acme", "jdoe")
+    assert names == {
+        "datasource_name": "influxdb_acme_jdoe",
+        "datasource_uid": "pvdsu_acme_jdoe",
+        "dashboard_uid": "powerview_acme_jdoe",
+        "dashboard_title": "Overview acme (jdoe)",
+        "client_id": "acme_jdoe",
+    }
+    # never the company's own data source uid, even where the deployed names collide (acme_x)
+    assert user_names("acme", "x")["datasource_uid"] != company_names("acme_x")["datasource_uid"]
+    long = user_names("x" * 128, "y" * 128)
+    assert UID.match(long["datasource_uid"]) and UID.match(long["dashboard_uid"])
+    assert long == user_names("x" * 128, "y" * 128)
+    with pytest.raises(ValueError, match="user name"):
+        user_names("acme", "a/b")

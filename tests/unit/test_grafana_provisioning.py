@@ -195,6 +195,8 @@ def test_add_user_then_nothing_then_password_change(grafana, tmp_path, config_ap
         user_email="jdoe@example.com",
         user_name="Jane Doe",
         user_password="correct horse battery",
+        influx_token="tok-1",
+        influx_token_id="id-1",
         settings=s,
     )
     first = actions.run("user_present", **args)
@@ -202,6 +204,7 @@ def test_add_user_then_nothing_then_password_change(grafana, tmp_path, config_ap
     assert grafana.check_password("jdoe", "correct horse battery")
     assert config_api.clients == {"acme": "acme", "acme_jdoe": "acme"}
     assert actions.run("user_present", **args)["changes"] == []
+    assert actions.run("user_present", check=True, **args)["changes"] == []
     changed = actions.run("user_present", **{**args, "user_password": "another long one"})
     assert changed["changes"] == ["set the password of jdoe"] and grafana.check_password("jdoe", "another long one")
     with pytest.raises(ProvisioningError, match="Team nobody not found"):
@@ -286,7 +289,15 @@ def test_org_tenancy_create_rerun_check_add_user_delete(grafana, tmp_path, confi
         timeout=10,
         json={"login": "jdoe", "email": "jdoe@example.com", "password": "pw-12345678"},
     ).raise_for_status()
-    added = actions.run("user_present", company="acme", user_login="jdoe", user_email="jdoe@example.com", settings=s)
+    added = actions.run(
+        "user_present",
+        company="acme",
+        user_login="jdoe",
+        user_email="jdoe@example.com",
+        influx_token="tok-1",
+        influx_token_id="id-1",
+        settings=s,
+    )
     jdoe = grafana.user_by_login("jdoe")
     assert grafana.user_orgs(jdoe["id"]) == {org["id"]: "Viewer"}
     assert "remove jdoe from the main organisation" in added["changes"]
@@ -555,6 +566,8 @@ def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, 
         user_login="jdoe",
         user_email="jdoe@example.com",
         user_password="correct horse battery",
+        influx_token="tok-acme",
+        influx_token_id="id-acme",
         settings=team,
     )
     requests.post(
@@ -579,9 +592,15 @@ def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, 
     assert sorted(moved["moved_users"]) == ["jdoe", "user_acme"]
     org = grafana.org_by_name("acme")
     st = grafana.state(org["id"])
-    assert set(st.dashboards) == {"powerview_acme", "acme_custom"}
+    assert set(st.dashboards) == {"powerview_acme", "acme_custom", "powerview_acme_jdoe"}
     assert st.dashboards["acme_custom"]["dashboard"]["panels"] == [{"title": "p"}]
-    assert {d["uid"] for d in st.datasources.values()} == {"pvds_acme"}
+    assert {d["uid"] for d in st.datasources.values()} == {"pvds_acme", "pvdsu_acme_jdoe"}
+    jdoe_id = grafana.user_by_login("jdoe")["id"]
+    assert st.dashboard_acl["powerview_acme_jdoe"] == [
+        {"role": "Viewer", "permission": 1},
+        {"userId": jdoe_id, "permission": 2},
+    ]
+    assert grafana.datasource_by_name("influxdb_acme_jdoe") is None  # gone from the main organisation
     for login in ("jdoe", "user_acme"):
         assert grafana.user_orgs(grafana.user_by_login(login)["id"]) == {org["id"]: "Viewer"}
     assert grafana.team_by_name("acme") is None and "pvfolder_acme" not in grafana.folders
@@ -593,8 +612,13 @@ def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, 
     back = migrate(Run(g), team, "acme", "team", tokens=_fake_tokens)
     assert back["changed"] and grafana.org_by_name("acme") is None
     acme = grafana.team_by_name("acme")
-    assert {"powerview_acme", "acme_custom"} <= set(grafana.dashboards)
+    assert {"powerview_acme", "acme_custom", "powerview_acme_jdoe"} <= set(grafana.dashboards)
     assert grafana.datasource_by_name("influxdb_acme")["uid"] == "pvds_acme"
+    assert grafana.datasource_by_name("influxdb_acme_jdoe")["jsonData"]["clientId"] == "acme_jdoe"
+    assert grafana.dashboard_acl["powerview_acme_jdoe"] == [
+        {"teamId": acme["id"], "permission": 1},
+        {"userId": jdoe_id, "permission": 2},
+    ]
     for login in ("jdoe", "user_acme"):
         user = grafana.user_by_login(login)
         assert user["id"] in grafana.team_members[acme["id"]] and MAIN_ORG_ID in grafana.user_orgs(user["id"])
@@ -677,3 +701,270 @@ def test_org_tenancy_never_deletes_an_organisation_that_is_not_powerviews(grafan
         actions.run("company_absent", company="acme", settings=s)
     create(s, company="acme")  # puts the admin back as a member
     assert actions.run("company_absent", company="acme", settings=s)["changed"]
+
+
+# ---- a user's own view: data source and dashboard of add_grafana_user_to_team.yml ----------------
+
+
+def add_user(s, login, company="acme", check=False, token="tok-1", token_id="id-1", **kw):
+    return actions.run(
+        "user_present",
+        check=check,
+        company=company,
+        user_login=login,
+        user_email=f"{login}@example.com",
+        user_password="correct horse battery",
+        influx_token=token,
+        influx_token_id=token_id,
+        settings=s,
+        **kw,
+    )
+
+
+def test_team_user_view_is_made_once_then_nothing_and_check_mode_writes_nothing(grafana, tmp_path, config_api):
+    s = make_settings(grafana, tmp_path, config_api_url=config_api.url, config_api_token="cfg-token")
+    create(s)
+    writes = len(grafana.writes())
+    plan = add_user(s, "jdoe", check=True, token=None, token_id=None)  # --check: the token tool prints none
+    assert len(grafana.writes()) == writes and grafana.user_by_login("jdoe") is None
+    assert grafana.datasource_by_name("influxdb_acme_jdoe") is None and "acme_jdoe" not in config_api.clients
+    for line in (
+        "create user jdoe",
+        "create data source influxdb_acme_jdoe",
+        "save dashboard powerview_acme_jdoe",
+        "set dashboard permissions of powerview_acme_jdoe (team acme View, jdoe Edit)",
+        "register client id acme_jdoe in the config API",
+    ):
+        assert line in plan["changes"]
+    assert add_user(s, "jdoe", check=True)["changed"] and len(grafana.writes()) == writes
+
+    first = add_user(s, "jdoe")
+    team = grafana.team_by_name("acme")
+    jdoe = grafana.user_by_login("jdoe")
+    ds = grafana.datasource_by_name("influxdb_acme_jdoe")
+    company_ds = grafana.datasource_by_name("influxdb_acme")
+    assert ds["uid"] == "pvdsu_acme_jdoe" and ds["type"] == company_ds["type"] and ds["url"] == company_ds["url"]
+    # the company's settings, its own client id, and its owner (not secrets)
+    assert ds["jsonData"] == {
+        **company_ds["jsonData"],
+        "clientId": "acme_jdoe",
+        "powerviewCompany": "acme",
+        "powerviewUser": "jdoe",
+    }
+    assert company_ds["jsonData"]["powerviewCompany"] == "acme" and company_ds["jsonData"]["powerviewUser"] == ""
+    assert grafana.datasource_secrets[ds["id"]] == {"token": "tok-1", "httpHeaderValue1": "Token tok-1"}
+    dash = grafana.dashboards["powerview_acme_jdoe"]
+    assert dash["folderUid"] == "pvfolder_acme" and dash["dashboard"]["title"] == "Overview acme (jdoe)"
+    assert '"pvdsu_acme_jdoe"' in json.dumps(dash["dashboard"]) and '"pvds_acme"' not in json.dumps(dash["dashboard"])
+    assert grafana.dashboard_acl["powerview_acme_jdoe"] == [
+        {"teamId": team["id"], "permission": 1},
+        {"userId": jdoe["id"], "permission": 2},
+    ]
+    assert grafana.dashboard_acl["powerview_acme"] == [{"teamId": team["id"], "permission": 1}]  # unchanged
+    assert config_api.clients == {"acme": "acme", "acme_jdoe": "acme"}
+    assert (first["datasource_name"], first["dashboard_uid"], first["client_id"]) == (
+        "influxdb_acme_jdoe",
+        "powerview_acme_jdoe",
+        "acme_jdoe",
+    )
+    assert "tok-1" not in json.dumps(first) and "correct horse battery" not in json.dumps(first)
+    assert "data source influxdb_acme_jdoe (client id acme_jdoe)" in first["message"]
+
+    writes = len(grafana.writes())
+    assert add_user(s, "jdoe")["changes"] == [] and add_user(s, "jdoe", check=True)["changes"] == []
+    assert create(s)["changes"] == [] and len(grafana.writes()) == writes
+    # a permission changed by hand is put back; a new token is pushed
+    grafana.dashboard_acl["powerview_acme_jdoe"] = [{"teamId": team["id"], "permission": 1}]
+    assert add_user(s, "jdoe")["changes"] == [
+        "set dashboard permissions of powerview_acme_jdoe (team acme View, jdoe Edit)"
+    ]
+    rotated = add_user(s, "jdoe", token="tok-2", token_id="id-2")
+    assert rotated["changes"] == ["update data source influxdb_acme_jdoe"]
+    assert grafana.datasource_secrets[ds["id"]]["token"] == "tok-2" and "tok-2" not in json.dumps(rotated)
+
+
+def test_user_view_needs_a_token_and_the_company_and_fails_before_any_write(grafana, tmp_path):
+    s = make_settings(grafana, tmp_path)
+    with pytest.raises(ProvisioningError, match="Team acme not found"):
+        add_user(s, "jdoe")
+    create(s)
+    writes = len(grafana.writes())
+    with pytest.raises(ProvisioningError, match="no InfluxDB token for data source influxdb_acme_jdoe"):
+        add_user(s, "jdoe", token=None, token_id=None)
+    assert len(grafana.writes()) == writes and grafana.user_by_login("jdoe") is None
+    with pytest.raises(ProvisioningError, match="Team ghost not found"):
+        actions.run("ping", company="ghost", require_company=True, settings=s)
+    assert actions.run("ping", company="acme", require_company=True, settings=s)["changed"] is False
+
+
+def test_org_user_view_lives_in_the_organisation_then_goes_with_it(grafana, tmp_path, config_api):
+    s = make_settings(grafana, tmp_path, tenancy="org", config_api_url=config_api.url, config_api_token="cfg-token")
+    create(s)
+    writes = len(grafana.writes())
+    with pytest.raises(ProvisioningError, match="Organisation ghost not found"):
+        actions.run("ping", company="ghost", require_company=True, settings=s)
+    assert actions.run("ping", company="acme", require_company=True, settings=s)["changed"] is False
+    plan = add_user(s, "jdoe", check=True, token=None, token_id=None)
+    assert len(grafana.writes()) == writes
+    assert (
+        "set dashboard permissions of powerview_acme_jdoe (the organisation's Viewers View, jdoe Edit)"
+        in (plan["changes"])
+    )
+    add_user(s, "jdoe")
+    org = grafana.org_by_name("acme")
+    st = grafana.state(org["id"])
+    jdoe = grafana.user_by_login("jdoe")
+    ds = next(d for d in st.datasources.values() if d["name"] == "influxdb_acme_jdoe")
+    assert ds["jsonData"]["clientId"] == "acme_jdoe" and ds["jsonData"]["powerviewUser"] == "jdoe"
+    assert st.datasource_secrets[ds["id"]]["token"] == "tok-1"
+    assert st.dashboards["powerview_acme_jdoe"]["folderUid"] == "pvfolder_acme"
+    assert st.dashboard_acl["powerview_acme_jdoe"] == [
+        {"role": "Viewer", "permission": 1},
+        {"userId": jdoe["id"], "permission": 2},
+    ]
+    main = grafana.state(MAIN_ORG_ID)
+    assert not main.datasources and not main.dashboards and grafana.user_orgs(jdoe["id"]) == {org["id"]: "Viewer"}
+    writes = len(grafana.writes())
+    assert add_user(s, "jdoe")["changes"] == [] and add_user(s, "jdoe", check=True)["changes"] == []
+    assert create(s)["changes"] == [] and len(grafana.writes()) == writes
+    # the organisation holds PowerView's data sources only: deleted, with the user's client id
+    gone = actions.run("company_absent", company="acme", settings=s)
+    assert "unregister client id acme_jdoe from the config API" in gone["changes"]
+    assert grafana.org_by_name("acme") is None and config_api.clients == {}
+
+
+def test_name_collisions_with_another_company_are_refused_naming_both(grafana, tmp_path, config_api):
+    """Company acme's user x and company acme_x share the deployed names influxdb_acme_x,
+    powerview_acme_x and the client id acme_x: what one owns, the other never changes."""
+    s = make_settings(grafana, tmp_path, config_api_url=config_api.url, config_api_token="cfg-token")
+    create(s, company="acme")
+    create(s, company="acme_y", token="tok-y")
+    add_user(s, "x")
+    theirs = json.loads(json.dumps(grafana.datasource_by_name("influxdb_acme_x")))
+    writes = len(grafana.writes())
+    # company acme_x after user x of acme: refused before any write
+    with pytest.raises(
+        ProvisioningError,
+        match=r"data source influxdb_acme_x belongs to user x of company acme, not to company acme_x",
+    ):
+        create(s, company="acme_x", token="tok-x")
+    # user y of acme after company acme_y: refused before the user is made
+    with pytest.raises(
+        ProvisioningError,
+        match=r"influxdb_acme_y belongs to company acme_y \(its own data source\), not to user y of company acme",
+    ):
+        add_user(s, "y")
+    assert len(grafana.writes()) == writes and grafana.user_by_login("y") is None
+    assert grafana.datasource_by_name("influxdb_acme_x") == theirs
+    assert grafana.datasource_by_name("influxdb_acme_y")["jsonData"]["clientId"] == "acme_y"
+    # a data source of that name made by hand: not PowerView's, refused as well
+    requests.post(
+        f"{grafana.url}/api/datasources", auth=ADMIN, timeout=10, json={"name": "influxdb_acme_z", "type": "prometheus"}
+    ).raise_for_status()
+    with pytest.raises(ProvisioningError, match="influxdb_acme_z belongs to nobody PowerView knows"):
+        add_user(s, "z")
+    assert grafana.datasource_by_name("influxdb_acme_z")["type"] == "prometheus"
+    # the user's dashboard uid is company acme_x's too: in another company's folder, refused
+    from powerview.grafana.client import Grafana
+    from powerview.grafana.company import Company, Run
+
+    company = Company(Run(Grafana(s)), s, "acme_x")
+    with pytest.raises(ProvisioningError, match=r"dashboard powerview_acme_x is in folder acme \(pvfolder_acme\)"):
+        company.ensure_dashboard("pvfolder_acme_x", "pvds_acme_x", None)
+    # deleting company acme_x leaves user x of acme's data source, dashboard and client id alone
+    gone = actions.run("company_absent", company="acme_x", settings=s)
+    assert grafana.datasource_by_name("influxdb_acme_x") == theirs and "powerview_acme_x" in grafana.dashboards
+    assert config_api.clients["acme_x"] == "acme"
+    assert any("influxdb_acme_x belongs to user x of company acme" in n for n in gone["notes"])
+    assert any("client id acme_x reads bucket acme, not acme_x: kept" in n for n in gone["notes"])
+
+
+def test_a_deployed_user_data_source_without_owner_markers_is_adopted(grafana, tmp_path):
+    s = make_settings(grafana, tmp_path)
+    create(s)
+    deployed = {
+        "name": "influxdb_acme_old",
+        "type": "influxdb-adecwatts-datasource",
+        "access": "proxy",
+        "url": "http://influxdb:8086",
+        "jsonData": {"version": "Flux", "defaultBucket": "acme", "clientId": "acme_old", "channelsList": ["U1"]},
+        "secureJsonData": {"token": "tok-old", "httpHeaderValue1": "Token tok-old"},
+    }
+    requests.post(f"{grafana.url}/api/datasources", auth=ADMIN, timeout=10, json=deployed).raise_for_status()
+    adopted = add_user(s, "old")
+    assert "update data source influxdb_acme_old" in adopted["changes"]
+    ds = grafana.datasource_by_name("influxdb_acme_old")
+    assert ds["jsonData"]["powerviewCompany"] == "acme" and ds["jsonData"]["powerviewUser"] == "old"
+    assert ds["jsonData"]["channelsList"] == ["U1"]  # what the plugin's editor set is kept
+    assert grafana.dashboards["powerview_acme_old"]["dashboard"]["title"] == "Overview acme (old)"
+
+
+def test_delete_with_a_user_then_the_company_takes_its_users_views_and_no_one_elses(grafana, tmp_path, config_api):
+    s = make_settings(grafana, tmp_path, config_api_url=config_api.url, config_api_token="cfg-token")
+    create(s, company="acme")
+    create(s, company="beta", token="tok-beta")
+    add_user(s, "jdoe")
+    add_user(s, "ann")
+    add_user(s, "bob", company="beta", token="tok-beta")
+    # made by the deployed playbook (no owner marker): recognised by bucket and client id
+    requests.post(
+        f"{grafana.url}/api/datasources",
+        auth=ADMIN,
+        timeout=10,
+        json={"name": "influxdb_acme_old", "type": "x", "jsonData": {"defaultBucket": "acme", "clientId": "acme_old"}},
+    ).raise_for_status()
+    # a name with the company's prefix, not PowerView's: never deleted
+    requests.post(
+        f"{grafana.url}/api/datasources",
+        auth=ADMIN,
+        timeout=10,
+        json={"name": "influxdb_acme_ops", "type": "prometheus"},
+    ).raise_for_status()
+    writes = len(grafana.writes())
+    plan = actions.run("company_absent", check=True, company="acme", user_login="jdoe", settings=s)
+    assert len(grafana.writes()) == writes and config_api.clients["acme_jdoe"] == "acme"
+    for line in (
+        "delete data source influxdb_acme_ann",
+        "delete data source influxdb_acme_jdoe",
+        "delete data source influxdb_acme_old",
+        "delete dashboard powerview_acme_jdoe",
+        "delete dashboard powerview_acme_ann",
+        "delete data source influxdb_acme",
+        "unregister client id acme_jdoe from the config API",
+        "unregister client id acme_ann from the config API",
+        "delete user jdoe",
+    ):
+        assert plan["changes"].count(line) == 1, line
+    assert not any("influxdb_acme_ops" in line or "beta" in line for line in plan["changes"])
+
+    done = actions.run("company_absent", company="acme", user_login="jdoe", settings=s)
+    assert done["changes"] == plan["changes"]
+    for name in ("influxdb_acme", "influxdb_acme_jdoe", "influxdb_acme_ann", "influxdb_acme_old"):
+        assert grafana.datasource_by_name(name) is None, name
+    assert not {"powerview_acme", "powerview_acme_jdoe", "powerview_acme_ann"} & set(grafana.dashboards)
+    assert grafana.user_by_login("jdoe") is None and grafana.user_by_login("ann")  # only the user given
+    assert grafana.datasource_by_name("influxdb_acme_ops")["type"] == "prometheus"
+    # beta and its user's view: untouched
+    bob = grafana.datasource_by_name("influxdb_beta_bob")
+    assert bob and grafana.datasource_secrets[bob["id"]]["token"] == "tok-beta"
+    assert {"powerview_beta", "powerview_beta_bob"} <= set(grafana.dashboards)
+    assert config_api.clients == {"beta": "beta", "beta_bob": "beta"}
+    assert add_user(s, "bob", company="beta", token="tok-beta")["changes"] == []
+    assert actions.run("company_absent", company="acme", user_login="jdoe", settings=s)["changed"] is False
+
+
+def test_a_colliding_dashboard_or_client_id_alone_is_refused_before_any_write(grafana, tmp_path, config_api):
+    s = make_settings(grafana, tmp_path, config_api_url=config_api.url, config_api_token="cfg-token")
+    create(s, company="acme")
+    create(s, company="acme_x", token="tok-x")
+    ds = grafana.datasource_by_name("influxdb_acme_x")
+    requests.delete(f"{grafana.url}/api/datasources/uid/{ds['uid']}", auth=ADMIN, timeout=10).raise_for_status()
+    writes = len(grafana.writes())
+    with pytest.raises(ProvisioningError, match=r"dashboard powerview_acme_x is in folder acme_x \(pvfolder_acme_x\)"):
+        add_user(s, "x")
+    requests.delete(f"{grafana.url}/api/dashboards/uid/powerview_acme_x", auth=ADMIN, timeout=10).raise_for_status()
+    writes += 1
+    with pytest.raises(ProvisioningError, match="client id acme_x is registered with bucket acme_x, not acme"):
+        add_user(s, "x")
+    assert len(grafana.writes()) == writes and grafana.user_by_login("x") is None
+    assert config_api.clients["acme_x"] == "acme_x"

@@ -29,7 +29,8 @@ options:
   campaign: {description: The campaign (checked with the name rules only)., type: str}
   company_steps: {description: Run the company-level steps (false once the marker exists)., type: bool, default: true}
   force_company: {description: With state=ping, report company_steps=true even when the marker exists., type: bool, default: false}
-  influx_token: {description: The read-only InfluxDB token of the bucket., type: str, no_log: true}
+  require_company: {description: With state=ping, fail unless the company's team (org tenancy, organisation) exists., type: bool, default: false}
+  influx_token: {description: The read-only InfluxDB token of the bucket (company_present, user_present)., type: str, no_log: true}
   influx_token_id: {description: The InfluxDB authorization id of that token (not secret)., type: str}
   user_login: {description: The user (user_present), or the user to delete (company_absent)., type: str}
   user_email: {description: The user's email (user_present)., type: str}
@@ -59,6 +60,7 @@ def main() -> None:
             "campaign": {"type": "str"},
             "company_steps": {"type": "bool", "default": True},
             "force_company": {"type": "bool", "default": False},
+            "require_company": {"type": "bool", "default": False},
             "influx_token": {"type": "str", "no_log": True},
             "influx_token_id": {"type": "str"},
             "user_login": {"type": "str"},
@@ -90,6 +92,7 @@ def main() -> None:
             campaign=p["campaign"],
             company_steps=p["company_steps"],
             force_company=p["force_company"],
+            require_company=p["require_company"],
             influx_token=p["influx_token"],
             influx_token_id=p["influx_token_id"],
             user_login=p["user_login"],
