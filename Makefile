@@ -30,11 +30,12 @@ system-deps:  ## Debian packages the test suite needs (real InfluxDB 1.x, Victor
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  python3-venv make influxdb victoria-metrics shellcheck docker-compose
 
-# the suite runs on every core (pytest-xdist); each worker starts its own servers on free ports
+# the suite runs on every core (pytest-xdist); each worker starts its own servers on free ports;
+# a module's tests stay on one worker (their module-scoped fixtures are built once)
 PYTEST_WORKERS ?= auto
 
 test: venv  ## the test suite (tests needing a missing server are skipped)
-	$(PY) -m pytest -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 check: system-deps lint  ## everything, as CI runs it: lint, type check, servers required, no skip allowed
 	POWERVIEW_REQUIRE_SERVERS=1 $(MAKE) test

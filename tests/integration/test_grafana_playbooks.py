@@ -195,15 +195,17 @@ def test_second_run_changes_nothing(lab, acme):
     assert (len(lab.grafana.writes()), len(lab.influx.authorizations)) == before
 
 
+JDOE = {
+    "team_name": "acme",
+    "user_login": "jdoe",
+    "user_email": "jdoe@example.com",
+    "user_name": "Jane Doe",
+    "user_password": "correct horse battery",
+}
+
+
 def test_add_user_to_team(lab, acme):
-    user_vars = {
-        "team_name": "acme",
-        "user_login": "jdoe",
-        "user_email": "jdoe@example.com",
-        "user_name": "Jane Doe",
-        "user_password": "correct horse battery",
-    }
-    run = lab.run("add_grafana_user_to_team.yml", user_vars)
+    run = lab.run("add_grafana_user_to_team.yml", JDOE)
     assert run.rc == 0 and run.recap["changed"] == 1, run.output  # the token is reused: not a change
     g = lab.grafana
     team = g.team_by_name("acme")
@@ -230,13 +232,13 @@ def test_add_user_to_team(lab, acme):
 
 def test_delete_check_then_delete(lab, acme):
     g = lab.grafana
-    # test_add_user_to_team's view, when it ran on this worker (pytest-xdist may split the module)
-    view = g.datasource_by_name("influxdb_acme_jdoe") is not None
+    if g.datasource_by_name("influxdb_acme_jdoe") is None:  # this test alone: add the user first
+        assert lab.run("add_grafana_user_to_team.yml", JDOE).rc == 0
     before = len(g.writes())
     check = lab.run("delete_grafana_resources.yml", {"company_name": "acme", "user_name": "user_acme"}, "--check")
     assert check.rc == 0 and len(g.writes()) == before, check.output
     assert "delete folder pvfolder_acme" in check.stdout and "delete user user_acme" in check.stdout
-    assert not view or "delete data source influxdb_acme_jdoe" in check.stdout
+    assert "delete data source influxdb_acme_jdoe" in check.stdout
     run = lab.run("delete_grafana_resources.yml", {"company_name": "acme", "user_name": "user_acme"})
     assert run.rc == 0 and run.recap["changed"] == 1, run.output
     assert g.team_by_name("acme") is None and g.datasource_by_name("influxdb_acme") is None
