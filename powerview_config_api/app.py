@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from powerview import __version__
 from powerview.layout import name_problem
@@ -39,6 +39,16 @@ def _no_control(value: str) -> str:
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT), AfterValidator(_no_control)]
 OptionalText = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_no_control)] | None
 Name = Annotated[str, StringConstraints(max_length=MAX_TEXT)]  # checked by name_problem
+
+
+def _campaign(value: str) -> str:
+    problem = name_problem("campaign", value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+CampaignName = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_campaign)]
 
 
 class Strict(BaseModel):
@@ -70,16 +80,8 @@ class ChannelIn(Strict):
 
 
 class ChannelsIn(Strict):
-    campaign: Name
+    campaign: CampaignName
     channels: Annotated[list[ChannelIn], Field(min_length=1, max_length=MAX_CHANNELS)]
-
-    @field_validator("campaign")
-    @classmethod
-    def campaign_name(cls, value: str) -> str:
-        problem = name_problem("campaign", value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
 
 class ClientIn(Strict):
@@ -96,16 +98,8 @@ class SeriesConfigIn(Strict):
 
 
 class SeriesConfigsIn(Strict):
-    campaign: Name
+    campaign: CampaignName
     configs: Annotated[list[SeriesConfigIn], Field(min_length=1, max_length=MAX_CHANNELS)]
-
-    @field_validator("campaign")
-    @classmethod
-    def campaign_name(cls, value: str) -> str:
-        problem = name_problem("campaign", value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
 
 def _checked(kind: str, value: str) -> str:

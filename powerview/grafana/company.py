@@ -212,19 +212,7 @@ class Company:
         self.org_missing = False  # org tenancy, check mode: the organisation is not there yet
 
     # ---- views ------------------------------------------------------------------------------
-    def own_view(self) -> View:
-        n = self.names
-        return View(
-            self.company,
-            n["datasource_name"],
-            n["datasource_uid"],
-            n["dashboard_uid"],
-            n["dashboard_title"],
-            n["client_id"],
-        )
-
-    def user_view(self, login: str, user_id: int | None = None) -> View:
-        n = user_names(self.company, check_name("user", login, "user_login"))
+    def _view(self, n: dict[str, str], login: str = "", editor_id: int | None = None) -> View:
         return View(
             self.company,
             n["datasource_name"],
@@ -233,8 +221,14 @@ class Company:
             n["dashboard_title"],
             n["client_id"],
             login=login,
-            editor_id=user_id,
+            editor_id=editor_id,
         )
+
+    def own_view(self) -> View:
+        return self._view(self.names)
+
+    def user_view(self, login: str, user_id: int | None = None) -> View:
+        return self._view(user_names(self.company, check_name("user", login, "user_login")), login, user_id)
 
     # ---- scope ------------------------------------------------------------------------------
     @property
