@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -117,3 +119,20 @@ def data_sources():
         pytest.param(EXAMPLES, id="examples"),
         pytest.param(corpus, id="corpus", marks=pytest.mark.skipif(corpus is None, reason="no ../shared/corpus/data")),
     ]
+
+
+def run_tsv_parser(root: Path, env_file: Path, wait: bool = True):
+    """The real `tsv_parser.py --dataFolder root --env-file env_file`, environment reduced to PATH
+    (every setting comes from the file). `wait=False` gives the running process."""
+    command = [
+        sys.executable,
+        str(PROJECT_DIR / "tsv_parser.py"),
+        "--dataFolder",
+        str(root),
+        "--env-file",
+        str(env_file),
+    ]
+    env = {"PATH": os.environ["PATH"]}
+    if not wait:
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)

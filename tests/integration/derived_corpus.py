@@ -5,9 +5,6 @@ and the helpers that read the derived buckets back."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -134,20 +131,7 @@ def corpus_in_influxd1(influxd1, tmp_path_factory) -> dict:
         path.write_bytes(content)
     env_file = tmp_path / "v1.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    state["proc"] = subprocess.run(
-        [
-            sys.executable,
-            str(samples.PROJECT_DIR / "tsv_parser.py"),
-            "--dataFolder",
-            str(root),
-            "--env-file",
-            str(env_file),
-        ],
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ["PATH"]},
-        timeout=120,
-    )
+    state["proc"] = samples.run_tsv_parser(root, env_file)
     reports = list((tmp_path / "reports").glob("tsv_parser_*.json"))
     state["report"] = json.loads(reports[0].read_text()) if reports else None
     state["snapshot2"] = snapshot_all(influxd1, renamed.values())

@@ -85,19 +85,7 @@ def write_env(tmp_path: Path, vm_url: str, api_url: str, extra: str = "") -> Pat
     return env_file
 
 
-def parser(root: Path, env_file: Path, wait: bool = True):
-    command = [
-        sys.executable,
-        str(samples.PROJECT_DIR / "tsv_parser.py"),
-        "--dataFolder",
-        str(root),
-        "--env-file",
-        str(env_file),
-    ]
-    env = {"PATH": os.environ["PATH"]}
-    if not wait:
-        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+parser = samples.run_tsv_parser
 
 
 def last_report(tmp_path: Path) -> dict:

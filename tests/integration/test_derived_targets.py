@@ -5,9 +5,6 @@ holds the same points: the derived buckets they receive hold the exact windows."
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,20 +48,7 @@ def parse(root: Path, tmp_path: Path, settings: str) -> dict:
         settings + f"TSV_REPORT_DIR={tmp_path / 'reports'}\nPOWERVIEW_SPOOL_DIR={tmp_path / 'spool'}\n"
         "TSV_INFLUX_RETRY_MAX_SECONDS=2\n"
     )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(samples.PROJECT_DIR / "tsv_parser.py"),
-            "--dataFolder",
-            str(root),
-            "--env-file",
-            str(env_file),
-        ],
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ["PATH"]},
-        timeout=120,
-    )
+    proc = samples.run_tsv_parser(root, env_file)
     assert proc.returncode == 1, proc.stderr  # the T202 sample is rejected
     report = json.loads(next((tmp_path / "reports").glob("tsv_parser_*.json")).read_text())
     assert [e.get("derived") for e in report["files"] if e["status"] == "success"] == ["updated"] * 3

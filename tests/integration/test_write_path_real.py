@@ -4,9 +4,6 @@ tsv_parser.py. Expectations come from tests/expected.py, an independent reading 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -121,19 +118,7 @@ def test_tsv_parser_writes_through_influxdb_client_to_victoria_metrics(victoria_
         f"TSV_REPORT_DIR={tmp_path / 'reports'}\n"
         "TSV_DOWNSAMPLE_LEVELS=\n"
     )  # VictoriaMetrics speaks no InfluxQL: no derived buckets
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(samples.PROJECT_DIR / "tsv_parser.py"),
-            "--dataFolder",
-            str(root),
-            "--env-file",
-            str(env_file),
-        ],
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ["PATH"]},
-    )
+    proc = samples.run_tsv_parser(root, env_file)
     assert proc.returncode == 1, proc.stderr  # the unsupported T202 sample is rejected
     assert len(list((tmp_path / "reports").glob("tsv_parser_*.json"))) == 1
     assert sorted(p.name for p in root.rglob("parsed/*.tsv")) == [
