@@ -56,41 +56,27 @@ def new_outcome(loc: layout.Location) -> FileOutcome:
 
 def fingerprint(claim: layout.Claim) -> str:
     """The file's sha256, read once before anything is written; a line over the length limit is a
-    fault of the file found here, so that nothing of such a file is written."""
+    fault of the file found here, so that nothing of such a file is written.
+
+    Chunks are exactly the limit long, so a line between two newlines of one chunk is always
+    shorter: only the line running across chunk boundaries needs counting.
+    """
     digest = hashlib.sha256()
-    line, since_newline = 1, 0
+    line, since_newline = 1, 0  # line number of the current line, its length so far
     with claim.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
+        for chunk in iter(lambda: fh.read(MAX_LINE_CHARS), b""):
             digest.update(chunk)
-            last = chunk.rfind(b"\n")
-            if last < 0:
+            first = chunk.find(b"\n")
+            if first < 0:
                 since_newline += len(chunk)
             else:
-                first = chunk.find(b"\n")
-                longest = max(since_newline + first, _longest_inner_line(chunk, first, last))
-                if longest > MAX_LINE_CHARS:
-                    raise _long_line(line + _line_of_longest(chunk, since_newline, first, last))
-                line += chunk.count(b"\n", 0, last + 1)
-                since_newline = len(chunk) - last - 1
+                if since_newline + first > MAX_LINE_CHARS:
+                    raise _long_line(line)
+                line += chunk.count(b"\n")
+                since_newline = len(chunk) - chunk.rfind(b"\n") - 1
             if since_newline > MAX_LINE_CHARS:
                 raise _long_line(line)
     return digest.hexdigest()
-
-
-def _longest_inner_line(chunk: bytes, first: int, last: int) -> int:
-    if first == last:
-        return 0
-    return max(len(part) for part in chunk[first + 1 : last].split(b"\n"))
-
-
-def _line_of_longest(chunk: bytes, since_newline: int, first: int, last: int) -> int:
-    """How many newlines precede the first over-long line of `chunk` (0: the line it continues)."""
-    if since_newline + first > MAX_LINE_CHARS:
-        return 0
-    for n, part in enumerate(chunk[first + 1 : last].split(b"\n"), start=1):
-        if len(part) > MAX_LINE_CHARS:
-            return n
-    return 0
 
 
 def _long_line(line: int) -> FileFault:
