@@ -23,7 +23,7 @@ import requests
 from .envfile import read_environment
 from .outbox import Outbox, Refused
 from .outcome import FileOutcome, Status
-from .settings import ConfigError
+from .settings import ConfigError, Env
 
 log = logging.getLogger(__name__)
 
@@ -50,23 +50,12 @@ class CatalogueSettings:
 
     @classmethod
     def load(cls, env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> CatalogueSettings:
-        env = read_environment(env_file, environ)
-        url = env.get("CONFIG_API_URL", "").strip().rstrip("/") or None
-        if url and not url.startswith(("http://", "https://")):
-            raise ConfigError(f"CONFIG_API_URL must be a URL such as http://localhost:8000, got {url!r}")
-        raw_timeout = env.get("CONFIG_API_TIMEOUT", "").strip() or "10"
-        try:
-            timeout = float(raw_timeout)
-        except ValueError:
-            raise ConfigError(f"CONFIG_API_TIMEOUT must be a number of seconds, got {raw_timeout!r}") from None
-        if not timeout > 0:
-            raise ConfigError(f"CONFIG_API_TIMEOUT must be > 0, got {raw_timeout!r}")
-        spool = env.get("POWERVIEW_SPOOL_DIR", "").strip() or "/srv/sftpgo/spool"
+        env = Env(read_environment(env_file, environ))
         return cls(
-            url=url,
-            token=env.get("CONFIG_API_TOKEN", "").strip() or None,
-            timeout_s=timeout,
-            outbox_dir=Path(spool) / "outbox" / "catalogue",
+            url=env.url("CONFIG_API_URL", None),
+            token=env.text("CONFIG_API_TOKEN"),
+            timeout_s=env.number("CONFIG_API_TIMEOUT", 10.0, minimum=0.1),
+            outbox_dir=env.plain_dir("POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool") / "outbox" / "catalogue",
         )
 
 

@@ -129,7 +129,7 @@ def test_settings(tmp_path):
     assert catalogue.CatalogueSettings.load(missing_file, {}).url is None
     with pytest.raises(ConfigError, match="CONFIG_API_URL must be a URL"):
         catalogue.CatalogueSettings.load(missing_file, {"CONFIG_API_URL": "localhost:8000"})
-    with pytest.raises(ConfigError, match="CONFIG_API_TIMEOUT must be > 0"):
+    with pytest.raises(ConfigError, match="CONFIG_API_TIMEOUT must be a finite number >= 0.1"):
         catalogue.CatalogueSettings.load(missing_file, {"CONFIG_API_URL": "http://h", "CONFIG_API_TIMEOUT": "0"})
 
 
