@@ -18,7 +18,11 @@ Rules:
   nor narrowed silently): a new one with the exact permissions is made beside it, and it is
   reported so that an operator can revoke it;
 - where the server hides token values in listings (InfluxDB Cloud answers `"token": "redacted"`),
-  the token cannot be reused: a new one is created, then the old ones are deleted (rotation).
+  the token cannot be reused: a new one is created, then the old ones are deleted (rotation);
+- the token the deployed manage_influx_tokens.py made (same description; read AND write on the
+  company bucket, read on its derived buckets) is in the Grafana data sources of the deployed
+  system: while no read-only token exists, `ensure` (read-only) adopts it rather than making a
+  second token beside it, and says so; `powerview-tokens --migrate` replaces it (token_migration.py).
 Token values never reach a log line or an exception message.
 """
 
@@ -78,6 +82,8 @@ class Outcome:
     rotated: bool = False
     bucket_created: bool = False
     deleted: list[str] = field(default_factory=list)
+
+    deployed: bool = False  # the deployed read+write token, adopted (see `deployed_tokens`)
 
     @property
     def changed(self) -> bool:
@@ -176,6 +182,27 @@ class TokenManager:
         exact.sort(key=lambda a: str(a.created_at or ""), reverse=True)
         return exact, outdated, other
 
+    def is_deployed_shape(self, auth: Authorization, bucket_ids: list[str]) -> bool:
+        """The permissions the deployed manage_influx_tokens.py gave: read and write on the company
+        bucket (`bucket_ids[0]`), read on derived buckets (all of them, or some for an older one)."""
+        permissions = self._permission_set(auth)
+        raw = bucket_ids[0]
+        core = {("read", "buckets", raw), ("write", "buckets", raw)}
+        derived = {("read", "buckets", bucket_id) for bucket_id in bucket_ids[1:]}
+        return core <= permissions and permissions <= core | derived
+
+    def deployed_tokens(self, bucket: str, bucket_ids: list[str]) -> list[Authorization]:
+        """The active authorizations the deployed system made for `bucket`, newest first."""
+        found = [
+            auth
+            for auth in self._authorizations()
+            if auth.description == description_for(bucket)
+            and auth.status == "active"
+            and self.is_deployed_shape(auth, bucket_ids)
+        ]
+        found.sort(key=lambda a: str(a.created_at or ""), reverse=True)
+        return found
+
     def _create(self, bucket: str, bucket_ids: list[str], write: bool) -> Authorization:
         actions = ("read", "write") if write else ("read",)
         permissions = [
@@ -227,8 +254,10 @@ class TokenManager:
             created_any = created_any or created
         return ids, created_any
 
-    def _warn_others(self, others: list) -> None:
+    def _warn_others(self, others: list, bucket_ids: list[str] | None = None) -> None:
         for auth in others:
+            if bucket_ids and auth.status == "active" and self.is_deployed_shape(auth, bucket_ids):
+                continue  # the deployed token: reported by `ensure` / `migrate`, never "other"
             log.warning(
                 "authorization %s (%s, %s) has the description but other permissions: left as it is "
                 "(remove it with --revoke if it is not wanted)",
@@ -238,19 +267,31 @@ class TokenManager:
             )
 
     # ---- operations ------------------------------------------------------------------------
-    def ensure(self, bucket: str, write: bool = False) -> Outcome:
-        """The token for `bucket`: an existing exact one when its value can be read, else a new one
-        (then the exact ones whose value is hidden, and the outdated ones, are deleted: rotation)."""
+    def ensure(self, bucket: str, write: bool = False, adopt_deployed: bool = True) -> Outcome:
+        """The token for `bucket`: an existing exact one when its value can be read, else (read-only,
+        `adopt_deployed`) the deployed read+write one, else a new one (then the exact ones whose
+        value is hidden, and the outdated ones, are deleted: rotation)."""
         check_bucket_name(bucket)
         bucket_ids, bucket_created = self._bucket_ids(bucket, create=True)
         exact, outdated, others = self._matching(bucket, bucket_ids, write)
-        self._warn_others(others)
+        self._warn_others(others, bucket_ids)
         visible = [a for a in exact if a.token not in _HIDDEN]
         if visible:
             log.info("reusing token %s for bucket %s", visible[0].id, bucket)
             outcome = Outcome(bucket, visible[0].id, visible[0].token, bucket_created=bucket_created)
             self._retire(outdated, outcome, "without the derived buckets")
             return outcome
+        deployed = self._adoptable(bucket, bucket_ids, others) if adopt_deployed and not write else None
+        if deployed is not None:
+            log.warning(
+                "bucket %s has no read-only token but the deployed read+write token %s: adopting it (the "
+                "data sources that use it keep working); replace it with a read-only one with "
+                "`powerview-tokens --migrate --bucket %s` (docs/migration.md)",
+                bucket,
+                deployed.id,
+                bucket,
+            )
+            return Outcome(bucket, deployed.id, deployed.token, bucket_created=bucket_created, deployed=True)
         created = self._create(bucket, bucket_ids, write)
         outcome = Outcome(bucket, created.id, created.token, created=True, bucket_created=bucket_created)
         if exact:
@@ -258,6 +299,16 @@ class TokenManager:
         self._retire(exact, outcome, "value hidden")
         self._retire(outdated, outcome, "without the derived buckets")
         return outcome
+
+    def _adoptable(self, bucket: str, bucket_ids: list[str], others: list) -> Authorization | None:
+        """The newest deployed token of `bucket` whose value can be read, if any."""
+        found = [
+            a
+            for a in others
+            if a.status == "active" and a.token not in _HIDDEN and self.is_deployed_shape(a, bucket_ids)
+        ]
+        found.sort(key=lambda a: str(a.created_at or ""), reverse=True)
+        return found[0] if found else None
 
     def _retire(self, auths: list, outcome: Outcome, why: str) -> None:
         for auth in auths:
@@ -271,7 +322,7 @@ class TokenManager:
         check_bucket_name(bucket)
         bucket_ids, bucket_created = self._bucket_ids(bucket, create=True)
         exact, outdated, others = self._matching(bucket, bucket_ids, write)
-        self._warn_others(others)
+        self._warn_others(others, bucket_ids)
         created = self._create(bucket, bucket_ids, write)
         outcome = Outcome(bucket, created.id, created.token, created=True, rotated=True, bucket_created=bucket_created)
         for auth in exact + outdated:
@@ -319,7 +370,8 @@ class TokenManager:
             return {"bucket": bucket, "bucket_exists": False, "action": "create", "id": None, "changed": True}
         if not all(found):
             return {"bucket": bucket, "bucket_exists": True, "action": "create", "id": None, "changed": True}
-        exact, outdated, _ = self._matching(bucket, [b.id for b in found], write)
+        bucket_ids = [b.id for b in found]
+        exact, outdated, others = self._matching(bucket, bucket_ids, write)
         visible = [a for a in exact if a.token not in _HIDDEN]
         if visible:
             return {
@@ -328,6 +380,16 @@ class TokenManager:
                 "action": "reuse",
                 "id": visible[0].id,
                 "changed": bool(outdated),
+            }
+        deployed = self._adoptable(bucket, bucket_ids, others) if not write else None
+        if deployed is not None:
+            return {
+                "bucket": bucket,
+                "bucket_exists": True,
+                "action": "reuse",
+                "id": deployed.id,
+                "changed": False,
+                "deployed": True,
             }
         return {
             "bucket": bucket,

@@ -40,6 +40,15 @@ Examples:
   manage_influx_tokens.py --bucket companyX --list     its tokens, without their values
   manage_influx_tokens.py --bucket companyX --rotate   a new token, the old one deleted
   manage_influx_tokens.py --bucket companyX --revoke   delete the bucket's PowerView tokens
+  powerview-tokens --migrate --bucket companyX --dry-run   what the migration would do
+  powerview-tokens --migrate --all                     migrate every company with a deployed token
+\b
+--migrate (docs/migration.md): per company, the read-only token (adopted if an earlier run made it),
+put into the company's Grafana data sources and read back, then the deployed read+write token
+deleted. A company not done keeps its deployed token. Exit code: 0 every company done (or nothing
+to do); 75 Grafana or InfluxDB unavailable for one (run again later); 2 one needs the operator
+(no data source, a refusal, a bad name). One line per company on stdout (JSON with --json).
+Settings: also GRAFANA_URL and GRAFANA_API_TOKEN or GRAFANA_USERNAME/GRAFANA_PASSWORD, GRAFANA_TENANCY.
 """
 
 
@@ -54,9 +63,8 @@ def _fail(code: int, message: str) -> NoReturn:
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
 @click.option(
     "--bucket",
-    required=True,
     metavar="NAME",
-    help="The company's bucket (the company folder name); created when missing.",
+    help="The company's bucket (the company folder name); created when missing (required but with --migrate --all).",
 )
 @click.option(
     "--write", "write", is_flag=True, help="Read AND write on the bucket (default: read only, all Grafana needs)."
@@ -79,6 +87,13 @@ def _fail(code: int, message: str) -> NoReturn:
     "--dry-run", is_flag=True, help="Say what would be done (JSON with --json), change nothing, print no token."
 )
 @click.option(
+    "--migrate",
+    is_flag=True,
+    help="Replace the deployed read+write token of --bucket (or of --all companies) by the read-only "
+    "one, in InfluxDB and in the company's Grafana data sources (docs/migration.md).",
+)
+@click.option("--all", "all_buckets", is_flag=True, help="With --migrate: every company that has a deployed token.")
+@click.option(
     "--env-file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -86,15 +101,23 @@ def _fail(code: int, message: str) -> NoReturn:
     help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project; env "
     "POWERVIEW_ENV_FILE); the environment wins over it.",
 )
-def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
+def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_buckets, env_file):
     """Per-company InfluxDB tokens for Grafana: a token that can read the company's bucket and its
     derived buckets <bucket>_1h/_1d/_1w (TSV_DOWNSAMPLE_LEVELS) and nothing else (described
     powerview_token_for_bucket_<bucket>), reused while it is valid; an older token reading the
     company bucket alone is rotated (never widened). InfluxDB 2 only (INFLUXDB_VERSION=2).
 
     The token alone goes to stdout (what the Grafana playbook reads); messages go to stderr."""
-    if sum((do_list, revoke, rotate)) > 1:
-        _fail(EXIT_USAGE, "--list, --revoke and --rotate exclude each other")
+    if sum((do_list, revoke, rotate, migrate)) > 1:
+        _fail(EXIT_USAGE, "--list, --revoke, --rotate and --migrate exclude each other")
+    if all_buckets and not migrate:
+        _fail(EXIT_USAGE, "--all goes with --migrate only")
+    if migrate and write:
+        _fail(EXIT_USAGE, "--migrate makes read-only tokens: --write does not apply")
+    if migrate and all_buckets and bucket:
+        _fail(EXIT_USAGE, "--migrate takes --bucket NAME or --all, not both")
+    if not bucket and not (migrate and all_buckets):
+        _fail(EXIT_USAGE, "Missing option '--bucket'" + (" (or --all)" if migrate else ""))
     if env_file is not None and not env_file.is_file():
         _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
     try:
@@ -108,6 +131,8 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, env_file):
         manager = TokenManager(
             connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s, settings.downsample_levels
         )
+        if migrate:
+            sys.exit(_migrate(manager, env_file, bucket, as_json, dry_run))
         if do_list:
             _list(manager, bucket, as_json)
         elif revoke:
@@ -190,3 +215,44 @@ def _revoke(manager: TokenManager, bucket: str, as_json: bool, dry_run: bool) ->
     log.info("bucket %s: %d token(s) deleted", bucket, len(deleted))
     if as_json:
         click.echo(json.dumps({"bucket": bucket, "deleted": deleted}))
+
+
+def _migrate(manager: TokenManager, env_file: Path | None, bucket: str | None, as_json: bool, dry_run: bool) -> int:
+    """--migrate: one company or all; returns the exit code (the worst company's)."""
+    from .grafana import settings as grafana_settings
+    from .grafana.client import Grafana, GrafanaError
+    from .token_migration import Migrator, overall
+
+    try:
+        gsettings = grafana_settings.load(env_file)
+    except grafana_settings.SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    grafana = Grafana(gsettings)
+    try:
+        grafana.check_connection()
+    except GrafanaError as exc:
+        code = EXIT_UNAVAILABLE if exc.status == 0 or exc.status >= 500 else EXIT_USAGE
+        _fail(code, f"Grafana: {exc}; nothing done")
+    migrator = Migrator(manager, gsettings, grafana, dry_run=dry_run)
+    buckets = [bucket] if bucket else migrator.companies()
+    if not buckets:
+        log.info("no company has a deployed read+write token: nothing to migrate")
+    results = []
+    for name in buckets:
+        result = migrator.migrate(name)
+        results.append(result)
+        if not as_json:
+            click.echo(result.line())
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in results]))
+    done = [r.bucket for r in results if r.done]
+    not_done = [r.bucket for r in results if not r.done]
+    log.info(
+        "%s: %d company(ies) done%s, %d not done%s",
+        "dry run" if dry_run else "migration",
+        len(done),
+        f" ({', '.join(done)})" if done else "",
+        len(not_done),
+        f" ({', '.join(not_done)}): run again once the cause is fixed" if not_done else "",
+    )
+    return int(overall(results))

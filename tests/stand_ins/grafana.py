@@ -60,6 +60,10 @@ anything else is 401. The admin and user-management endpoints "only work with Ba
 Authentication" and a Grafana server admin (admin.md, user.md): a bearer token or a non-admin
 user gets 403 there.
 
+Fault injection: `fail_next(method, path_regex, status, count)` answers the next matching
+authenticated requests with `status` and {"message": ...} (a 5xx as Grafana answers a database
+error), before they are handled: nothing is changed by them.
+
 State is plain Python data that tests read directly (`teams`, `folders`, `datasources`,
 `dashboards`, `users`, ...); the data sources' secrets are kept in `datasource_secrets`, which the
 API never returns. Every request is recorded in `requests` (method, path, query, auth kind), so a
@@ -139,6 +143,7 @@ class GrafanaStandIn:
         self.org_data: dict[int, OrgData] = {MAIN_ORG_ID: OrgData()}
         self.org_users: dict[int, dict[int, str]] = {MAIN_ORG_ID: {}}  # org id -> {user id: role}
         self.queries: list[dict] = []  # POST /api/ds/query calls that reached a datasource
+        self.faults: list[tuple[str, re.Pattern, int]] = []  # fail_next(): (method, path, status)
         self._ctx_org = MAIN_ORG_ID  # the org of the request being handled (under self.lock)
         self._ctx_role: str | None = None
         admin_id = self._new_user(
@@ -179,6 +184,19 @@ class GrafanaStandIn:
         """The base URL; kept after stop() so that a test can show what "Grafana down" does."""
         assert self._url, "not started"
         return self._url
+
+    def fail_next(self, method: str, path_regex: str, status: int = 500, count: int = 1) -> None:
+        """Answer the next `count` requests `method` on a path matching `path_regex` with `status`."""
+        with self.lock:
+            self.faults.extend([(method, re.compile(path_regex), status)] * count)
+
+    def _injected_fault(self, method: str, path: str) -> int | None:
+        with self.lock:
+            for n, (f_method, pattern, status) in enumerate(self.faults):
+                if f_method == method and pattern.fullmatch(path):
+                    del self.faults[n]
+                    return status
+        return None
 
     # ---- org-scoped state: the org of the current request, else the main org ---------------
     def state(self, org_id: int = MAIN_ORG_ID) -> OrgData:
@@ -333,6 +351,9 @@ class GrafanaStandIn:
             raise ApiError(401, "Invalid username or password")
         if auth_kind == "invalid-token":
             raise ApiError(401, "Invalid API key")
+        injected = self._injected_fault(method, path)
+        if injected is not None:
+            raise ApiError(injected, "stand-in: injected failure")
         data = None
         if method in ("POST", "PUT", "PATCH") and body:
             try:
