@@ -16,15 +16,12 @@ from dataclasses import dataclass
 import pytest
 import requests
 from click.testing import CliRunner
+from deployed_tokens import ADMIN, DERIVED, PLUGIN, deployed_datasource, deployed_token
 
 from powerview.tokens_cli import main
 
 from stand_ins.grafana import GrafanaStandIn
 from stand_ins.influxdb2 import InfluxDB2StandIn
-
-ADMIN = ("admin", "admin-password")
-PLUGIN = "influxdb-adecwatts-datasource"
-DERIVED = ("1h", "1d", "1w")
 
 
 @dataclass
@@ -35,80 +32,17 @@ class Deployed:
     ids: dict[str, str]  # company -> the deployed authorization id
 
 
-def _admin(influx: InfluxDB2StandIn) -> dict:
-    return {"Authorization": f"Token {influx.admin_token}"}
-
-
-def _bucket(influx: InfluxDB2StandIn, name: str) -> str:
-    answer = requests.post(
-        f"{influx.url}/api/v2/buckets",
-        headers=_admin(influx),
-        json={"orgID": influx.org_id, "name": name, "retentionRules": []},
-        timeout=10,
-    )
-    answer.raise_for_status()
-    return answer.json()["id"]
-
-
-def _deployed_token(influx: InfluxDB2StandIn, company: str) -> dict:
-    """What `influx auth create --read-bucket RAW --write-bucket RAW --read-bucket DS...` made."""
-    raw = _bucket(influx, company)
-    derived = [_bucket(influx, f"{company}_{level}") for level in DERIVED]
-    permissions = [{"action": a, "resource": {"type": "buckets", "id": raw}} for a in ("read", "write")]
-    permissions += [{"action": "read", "resource": {"type": "buckets", "id": d}} for d in derived]
-    answer = requests.post(
-        f"{influx.url}/api/v2/authorizations",
-        headers=_admin(influx),
-        json={
-            "orgID": influx.org_id,
-            "description": f"powerview_token_for_bucket_{company}",
-            "permissions": permissions,
-        },
-        timeout=10,
-    )
-    answer.raise_for_status()
-    return answer.json()
-
-
-def _deployed_datasource(grafana: GrafanaStandIn, company: str, login: str, token: str, own: bool) -> None:
-    """A data source as the deployed playbooks left it (created, then PUT to the plugin type)."""
-    name = f"influxdb_{company}" if own else f"influxdb_{company}_{login}"
-    body = {
-        "name": name,
-        "type": PLUGIN,
-        "access": "proxy",
-        "url": "http://influxdb:8086",
-        "isDefault": False,
-        "jsonData": {
-            "version": "Flux",
-            "organization": "powerview",
-            "defaultBucket": company,
-            "tlsSkipVerify": True,
-            "httpMode": "POST",
-            "httpHeaderName1": "Authorization",
-            "readOnly": True,
-            "channelsList": [],
-            "triphasicList": [],
-            "virtualSeries": [],
-            "seriesConfigApiUrl": "/api/datasources/proxy/25",
-            "clientId": f"{company}_{login}",
-        },
-        "secureJsonData": {"httpHeaderValue1": f"Token {token}", "token": token},
-    }
-    requests.post(f"{grafana.url}/api/datasources", auth=ADMIN, json=body, timeout=10).raise_for_status()
-
-
 @pytest.fixture()
 def deployed():
     """Companies acme (own data source + user bob's) and beta (own data source)."""
     with InfluxDB2StandIn() as influx, GrafanaStandIn() as grafana:
         tokens, ids = {}, {}
         for company, users in (("acme", ("bob",)), ("beta", ())):
-            auth = _deployed_token(influx, company)
+            auth = deployed_token(influx, company)
             tokens[company], ids[company] = auth["token"], auth["id"]
-            _deployed_datasource(grafana, company, company, auth["token"], own=True)
+            deployed_datasource(grafana, company, company, auth["token"], own=True)
             for login in users:
-                _deployed_datasource(grafana, company, login, auth["token"], own=False)
+                deployed_datasource(grafana, company, login, auth["token"], own=False)
         yield Deployed(influx, grafana, tokens, ids)
 
 
