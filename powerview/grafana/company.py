@@ -768,6 +768,10 @@ class Company:
         if campaign:
             check_name("campaign", campaign)
         render.template_for(self.templates_dir, self.s.datasource_type)  # before any write
+        if company_steps and self.s.has_admin:  # issue 17: the default user's login owned by another company
+            from .users import Owners
+
+            Owners(self).check_add(self.names["user_login"])
         if self.in_org:
             self.use_org(create=company_steps)
             if self.org_id is None and not self.org_missing:
@@ -777,10 +781,6 @@ class Company:
                 )
         if company_steps:
             self.check_before_writes(self.own_view(), self.find_folder() or self.names["folder_uid"])
-            if self.s.has_admin:  # issue 17: another company's user under the default user's login
-                from .users import Owners
-
-                Owners(self).check_add(self.names["user_login"])
             team_id = None if self.in_org else self.ensure_team()
             folder_uid, folder_exists = self.ensure_folder()
             datasource = self.ensure_datasource(token, token_id)

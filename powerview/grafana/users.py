@@ -88,7 +88,7 @@ class OwnerRecord:
             isinstance(v, dict) and isinstance(v.get("company"), str) for v in data.values()
         ):
             raise _error(
-                f"{self.path} is not a record of Grafana user owners ({{\"<user id>\": {{\"company\": ...}}}}): "
+                f'{self.path} is not a record of Grafana user owners ({{"<user id>": {{"company": ...}}}}): '
                 "fix or restore it; until then no user is added nor deleted"
             )
         return data
@@ -192,7 +192,9 @@ class Owners:
             if company in holders or self._company_exists(company):
                 return Standing(login, user, company, f"the default user of {company}", holders)
         if len(holders) == 1:
-            return Standing(login, user, holders[0], f"the only company holding it, team or organisation {holders[0]}", holders)
+            return Standing(
+                login, user, holders[0], f"the only company holding it, team or organisation {holders[0]}", holders
+            )
         return Standing(login, user, None, "", holders)
 
     # ---- add-user and the default user --------------------------------------------------------
@@ -235,7 +237,9 @@ class Owners:
             return
         if st.user is not None and self.record.owner(user_id) == company:
             return
-        self.run.changes.append(f"record company {company} as the owner of Grafana user {st.login} ({self.record.path})")
+        self.run.changes.append(
+            f"record company {company} as the owner of Grafana user {st.login} ({self.record.path})"
+        )
         if not self.run.check:
             self.record.set(user_id, st.login, company)
 

@@ -137,8 +137,8 @@ def test_deleting_a_company_with_another_companys_user_keeps_that_user(lab):
     carol = g.user_by_login("carol")
     run = lab.run("delete_grafana_resources.yml", {"company_name": "acme", "user_name": "carol"})
     assert run.rc == 0, run.output
-    assert "Grafana user carol belongs to company beta" in run.output and "kept" in run.output
     assert g.user_by_login("carol") == carol and g.check_password("carol", "beta-carol-password")
+    assert "Grafana user carol belongs to company beta" in run.output and "kept" in run.output
     assert lab.holds("beta", "carol") and "influxdb_beta_carol" in lab.datasources("beta")
     assert (lab.secrets / "grafana_carol.password").exists() is False  # beta gave the password: no file
     assert lab.config_api.clients.get("beta_carol") == "beta"
