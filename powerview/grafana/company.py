@@ -610,6 +610,11 @@ class Company:
                 owners.claim(standing, int(answer.body["id"]))  # issue 17
                 return int(answer.body["id"]), wrote_file
             standing, own = owners.check_add(login)  # issue 17: made meanwhile, maybe by another company
+            if standing.user is not None and standing.owner != self.company:
+                raise ProvisioningError(
+                    f"user {login} was made meanwhile by another run, not recorded as company {self.company}'s: "
+                    "not adopting it; run again"
+                )
             user = standing.user
             if user is None:
                 raise ProvisioningError(

@@ -13,6 +13,7 @@ import requests
 from test_grafana_provisioning import ADMIN, create, make_settings
 
 from powerview.grafana import actions
+from powerview.grafana.client import Grafana
 from powerview.grafana.company import ProvisioningError
 from powerview.grafana.users import RECORD_NAME, default_user_of, owners_of
 
@@ -222,3 +223,31 @@ def test_a_login_that_is_another_users_email_and_a_broken_record_are_refused(gra
     with pytest.raises(ProvisioningError, match=f"{RECORD_NAME} is not a record of Grafana user owners"):
         add_user(s, "user_acme", company="acme")
     assert len(grafana.writes()) == writes
+
+
+@pytest.mark.parametrize("tenancy", TENANCIES)
+@pytest.mark.parametrize("racer", ["acme", "unrecorded"])
+def test_a_user_made_meanwhile_by_another_run_is_not_adopted(grafana, tmp_path, tenancy, racer, monkeypatch):
+    """Between beta's check and its POST /api/admin/users, another run makes `bob` (Grafana: 412):
+    acme's add-user (recorded at once), or a run whose record is not written yet."""
+    s = two(grafana, tmp_path, tenancy)
+    real_call = Grafana.call
+    raced = []
+
+    def racing(self, method, path, **kwargs):
+        if method == "POST" and path == "/api/admin/users" and not raced:
+            raced.append(path)
+            if racer == "acme":
+                add_user(s, "bob", company="acme", user_password="acme-bob-password")
+            else:
+                hand_made_user(grafana, "bob", password="acme-bob-password")
+        return real_call(self, method, path, **kwargs)
+
+    monkeypatch.setattr(Grafana, "call", racing)
+    expected = "belongs to company acme" if racer == "acme" else "user bob was made meanwhile by another run"
+    with pytest.raises(ProvisioningError, match=expected):
+        add_user(s, "bob", company="beta", user_password="beta-bob-password")
+    assert raced and grafana.check_password("bob", "acme-bob-password") and not holds(grafana, s, "beta", "bob")
+    assert str(grafana.user_by_login("bob")["id"]) not in {
+        k for k, v in owners_of(s.secrets_dir).items() if v["company"] == "beta"
+    }
