@@ -8,7 +8,7 @@ import os
 import sqlite3
 import sys
 
-DEFAULT_DB = "/data/powerview-config-api.sqlite3"
+DEFAULT_DB = "/data/powerview-2/config-api.sqlite3"
 
 
 def main(argv: list[str] | None = None) -> int:
