@@ -545,7 +545,7 @@ class GrafanaStandIn:
             "datasources": {
                 d["name"]: {"uid": d["uid"], "type": d["type"], "name": d["name"], "id": d["id"]}
                 for d in self.datasources.values()
-            }
+            },
         }
 
     def query_datasources(self, auth_kind, who, query, data):
