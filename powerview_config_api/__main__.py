@@ -20,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
         from .importer import main as import_main
 
         return import_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="powerview-config-api", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="powerview-config-api",
+        description=__doc__,
+        epilog="powerview-config-api import --help: carry the deployed API's data over (docs/config-api.md)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument(
