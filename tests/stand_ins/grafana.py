@@ -39,8 +39,8 @@ and, where the reference gives a status code without a body, from the handlers i
 | DELETE /api/orgs/:id                                 | 200 {"message": "Organization deleted"}; memberships go | org.md                        |
 | GET/POST /api/orgs/:id/users, PATCH/DELETE .../:uid  | 200; 409 "User is already member of this organization"| org.md                          |
 | GET  /api/users/:id/orgs                             | 200 [{orgId, name, role}]                             | user.md                         |
-| GET  /api/frontend/settings                          | 200 {datasources: {name: {uid, type, name, id}}}: what| (the boot data of the UI)       |
-|                                                      | a signed-in user gets for its organisation            |                                 |
+| GET  /api/frontend/settings                          | 200 {appUrl, datasources: {name: {uid, type, name, id}}}:| (the boot data of the UI)       |
+|                                                      | what a signed-in user gets for its organisation       |                                 |
 | POST /api/ds/query                                   | 200 {results: {refId: {status, frames}}}; 404 "Data   | query_and_resource.md           |
 |                                                      | source not found" (not in the request's organisation) |                                 |
 
@@ -129,8 +129,11 @@ class GrafanaStandIn:
         api_tokens: tuple[str, ...] = ("sa-token",),
         version: str = "11.3.0",
         team_search_404: bool = True,
+        app_url: str = "http://powerview.adecwatts.fr/",
     ):
         self.version = version
+        # root_url as resolved by Grafana: the deployed compose file's %(protocol)s://powerview.adecwatts.fr/
+        self.app_url = app_url
         self.api_tokens = set(api_tokens)
         self.team_search_404 = team_search_404  # team.md: 404 when searching by a name that matches nothing
         self.lock = threading.RLock()
@@ -559,10 +562,11 @@ class GrafanaStandIn:
         # the boot data every signed-in user gets: every data source of its organisation that it
         # may query, uid included (in OSS: all of them)
         return 200, {
+            "appUrl": self.app_url,
             "datasources": {
                 d["name"]: {"uid": d["uid"], "type": d["type"], "name": d["name"], "id": d["id"]}
                 for d in self.datasources.values()
-            }
+            },
         }
 
     def query_datasources(self, auth_kind, who, query, data):
