@@ -44,6 +44,7 @@ def run(
     campaign: str | None = None,
     company_steps: bool = True,
     force_company: bool = False,
+    refresh_dashboard: bool = False,
     require_company: bool = False,
     influx_token: str | None = None,
     influx_token_id: str | None = None,
@@ -84,7 +85,13 @@ def run(
     r = Run(grafana, check=check)
     c = Company(r, s, company or "", templates_dir=Path(templates_dir) if templates_dir else None)
     if state == "company_present":
-        result = c.present(token=influx_token, token_id=influx_token_id, company_steps=company_steps, campaign=campaign)
+        result = c.present(
+            token=influx_token,
+            token_id=influx_token_id,
+            company_steps=company_steps,
+            campaign=campaign,
+            refresh_dashboard=refresh_dashboard,
+        )
         where = f"organisation {company}" if s.tenancy == "org" else f"team {company}"
         result["message"] = (
             f"{company}: {where}, folder {result['folder_uid']}, data source "
