@@ -632,7 +632,12 @@ class Company:
             f"save dashboard {uid}",
             "POST",
             "/api/dashboards/db",
-            json={"dashboard": dashboard, "folderUid": folder_uid, "overwrite": True, "message": "PowerView provisioning"},
+            json={
+                "dashboard": dashboard,
+                "folderUid": folder_uid,
+                "overwrite": True,
+                "message": "PowerView provisioning",
+            },
         )
 
     def check_dashboard_place(self, current: Answer, folder_uid: str, view: View) -> None:

@@ -89,7 +89,9 @@ def render_dashboard(templates_dir: Path, datasource_type: str, variables: dict)
 
 
 def _bottom(panels: list[dict]) -> int:
-    return max((int(p.get("gridPos", {}).get("y", 0)) + int(p.get("gridPos", {}).get("h", 0)) for p in panels), default=0)
+    return max(
+        (int(p.get("gridPos", {}).get("y", 0)) + int(p.get("gridPos", {}).get("h", 0)) for p in panels), default=0
+    )
 
 
 def merge_dashboard(existing: dict, rendered: dict) -> dict:

@@ -132,7 +132,7 @@ def test_dashboard_escapes_a_hostile_name_anyway():
     query = dash["panels"][0]["targets"][0]["query"]
     assert 'from(bucket: "x\\") |> drop() //\\${evil}\\\\")' in query
     assert 'from(bucket: "x")' not in query
-    assert dash["templating"]["list"][1]["query"]["urlPath"].startswith(f"/clients/{hostile}\"/")
+    assert dash["templating"]["list"][1]["query"]["urlPath"].startswith(f'/clients/{hostile}"/')
 
 
 def test_names_of_a_users_view_are_the_deployed_ones_and_valid_uids_for_long_names():
