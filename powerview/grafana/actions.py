@@ -30,7 +30,7 @@ def validate(
         check_name("campaign", campaign, "campaign_name")
     if user_login is not None:
         check_name("user", user_login, "user_login")
-    if user_email is not None and not (isinstance(user_email, str) and re.fullmatch(r"[^@\s]+@[^@\s]+", user_email)):
+    if user_email and not (isinstance(user_email, str) and re.fullmatch(r"[^@\s]+@[^@\s]+", user_email)):
         raise ProvisioningError("user_email must be an email address such as jdoe@example.com")
     if user_password and len(user_password) < 8:
         raise ProvisioningError("user_password must be at least 8 characters")

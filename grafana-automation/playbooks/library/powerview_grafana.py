@@ -34,7 +34,7 @@ options:
   influx_token: {description: The read-only InfluxDB token of the bucket (company_present, user_present)., type: str, no_log: true}
   influx_token_id: {description: The InfluxDB authorization id of that token (not secret)., type: str}
   user_login: {description: The user (user_present), or the user to delete (company_absent)., type: str}
-  user_email: {description: The user's email (user_present)., type: str}
+  user_email: {description: The user's email (user_present; none given, Grafana uses the login)., type: str}
   user_name: {description: The user's display name (user_present)., type: str}
   user_password: {description: The user's password (user_present)., type: str, no_log: true}
   templates_dir: {description: The folder of the dashboard templates., type: path}
@@ -74,7 +74,7 @@ def main() -> None:
         required_if=[
             ("state", "company_present", ["company"]),
             ("state", "company_absent", ["company"]),
-            ("state", "user_present", ["company", "user_login", "user_email"]),
+            ("state", "user_present", ["company", "user_login"]),
         ],
         supports_check_mode=True,
     )
