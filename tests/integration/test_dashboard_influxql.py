@@ -106,7 +106,7 @@ def test_the_deployed_dashboard_features_are_there(loaded):
     assert list(variables) == ["campaign", "config"]
     config = variables["config"]
     assert config["datasource"] == {"type": "marcusolsson-json-datasource", "uid": "json-ds"}
-    assert config["query"]["urlPath"] == "/clients/acme_acme/series-config/configs?campaign=${campaign}"
+    assert config["query"]["urlPath"] == "/clients/acme_acme/series-config/configs?campaign=${campaign:percentencode}"
     panels = {p["id"]: p for p in dashboard["panels"]}
     assert (panels[1]["type"], panels[1]["fieldConfig"]["defaults"]["unit"]) == ("timeseries", "watt")
     assert (panels[4]["type"], panels[4]["fieldConfig"]["defaults"]["unit"]) == ("piechart", "kwatth")

@@ -158,7 +158,7 @@ def test_refresh_dashboard_re_renders_and_keeps_the_customers_panel_title_and_pe
     assert panels[2]["options"]["forcedDatasourceId"] == site.deployed["datasource_id"]
     assert panels[1]["targets"][0]["datasource"]["uid"] == site.deployed["datasource_uid"]
     config = next(v for v in dashboard["templating"]["list"] if v["name"] == "config")
-    assert config["query"]["urlPath"] == "/clients/acme_acme/series-config/configs?campaign=${campaign}"
+    assert config["query"]["urlPath"] == "/clients/acme_acme/series-config/configs?campaign=${campaign:percentencode}"
     assert after["datasource"] == deployed["datasource"] and after["users"] == deployed["users"]
 
 
@@ -173,7 +173,7 @@ def test_a_new_company_gets_the_dashboard_of_the_deployed_features(site):
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert list(variables) == ["campaign", "config"]
     assert variables["config"]["datasource"]["type"] == "marcusolsson-json-datasource"
-    assert variables["config"]["query"]["urlPath"] == "/clients/newco/series-config/configs?campaign=${campaign}"
+    assert variables["config"]["query"]["urlPath"] == "/clients/newco/series-config/configs?campaign=${campaign:percentencode}"
     panels = {p["id"]: p for p in dash["panels"]}
     assert (panels[1]["type"], panels[4]["type"], panels[2]["type"]) == (
         "timeseries",
