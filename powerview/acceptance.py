@@ -18,6 +18,7 @@ configuration error. The plan and each check are described in docs/acceptance.md
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 import requests
@@ -389,8 +391,30 @@ class Run:
             self.check("A0", "InfluxDB answers", influx_ok),
         ]
         self.check("A0", "config API answers", config_api_ok)
+        if essential[2]:
+            self.grafana_public_address()
         if not all(essential):
             raise Aborted("the deployment is not reachable (see A0)")
+
+    def grafana_public_address(self) -> bool:
+        """Grafana's root URL (GF_SERVER_ROOT_URL), as the UI gets it (`appUrl`): links in e-mails
+        and alerts, and redirects behind the proxy, are wrong when it names this machine only."""
+        url = self.settings.grafana.url
+
+        def public() -> str:
+            answer = self.grafana.get(f"{url}/api/frontend/settings", timeout=HTTP_TIMEOUT_S)
+            assert answer.status_code == 200, f"GET {url}/api/frontend/settings answered HTTP {answer.status_code}"
+            app_url = str(answer.json().get("appUrl") or "")
+            host = (urlsplit(app_url).hostname or "").lower()
+            assert host, f"Grafana's root URL is {app_url!r}: set GRAFANA_ROOT_URL and GRAFANA_DOMAIN in .env"
+            assert not (host == "localhost" or host.endswith(".localhost") or _loopback(host)), (
+                f"Grafana's root URL is {app_url} (a local address): links and redirects are wrong for "
+                "users; set GRAFANA_ROOT_URL and GRAFANA_DOMAIN in .env (the public address), then "
+                "podman compose up -d"
+            )
+            return app_url
+
+        return self.check("A0", "Grafana public address", public)
 
     def a1(self) -> None:
         self.record(
@@ -885,6 +909,13 @@ class Run:
         self.check("A0", f"cleanup of {self.company} in InfluxDB", influxdb)
         self.check("A0", f"cleanup of {self.company} in the config API", config_api)
         self.check("A0", f"cleanup of {self.company} in the data folder", data)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _message(answer: requests.Response) -> str:

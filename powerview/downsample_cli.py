@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import click
 
-from . import commandline, derived
+from . import commandline, derived, flux_tasks
 from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable
@@ -42,6 +42,13 @@ Examples:
   powerview-downsample --bucket companyX                    every level, 2017-01-01 to now
   powerview-downsample --all --start 2025-10-01 --levels 1h,1d
   powerview-downsample --bucket companyX --dry-run          the queries, nothing run
+
+The switch-over from the deployed version (InfluxDB 2, docs/buckets-derives.md):
+  powerview-downsample --all --disable-flux-tasks --dry-run   what would be done
+  powerview-downsample --all --disable-flux-tasks             backfill, then set the deployed
+                                 tasks downsample_<bucket>_<level> inactive, then recompute the
+                                 last 8 days (what a task may have written meanwhile)
+  powerview-downsample --all --enable-flux-tasks              rollback: set them active again
 """
 
 
@@ -131,17 +138,30 @@ def _fail(code: int, message: str) -> NoReturn:
 )
 @click.option("--dry-run", is_flag=True, help="Print the InfluxQL queries (one per level and chunk), run none.")
 @click.option(
+    "--disable-flux-tasks",
+    is_flag=True,
+    help="InfluxDB 2: after the backfill, set the deployed tasks downsample_<bucket>_<level> inactive "
+    "(they overwrite the exact values), then recompute the last 8 days.",
+)
+@click.option(
+    "--enable-flux-tasks",
+    is_flag=True,
+    help="InfluxDB 2, rollback: set the deployed tasks downsample_<bucket>_<level> active again (no backfill).",
+)
+@click.option(
     "--env-file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     envvar="POWERVIEW_ENV_FILE",
     help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project); the environment wins.",
 )
-def main(buckets, all_buckets, start, end, levels_text, dry_run, env_file):
+def main(buckets, all_buckets, start, end, levels_text, dry_run, disable_flux_tasks, enable_flux_tasks, env_file):
     """Recompute the derived buckets <bucket>_1h/_1d/_1w (mean in `electrical`, `electrical_min`,
     `electrical_max`, `electrical_count`, stamped at each window's end) from the raw data."""
     if bool(buckets) == all_buckets:
         _fail(EXIT_USAGE, "give --bucket NAME (repeatable) or --all")
+    if disable_flux_tasks and enable_flux_tasks:
+        _fail(EXIT_USAGE, "give --disable-flux-tasks or --enable-flux-tasks, not both")
     for bucket in buckets:
         problem = name_problem("company", bucket)
         if problem:
@@ -158,8 +178,12 @@ def main(buckets, all_buckets, start, end, levels_text, dry_run, env_file):
         if not levels:
             raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
         _configure_logging(settings.log_level)
+        tasks_api = _tasks_api(settings.influx) if disable_flux_tasks or enable_flux_tasks else None
         client = open_query_client(settings.influx)
         targets = list(buckets) or raw_buckets(client, settings.meta_bucket)
+        if tasks_api is not None and enable_flux_tasks:
+            _switch_tasks(tasks_api, targets, levels, flux_tasks.ACTIVE, dry_run)
+            sys.exit(EXIT_OK)
         spans = [span for bucket in targets for span in spans_of_bucket(client, bucket, first, last)]
         steps = [(span, step) for span in spans for step in derived.plan(span, levels)]
         log.info(
@@ -175,10 +199,21 @@ def main(buckets, all_buckets, start, end, levels_text, dry_run, env_file):
             for span, (level, database, query, _, _) in steps:
                 click.echo(f"-- read {database}, write {derived.derived_bucket(span.bucket, level)}")
                 click.echo(query + ";")
+            if tasks_api is not None:
+                _switch_tasks(tasks_api, targets, levels, flux_tasks.INACTIVE, dry_run)
             sys.exit(EXIT_OK)
         writer = open_writer(settings.influx, settings.meta_bucket)
         try:
             _run(spans, levels, client, writer, settings.batch_lines, len(steps))
+            if tasks_api is not None:
+                # a task run during the backfill overwrote at most its last window: recompute
+                # what it may have touched, once no task runs any more
+                _switch_tasks(tasks_api, targets, levels, flux_tasks.INACTIVE, dry_run)
+                since = max(first, int(datetime.now(UTC).timestamp()) - RECENT_AFTER_TASKS_S)
+                now = int(datetime.now(UTC).timestamp()) + 1
+                recent = [span for bucket in targets for span in spans_of_bucket(client, bucket, since, now)]
+                log.info("recomputing from %s, after the tasks were stopped", derived.iso_z(since))
+                _run(recent, levels, client, writer, settings.batch_lines, 0)
         finally:
             writer.close()
             client.close()
@@ -189,6 +224,25 @@ def main(buckets, all_buckets, start, end, levels_text, dry_run, env_file):
     except InfluxRejected as exc:
         _fail(EXIT_USAGE, f"InfluxDB refused: {exc}")
     sys.exit(EXIT_OK)
+
+
+# a 1w task covers the last week, plus the offset and a clock's slack
+RECENT_AFTER_TASKS_S = 8 * 86400
+
+
+def _tasks_api(influx) -> flux_tasks.TasksAPI:
+    if influx.version != 2:
+        raise ConfigError(
+            "--disable-flux-tasks/--enable-flux-tasks: the deployed downsampling tasks exist on InfluxDB 2 only "
+            f"(INFLUXDB_VERSION is {influx.version})"
+        )
+    influx.require()
+    return flux_tasks.TasksAPI(influx.url or "", influx.org or "", influx.token or "", influx.timeout_s)
+
+
+def _switch_tasks(api: flux_tasks.TasksAPI, buckets: list[str], levels, status: str, dry_run: bool) -> None:
+    for change in flux_tasks.switch(api, buckets, tuple(levels), status, dry_run):
+        click.echo(change.line(dry_run), err=True)
 
 
 def _run(spans, levels, client, writer, batch_lines: int, nb_steps: int) -> None:

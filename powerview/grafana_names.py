@@ -45,7 +45,7 @@ def company_names(company: str) -> dict[str, str]:
         "datasource_name": f"influxdb_{company}",
         "datasource_uid": grafana_uid(DATASOURCE_UID_PREFIX, company),
         "dashboard_uid": grafana_uid(DASHBOARD_UID_PREFIX, company),
-        "dashboard_title": f"Overview {company}",
+        "dashboard_title": f"Mesures {company}",  # the deployed title
         "client_id": company,
         "user_login": f"user_{company}",
         "user_name": f"{company} Default",
@@ -70,6 +70,6 @@ def user_names(company: str, login: str) -> dict[str, str]:
         "datasource_name": f"influxdb_{client_id}",
         "datasource_uid": grafana_uid(USER_DATASOURCE_UID_PREFIX, client_id),
         "dashboard_uid": grafana_uid(DASHBOARD_UID_PREFIX, client_id),
-        "dashboard_title": f"Overview {company} ({login})",
+        "dashboard_title": f"Mesures {company} ({login})",
         "client_id": client_id,
     }

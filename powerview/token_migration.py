@@ -53,7 +53,7 @@ class CompanyMigration:
     code: ExitCode = ExitCode.OK
     token_id: str | None = None
     token_action: str = ""  # "adopted", "created", "would create", "would adopt"
-    deployed: list[str] = field(default_factory=list)  # ids of the deployed tokens
+    deployed: list[str] = field(default_factory=list)  # ids of the tokens to replace (deployed, or older ones)
     updated: list[str] = field(default_factory=list)  # data sources given the read-only token
     already: list[str] = field(default_factory=list)  # data sources that carried it already
     deleted: list[str] = field(default_factory=list)  # authorizations deleted
@@ -61,7 +61,7 @@ class CompanyMigration:
 
     @property
     def done(self) -> bool:
-        return self.status in ("done", "nothing to do", "would migrate")
+        return self.status in ("done", "nothing to do", "would migrate", "would rotate")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,13 +82,13 @@ class CompanyMigration:
         if self.token_id or self.token_action:
             parts.append(f"read-only token {self.token_id or '(new)'} {self.token_action}".rstrip())
         if self.updated:
-            verb = "to update" if self.status == "would migrate" else "updated"
+            verb = "to update" if self.status.startswith("would") else "updated"
             parts.append(f"data sources {verb}: {', '.join(self.updated)}")
         if self.already:
             parts.append(f"already on it: {', '.join(self.already)}")
         if self.deployed:
-            gone = "deleted" if self.deleted else ("to delete" if self.status == "would migrate" else "kept")
-            parts.append(f"deployed token {', '.join(self.deployed)} {gone}")
+            gone = "deleted" if self.deleted else ("to delete" if self.status.startswith("would") else "kept")
+            parts.append(f"old token {', '.join(self.deployed)} {gone}")
         if self.reason:
             parts.append(self.reason)
         return "; ".join(parts)
@@ -144,10 +144,15 @@ class Migrator:
         return [b.id for b in found if b]
 
     # ---- one company --------------------------------------------------------------------------
-    def migrate(self, bucket: str) -> CompanyMigration:
+    def migrate(self, bucket: str, rotate: bool = False) -> CompanyMigration:
+        """Replace the deployed token of `bucket` (or, `rotate`, every read-only token it has, ours
+        included) by a read-only token in its Grafana data sources, then delete the old ones."""
         result = CompanyMigration(bucket)
         try:
-            self._migrate(bucket, result)
+            if rotate:
+                self._rotate(bucket, result)
+            else:
+                self._migrate(bucket, result)
         except MigrationFailed as exc:
             result.status, result.code, result.reason = "not done", exc.code, str(exc)
         except GrafanaError as exc:
@@ -163,8 +168,43 @@ class Migrator:
         except InfluxRejected as exc:
             result.status, result.code, result.reason = "not done", ExitCode.USAGE, f"InfluxDB refused: {exc}"
         if result.status == "not done" and result.deployed and not result.deleted:
-            result.reason += "; the deployed token is kept: the data sources that use it keep working"
+            result.reason += "; the old token is kept: the data sources that use it keep working"
         return result
+
+    def _rotate(self, bucket: str, result: CompanyMigration) -> None:
+        """A new read-only token into every data source of the company (read back), then every
+        older token of the bucket (read-only, outdated or deployed) deleted. A company with no
+        data source is rotated all the same: nothing in Grafana uses its token."""
+        check_bucket_name(bucket)
+        existing = self._existing_ids(bucket)
+        if not existing:
+            raise MigrationFailed(ExitCode.USAGE, f"bucket {bucket!r} does not exist")
+        exact, outdated, _ = self.tokens._matching(bucket, existing, write=False)
+        old = exact + outdated + self.tokens.deployed_tokens(bucket, existing)
+        result.deployed = [a.id for a in old]
+        company = Company(Run(self.grafana, check=self.dry_run), self.settings, bucket)
+        datasources = self._datasources(company)
+        if self.dry_run:
+            result.token_action = "would create"
+            result.updated = [str(d.get("name")) for d in datasources]
+            result.status = "would rotate"
+            return
+        bucket_ids, _ = self.tokens._bucket_ids(bucket, create=True)
+        token = self.tokens._create(bucket, bucket_ids, write=False)
+        result.token_id, result.token_action = token.id, "created"
+        for datasource in datasources:
+            self._put_token(company, datasource, token, result)
+        for auth in old:
+            self.tokens._delete(auth.id)
+            result.deleted.append(auth.id)
+        result.status = "done"
+        log.info(
+            "bucket %s: new read-only token %s in %d data source(s); old token(s) %s deleted",
+            bucket,
+            token.id,
+            len(result.updated),
+            ", ".join(result.deployed) or "(none)",
+        )
 
     def _migrate(self, bucket: str, result: CompanyMigration) -> None:
         check_bucket_name(bucket)

@@ -38,7 +38,8 @@ Settings (environment, then .env): INFLUXDB_HOST, INFLUXDB_ORG, INFLUXDB_ADMIN_T
 Examples:
   manage_influx_tokens.py --bucket companyX            read-only token of bucket companyX
   manage_influx_tokens.py --bucket companyX --list     its tokens, without their values
-  manage_influx_tokens.py --bucket companyX --rotate   a new token, the old one deleted
+  manage_influx_tokens.py --bucket companyX --rotate   a new read-only token into the company's
+                                                       Grafana data sources, then the old ones deleted
   manage_influx_tokens.py --bucket companyX --revoke   delete the bucket's PowerView tokens
   powerview-tokens --migrate --bucket companyX --dry-run   what the migration would do
   powerview-tokens --migrate --all                     migrate every company with a deployed token
@@ -74,7 +75,11 @@ def _fail(code: int, message: str) -> NoReturn:
 )
 @click.option("--revoke", is_flag=True, help="Delete every token described for this bucket.")
 @click.option(
-    "--rotate", is_flag=True, help="Create a new token, print it, then delete the old ones with the same permissions."
+    "--rotate",
+    is_flag=True,
+    help="A new token, then the old ones with the same permissions deleted. Read-only: the new one is "
+    "first put into the company's Grafana data sources and read back (as --migrate; old tokens kept "
+    "if Grafana fails); with --write: printed, as the token alone.",
 )
 @click.option(
     "--json",
@@ -131,8 +136,8 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_
         manager = TokenManager(
             connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s, settings.downsample_levels
         )
-        if migrate:
-            sys.exit(_migrate(manager, env_file, bucket, as_json, dry_run))
+        if migrate or (rotate and not write):  # a read-only token lives in Grafana's data sources
+            sys.exit(_migrate(manager, env_file, bucket, as_json, dry_run, rotate=rotate))
         if do_list:
             _list(manager, bucket, as_json)
         elif revoke:
@@ -217,8 +222,11 @@ def _revoke(manager: TokenManager, bucket: str, as_json: bool, dry_run: bool) ->
         click.echo(json.dumps({"bucket": bucket, "deleted": deleted}))
 
 
-def _migrate(manager: TokenManager, env_file: Path | None, bucket: str | None, as_json: bool, dry_run: bool) -> int:
-    """--migrate: one company or all; returns the exit code (the worst company's)."""
+def _migrate(
+    manager: TokenManager, env_file: Path | None, bucket: str | None, as_json: bool, dry_run: bool, rotate: bool = False
+) -> int:
+    """--migrate (one company or all) and --rotate of a read-only token: returns the exit code (the
+    worst company's)."""
     from .grafana import settings as grafana_settings
     from .grafana.client import Grafana, GrafanaError
     from .token_migration import Migrator, overall
@@ -239,7 +247,7 @@ def _migrate(manager: TokenManager, env_file: Path | None, bucket: str | None, a
         log.info("no company has a deployed read+write token: nothing to migrate")
     results = []
     for name in buckets:
-        result = migrator.migrate(name)
+        result = migrator.migrate(name, rotate=rotate)
         results.append(result)
         if not as_json:
             click.echo(result.line())
@@ -249,7 +257,7 @@ def _migrate(manager: TokenManager, env_file: Path | None, bucket: str | None, a
     not_done = [r.bucket for r in results if not r.done]
     log.info(
         "%s: %d company(ies) done%s, %d not done%s",
-        "dry run" if dry_run else "migration",
+        "dry run" if dry_run else ("rotation" if rotate else "migration"),
         len(done),
         f" ({', '.join(done)})" if done else "",
         len(not_done),

@@ -1,4 +1,7 @@
-"""python -m powerview_config_api --host H --port P --db PATH  (env CONFIG_API_DB, CONFIG_API_TOKEN)."""
+"""python -m powerview_config_api --host H --port P --db PATH  (env CONFIG_API_DB, CONFIG_API_TOKEN).
+
+python -m powerview_config_api import --from URL [--dry-run]: carry the deployed API's data over
+(powerview_config_api/importer.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +11,20 @@ import os
 import sqlite3
 import sys
 
-DEFAULT_DB = "/data/powerview-config-api.sqlite3"
+DEFAULT_DB = "/data/powerview-2/config-api.sqlite3"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="powerview-config-api", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["import"]:
+        from .importer import main as import_main
+
+        return import_main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="powerview-config-api",
+        description=__doc__,
+        epilog="powerview-config-api import --help: carry the deployed API's data over (docs/config-api.md)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     parser.add_argument(

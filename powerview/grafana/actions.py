@@ -30,7 +30,7 @@ def validate(
         check_name("campaign", campaign, "campaign_name")
     if user_login is not None:
         check_name("user", user_login, "user_login")
-    if user_email is not None and not (isinstance(user_email, str) and re.fullmatch(r"[^@\s]+@[^@\s]+", user_email)):
+    if user_email and not (isinstance(user_email, str) and re.fullmatch(r"[^@\s]+@[^@\s]+", user_email)):
         raise ProvisioningError("user_email must be an email address such as jdoe@example.com")
     if user_password and len(user_password) < 8:
         raise ProvisioningError("user_password must be at least 8 characters")
@@ -44,6 +44,7 @@ def run(
     campaign: str | None = None,
     company_steps: bool = True,
     force_company: bool = False,
+    refresh_dashboard: bool = False,
     require_company: bool = False,
     influx_token: str | None = None,
     influx_token_id: str | None = None,
@@ -88,7 +89,13 @@ def run(
     r = Run(grafana, check=check)
     c = Company(r, s, company or "", templates_dir=Path(templates_dir) if templates_dir else None)
     if state == "company_present":
-        result = c.present(token=influx_token, token_id=influx_token_id, company_steps=company_steps, campaign=campaign)
+        result = c.present(
+            token=influx_token,
+            token_id=influx_token_id,
+            company_steps=company_steps,
+            campaign=campaign,
+            refresh_dashboard=refresh_dashboard,
+        )
         where = f"organisation {company}" if s.tenancy == "org" else f"team {company}"
         result["message"] = (
             f"{company}: {where}, folder {result['folder_uid']}, data source "

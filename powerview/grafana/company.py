@@ -41,6 +41,20 @@ VIEW = 1  # folder/dashboard permission "View"
 EDIT = 2  # dashboard permission "Edit"
 PERMISSION_NAMES = {VIEW: "View", EDIT: "Edit", 4: "Admin"}
 SECRET_JSON_KEYS = ("token", "httpHeaderValue1")
+# what a datasource update carries back (GET /api/datasources/name/:name → PUT .../uid/:uid)
+DATASOURCE_FIELDS = (
+    "name",
+    "type",
+    "access",
+    "url",
+    "user",
+    "database",
+    "basicAuth",
+    "basicAuthUser",
+    "withCredentials",
+    "isDefault",
+    "version",
+)
 # lists the production plugin lets users edit: set when missing, never reset
 PLUGIN_EDITABLE = ("channelsList", "triphasicList", "virtualSeries")
 
@@ -80,6 +94,13 @@ def acl(items: Any) -> list:
     return sorted(out)
 
 
+def _acl_item(entry: tuple[str, str, int]) -> dict:
+    """A listed permission (as `acl` gives it) → the item that posts it back."""
+    kind, who, permission = entry
+    key = {"team": "teamId", "user": "userId", "role": "role"}[kind]
+    return {key: who if kind == "role" else int(who), "permission": permission}
+
+
 @dataclass(frozen=True)
 class View:
     """One dashboard and the datasource it reads: the company's own (`login` empty) or a user's."""
@@ -104,6 +125,13 @@ class View:
     def editors(self) -> list[dict]:
         """The dashboard's extra permission items: the user of a user view edits it."""
         return [{"userId": self.editor_id, "permission": EDIT}] if self.login else []
+
+
+def client_id_of(datasource: dict, view: View) -> str:
+    """The config-API client id a dashboard of `view` uses: the datasource's own when it has one
+    (the deployed ones say <company>_<login>), else PowerView's name for `view`."""
+    client_id = (datasource.get("jsonData") or {}).get("clientId")
+    return client_id if isinstance(client_id, str) and client_id else view.client_id
 
 
 def describe_owner(owner: tuple[str, str] | None) -> str:
@@ -330,11 +358,12 @@ class Company:
             return None
         return next((f["uid"] for f in listing.body or [] if f.get("title") == self.names["folder_title"]), None)
 
-    def ensure_folder(self) -> tuple[str, bool]:
-        """(uid, whether it exists now: in check mode a folder to be created does not)."""
+    def ensure_folder(self) -> tuple[str, bool, bool]:
+        """(uid, whether it exists now: in check mode a folder to be created does not, whether this
+        run creates it)."""
         uid = self.find_folder()
         if uid:
-            return uid, True
+            return uid, True, False
         answer = self._write(
             f"create folder {self.names['folder_title']}",
             "POST",
@@ -344,14 +373,14 @@ class Company:
         )  # 409: made meanwhile (same uid or same title)
         self.run.diff(f"folder {self.names['folder_uid']}", "absent", "present")
         if answer is None:
-            return self.names["folder_uid"], False
+            return self.names["folder_uid"], False, True
         uid = answer.body["uid"] if answer.status == 200 else self.find_folder()
         if not uid:
             raise ProvisioningError(
                 f"folder {self.names['folder_title']}: Grafana answered 409 "
                 f"({answer.body.get('message', '')}) but no such folder can be found"
             )
-        return uid, True
+        return uid, True, answer.status == 200
 
     def viewers(self, team_id: int | None) -> list[dict]:
         """Who views the folder and the dashboard: the team (team tenancy), the org's Viewers (org)."""
@@ -360,21 +389,40 @@ class Company:
         return [{"teamId": team_id, "permission": VIEW}]
 
     def ensure_permissions(
-        self, kind: str, path: str, items: list[dict], label: str, exists: bool, view: View | None = None
+        self,
+        kind: str,
+        path: str,
+        items: list[dict],
+        label: str,
+        exists: bool,
+        view: View | None = None,
+        created: bool = False,
     ) -> None:
-        """Exactly `items` on the folder or dashboard at `path` (`exists`: it can be read now).
-        An item whose user is not created yet (check mode) makes the write certain."""
+        """`items` on the folder or dashboard at `path` (`exists`: it can be read now). On one this
+        run creates (`created`), exactly `items` (Grafana's defaults for a new folder go). On one
+        that was there, only the missing principals are added: an existing permission (the
+        customer's, the deployed playbook's) is never removed nor lowered. An item whose user is
+        not created yet (check mode) makes the write certain."""
         known = all(item.get("userId", 0) is not None for item in items)
         before: list = []
+        body = items
         if exists:
-            current = self._read(path, ok=(200,)).body
-            if known and acl(current) == acl(items):
-                return
-            before = [list(i) for i in acl(current)]
+            current = acl(self._read(path, ok=(200,)).body)
+            before = [list(i) for i in current]
+            if created:
+                if known and current == acl(items):
+                    return
+            else:
+                have = {(k, i) for k, i, _ in current}
+                missing = [item for item in items if not known or acl([item])[0][:2] not in have]
+                if not missing:
+                    return
+                body = [_acl_item(entry) for entry in current] + missing
         who = "the organisation's Viewers" if self.in_org else f"team {self.names['team']}"
         whom = f"{who} View" + (f", {view.login} Edit" if view is not None and view.login else "")
-        self._write(f"set {kind} permissions of {label} ({whom})", "POST", path, json={"items": items})
-        self.run.diff(f"{kind} permissions {label}", before, [list(i) for i in acl(items)] if known else "set")
+        verb = "set" if created or not exists else "add missing"
+        self._write(f"{verb} {kind} permissions of {label} ({whom})", "POST", path, json={"items": body})
+        self.run.diff(f"{kind} permissions {label}", before, [list(i) for i in acl(body)] if known else "set")
 
     # ---- datasource ---------------------------------------------------------------------------
     def desired_datasource(self, token_id: str | None, view: View | None = None) -> dict:
@@ -467,80 +515,129 @@ class Company:
             made = self.find_datasource(view) or {}
             self.check_owner(made, view)
             return made
-        wanted_secrets = SECRET_JSON_KEYS if not render.is_influxql(self.s.datasource_type) else ("httpHeaderValue1",)
-        has_secrets = all((current.get("secureJsonFields") or {}).get(k) for k in wanted_secrets)
-        if contains(current, desired) and has_secrets:
+        return self.adopt_datasource(current, desired, token, view)
+
+    def adopt_datasource(self, current: dict, desired: dict, token: str | None, view: View) -> dict:
+        """A datasource that exists is the customer's: its type, URL, clientId, token and every
+        jsonData value are kept. Only what is missing is added: a jsonData key PowerView needs
+        (the owner markers are not needed: `datasource_owner` knows a deployed one by its names),
+        the plugin's lists, a secret it lacks (from `token`)."""
+        name = view.datasource_name
+        if current.get("type") != desired["type"]:
+            self.run.notes.append(
+                f"data source {name} is of type {current.get('type')}, not {desired['type']} "
+                "(GRAFANA_DATASOURCE_TYPE): kept as it is"
+            )
             return current
-        json_data = {
-            **{k: [] for k in PLUGIN_EDITABLE if not render.is_influxql(self.s.datasource_type)},
-            **(current.get("jsonData") or {}),
-            **desired["jsonData"],
+        influxql = render.is_influxql(self.s.datasource_type)
+        current_json = current.get("jsonData") or {}
+        wanted = {
+            **{k: v for k, v in desired["jsonData"].items() if not k.startswith("powerview")},
+            **({} if influxql else {k: [] for k in PLUGIN_EDITABLE}),
         }
-        body = {**desired, "jsonData": json_data, "uid": current["uid"]}
-        if token:
-            body["secureJsonData"] = self.secure_json(token)
-        elif not has_secrets and not self.run.check:
+        missing_json = {k: v for k, v in wanted.items() if k not in current_json}
+        wanted_secrets = SECRET_JSON_KEYS if not influxql else ("httpHeaderValue1",)
+        missing_secrets = [k for k in wanted_secrets if not (current.get("secureJsonFields") or {}).get(k)]
+        if not missing_json and not missing_secrets:
+            return current
+        if missing_secrets and not token and not self.run.check:
             raise ProvisioningError(
                 f"data source {name} has no token and none was given: run with -e force_company=true"
             )
-        self._write(f"update data source {name}", "PUT", f"/api/datasources/uid/{seg(current['uid'])}", json=body)
-        self.run.diff(f"data source {name}", {k: current.get(k) for k in desired}, desired)
-        return {**current, **desired}
+        body = {k: current[k] for k in DATASOURCE_FIELDS if k in current}
+        body["jsonData"] = {**missing_json, **current_json}
+        if missing_secrets:
+            body["secureJsonData"] = {k: v for k, v in self.secure_json(token or "").items() if k in missing_secrets}
+        what = sorted(missing_json) + [f"secret {k}" for k in missing_secrets]
+        self._write(
+            f"add to data source {name} what it lacks ({', '.join(what)})",
+            "PUT",
+            f"/api/datasources/uid/{seg(current['uid'])}",
+            json=body,
+        )
+        self.run.diff(f"data source {name}", {"lacks": what}, {"added": what})
+        return {**current, "jsonData": body["jsonData"]}
 
     # ---- dashboard ----------------------------------------------------------------------------
-    def render_dashboard(self, datasource_uid: str, view: View | None = None) -> dict:
+    def render_dashboard(self, datasource: dict, view: View | None = None) -> dict:
+        """The dashboard of `view` from its template, wired to `datasource` (its uid, id, type and
+        clientId: an adopted datasource's own, e.g. the deployed <company>_<login>)."""
         view = view or self.own_view()
+        datasource_type = datasource.get("type") or self.s.datasource_type
         return render.render_dashboard(
             self.templates_dir,
-            self.s.datasource_type,
+            datasource_type,
             {
                 "company_name": self.company,
                 "bucket": self.names["bucket"],
                 "dashboard_uid": view.dashboard_uid,
                 "dashboard_title": view.dashboard_title,
-                "datasource_uid": datasource_uid,
+                "datasource_uid": datasource.get("uid") or view.datasource_uid,
+                "datasource_id": int(datasource.get("id") or 0),
                 "datasource_name": view.datasource_name,
-                "datasource_type": self.s.datasource_type,
-                "client_id": view.client_id,
+                "datasource_type": datasource_type,
+                "client_id": client_id_of(datasource, view),
+                "config_datasource_uid": self.s.config_datasource_uid,
             },
         )
 
     def ensure_dashboard(
-        self, folder_uid: str, datasource_uid: str, team_id: int | None, view: View | None = None
+        self,
+        folder_uid: str,
+        datasource: dict,
+        team_id: int | None,
+        view: View | None = None,
+        refresh: bool = False,
+        editors: list[dict] | None = None,
     ) -> None:
-        """The dashboard of `view` (default: the company's own) in the company's folder. One in
-        another folder is another company's (the deployed uids collide like the datasource names):
-        refused. One in the General folder (made by hand, or by an old version) is moved."""
+        """The dashboard of `view` (default: the company's own) in the company's folder, made once.
+        One that exists is the customer's: never re-rendered, never moved, unless `refresh`, which
+        re-renders it keeping its title, folder, permissions and what the customer added
+        (`render.merge_dashboard`). One in another company's folder is refused (the deployed uids
+        collide like the datasource names). Its permissions: the missing ones are added."""
         view = view or self.own_view()
         uid = view.dashboard_uid
-        desired = self.render_dashboard(datasource_uid, view)
         current = self._read(f"/api/dashboards/uid/{seg(uid)}")
         self.check_dashboard_place(current, folder_uid, view)
-        same = (
-            current.found
-            and (current.body.get("meta") or {}).get("folderUid", "") == folder_uid
-            and contains(current.body.get("dashboard"), desired)
-        )
-        if not same:
-            self._write(
-                f"save dashboard {uid}",
-                "POST",
-                "/api/dashboards/db",
-                json={
-                    "dashboard": desired,
-                    "folderUid": folder_uid,
-                    "overwrite": True,
-                    "message": "PowerView provisioning",
-                },
-            )
-            self.run.diff(f"dashboard {uid}", "absent" if not current.found else "differs", "rendered from template")
+        if not current.found:
+            desired = self.render_dashboard(datasource, view)
+            self._save_dashboard(uid, desired, folder_uid)
+            self.run.diff(f"dashboard {uid}", "absent", "rendered from template")
+        elif refresh:
+            self.refresh_dashboard(current, datasource, view)
+        elif (current.body.get("meta") or {}).get("folderUid", "") != folder_uid:
+            self.run.notes.append(f"dashboard {uid} is in the General folder, not in {folder_uid}: left there")
         self.ensure_permissions(
             "dashboard",
             f"/api/dashboards/uid/{seg(uid)}/permissions",
-            self.viewers(team_id) + view.editors(),
+            self.viewers(team_id) + view.editors() + (editors or []),
             uid,
             exists=current.found or not self.run.check,
             view=view,
+            created=not current.found,
+        )
+
+    def refresh_dashboard(self, current: Answer, datasource: dict, view: View) -> None:
+        """Re-render the existing dashboard `current` (asked for: -e refresh_dashboard=true), in its
+        folder, keeping its title and what the customer added; its permissions are not touched
+        (saving a dashboard leaves them as they are)."""
+        existing = current.body.get("dashboard") or {}
+        desired = render.merge_dashboard(existing, self.render_dashboard(datasource, view))
+        if desired != existing:
+            self._save_dashboard(view.dashboard_uid, desired, (current.body.get("meta") or {}).get("folderUid", ""))
+            self.run.diff(f"dashboard {view.dashboard_uid}", "as it was", "re-rendered, its other panels kept")
+
+    def _save_dashboard(self, uid: str, dashboard: dict, folder_uid: str) -> None:
+        self._write(
+            f"save dashboard {uid}",
+            "POST",
+            "/api/dashboards/db",
+            json={
+                "dashboard": dashboard,
+                "folderUid": folder_uid,
+                "overwrite": True,
+                "message": "PowerView provisioning",
+            },
         )
 
     def check_dashboard_place(self, current: Answer, folder_uid: str, view: View) -> None:
@@ -595,7 +692,7 @@ class Company:
                         wrote_file = True
             elif not password:
                 password = new_password()
-            body: dict[str, Any] = {"login": login, "name": name, "password": password}
+            body: dict[str, Any] = {"login": login, "name": name or login, "password": password}
             if email:
                 body["email"] = email
             if self.in_org and self.org_id is not None:
@@ -622,18 +719,18 @@ class Company:
                     "but the login cannot be found (is the email used by another user?)"
                 )
         user_id = int(user["id"])
-        if own and (user.get("name") != name or (email and user.get("email") != email)):
+        if own and ((name and user.get("name") != name) or (email and user.get("email") != email)):
             self.run.write(
                 f"update the name or email of {login}",
                 "PUT",
                 f"/api/users/{user_id}",
                 admin=True,
-                json={"login": login, "name": name, "email": email or user.get("email", "")},
+                json={"login": login, "name": name or user.get("name", ""), "email": email or user.get("email", "")},
             )
             self.run.diff(
                 f"user {login}",
                 {"name": user.get("name"), "email": user.get("email")},
-                {"name": name, "email": email or user.get("email")},
+                {"name": name or user.get("name"), "email": email or user.get("email")},
             )
         if own and password and not self._password_opens(login, password):
             self.run.write(
@@ -767,9 +864,12 @@ class Company:
         token_id: str | None = None,
         company_steps: bool = True,
         campaign: str | None = None,
+        refresh_dashboard: bool = False,
     ) -> dict:
-        """Create or bring up to date. `company_steps=False` (the marker exists): check that the
-        company's resources exist, then the dashboard only."""
+        """Create what is missing, adopt what exists (`refresh_dashboard`: re-render the company's
+        dashboard, keeping what the customer added). `company_steps=False` (the marker exists, as
+        the deployed playbook left it): read only, write nothing at all; check that the company's
+        resources exist."""
         if campaign:
             check_name("campaign", campaign)
         render.template_for(self.templates_dir, self.s.datasource_type)  # before any write
@@ -784,43 +884,26 @@ class Company:
                     f"{self.marker()} exists but Grafana lacks the organisation: run again "
                     "with -e force_company=true to recreate it."
                 )
-        if company_steps:
-            self.check_before_writes(self.own_view(), self.find_folder() or self.names["folder_uid"])
-            team_id = None if self.in_org else self.ensure_team()
-            folder_uid, folder_exists = self.ensure_folder()
-            datasource = self.ensure_datasource(token, token_id)
-            self.ensure_permissions(
-                "folder",
-                f"/api/folders/{seg(folder_uid)}/permissions",
-                self.viewers(team_id),
-                folder_uid,
-                exists=folder_exists,
-            )
-            self.default_user(team_id)
-        else:
-            team_id = None if self.in_org else self.find_team()
-            folder_uid = self.find_folder() or ""
-            datasource = self.find_datasource() or {}
-            if datasource:
-                self.check_owner(datasource, self.own_view())
-            lacks = [
-                what
-                for what, missing in (
-                    ("the team", not self.in_org and team_id is None),
-                    ("the folder", not folder_uid),
-                    ("the data source", not datasource),
-                )
-                if missing
-            ]
-            if lacks:
-                raise ProvisioningError(
-                    f"{self.marker()} exists but Grafana lacks {', '.join(lacks)}: run again "
-                    "with -e force_company=true to recreate them."
-                )
-        self.ensure_dashboard(folder_uid, datasource.get("uid") or self.names["datasource_uid"], team_id)
-        self.register_client(self.company)
+        if not company_steps:
+            return self.check_present(refresh_dashboard)
+        self.check_before_writes(self.own_view(), self.find_folder() or self.names["folder_uid"])
+        team_id = None if self.in_org else self.ensure_team()
+        folder_uid, folder_exists, folder_created = self.ensure_folder()
+        datasource = self.ensure_datasource(token, token_id)
+        self.ensure_permissions(
+            "folder",
+            f"/api/folders/{seg(folder_uid)}/permissions",
+            self.viewers(team_id),
+            folder_uid,
+            exists=folder_exists,
+            created=folder_created,
+        )
+        user_id = self.default_user(team_id)
+        editor = [{"userId": user_id, "permission": EDIT}] if self.s.has_admin else []
+        self.ensure_dashboard(folder_uid, datasource, team_id, refresh=refresh_dashboard, editors=editor)
+        self.register_client(client_id_of(datasource, self.own_view()))
         marker = self.marker()
-        if company_steps and marker.parent.is_dir() and not marker.exists():
+        if marker.parent.is_dir() and not marker.exists():
             self.run.changes.append(f"write the company marker {marker}")
             if not self.run.check:
                 marker.write_text(f"Grafana resources of {self.company} provisioned by create_grafana_resources.yml\n")
@@ -832,22 +915,100 @@ class Company:
             folder_uid=folder_uid,
             datasource_uid=datasource.get("uid", ""),
             dashboard_uid=self.names["dashboard_uid"],
-            company_steps=company_steps,
+            company_steps=True,
         )
 
-    def default_user(self, team_id: int | None) -> None:
-        login = self.names["user_login"]
+    def check_present(self, refresh_dashboard: bool = False) -> dict:
+        """The marker exists: the company is provisioned (by us or by the deployed playbook) and
+        is the customer's now. Reads only; fails when Grafana lacks what the marker promises."""
+        team_id = None if self.in_org else self.find_team()
+        folder_uid = self.find_folder() or ""
+        datasource = self.find_datasource() or {}
+        if datasource:
+            self.check_owner(datasource, self.own_view())
+        lacks = [
+            what
+            for what, missing in (
+                ("the team", not self.in_org and team_id is None),
+                ("the folder", not folder_uid),
+                ("the data source", not datasource),
+            )
+            if missing
+        ]
+        if lacks:
+            raise ProvisioningError(
+                f"{self.marker()} exists but Grafana lacks {', '.join(lacks)}: run again "
+                "with -e force_company=true to recreate them."
+            )
+        dashboard = self._read(f"/api/dashboards/uid/{seg(self.names['dashboard_uid'])}")
+        if not dashboard.found:
+            self.run.notes.append(
+                f"dashboard {self.names['dashboard_uid']} is absent: run with -e force_company=true to create it"
+            )
+        elif refresh_dashboard:  # asked for: the one write a run with the marker makes
+            self.check_dashboard_place(dashboard, folder_uid, self.own_view())
+            self.refresh_dashboard(dashboard, datasource, self.own_view())
+        return self.run.result(
+            company=self.company,
+            tenancy=self.tenancy,
+            org_id=self.org_id,
+            team_id=team_id,
+            folder_uid=folder_uid,
+            datasource_uid=datasource.get("uid", ""),
+            dashboard_uid=self.names["dashboard_uid"],
+            company_steps=False,
+        )
+
+    def default_user(self, team_id: int | None) -> int | None:
+        """The company's one default user: an existing one is adopted as it is (name, email and
+        password untouched; made a member if it is not); else ours, user_<company>, is created with
+        a random password written once to the secrets folder. Returns its id (None in check mode
+        when it is to be created, or without the admin API)."""
         if not self.s.has_admin:
             self.run.notes.append(
-                f"The default user {login} is not created: Grafana's admin API needs basic auth "
+                f"The default user {self.names['user_login']} is not created: Grafana's admin API needs basic auth "
                 "of a Grafana server admin (set GRAFANA_USERNAME and GRAFANA_PASSWORD beside "
                 "GRAFANA_API_TOKEN)."
             )
-            return
-        user_id, _ = self.ensure_user(
-            login, self.names["user_name"], password_file=self.s.secrets_dir / f"grafana_{login}.password"
-        )
+            return None
+        user = self.find_default_user(team_id)
+        if user is not None and user["login"] != self.names["user_login"]:  # issue 17: a deployed one
+            from .users import Owners
+
+            standing = Owners(self).standing(user["login"])
+            if user.get("isGrafanaAdmin") or standing.owner not in (None, self.company):
+                self.run.notes.append(
+                    f"Grafana user {user['login']} belongs to {standing.describe()}: not adopted as the "
+                    f"default user of company {self.company}"
+                )
+                user = None
+        if user is not None:
+            user_id: int | None = int(user["id"])
+            login = user["login"]
+        else:
+            login = self.names["user_login"]
+            user_id, _ = self.ensure_user(
+                login, self.names["user_name"], password_file=self.s.secrets_dir / f"grafana_{login}.password"
+            )
         self.ensure_member(login, user_id, team_id)
+        return user_id
+
+    def find_default_user(self, team_id: int | None) -> dict | None:
+        """The default user that exists: ours (user_<company>), or the deployed playbook's (login
+        <company>, named "<company> Default", a member of the team), or None."""
+        ours = self.find_user(self.names["user_login"])
+        if ours is not None and ours.get("login") == self.names["user_login"]:
+            return ours
+        deployed = self.find_user(self.company)
+        if deployed is None or deployed.get("login") != self.company:
+            return None
+        if deployed.get("name") == self.names["user_name"]:
+            return deployed
+        if team_id is not None:
+            members = self._read(f"/api/teams/{team_id}/members", ok=(200,)).body or []
+            if int(deployed["id"]) in [int(m["userId"]) for m in members]:
+                return deployed
+        return None
 
     def add_user(
         self,
@@ -893,12 +1054,12 @@ class Company:
                 f"playbook gets it with manage_influx_tokens.py --bucket {self.company} --json)"
             )
         password_file = None if password else self.s.secrets_dir / f"grafana_{login}.password"
-        user_id, wrote = self.ensure_user(login, name or login, email, password, password_file)
+        user_id, wrote = self.ensure_user(login, name, email, password, password_file)
         self.ensure_member(login, user_id, team_id)
         view = self.user_view(login, user_id)
         datasource = self.ensure_datasource(token, token_id, view)
-        self.ensure_dashboard(folder_uid, datasource.get("uid") or view.datasource_uid, team_id, view)
-        self.register_client(view.client_id)
+        self.ensure_dashboard(folder_uid, datasource, team_id, view)
+        self.register_client(client_id_of(datasource, view))
         where = f"organisation {self.company}" if self.in_org else f"team {self.company}"
         message = (
             f"{login} is a member of {where}; data source {view.datasource_name} (client id "

@@ -3,7 +3,9 @@
 The template depends on the datasource: GRAFANA_DATASOURCE_TYPE=influxdb (Grafana's own InfluxDB
 datasource, InfluxQL) uses `dashboard_influxql.json.j2`; any other type (the production plugin,
 Flux) uses `dashboard.json.j2`. Variables given to a template: company_name, bucket,
-dashboard_uid, dashboard_title, datasource_uid, datasource_name, datasource_type, client_id.
+dashboard_uid, dashboard_title, datasource_uid, datasource_id, datasource_name, datasource_type,
+client_id (the config-API client id of the series configurations), config_datasource_uid (the
+JSON datasource, marcusolsson-json-datasource, that reaches the config API).
 Filters: to_json, from_json, pv_flux_string, pv_influxql_string, pv_influxql_identifier.
 """
 
@@ -84,3 +86,42 @@ def render_dashboard(templates_dir: Path, datasource_type: str, variables: dict)
     if not isinstance(dashboard, dict) or not dashboard.get("title"):
         raise TemplateError(f"dashboard template {path} does not render to a dashboard (no title)")
     return dashboard
+
+
+def _bottom(panels: list[dict]) -> int:
+    return max(
+        (int(p.get("gridPos", {}).get("y", 0)) + int(p.get("gridPos", {}).get("h", 0)) for p in panels), default=0
+    )
+
+
+def merge_dashboard(existing: dict, rendered: dict) -> dict:
+    """`rendered` (a template's dashboard) over `existing` (the one in Grafana, maybe edited by
+    the customer), for an explicit refresh: the template's panels and variables replace theirs;
+    the dashboard keeps its id, title and version, every panel the template does not have (a
+    top-level panel whose (id, type) is not one of the template's: Grafana gives a panel added in
+    the editor a new id) placed below the template's, and every variable the template does not
+    have (by name)."""
+    merged = json.loads(json.dumps(rendered))
+    for key in ("id", "title", "version"):
+        if key in existing:
+            merged[key] = existing[key]
+    ours = {(p.get("id"), p.get("type")) for p in merged.get("panels", [])}
+    theirs = [p for p in existing.get("panels") or [] if (p.get("id"), p.get("type")) not in ours]
+    if theirs:
+        taken = {p.get("id") for p in merged.get("panels", [])}
+        next_id = max([i for i in taken | {p.get("id") for p in theirs} if isinstance(i, int)], default=0) + 1
+        top = min(int(p.get("gridPos", {}).get("y", 0)) for p in theirs)
+        shift = _bottom(merged.get("panels", [])) - top
+        for panel in theirs:
+            panel = json.loads(json.dumps(panel))
+            if panel.get("id") in taken:
+                panel["id"], next_id = next_id, next_id + 1
+            taken.add(panel.get("id"))
+            grid = panel.setdefault("gridPos", {})
+            grid["y"] = int(grid.get("y", 0)) + shift
+            merged.setdefault("panels", []).append(panel)
+    names = {v.get("name") for v in merged.get("templating", {}).get("list", [])}
+    extra = [v for v in (existing.get("templating") or {}).get("list") or [] if v.get("name") not in names]
+    if extra:
+        merged.setdefault("templating", {}).setdefault("list", []).extend(json.loads(json.dumps(extra)))
+    return merged

@@ -16,6 +16,9 @@ DEFAULT_DATASOURCE_TYPE = "influxdb-adecwatts-datasource"
 # what the deployed playbooks put in the datasource for the production plugin (a Grafana proxy
 # path to the JSON datasource that reaches powerview-config-api)
 DEFAULT_SERIES_CONFIG_API_URL = "/api/datasources/proxy/25"
+# the uid of the JSON datasource (marcusolsson-json-datasource) that reaches powerview-config-api,
+# read by the dashboards' `config` variable (docs/deploiement-infra.md provisions it with this uid)
+DEFAULT_CONFIG_DATASOURCE_UID = "powerview-config-api"
 
 
 class SettingsError(Exception):
@@ -37,6 +40,7 @@ class GrafanaSettings:
     config_api_url: str | None = None
     config_api_token: str | None = None
     series_config_api_url: str = DEFAULT_SERIES_CONFIG_API_URL
+    config_datasource_uid: str = DEFAULT_CONFIG_DATASOURCE_UID
     templates_dir: Path = PROJECT_DIR / "grafana-automation" / "templates"
 
     @property
@@ -99,5 +103,6 @@ def load(env_file: str | Path | None = None, environ: Mapping[str, str] | None =
         config_api_url=_url(env, "CONFIG_API_URL"),
         config_api_token=env.get("CONFIG_API_TOKEN", "").strip() or None,
         series_config_api_url=env.get("GRAFANA_SERIES_CONFIG_API_URL", "").strip() or DEFAULT_SERIES_CONFIG_API_URL,
+        config_datasource_uid=env.get("GRAFANA_CONFIG_DATASOURCE_UID", "").strip() or DEFAULT_CONFIG_DATASOURCE_UID,
         templates_dir=Path(templates) if templates else PROJECT_DIR / "grafana-automation" / "templates",
     )

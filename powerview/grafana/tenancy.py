@@ -55,10 +55,10 @@ def _full_dashboards(company: Company, folder_uid: str) -> list[dict]:
     return out
 
 
-def _copy_dashboards(target: Company, dashboards: list[dict], folder_uid: str, rendered: set[str]) -> None:
+def _copy_dashboards(target: Company, dashboards: list[dict], folder_uid: str) -> None:
+    """Every dashboard of the folder, as the customer has it (the company's and its users' too:
+    they are never re-rendered, issue 15)."""
     for dash in dashboards:
-        if dash.get("uid") == target.names["dashboard_uid"] or dash.get("uid") in rendered:
-            continue  # the main dashboard is rendered by present(), the users' by _move_user_views
         wanted = {k: v for k, v in dash.items() if k not in ("id", "version")}
         current = target._read(f"/api/dashboards/uid/{seg(dash['uid'])}")
         if (
@@ -128,9 +128,7 @@ def migrate(
         dst.names["datasource_uid"] = datasource["uid"]
     token = tokens(company, run.check)
     result = dst.present(token=token.get("token"), token_id=token.get("id"), company_steps=True)
-    _copy_dashboards(
-        dst, dashboards, result["folder_uid"], {src.user_view(login).dashboard_uid for login, _ in user_views}
-    )
+    _copy_dashboards(dst, dashboards, result["folder_uid"])
     for login, user_id in members:
         dst.ensure_member(login, user_id, result.get("team_id"))
     for login, _ in user_views:
@@ -140,7 +138,7 @@ def migrate(
             continue
         view = dst.user_view(login, int(user["id"]))
         made = dst.ensure_datasource(token.get("token"), token.get("id"), view)
-        dst.ensure_dashboard(result["folder_uid"], made.get("uid") or view.datasource_uid, result.get("team_id"), view)
+        dst.ensure_dashboard(result["folder_uid"], made, result.get("team_id"), view)
 
     # then the source goes
     if source_mode == "org":

@@ -231,17 +231,20 @@ class Owners:
 
     def claim(self, st: Standing, user_id: int | None) -> None:
         """Record this company as the maker of the user it just made, adopted or owns (not when
-        several companies hold it with no known maker)."""
+        several companies hold it with no known maker). Bookkeeping on the operator's side, not a
+        change in Grafana: a user made now is recorded silently, one made before the record gets a
+        note the first time."""
         company = self.c.company
-        if user_id is None or (st.owner is None and st.holders):
+        if user_id is None or (st.owner is None and st.holders) or self.run.check:
             return
-        if st.user is not None and self.record.owner(user_id) == company:
+        if self.record.owner(user_id) == company:
             return
-        self.run.changes.append(
-            f"record company {company} as the owner of Grafana user {st.login} ({self.record.path})"
-        )
-        if not self.run.check:
-            self.record.set(user_id, st.login, company)
+        if st.user is not None:
+            self.run.notes.append(
+                f"Grafana user {st.login} recorded as company {company}'s ({st.how or 'held by no company'}) "
+                f"in {self.record.path}"
+            )
+        self.record.set(user_id, st.login, company)
 
     # ---- deletion -----------------------------------------------------------------------------
     def may_delete(self, login: str) -> tuple[Standing, bool]:
@@ -266,11 +269,9 @@ class Owners:
     def forget(self, st: Standing) -> None:
         """After the user's deletion, or when its maker is deleted but others hold it (then the
         membership decides again who owns it), drop its entry."""
-        if st.user_id is None or self.record.owner(st.user_id) != self.c.company:
+        if st.user_id is None or self.run.check or self.record.owner(st.user_id) != self.c.company:
             return
-        self.run.changes.append(f"forget the owner of Grafana user {st.login} ({self.record.path})")
-        if not self.run.check:
-            self.record.drop(st.user_id)
+        self.record.drop(st.user_id)
 
 
 def owners_of(secrets_dir: Path) -> dict[str, Any]:

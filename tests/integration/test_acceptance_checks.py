@@ -94,3 +94,39 @@ def test_a_deleted_data_source_fails_its_line_and_no_other(tmp_path, influx2):
         f"FAIL A2 Grafana data source influxdb_{company} — GET /api/datasources/name/influxdb_{company} "
         "answered HTTP 404 Data source not found"
     ], lines
+
+
+def public_address_line(tmp_path, grafana: GrafanaStandIn) -> list[str]:
+    settings = load_acceptance(
+        None,
+        {
+            "INFLUXDB_HOST": "http://127.0.0.1:9",
+            "INFLUXDB_ORG": "powerview",
+            "INFLUXDB_ADMIN_TOKEN": "t",
+            "GRAFANA_URL": grafana.url,
+            "GRAFANA_USERNAME": "admin",
+            "GRAFANA_PASSWORD": "admin-password",
+            "POWERVIEW_DATA_DIR": str(tmp_path / "data"),
+            "POWERVIEW_LOG_DIR": str(tmp_path / "logs"),
+        },
+    )
+    lines: list[str] = []
+    acceptance.Run(settings, tmp_path, None, 5.0, lambda check: lines.append(check.line())).grafana_public_address()
+    return lines
+
+
+def test_the_deployed_public_address_passes(tmp_path):
+    with GrafanaStandIn() as grafana:  # the deployed root URL, as Grafana resolves it
+        assert public_address_line(tmp_path, grafana) == [
+            "PASS A0 Grafana public address — http://powerview.adecwatts.fr/"
+        ]
+
+
+def test_a_localhost_root_url_fails(tmp_path):
+    # Grafana's own default (%(protocol)s://%(domain)s:%(http_port)s/ with domain localhost), then a
+    # loopback address
+    for app_url in ("http://localhost:3000/", "http://127.0.0.1:8088/", "http://[::1]:3000/"):
+        with GrafanaStandIn(app_url=app_url) as grafana:
+            (line,) = public_address_line(tmp_path, grafana)
+        assert line.startswith(f"FAIL A0 Grafana public address — Grafana's root URL is {app_url} (a local address)")
+        assert "set GRAFANA_ROOT_URL and GRAFANA_DOMAIN in .env" in line

@@ -81,6 +81,7 @@ def test_compose_keeps_every_deployed_name(tmp_path, source):
 
     assert services["powerview-config-api"]["image"] == f"powerview-config-api:{__version__}"
     assert services["powerview-config-api"]["build"]["dockerfile"] == "powerview_config_api/Dockerfile"
+    assert services["powerview-config-api"]["pull_policy"] == "build"
     assert Path(services["powerview-config-api"]["build"]["context"]).resolve() == tmp_path.resolve()
 
     assert services["influxdb2"]["ports"] == ["0.0.0.0:8086:8086/tcp"]
@@ -101,6 +102,9 @@ def test_compose_keeps_every_deployed_name(tmp_path, source):
     assert grafana_env["GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS"].split(",") == list(PLUGINS)
     assert grafana_env["GRAFANA_URL"] == "http://localhost:8088"  # env_file .env reaches the service
     assert services["grafana"]["user"] == "1000"
+    if source == "deployed":  # an unchanged deployed .env keeps the deployed public address
+        assert grafana_env["GF_SERVER_ROOT_URL"] == "%(protocol)s://powerview.adecwatts.fr/"
+        assert grafana_env["GF_SERVER_DOMAIN"] == "powerview.adecwatts.fr"
 
     influx_env = services["influxdb2"]["environment"]
     expected_user = "admin" if source == "example" else "influxdb_user"
@@ -131,7 +135,7 @@ def test_compose_loopback_only_and_overrides(tmp_path):
     api_env = services["powerview-config-api"]["environment"]
     assert api_env == {
         "PYTHONUNBUFFERED": "1",
-        "CONFIG_API_DB": "/data/powerview-config-api.sqlite3",
+        "CONFIG_API_DB": "/data/powerview-2/config-api.sqlite3",
         "CONFIG_API_TOKEN": "t0ken",
     }
 
@@ -142,3 +146,29 @@ def test_compose_names_a_missing_required_variable(tmp_path, name):
     done = compose_config(tmp_path, env_text)
     assert done.returncode != 0
     assert f"set {name} in .env" in done.stderr
+
+
+def test_the_config_api_image_follows_the_project_version():
+    """After an update, `compose up -d` must meet a missing image (so it builds the new code):
+    the tag is the version, written once in the file, with no variable that could pin it."""
+    from powerview import __version__
+
+    text = (PROJECT_DIR / "docker-compose.yml").read_text()
+    images = [line.split("image:", 1)[1].strip() for line in text.splitlines() if line.strip().startswith("image:")]
+    assert f"powerview-config-api:{__version__}" in images
+    assert not any("powerview-config-api" in image and "$" in image for image in images)
+    # podman-compose skips in `pull` a service with a build section whose image has no "/"
+    # (is_local); Docker's registry would answer "pull access denied" for it otherwise
+    assert "/" not in f"powerview-config-api:{__version__}"
+
+
+def test_compose_public_address_and_images_are_variables(tmp_path):
+    env_text = DEPLOYED_ENV + (
+        "GRAFANA_ROOT_URL=https://grafana.example.org/\nGRAFANA_DOMAIN=grafana.example.org\n"
+        "INFLUXDB_IMAGE=influxdb:2.7.11\nGRAFANA_IMAGE=grafana/grafana-enterprise:11.3.0\n"
+    )
+    services = parsed(tmp_path, env_text)["services"]
+    assert services["grafana"]["environment"]["GF_SERVER_ROOT_URL"] == "https://grafana.example.org/"
+    assert services["grafana"]["environment"]["GF_SERVER_DOMAIN"] == "grafana.example.org"
+    assert services["influxdb2"]["image"] == "influxdb:2.7.11"
+    assert services["grafana"]["image"] == "grafana/grafana-enterprise:11.3.0"

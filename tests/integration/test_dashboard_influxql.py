@@ -1,7 +1,9 @@
 """Every query of grafana-automation/templates/dashboard_influxql.json.j2, rendered as the playbook
 renders it, run against a real InfluxDB 1.x holding the corpus (raw and derived buckets, as the
 parser leaves them with INFLUXDB_VERSION=1), after substituting Grafana's macros the way Grafana
-does for an InfluxQL datasource; each answer is compared with values computed from the files."""
+does for an InfluxQL datasource; each answer is compared with values computed from the files.
+The queries carry the chosen series configuration on a first comment line, as the deployed
+dashboard's did: InfluxDB must take it as a comment."""
 
 from __future__ import annotations
 
@@ -16,14 +18,22 @@ import derived_expected
 import samples
 
 TEMPLATE = samples.PROJECT_DIR / "grafana-automation" / "templates" / "dashboard_influxql.json.j2"
-CAMPAIGN, DEVICE = "camp_base", "02001283"
+CAMPAIGN = "camp_base"
+CONFIG = "Tableau général"  # a configuration name, as the JSON data source gives it
 
 
 def render(bucket: str) -> dict:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE.parent)), undefined=jinja2.StrictUndefined)
     env.filters["to_json"] = json.dumps
     text = env.get_template(TEMPLATE.name).render(
-        dashboard_uid="powerview_x", dashboard_title="X", bucket=bucket, datasource_uid="ds", datasource_type="influxdb"
+        dashboard_uid="powerview_x",
+        dashboard_title="X",
+        bucket=bucket,
+        datasource_uid="ds",
+        datasource_id=7,
+        datasource_type="influxdb",
+        client_id="acme_acme",
+        config_datasource_uid="json-ds",
     )
     return json.loads(text)
 
@@ -35,11 +45,13 @@ def regex_value(values: list[str]) -> str:
 
 
 def interpolate(query: str, variables: dict[str, list[str]], start: int, end: int, interval: str) -> str:
+    assert query.startswith("-- powerview_config=${config}\n"), query
+    query = query.replace("${config}", CONFIG)  # in a comment: the raw value
     for name, values in variables.items():
         query = query.replace("${" + name + "}", regex_value(values))
     query = query.replace("$timeFilter", f"time >= {start * 1000}ms and time <= {end * 1000}ms")
     query = query.replace("$__interval", interval)
-    assert "$" not in query.replace("$/", "").replace("_V$", "").replace("_W$", ""), query
+    assert "$" not in query.replace("$/", "").replace("_W$", ""), query
     return query
 
 
@@ -51,10 +63,12 @@ def loaded(corpus_in_influxd1):
 
 
 def queries(dashboard: dict) -> dict[str, str]:
-    found = {v["name"]: v["query"] for v in dashboard["templating"]["list"]}
+    """The InfluxQL queries: the variables on the InfluxDB data source and every panel target."""
+    found = {v["name"]: v["query"] for v in dashboard["templating"]["list"] if v["datasource"]["type"] == "influxdb"}
     for panel in dashboard["panels"]:
-        for t in panel["targets"]:
-            found[f"{panel['id']}{t['refId']}"] = t["query"]
+        for t in panel.get("targets", []):
+            if "query" in t:
+                found[f"{panel['id']}{t['refId']}"] = t["query"]
     return found
 
 
@@ -62,7 +76,7 @@ def device_points(points: dict, unit: str) -> dict[str, list[tuple[int, float]]]
     out: dict[str, list] = {}
     for (field, tags, t), value in points.items():
         tags = dict(tags)
-        if tags["campaign"] == CAMPAIGN and tags["device_master_sn"] == DEVICE and tags["channel_unit"] == unit:
+        if tags["campaign"] == CAMPAIGN and tags["channel_unit"] == unit:
             out.setdefault(field, []).append((t, value))
     return {f: sorted(v) for f, v in out.items()}
 
@@ -79,49 +93,57 @@ def columns(server, bucket: str, query: str) -> dict[str, dict[int, float]]:
 
 def test_every_query_of_the_template_is_covered(loaded):
     _, _, _, dashboard = loaded
-    assert set(queries(dashboard)) == {"campaign", "device", "channel", "1A", "2A", "3A", "3B", "3C", "4A", "5A"}
-    assert {p["datasource"]["type"] for p in dashboard["panels"]} == {"influxdb"}
+    assert set(queries(dashboard)) == {"campaign", "1A", "4A", "101A", "101B", "101C", "102A"}
+    assert {p["datasource"]["type"] for p in dashboard["panels"] if "datasource" in p} == {"influxdb"}
 
 
-def test_variables_list_campaigns_devices_channels(loaded):
+def test_the_deployed_dashboard_features_are_there(loaded):
+    """What the deployed dashboard offered (issue 15): campaign and config variables, the config
+    read from the config API through the JSON data source, active power over time, energy over
+    the range as a pie chart, the series-configuration panel wired to the client id."""
+    _, bucket, _, dashboard = loaded
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert list(variables) == ["campaign", "config"]
+    config = variables["config"]
+    assert config["datasource"] == {"type": "marcusolsson-json-datasource", "uid": "json-ds"}
+    assert config["query"]["urlPath"] == "/clients/acme_acme/series-config/configs?campaign=${campaign:percentencode}"
+    panels = {p["id"]: p for p in dashboard["panels"]}
+    assert (panels[1]["type"], panels[1]["fieldConfig"]["defaults"]["unit"]) == ("timeseries", "watt")
+    assert (panels[4]["type"], panels[4]["fieldConfig"]["defaults"]["unit"]) == ("piechart", "kwatth")
+    series = panels[2]
+    assert (series["type"], series["title"]) == ("adecwatts-series-config-panel", "Configuration des voies")
+    assert series["options"] == {
+        "forcedBucket": bucket,
+        "forcedClientId": "acme_acme",
+        "forcedDatasourceId": 7,
+        "forcedMeasurement": "electrical",
+    }
+    for key, query in queries(dashboard).items():
+        assert key == "campaign" or query.startswith("-- powerview_config=${config}\n"), key
+
+
+def test_campaign_variable_lists_the_campaigns(loaded):
     server, bucket, points, dashboard = loaded
-    q = queries(dashboard)
     tags = [dict(t) for (_, t, _) in points]
-    all_campaigns = sorted({t["campaign"] for t in tags})
-    values = lambda query: sorted(row["value"] for row in server.query(bucket, query))  # noqa: E731
-    assert values(q["campaign"]) == all_campaigns == ["camp_base", "format_v003", "v003_metadata"]
-    assert values(interpolate(q["device"], {"campaign": all_campaigns}, 0, 0, "1h")) == sorted(
-        {t["device_master_sn"] for t in tags}
-    )
-    assert values(interpolate(q["device"], {"campaign": [CAMPAIGN]}, 0, 0, "1h")) == [DEVICE]
-    assert values(interpolate(q["channel"], {"campaign": [CAMPAIGN], "device": [DEVICE]}, 0, 0, "1h")) == sorted(
-        {t["channel_id"] for t in tags if t["device_master_sn"] == DEVICE and t["campaign"] == CAMPAIGN}
-    )
+    got = sorted(row["value"] for row in server.query(bucket, queries(dashboard)["campaign"]))
+    assert got == sorted({t["campaign"] for t in tags}) == ["camp_base", "format_v003", "v003_metadata"]
 
 
 def _variables(points) -> dict[str, list[str]]:
-    channels = sorted(
-        {
-            dict(t)["channel_id"]
-            for (_, t, _) in points
-            if dict(t)["device_master_sn"] == DEVICE and dict(t)["campaign"] == CAMPAIGN
-        }
-    )
-    return {"campaign": [CAMPAIGN], "device": [DEVICE], "channel": channels}
+    return {"campaign": [CAMPAIGN]}
 
 
 def _range(points) -> tuple[int, int]:
-    times = [t for (_, tags, t) in points if dict(tags)["device_master_sn"] == DEVICE]
+    times = [t for (_, tags, t) in points if dict(tags)["campaign"] == CAMPAIGN]
     return min(times), max(times)
 
 
-@pytest.mark.parametrize("panel, unit", [("1A", "V"), ("2A", "W")])
-def test_raw_panels_give_the_hourly_means(loaded, panel, unit):
+def test_power_panel_gives_the_hourly_means(loaded):
     server, bucket, points, dashboard = loaded
     start, end = _range(points)
-    got = columns(server, bucket, interpolate(queries(dashboard)[panel], _variables(points), start, end, "1h"))
+    got = columns(server, bucket, interpolate(queries(dashboard)["1A"], _variables(points), start, end, "1h"))
     want = {}
-    for field, series in device_points(points, unit).items():
+    for field, series in device_points(points, "W").items():
         for t, value in series:
             want.setdefault(f"mean_{field}", {}).setdefault(t - t % 3600, []).append(value)
     assert set(got) == set(want) and got
@@ -134,7 +156,7 @@ def test_raw_panels_give_the_hourly_means(loaded, panel, unit):
 def _by_stamp_day(values: dict) -> dict:
     grouped: dict[tuple, list] = {}
     for (field, tags, end), value in values.items():
-        if dict(tags)["device_master_sn"] == DEVICE and dict(tags)["channel_unit"] == "W":
+        if dict(tags)["campaign"] == CAMPAIGN and dict(tags)["channel_unit"] == "W":
             grouped.setdefault((field, end - end % 86400), []).append(value)
     return grouped
 
@@ -142,9 +164,9 @@ def _by_stamp_day(values: dict) -> dict:
 @pytest.mark.parametrize(
     "panel, measurement, reduce",
     [
-        ("3A", "electrical", lambda v: math.fsum(v) / len(v)),
-        ("3B", "electrical_min", min),
-        ("3C", "electrical_max", max),
+        ("101A", "electrical", lambda v: math.fsum(v) / len(v)),
+        ("101B", "electrical_min", min),
+        ("101C", "electrical_max", max),
     ],
 )
 def test_hourly_derived_panel_over_days(loaded, panel, measurement, reduce):
@@ -152,7 +174,7 @@ def test_hourly_derived_panel_over_days(loaded, panel, measurement, reduce):
     start, end = _range(points)
     got = columns(server, bucket, interpolate(queries(dashboard)[panel], _variables(points), start, end + 3600, "1d"))
     hourly = derived_expected.windows(points, 3600)[measurement]
-    prefix = {"3A": "mean_", "3B": "min_", "3C": "max_"}[panel]
+    prefix = {"101A": "mean_", "101B": "min_", "101C": "max_"}[panel]
     want = {(prefix + f, day): reduce(v) for (f, day), v in _by_stamp_day(hourly).items()}
     assert {(c, t) for c, values in got.items() for t in values} == set(want)
     for (column, day), value in want.items():
@@ -162,7 +184,7 @@ def test_hourly_derived_panel_over_days(loaded, panel, measurement, reduce):
 def test_daily_derived_panel(loaded):
     server, bucket, points, dashboard = loaded
     start, end = _range(points)
-    got = columns(server, bucket, interpolate(queries(dashboard)["4A"], _variables(points), start, end + 86400, "1d"))
+    got = columns(server, bucket, interpolate(queries(dashboard)["102A"], _variables(points), start, end + 86400, "1d"))
     daily = derived_expected.windows(points, 86400)["electrical"]
     want = {("mean_" + f, day): math.fsum(v) / len(v) for (f, day), v in _by_stamp_day(daily).items()}
     assert {(c, t) for c, values in got.items() for t in values} == set(want)
@@ -173,7 +195,7 @@ def test_daily_derived_panel(loaded):
 def test_energy_panel_gives_kwh_per_power_channel(loaded):
     server, bucket, points, dashboard = loaded
     start, end = _range(points)
-    query = interpolate(queries(dashboard)["5A"], _variables(points), start, end, "1h")
+    query = interpolate(queries(dashboard)["4A"], _variables(points), start, end, "1h")
     got = {}
     for row in server.query(bucket, query):
         tags = frozenset(
@@ -188,7 +210,7 @@ def test_energy_panel_gives_kwh_per_power_channel(loaded):
     by_series: dict[tuple, list] = {}
     for (field, tags, t), value in points.items():
         t_tags = dict(tags)
-        if t_tags["campaign"] == CAMPAIGN and t_tags["device_master_sn"] == DEVICE and t_tags["channel_unit"] == "W":
+        if t_tags["campaign"] == CAMPAIGN and t_tags["channel_unit"] == "W":
             by_series.setdefault((f"integral_{field}", tags), []).append((t, value))
     want = {}
     for key, series in by_series.items():

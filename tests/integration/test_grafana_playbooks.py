@@ -230,6 +230,38 @@ def test_add_user_to_team(lab, acme):
     assert "jdoe is a member of team acme; data source influxdb_acme_jdoe (client id acme_jdoe)" in run.stdout
 
 
+def test_add_user_takes_the_deployed_variables_and_a_random_password(lab, acme):
+    """The deployed playbook's call: team_name alone (the user user_<team_name>, as deployed: here
+    the company's default user, adopted as it is), then *_override variables; a new user without a
+    password gets a random one (the deployed playbook's fixed ChangeMe123! is never used)."""
+    g = lab.grafana
+    default = g.user_by_login("user_acme")
+    password_before = g.passwords[default["id"]]
+    alone = lab.run("add_grafana_user_to_team.yml", {"team_name": "acme"})
+    assert alone.rc == 0, alone.output
+    assert g.passwords[default["id"]] == password_before and g.user_by_login("user_acme")["name"] == default["name"]
+    assert g.datasource_by_name("influxdb_acme_user_acme") and "powerview_acme_user_acme" in g.dashboards
+
+    run = lab.run(
+        "add_grafana_user_to_team.yml",
+        {"team_name": "acme", "user_login_override": "mdupont", "user_email_override": "m.dupont@example.com"},
+    )
+    assert run.rc == 0, run.output
+    user = g.user_by_login("mdupont")
+    assert user["email"] == "m.dupont@example.com" and user["id"] in g.team_members[g.team_by_name("acme")["id"]]
+    password = (lab.secrets / "grafana_mdupont.password").read_text().strip()
+    assert len(password) >= 32 and g.check_password("mdupont", password) and password not in run.output
+    assert not g.check_password("mdupont", "ChangeMe123!")
+    assert g.datasource_by_name("influxdb_acme_mdupont")["jsonData"]["clientId"] == "acme_mdupont"
+
+    given = lab.run(
+        "add_grafana_user_to_team.yml",
+        {"team_name": "acme", "company_user_login_override": "vlead", "user_password_override": "s3cret-from-file"},
+    )
+    assert given.rc == 0 and g.check_password("vlead", "s3cret-from-file"), given.output
+    assert not (lab.secrets / "grafana_vlead.password").exists() and "s3cret-from-file" not in given.output
+
+
 def test_delete_check_then_delete(lab, acme):
     g = lab.grafana
     if g.datasource_by_name("influxdb_acme_jdoe") is None:  # this test alone: add the user first
@@ -270,8 +302,10 @@ def test_check_mode_on_a_fresh_company_changes_nothing(fresh_lab):
 def test_bad_name_and_missing_arguments_fail_before_any_api_call(fresh_lab):
     run = fresh_lab.create("$(touch /tmp/pwned_by_powerview)")
     assert run.rc != 0 and "company name" in run.output
-    missing = fresh_lab.run("add_grafana_user_to_team.yml", {"team_name": "acme", "user_login": "x"})
-    assert missing.rc != 0 and "user_email is required" in missing.output
+    missing = fresh_lab.run("add_grafana_user_to_team.yml", {"user_login": "x", "user_email": "x@example.com"})
+    assert missing.rc != 0 and "team_name is required" in missing.output
+    other = fresh_lab.run("add_grafana_user_to_team.yml", {"team_name": "acme", "company_name_override": "beta"})
+    assert other.rc != 0 and "company_name_override=beta differs from team_name=acme" in other.output
     assert fresh_lab.grafana.requests == [] and fresh_lab.influx.requests == []
     assert not Path("/tmp/pwned_by_powerview").exists()
 

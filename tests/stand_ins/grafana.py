@@ -42,8 +42,8 @@ and, where the reference gives a status code without a body, from the handlers i
 | GET  /api/users/:id/teams                            | 200 [{id, orgId, name, email, avatarUrl, memberCount, | user.md ("Get teams for user"), |
 |                                                      | permission}]: teams of the request's organisation;    | pkg/api/user.go GetUserTeams    |
 |                                                      | 404 "user not found"                                  |                                 |
-| GET  /api/frontend/settings                          | 200 {datasources: {name: {uid, type, name, id}}}: what| (the boot data of the UI)       |
-|                                                      | a signed-in user gets for its organisation            |                                 |
+| GET  /api/frontend/settings                          | 200 {appUrl, datasources: {name: {uid, type, name, id}}}:| (the boot data of the UI)       |
+|                                                      | what a signed-in user gets for its organisation       |                                 |
 | POST /api/ds/query                                   | 200 {results: {refId: {status, frames}}}; 404 "Data   | query_and_resource.md           |
 |                                                      | source not found" (not in the request's organisation) |                                 |
 
@@ -132,8 +132,11 @@ class GrafanaStandIn:
         api_tokens: tuple[str, ...] = ("sa-token",),
         version: str = "11.3.0",
         team_search_404: bool = True,
+        app_url: str = "http://powerview.adecwatts.fr/",
     ):
         self.version = version
+        # root_url as resolved by Grafana: the deployed compose file's %(protocol)s://powerview.adecwatts.fr/
+        self.app_url = app_url
         self.api_tokens = set(api_tokens)
         self.team_search_404 = team_search_404  # team.md: 404 when searching by a name that matches nothing
         self.lock = threading.RLock()
@@ -239,6 +242,250 @@ class GrafanaStandIn:
     def check_password(self, login: str, password: str) -> bool:
         user = self.user_by_login(login)
         return bool(user) and self.passwords.get(user["id"]) == password
+
+    # ---- a replica of the deployed state (fheslouin/powerview) --------------------------------
+    def seed_deployed_company(
+        self,
+        company: str,
+        data_dir=None,
+        token: str = "deployed-rw-token",
+        login: str | None = None,
+        edited: bool = True,
+    ) -> dict:
+        """Company `company` as the deployed create_grafana_resources.yml and dashboard.json.j2
+        left it (read from the deployed playbooks, then edited by the customer when `edited`):
+        team <company>; default user login <company> (or company_user_login_override `login`),
+        named "<company> Default", email <company>@example.com, password ChangeMe123!, member of
+        the team; folder titled <company> (a uid Grafana chose), Viewer for the team only; data
+        source influxdb_<company> of type influxdb-adecwatts-datasource (Flux), clientId
+        <company>_<login>, the bucket's token in secureJsonData (token and "Token …" header);
+        dashboard uid powerview_<company> titled "Mesures <company>": active power (timeseries,
+        id 1), energy (piechart, id 4), a row (id 3) and "Configuration des voies"
+        (adecwatts-series-config-panel, id 2, wired to the data source id and the clientId),
+        variables campaign and config (the JSON data source), View for the team and Edit for the
+        default user; then an extra panel the customer added. With `data_dir`, the marker
+        <data_dir>/<company>/.company.created. Made in the model directly: nothing is recorded
+        in `requests`. Returns the ids."""
+        login = login or company
+        client_id = f"{company}_{login}"
+        with self.lock:
+            org = self.org_data[MAIN_ORG_ID]
+            team_id = next(self._ids)
+            org.teams[team_id] = {
+                "id": team_id,
+                "uid": uuid.uuid4().hex[:14],
+                "orgId": MAIN_ORG_ID,
+                "name": company,
+                "email": "",
+                "created": _now(),
+                "updated": _now(),
+            }
+            user_id = self._new_user(login, f"{company} Default", f"{company}@example.com", "ChangeMe123!")
+            org.team_members[team_id] = {user_id}
+            folder_uid = uuid.uuid4().hex[:14]
+            org.folders[folder_uid] = {
+                "id": next(self._ids),
+                "uid": folder_uid,
+                "title": company,
+                "url": f"/dashboards/f/{folder_uid}/{_slug(company)}",
+                "hasAcl": False,
+                "canSave": True,
+                "canEdit": True,
+                "canAdmin": True,
+                "canDelete": True,
+                "createdBy": "admin",
+                "created": _now(),
+                "updatedBy": "admin",
+                "updated": _now(),
+                "version": 1,
+            }
+            org.folder_acl[folder_uid] = [{"teamId": team_id, "permission": 1}]
+            ds_id = next(self._ids)
+            ds_uid = uuid.uuid4().hex[:14]
+            org.datasources[ds_id] = {
+                "id": ds_id,
+                "uid": ds_uid,
+                "orgId": MAIN_ORG_ID,
+                "name": f"influxdb_{company}",
+                "type": "influxdb-adecwatts-datasource",
+                "access": "proxy",
+                "url": "http://influxdb:8086",
+                "user": "",
+                "database": "",
+                "basicAuth": False,
+                "basicAuthUser": "",
+                "withCredentials": False,
+                "isDefault": False,
+                "jsonData": {
+                    "version": "Flux",
+                    "organization": "powerview",
+                    "defaultBucket": company,
+                    "tlsSkipVerify": True,
+                    "httpMode": "POST",
+                    "httpHeaderName1": "Authorization",
+                    "readOnly": True,
+                    "channelsList": [],
+                    "triphasicList": [],
+                    "virtualSeries": [],
+                    "seriesConfigApiUrl": "/api/datasources/proxy/25",
+                    "clientId": client_id,
+                },
+                "version": 2,  # created as influxdb, then patched to the plugin's type
+                "readOnly": False,
+            }
+            org.datasource_secrets[ds_id] = {"httpHeaderValue1": f"Token {token}", "token": token}
+            ds_ref = {"type": "influxdb-adecwatts-datasource", "uid": ds_uid}
+            flux_head = f'// powerview_config=${{config}}\nfrom(bucket:"{company}")\n'
+            panels = [
+                {
+                    "id": 1,
+                    "type": "timeseries",
+                    "title": "Puissances actives appelées (en W)",
+                    "datasource": ds_ref,
+                    "gridPos": {"h": 12, "w": 24, "x": 0, "y": 0},
+                    "fieldConfig": {"defaults": {"unit": "watt"}, "overrides": []},
+                    "targets": [
+                        {
+                            "refId": "A",
+                            "datasource": ds_ref,
+                            "query": flux_head + '|> filter(fn: (r) => r.channel in ["__visible"])',
+                        }
+                    ],
+                },
+                {
+                    "id": 4,
+                    "type": "piechart",
+                    "title": "Energie sur la période",
+                    "datasource": ds_ref,
+                    "gridPos": {"h": 12, "w": 24, "x": 0, "y": 12},
+                    "fieldConfig": {"defaults": {"unit": "kwatth"}, "overrides": []},
+                    "targets": [
+                        {
+                            "refId": "A",
+                            "datasource": ds_ref,
+                            "query": flux_head + '|> filter(fn: (r) => r.channel in ["__visible_energy_mean"])',
+                        }
+                    ],
+                },
+                {
+                    "id": 3,
+                    "type": "row",
+                    "title": "Settings",
+                    "collapsed": False,
+                    "panels": [],
+                    "gridPos": {"h": 1, "w": 24, "x": 0, "y": 24},
+                },
+                {
+                    "id": 2,
+                    "type": "adecwatts-series-config-panel",
+                    "title": "Configuration des voies",
+                    "datasource": ds_ref,
+                    "gridPos": {"h": 19, "w": 24, "x": 0, "y": 25},
+                    "options": {
+                        "forcedBucket": company,
+                        "forcedClientId": client_id,
+                        "forcedDatasourceId": ds_id,
+                        "forcedMeasurement": "electrical",
+                    },
+                    "targets": [{"refId": "A"}],
+                },
+            ]
+            if edited:
+                panels.append(
+                    {
+                        "id": 5,
+                        "type": "stat",
+                        "title": "Talon de consommation (ajouté par le client)",
+                        "datasource": ds_ref,
+                        "gridPos": {"h": 6, "w": 8, "x": 0, "y": 44},
+                        "targets": [{"refId": "A", "datasource": ds_ref, "query": flux_head}],
+                    }
+                )
+            dash_id = next(self._ids)
+            dashboard = {
+                "id": dash_id,
+                "uid": f"powerview_{company}",
+                "title": f"Mesures {company}",
+                "version": 9 if edited else 1,
+                "schemaVersion": 42,
+                "editable": True,
+                "panels": panels,
+                "templating": {
+                    "list": [
+                        {"name": "campaign", "label": "Campagne", "type": "query", "datasource": ds_ref},
+                        {
+                            "name": "config",
+                            "label": "Config",
+                            "type": "query",
+                            "datasource": {"type": "marcusolsson-json-datasource", "uid": "PA7B9E713AA879D53"},
+                            "query": {
+                                "urlPath": f"/clients/{client_id}/series-config/configs?campaign=${{campaign}}",
+                                "fields": [{"jsonPath": "$.*"}],
+                                "method": "GET",
+                            },
+                        },
+                    ]
+                },
+                "time": {"from": "now-30d", "to": "now"},
+            }
+            org.dashboards[dashboard["uid"]] = {
+                "dashboard": dashboard,
+                "folderUid": folder_uid,
+                "version": dashboard["version"],
+            }
+            org.dashboard_acl[dashboard["uid"]] = [
+                {"teamId": team_id, "permission": 1},
+                {"userId": user_id, "permission": 2},
+            ]
+        if data_dir is not None:
+            marker = data_dir / company / ".company.created"
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        return {
+            "team_id": team_id,
+            "user_id": user_id,
+            "folder_uid": folder_uid,
+            "datasource_id": ds_id,
+            "datasource_uid": ds_uid,
+            "dashboard_uid": f"powerview_{company}",
+            "client_id": client_id,
+        }
+
+    def company_snapshot(self, company: str) -> dict:
+        """What a company's customers see, for before/after comparisons: its dashboard (title,
+        panels, variables), the permissions, the data source (type, clientId, token), the users and
+        the team's members."""
+        with self.lock:
+            team = self.team_by_name(company)
+            ds = self.datasource_by_name(f"influxdb_{company}")
+            dash = self.dashboards.get(f"powerview_{company}")
+            folder = next((f for f in self.folders.values() if f["title"] == company), None)
+            return json.loads(
+                json.dumps(
+                    {
+                        "dashboard": dash
+                        and {
+                            "title": dash["dashboard"]["title"],
+                            "panels": dash["dashboard"].get("panels"),
+                            "templating": dash["dashboard"].get("templating"),
+                            "folderUid": dash["folderUid"],
+                        },
+                        "dashboard_acl": self.dashboard_acl.get(f"powerview_{company}"),
+                        "folder_acl": folder and self.folder_acl.get(folder["uid"]),
+                        "datasource": ds
+                        and {
+                            "type": ds["type"],
+                            "url": ds["url"],
+                            "jsonData": ds["jsonData"],
+                            "secrets": self.datasource_secrets.get(ds["id"]),
+                        },
+                        "users": sorted(
+                            (u["login"], u["name"], u["email"], self.passwords[u["id"]]) for u in self.users.values()
+                        ),
+                        "team_members": team and sorted(self.team_members.get(team["id"], ())),
+                    }
+                )
+            )
 
     # ---- model -----------------------------------------------------------------------------
     def _new_user(
@@ -572,10 +819,11 @@ class GrafanaStandIn:
         # the boot data every signed-in user gets: every data source of its organisation that it
         # may query, uid included (in OSS: all of them)
         return 200, {
+            "appUrl": self.app_url,
             "datasources": {
                 d["name"]: {"uid": d["uid"], "type": d["type"], "name": d["name"], "id": d["id"]}
                 for d in self.datasources.values()
-            }
+            },
         }
 
     def query_datasources(self, auth_kind, who, query, data):

@@ -65,6 +65,14 @@ unprocessable entity 422, internal error 500, unavailable 503):
 |                                          | token; db = a bucket the token may read (virtual DBRP mapping:   |
 |                                          | database = bucket name, rp autogen), else 200 with the statement |
 |                                          | error "database not found: <db>" (1.x's shape)                   |
+| GET /api/v2/tasks?name=&org=&orgID=      | 200 {links, tasks} (only tasks the token may read; ``name`` is an |
+|   &status=&after=&limit=                 | exact match; limit 1..500, default 100); 400 "failed to decode   |
+|                                          | request" for a bad id, an unknown org name, a bad limit          |
+|                                          | (http/task_service.go decodeGetTasksRequest)                     |
+| GET /api/v2/tasks/{id}                   | 200 task; 400 bad id; 404 "failed to find task"                 |
+| PATCH /api/v2/tasks/{id}                 | 200 task; 400 "failed to decode request: invalid task status"   |
+|   {"status": "active"|"inactive", ...}   | (TaskUpdate.Validate), empty update; 401 without write on tasks; |
+|                                          | 404 "failed to update task: task not found"                     |
 | anything else (authenticated)            | 404 {"code":"not found","message":"path not found"}; 405 for a  |
 |                                          | known path with another method                                  |
 
@@ -106,7 +114,10 @@ Limitations (documented, deliberate):
   exists and the token may read it, and answers ALL points of those buckets (after
   last-write-wins deduplication), one table per series and field; ``range``/``filter`` and the
   rest are ignored; ``_start`` is 1970-01-01 and ``_stop`` the time of the query.
-* One organization, one user ("admin").  No users, labels, tasks, dashboards, setup, v1 write API.
+* One organization, one user ("admin").  No users, labels, dashboards, setup, v1 write API.
+* Tasks: listed, read and updated (status, description), never run; a test seeds them with
+  ``add_task()`` the way ``influx task create`` left them (the Flux text with its
+  ``option task = {name, every, offset}``). No POST, DELETE, runs or logs.
 * InfluxQL (``/query``): InfluxDB 2's ``/query`` runs InfluxQL over the bucket's own data
   (api-guide/influxdb-1x/query); rather than re-implement InfluxQL, a stand-in started with
   ``influxql_backend=<URL of a real InfluxDB 1.x>`` forwards every accepted write body to that
@@ -883,6 +894,7 @@ class InfluxDB2StandIn:
         self._auths: list[dict] = []  # internal authorizations, creation order
         self._points: dict[str, list[Point]] = {}  # bucket id -> points in arrival order
         self._schema: dict[str, dict[tuple[str, str], str]] = {}  # bucket id -> field types
+        self._tasks: dict[str, dict] = {}  # task id -> task, creation order
         for name, retention, description in (
             ("_monitoring", 604800, "System bucket for monitoring logs"),
             ("_tasks", 259200, "System bucket for task logs"),
@@ -998,6 +1010,33 @@ class InfluxDB2StandIn:
         with self._lock:
             b = self._bucket_by_name(bucket)
             return dict(self._schema.get(b["id"], {})) if b else {}
+
+    @property
+    def tasks(self) -> dict[str, dict]:
+        """name -> task JSON as GET /api/v2/tasks/{id} serves it."""
+        with self._lock:
+            return {t["name"]: self._task_json(t) for t in self._tasks.values()}
+
+    def add_task(self, name: str, flux: str, every: str = "", offset: str = "", status: str = "active") -> str:
+        """A task as `influx task create --file` leaves it (the options are parsed from the Flux
+        script by the server). Returns its id."""
+        now = _now()
+        task = {
+            "id": _new_id(),
+            "orgID": self.org_id,
+            "name": name,
+            "ownerID": self.user_id,
+            "description": "",
+            "status": status,
+            "flux": flux,
+            "every": every,
+            "offset": offset,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        with self._lock:
+            self._tasks[task["id"]] = task
+        return task["id"]
 
     def token_for(self, description: str) -> str:
         """The token of the authorization with this description (KeyError if none)."""
@@ -1287,6 +1326,8 @@ class InfluxDB2StandIn:
             re.compile(r"^/api/v2/buckets/(?P<id>[^/]+)/?$"),
             {"GET": "_get_bucket", "DELETE": "_delete_bucket", "PATCH": "_patch_bucket"},
         ),
+        (re.compile(r"^/api/v2/tasks/?$"), {"GET": "_get_tasks"}),
+        (re.compile(r"^/api/v2/tasks/(?P<id>[^/]+)/?$"), {"GET": "_get_task", "PATCH": "_patch_task"}),
         (re.compile(r"^/api/v2/orgs/?$"), {"GET": "_get_orgs"}),
         (re.compile(r"^/api/v2/orgs/(?P<id>[^/]+)/?$"), {"GET": "_get_org"}),
         (re.compile(r"^/api/v2/authorizations/?$"), {"GET": "_get_auths", "POST": "_post_auth"}),
@@ -1368,6 +1409,113 @@ class InfluxDB2StandIn:
         if path.startswith("/api/"):
             self._authenticate(h)
         raise _err("not found", "path not found")
+
+    # ---------------------------------------------------------------- tasks
+
+    def _task_json(self, t: dict) -> dict:
+        # influxdb.Task as the HTTP API serves it (http/task_service.go newTaskResponse)
+        out = {"id": t["id"], "orgID": t["orgID"], "org": self.org, "name": t["name"], "ownerID": t["ownerID"]}
+        if t["description"]:
+            out["description"] = t["description"]
+        out.update({"status": t["status"], "flux": t["flux"]})
+        for key in ("every", "offset"):
+            if t[key]:
+                out[key] = t[key]
+        tid = t["id"]
+        out.update(
+            {
+                "createdAt": t["createdAt"],
+                "updatedAt": t["updatedAt"],
+                "links": {
+                    "self": f"/api/v2/tasks/{tid}",
+                    "members": f"/api/v2/tasks/{tid}/members",
+                    "owners": f"/api/v2/tasks/{tid}/owners",
+                    "labels": f"/api/v2/tasks/{tid}/labels",
+                    "runs": f"/api/v2/tasks/{tid}/runs",
+                    "logs": f"/api/v2/tasks/{tid}/logs",
+                },
+                "labels": [],
+            }
+        )
+        return out
+
+    def _task_by_id(self, id: str, verb: str) -> dict:  # noqa: A002
+        try:
+            tid = _parse_id(id)
+        except _ApiError as exc:
+            raise _err("invalid", f"failed to decode request: {exc.message}") from None
+        task = self._tasks.get(tid)
+        if task is None:
+            raise _err("not found", f"failed to {verb} task: task not found")
+        return task
+
+    def _get_tasks(self, auth: dict, query: dict[str, str], body: bytes) -> tuple:
+        def bad(message: str) -> _ApiError:
+            return _err("invalid", f"failed to decode request: {message}")
+
+        after = org_id = None
+        try:
+            if query.get("after"):
+                after = _parse_id(query["after"])
+            if query.get("orgID"):
+                org_id = _parse_id(query["orgID"])
+        except _ApiError as exc:
+            raise bad(exc.message) from None
+        if query.get("org"):
+            if query["org"] != self.org:
+                raise bad(f"org {query['org']} not found or unauthorized")
+            org_id = self.org_id
+        limit = 100  # TaskDefaultPageSize
+        if query.get("limit"):
+            try:
+                limit = int(query["limit"])
+            except ValueError:
+                raise bad(f"strconv.Atoi: parsing {query['limit']!r}: invalid syntax") from None
+            if not 1 <= limit <= 500:  # TaskMaxPageSize; handleGetTasks wraps it as invalid
+                raise bad("limit must be between 1 and 500")
+        status = query.get("status") if query.get("status") in ("active", "inactive") else None
+        name = query.get("name") or None
+        found = [
+            t
+            for t in sorted(self._tasks.values(), key=lambda t: t["id"])
+            if (org_id is None or t["orgID"] == org_id)
+            and (name is None or t["name"] == name)
+            and (status is None or t["status"] == status)
+            and (after is None or t["id"] > after)
+            and self._allowed(auth, "read", "tasks", t["id"], t["orgID"])
+        ][:limit]
+        params = {k: v for k, v in query.items() if k in ("after", "org", "orgID", "name", "status") and v}
+        params["limit"] = str(limit)
+        links = {"self": "/api/v2/tasks?" + urlencode(sorted(params.items()))}
+        if len(found) >= limit:
+            links["next"] = "/api/v2/tasks?" + urlencode(sorted(dict(params, after=found[-1]["id"]).items()))
+        return self._json(200, {"links": links, "tasks": [self._task_json(t) for t in found]})
+
+    def _get_task(self, auth: dict, query: dict[str, str], body: bytes, id: str) -> tuple:  # noqa: A002
+        task = self._task_by_id(id, "find")
+        self._authorize(auth, "read", "tasks", task["id"], task["orgID"])
+        return self._json(200, self._task_json(task))
+
+    def _patch_task(self, auth: dict, query: dict[str, str], body: bytes, id: str) -> tuple:  # noqa: A002
+        try:
+            tid = _parse_id(id)
+        except _ApiError as exc:
+            raise _err("invalid", f"failed to decode request: {exc.message}") from None
+        update = self._decode_json(body)
+        if not isinstance(update, dict):
+            raise _err("invalid", "failed to decode request: json: cannot unmarshal into Go value of type TaskUpdate")
+        known = {key: update[key] for key in ("status", "description") if update.get(key) is not None}
+        if not known and not any(update.get(k) for k in ("flux", "name", "every", "cron", "offset")):
+            raise _err("invalid", "failed to decode request: cannot update task without content")
+        if "status" in known and known["status"] not in ("active", "inactive"):
+            raise _err("invalid", "failed to decode request: invalid task status")
+        task = self._tasks.get(tid)
+        if task is None:
+            raise _err("not found", "failed to update task: task not found")
+        self._authorize(auth, "write", "tasks", task["id"], task["orgID"])
+        task.update(known)
+        task["updatedAt"] = _now()
+        return self._json(200, self._task_json(task))
 
     # ---------------------------------------------------------------- orgs
 

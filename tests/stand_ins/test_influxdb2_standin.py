@@ -343,3 +343,40 @@ def test_parser_is_usable_directly():
     assert point == Point("m", {"t": "x"}, {"v": 1}, 5_000_000) and types == {"v": "unsigned"}
     with pytest.raises(LineProtocolError, match="missing fields"):
         parse_line_protocol("m")
+
+
+def test_tasks_listed_and_switched_by_the_real_client(influx, client):
+    hourly = influx.add_task("downsample_acme_1h", 'option task = {name: "downsample_acme_1h", every: 1h}\n', "1h")
+    influx.add_task("downsample_acme_1d", 'option task = {name: "downsample_acme_1d", every: 1d}\n', "1d")
+    tasks_api = client.tasks_api()
+    found = tasks_api.find_tasks(name="downsample_acme_1h", org=influx.org)
+    assert [(t.id, t.name, t.status, t.every) for t in found] == [(hourly, "downsample_acme_1h", "active", "1h")]
+    assert sorted(t.name for t in tasks_api.find_tasks()) == ["downsample_acme_1d", "downsample_acme_1h"]
+    assert tasks_api.find_tasks(name="downsample_acme") == []  # an exact name, not a prefix
+    task = found[0]
+    task.status = "inactive"
+    assert tasks_api.update_task(task).status == "inactive"
+    assert influx.tasks["downsample_acme_1h"]["status"] == "inactive"
+    assert [t.name for t in tasks_api.find_tasks(status="active")] == ["downsample_acme_1d"]
+
+
+def test_task_errors_have_the_server_status_codes(influx):
+    task_id = influx.add_task("t", 'option task = {name: "t", every: 1h}\n', "1h")
+    admin = {"Authorization": f"Token {influx.admin_token}"}
+
+    def patch(tid, body, headers=admin):
+        return requests.patch(f"{influx.url}/api/v2/tasks/{tid}", json=body, headers=headers, timeout=5)
+
+    bad = patch(task_id, {"status": "paused"})
+    assert (bad.status_code, bad.json()["message"]) == (400, "failed to decode request: invalid task status")
+    assert patch(task_id, {}).status_code == 400
+    missing = patch("0000000000000001", {"status": "inactive"})
+    assert (missing.status_code, missing.json()["message"]) == (404, "failed to update task: task not found")
+    assert patch("nope", {"status": "inactive"}).status_code == 400
+    assert patch(task_id, {"status": "inactive"}, headers={"Authorization": "Token wrong"}).status_code == 401
+    unknown_org = requests.get(f"{influx.url}/api/v2/tasks", params={"org": "other"}, headers=admin, timeout=5)
+    assert unknown_org.status_code == 400 and "org other not found or unauthorized" in unknown_org.json()["message"]
+    assert (
+        requests.get(f"{influx.url}/api/v2/tasks", params={"limit": "501"}, headers=admin, timeout=5).status_code == 400
+    )
+    assert influx.tasks["t"]["status"] == "active"  # nothing changed by a refused request

@@ -47,3 +47,13 @@ def test_the_copied_files_are_enough_to_serve(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_the_database_path_is_in_a_subfolder_of_its_own():
+    """The deployed API 0.3.2 left its own files at the top of the config-api-data volume (/data):
+    ours lives in a subfolder that image never had, and the three places that name it agree."""
+    from powerview_config_api.__main__ import DEFAULT_DB
+
+    assert DEFAULT_DB == "/data/powerview-2/config-api.sqlite3"
+    assert f"CONFIG_API_DB={DEFAULT_DB}" in DOCKERFILE.read_text()
+    assert f"CONFIG_API_DB: ${{CONFIG_API_DB:-{DEFAULT_DB}}}" in (PROJECT_DIR / "docker-compose.yml").read_text()

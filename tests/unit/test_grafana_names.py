@@ -22,7 +22,7 @@ def test_names_of_a_simple_company():
     assert names["team"] == "companyX" and names["folder_title"] == "companyX"
     assert names["datasource_name"] == "influxdb_companyX"
     assert names["dashboard_uid"] == "powerview_companyX"
-    assert names["dashboard_title"] == "Overview companyX"
+    assert names["dashboard_title"] == "Mesures companyX"  # the deployed title
     assert names["user_login"] == "user_companyX" and names["user_name"] == "companyX Default"
     assert names["token_description"] == "powerview_token_for_bucket_companyX"
 
@@ -77,7 +77,7 @@ def test_acl_and_contains_helpers():
     assert not contains({"a": [1, 2]}, {"a": [1]})
 
 
-def render(bucket: str, uid: str = "powerview_x", title: str = "Overview x") -> dict:
+def render(bucket: str, uid: str = "powerview_x", title: str = "Mesures x", client_id: str = "x") -> dict:
     return render_dashboard(
         TEMPLATES,
         "influxdb-adecwatts-datasource",
@@ -86,7 +86,10 @@ def render(bucket: str, uid: str = "powerview_x", title: str = "Overview x") -> 
             "dashboard_title": title,
             "bucket": bucket,
             "datasource_uid": "ds_uid",
+            "datasource_id": 12,
             "datasource_type": "influxdb-adecwatts-datasource",
+            "client_id": client_id,
+            "config_datasource_uid": "json_uid",
         },
     )
 
@@ -94,34 +97,42 @@ def render(bucket: str, uid: str = "powerview_x", title: str = "Overview x") -> 
 @pytest.mark.parametrize("company", ["acme", "a.b-c_d", "x" * 128, "-lead"])
 def test_dashboard_renders_valid_json_for_allowed_names(company):
     names = company_names(company)
-    dash = render(company, names["dashboard_uid"], names["dashboard_title"])
-    assert dash["uid"] == names["dashboard_uid"] and dash["title"] == f"Overview {company}"
-    assert [v["name"] for v in dash["templating"]["list"]] == ["campaign", "device_master_sn", "channel_id"]
-    titles = [p["title"] for p in dash["panels"]]
-    assert titles == [
-        "Phase voltages",
-        "Power per channel",
-        "Energy per channel over the range",
-        "Time of the last point",
+    dash = render(company, names["dashboard_uid"], names["dashboard_title"], f"{company}_{company}")
+    assert dash["uid"] == names["dashboard_uid"] and dash["title"] == f"Mesures {company}"
+    assert [v["name"] for v in dash["templating"]["list"]] == ["campaign", "config"]
+    campaign, config = dash["templating"]["list"]
+    assert f'bucket: "{company}"' in campaign["query"]["query"]
+    assert config["datasource"] == {"type": "marcusolsson-json-datasource", "uid": "json_uid"}
+    assert config["query"]["urlPath"] == f"/clients/{company}_{company}/series-config/configs?campaign=${{campaign}}"
+    panels = {p["id"]: p for p in dash["panels"]}
+    assert [(i, panels[i]["type"]) for i in (1, 2, 3, 4)] == [
+        (1, "timeseries"),
+        (2, "adecwatts-series-config-panel"),
+        (3, "row"),
+        (4, "piechart"),
     ]
-    for panel in dash["panels"]:
-        query = panel["targets"][0]["query"]
-        assert f'from(bucket: "{company}")' in query
-        assert panel["datasource"] == {"type": "influxdb-adecwatts-datasource", "uid": "ds_uid"}
-    assert "integral(unit: 1h)" in dash["panels"][2]["targets"][0]["query"]
-    assert 'r.channel_unit == "V"' in dash["panels"][0]["targets"][0]["query"]
-    assert "last()" in dash["panels"][3]["targets"][0]["query"]
-    for variable in dash["templating"]["list"]:
-        assert f'bucket: "{company}"' in variable["query"]
+    for panel_id, placeholder in ((1, '["__visible"]'), (4, '["__visible_energy_mean"]')):
+        query = panels[panel_id]["targets"][0]["query"]
+        assert query.startswith("// powerview_config=${config}\n") and placeholder in query
+        assert f'from(bucket: "{company}")' in query and "r.campaign == ${campaign:json}" in query
+        assert panels[panel_id]["datasource"] == {"type": "influxdb-adecwatts-datasource", "uid": "ds_uid"}
+    assert panels[2]["title"] == "Configuration des voies"
+    assert panels[2]["options"] == {
+        "forcedBucket": company,
+        "forcedClientId": f"{company}_{company}",
+        "forcedDatasourceId": 12,
+        "forcedMeasurement": "electrical",
+    }
 
 
 def test_dashboard_escapes_a_hostile_name_anyway():
     hostile = 'x") |> drop() //${evil}\\'
-    dash = render(hostile, title=f'Overview {hostile}"}}')
-    assert dash["title"] == f'Overview {hostile}"}}'
+    dash = render(hostile, title=f'Mesures {hostile}"}}', client_id=f'{hostile}"')
+    assert dash["title"] == f'Mesures {hostile}"}}'
     query = dash["panels"][0]["targets"][0]["query"]
     assert 'from(bucket: "x\\") |> drop() //\\${evil}\\\\")' in query
     assert 'from(bucket: "x")' not in query
+    assert dash["templating"]["list"][1]["query"]["urlPath"].startswith(f'/clients/{hostile}"/')
 
 
 def test_names_of_a_users_view_are_the_deployed_ones_and_valid_uids_for_long_names():
@@ -130,7 +141,7 @@ def test_names_of_a_users_view_are_the_deployed_ones_and_valid_uids_for_long_nam
         "datasource_name": "influxdb_acme_jdoe",
         "datasource_uid": "pvdsu_acme_jdoe",
         "dashboard_uid": "powerview_acme_jdoe",
-        "dashboard_title": "Overview acme (jdoe)",
+        "dashboard_title": "Mesures acme (jdoe)",
         "client_id": "acme_jdoe",
     }
     # never the company's own data source uid, even where the deployed names collide (acme_x)

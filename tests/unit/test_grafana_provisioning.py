@@ -122,8 +122,12 @@ def test_team_create_links_everything_then_second_run_writes_nothing(grafana, tm
     }
     assert grafana.datasource_secrets[ds["id"]] == {"token": "tok-1", "httpHeaderValue1": "Token tok-1"}
     assert grafana.folder_acl["pvfolder_acme"] == [{"teamId": team["id"], "permission": 1}]
-    assert grafana.dashboard_acl["powerview_acme"] == [{"teamId": team["id"], "permission": 1}]
     user = grafana.user_by_login("user_acme")
+    # as deployed: the team views the dashboard, the default user edits it
+    assert grafana.dashboard_acl["powerview_acme"] == [
+        {"teamId": team["id"], "permission": 1},
+        {"userId": user["id"], "permission": 2},
+    ]
     assert user["id"] in grafana.team_members[team["id"]]
     assert (s.data_dir / "acme" / ".company.created").is_file()
     path = s.secrets_dir / "grafana_user_acme.password"
@@ -150,32 +154,42 @@ def test_check_mode_writes_nothing_and_lists_everything(grafana, tmp_path):
     assert create(s, company="newco", check=True)["changes"] == []
 
 
-def test_user_edits_to_plugin_lists_are_kept_and_a_new_token_is_pushed(grafana, tmp_path):
+def test_an_existing_data_source_keeps_its_values_and_its_token(grafana, tmp_path):
     s = make_settings(grafana, tmp_path)
     create(s)
     ds = grafana.datasource_by_name("influxdb_acme")
     ds["jsonData"]["channelsList"] = ["U1_V"]  # set by a user through the plugin's editor
+    ds["jsonData"]["clientId"] = "acme_acme"  # as the deployed playbook set it
     assert create(s)["changes"] == []
-    rotated = create(s, token="tok-2", token_id="id-2")
-    assert rotated["changes"] == ["update data source influxdb_acme"]
+    # another token from manage_influx_tokens.py: the data source keeps its own (issue 15)
+    assert create(s, token="tok-2", token_id="id-2")["changes"] == []
     ds = grafana.datasource_by_name("influxdb_acme")
-    assert ds["jsonData"]["channelsList"] == ["U1_V"] and ds["jsonData"]["powerviewTokenId"] == "id-2"
-    assert grafana.datasource_secrets[ds["id"]]["token"] == "tok-2"
-    assert "tok-2" not in json.dumps(rotated)
+    assert ds["jsonData"]["channelsList"] == ["U1_V"] and ds["jsonData"]["clientId"] == "acme_acme"
+    assert grafana.datasource_secrets[ds["id"]]["token"] == "tok-1"
+    # what it lacks is added, nothing else changes
+    del ds["jsonData"]["seriesConfigApiUrl"]
+    grafana.datasource_secrets[ds["id"]].pop("token")
+    fixed = create(s, token="tok-2", token_id="id-2")
+    assert fixed["changes"] == ["add to data source influxdb_acme what it lacks (seriesConfigApiUrl, secret token)"]
+    ds = grafana.datasource_by_name("influxdb_acme")
+    assert ds["jsonData"]["seriesConfigApiUrl"] == "/api/datasources/proxy/25"
+    assert ds["jsonData"]["clientId"] == "acme_acme" and ds["jsonData"]["powerviewTokenId"] == "id-1"
+    assert grafana.datasource_secrets[ds["id"]] == {"token": "tok-2", "httpHeaderValue1": "Token tok-1"}
+    assert "tok-2" not in json.dumps(fixed)
 
 
-def test_marker_present_runs_the_dashboard_only_and_asks_for_force_when_resources_are_gone(grafana, tmp_path):
+def test_marker_present_writes_nothing_and_asks_for_force_when_resources_are_gone(grafana, tmp_path):
     s = make_settings(grafana, tmp_path)
     (s.data_dir / "acme").mkdir(parents=True)
     create(s)
     requests.delete(f"{grafana.url}/api/dashboards/uid/powerview_acme", auth=ADMIN, timeout=10).raise_for_status()
     before = len(grafana.writes())
     campaign = create(s, token=None, token_id=None, company_steps=False, campaign="camp_2")
-    assert [(w["method"], w["path"]) for w in grafana.writes()[before:]] == [
-        ("POST", "/api/dashboards/db"),
-        ("POST", "/api/dashboards/uid/powerview_acme/permissions"),
-    ]
+    assert grafana.writes()[before:] == [] and campaign["changes"] == []
     assert "company-level steps skipped" in campaign["message"]
+    assert any("dashboard powerview_acme is absent" in n and "force_company" in n for n in campaign["notes"])
+    create(s)  # force: the dashboard is made again
+    assert "powerview_acme" in grafana.dashboards
     requests.delete(
         f"{grafana.url}/api/teams/{grafana.team_by_name('acme')['id']}", auth=ADMIN, timeout=10
     ).raise_for_status()
@@ -670,14 +684,25 @@ def test_a_failure_half_way_names_the_call_and_a_rerun_finishes(grafana, tmp_pat
     assert (s.data_dir / "acme" / ".company.created").exists() and create(s)["changes"] == []
 
 
-def test_a_dashboard_edited_by_hand_is_restored_and_the_diff_says_so(grafana, tmp_path):
+def test_an_edited_dashboard_is_kept_and_a_refresh_keeps_the_customers_panels(grafana, tmp_path):
     s = make_settings(grafana, tmp_path)
     create(s)
-    grafana.dashboards["powerview_acme"]["dashboard"]["panels"] = []
-    fixed = create(s)
-    assert fixed["changes"] == ["save dashboard powerview_acme"]
-    assert fixed["diff"]["before"] == {"dashboard powerview_acme": "differs"}
-    assert len(grafana.dashboards["powerview_acme"]["dashboard"]["panels"]) == 4
+    stored = grafana.dashboards["powerview_acme"]["dashboard"]
+    rendered_panels = json.loads(json.dumps(stored["panels"]))
+    mine = {"id": 5, "type": "stat", "title": "Mon total", "gridPos": {"h": 4, "w": 6, "x": 0, "y": 0}}
+    stored["panels"] = [stored["panels"][0], mine]  # the customer removed three panels and added one
+    stored["title"] = "Mes mesures"
+    acl_before = list(grafana.dashboard_acl["powerview_acme"])
+    assert create(s)["changes"] == []  # made once: never re-rendered
+    refreshed = create(s, refresh_dashboard=True)
+    assert refreshed["changes"] == ["save dashboard powerview_acme"]
+    dash = grafana.dashboards["powerview_acme"]["dashboard"]
+    assert dash["title"] == "Mes mesures" and grafana.dashboard_acl["powerview_acme"] == acl_before
+    assert dash["panels"][:4] == rendered_panels
+    kept = dash["panels"][4]
+    assert {k: kept[k] for k in ("id", "type", "title")} == {"id": 5, "type": "stat", "title": "Mon total"}
+    assert kept["gridPos"]["y"] >= max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in rendered_panels)
+    assert create(s, refresh_dashboard=True)["changes"] == []
 
 
 def test_org_tenancy_never_deletes_an_organisation_that_is_not_powerviews(grafana, tmp_path):
@@ -754,13 +779,13 @@ def test_team_user_view_is_made_once_then_nothing_and_check_mode_writes_nothing(
     assert company_ds["jsonData"]["powerviewCompany"] == "acme" and company_ds["jsonData"]["powerviewUser"] == ""
     assert grafana.datasource_secrets[ds["id"]] == {"token": "tok-1", "httpHeaderValue1": "Token tok-1"}
     dash = grafana.dashboards["powerview_acme_jdoe"]
-    assert dash["folderUid"] == "pvfolder_acme" and dash["dashboard"]["title"] == "Overview acme (jdoe)"
+    assert dash["folderUid"] == "pvfolder_acme" and dash["dashboard"]["title"] == "Mesures acme (jdoe)"
     assert '"pvdsu_acme_jdoe"' in json.dumps(dash["dashboard"]) and '"pvds_acme"' not in json.dumps(dash["dashboard"])
     assert grafana.dashboard_acl["powerview_acme_jdoe"] == [
         {"teamId": team["id"], "permission": 1},
         {"userId": jdoe["id"], "permission": 2},
     ]
-    assert grafana.dashboard_acl["powerview_acme"] == [{"teamId": team["id"], "permission": 1}]  # unchanged
+    assert grafana.dashboard_acl["powerview_acme"][0] == {"teamId": team["id"], "permission": 1}  # unchanged
     assert config_api.clients == {"acme": "acme", "acme_jdoe": "acme"}
     assert (first["datasource_name"], first["dashboard_uid"], first["client_id"]) == (
         "influxdb_acme_jdoe",
@@ -773,14 +798,20 @@ def test_team_user_view_is_made_once_then_nothing_and_check_mode_writes_nothing(
     writes = len(grafana.writes())
     assert add_user(s, "jdoe")["changes"] == [] and add_user(s, "jdoe", check=True)["changes"] == []
     assert create(s)["changes"] == [] and len(grafana.writes()) == writes
-    # a permission changed by hand is put back; a new token is pushed
-    grafana.dashboard_acl["powerview_acme_jdoe"] = [{"teamId": team["id"], "permission": 1}]
+    # a permission of ours removed by hand is added back, beside the ones added by hand
+    manager = {"userId": grafana.admin_id, "permission": 4}
+    grafana.dashboard_acl["powerview_acme_jdoe"] = [{"teamId": team["id"], "permission": 1}, manager]
     assert add_user(s, "jdoe")["changes"] == [
-        "set dashboard permissions of powerview_acme_jdoe (team acme View, jdoe Edit)"
+        "add missing dashboard permissions of powerview_acme_jdoe (team acme View, jdoe Edit)"
     ]
-    rotated = add_user(s, "jdoe", token="tok-2", token_id="id-2")
-    assert rotated["changes"] == ["update data source influxdb_acme_jdoe"]
-    assert grafana.datasource_secrets[ds["id"]]["token"] == "tok-2" and "tok-2" not in json.dumps(rotated)
+    assert grafana.dashboard_acl["powerview_acme_jdoe"] == [
+        {"teamId": team["id"], "permission": 1},
+        manager,
+        {"userId": jdoe["id"], "permission": 2},
+    ]
+    # another token: the data source keeps its own
+    assert add_user(s, "jdoe", token="tok-2", token_id="id-2")["changes"] == []
+    assert grafana.datasource_secrets[ds["id"]]["token"] == "tok-1"
 
 
 def test_user_view_needs_a_token_and_the_company_and_fails_before_any_write(grafana, tmp_path):
@@ -892,11 +923,16 @@ def test_a_deployed_user_data_source_without_owner_markers_is_adopted(grafana, t
     }
     requests.post(f"{grafana.url}/api/datasources", auth=ADMIN, timeout=10, json=deployed).raise_for_status()
     adopted = add_user(s, "old")
-    assert "update data source influxdb_acme_old" in adopted["changes"]
+    assert [c for c in adopted["changes"] if "data source" in c] == [
+        "add to data source influxdb_acme_old what it lacks (httpHeaderName1, httpMode, organization, readOnly, "
+        "seriesConfigApiUrl, triphasicList, virtualSeries)"
+    ]
     ds = grafana.datasource_by_name("influxdb_acme_old")
-    assert ds["jsonData"]["powerviewCompany"] == "acme" and ds["jsonData"]["powerviewUser"] == "old"
-    assert ds["jsonData"]["channelsList"] == ["U1"]  # what the plugin's editor set is kept
-    assert grafana.dashboards["powerview_acme_old"]["dashboard"]["title"] == "Overview acme (old)"
+    assert "powerviewCompany" not in ds["jsonData"]  # known as the user's by its names
+    assert ds["jsonData"]["channelsList"] == ["U1"] and ds["jsonData"]["clientId"] == "acme_old"
+    assert grafana.datasource_secrets[ds["id"]]["token"] == "tok-old"
+    dash = grafana.dashboards["powerview_acme_old"]["dashboard"]
+    assert dash["title"] == "Mesures acme (old)" and '"forcedClientId": "acme_old"' in json.dumps(dash)
 
 
 def test_delete_with_a_user_then_the_company_takes_its_users_views_and_no_one_elses(grafana, tmp_path, config_api):

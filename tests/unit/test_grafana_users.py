@@ -146,7 +146,9 @@ def test_a_deployed_user_is_attributed_by_its_membership(grafana, tmp_path, tena
     assert grafana.check_password("jdoe", "deployed-password") and grafana.users[old]["name"] == "acme User"
     result = add_user(s, "jdoe", company="acme", user_password="acme new password")
     assert grafana.check_password("jdoe", "acme new password")
-    assert any("record company acme as the owner of Grafana user jdoe" in c for c in result["changes"])
+    assert any(
+        "Grafana user jdoe recorded as company acme's (the only company holding it" in n for n in result["notes"]
+    )
     assert owners_of(s.secrets_dir)[str(old)] == {"company": "acme", "login": "jdoe"}
 
 
@@ -251,3 +253,19 @@ def test_a_user_made_meanwhile_by_another_run_is_not_adopted(grafana, tmp_path, 
     assert str(grafana.user_by_login("bob")["id"]) not in {
         k for k, v in owners_of(s.secrets_dir).items() if v["company"] == "beta"
     }
+
+
+def test_a_deployed_default_user_login_made_by_another_company_is_not_adopted(grafana, tmp_path):
+    """acme added a user `delta` before company delta existed; delta's creation then makes its own
+    default user user_delta instead of adopting acme's `delta` (named like a deployed default user)."""
+    s = two(grafana, tmp_path, "team")
+    add_user(s, "delta", company="acme", user_password="acme-delta-password")
+    delta = grafana.user_by_login("delta")
+    api(grafana, "PUT", f"/api/users/{delta['id']}", json={"name": "delta Default"})  # as the user may do
+    result = create(s, company="delta", token="tok-delta")
+    assert "Grafana user delta belongs to company acme (recorded as its maker): not adopted" in " ".join(
+        result["notes"]
+    )
+    team = grafana.team_by_name("delta")["id"]
+    assert delta["id"] not in grafana.team_members[team] and grafana.check_password("delta", "acme-delta-password")
+    assert grafana.user_by_login("user_delta")["id"] in grafana.team_members[team]

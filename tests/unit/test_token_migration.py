@@ -174,7 +174,7 @@ def test_grafana_failing_halfway_keeps_the_old_token_working_and_a_rerun_finishe
     assert run.exit_code == 75, run.output
     [report] = json.loads(run.stdout)
     assert report["status"] == "not done" and report["exit_code"] == 75
-    assert "HTTP 500" in report["reason"] and "deployed token is kept" in report["reason"]
+    assert "HTTP 500" in report["reason"] and "old token is kept" in report["reason"]
     assert report["deleted"] == []
     # the deployed token still works, and bob's data source still has it
     assert works(deployed, deployed.tokens["acme"])
@@ -251,3 +251,35 @@ def test_usage_errors(deployed, tmp_path):
         assert run.exit_code == 2, (args, run.output)
         assert message in run.output, (args, run.output)
     assert works(deployed, deployed.tokens["acme"])
+
+
+# ---- rotation of a read-only token reaches the data sources ------------------------------------
+def test_rotate_puts_the_new_token_in_the_data_sources_before_deleting_the_old_ones(deployed, tmp_path):
+    assert cli(deployed, tmp_path, "--migrate", "--bucket", "acme").exit_code == 0
+    [first] = described(deployed, "acme")
+    plan = cli(deployed, tmp_path, "--rotate", "--bucket", "acme", "--dry-run", "--json")
+    assert plan.exit_code == 0, plan.output
+    [report] = json.loads(plan.stdout)
+    assert report["status"] == "would rotate" and report["deployed_tokens"] == [first["id"]]
+    assert [a["id"] for a in described(deployed, "acme")] == [first["id"]]
+    run = cli(deployed, tmp_path, "--rotate", "--bucket", "acme")
+    assert run.exit_code == 0, run.output
+    [second] = described(deployed, "acme")
+    assert second["id"] != first["id"] and perms(second) == read_only_on_all(deployed, "acme")
+    for name in ("influxdb_acme", "influxdb_acme_bob"):
+        assert secrets_of(deployed, name)["token"] == second["token"]
+    assert not works(deployed, first["token"]) and works(deployed, second["token"])
+    assert second["token"] not in run.output
+
+
+def test_rotate_with_grafana_failing_keeps_the_old_token(deployed, tmp_path):
+    assert cli(deployed, tmp_path, "--migrate", "--bucket", "acme").exit_code == 0
+    [first] = described(deployed, "acme")
+    bob_uid = deployed.grafana.datasource_by_name("influxdb_acme_bob")["uid"]
+    deployed.grafana.fail_next("PUT", f"/api/datasources/uid/{bob_uid}", 500)
+    run = cli(deployed, tmp_path, "--rotate", "--bucket", "acme")
+    assert run.exit_code == 75, run.output
+    assert "old token is kept" in run.stdout
+    assert first["id"] in [a["id"] for a in described(deployed, "acme")]
+    assert works(deployed, first["token"])
+    assert secrets_of(deployed, "influxdb_acme_bob")["token"] == first["token"]

@@ -29,11 +29,12 @@ options:
   campaign: {description: The campaign (checked with the name rules only)., type: str}
   company_steps: {description: Run the company-level steps (false once the marker exists)., type: bool, default: true}
   force_company: {description: With state=ping, report company_steps=true even when the marker exists., type: bool, default: false}
+  refresh_dashboard: {description: With state=company_present, re-render the existing company dashboard (its permissions and the customer's panels kept)., type: bool, default: false}
   require_company: {description: With state=ping, fail unless the company's team (org tenancy, organisation) exists., type: bool, default: false}
   influx_token: {description: The read-only InfluxDB token of the bucket (company_present, user_present)., type: str, no_log: true}
   influx_token_id: {description: The InfluxDB authorization id of that token (not secret)., type: str}
   user_login: {description: The user (user_present), or the user to delete (company_absent)., type: str}
-  user_email: {description: The user's email (user_present)., type: str}
+  user_email: {description: The user's email (user_present; none given, Grafana uses the login)., type: str}
   user_name: {description: The user's display name (user_present)., type: str}
   user_password: {description: The user's password (user_present)., type: str, no_log: true}
   templates_dir: {description: The folder of the dashboard templates., type: path}
@@ -60,6 +61,7 @@ def main() -> None:
             "campaign": {"type": "str"},
             "company_steps": {"type": "bool", "default": True},
             "force_company": {"type": "bool", "default": False},
+            "refresh_dashboard": {"type": "bool", "default": False},
             "require_company": {"type": "bool", "default": False},
             "influx_token": {"type": "str", "no_log": True},
             "influx_token_id": {"type": "str"},
@@ -72,7 +74,7 @@ def main() -> None:
         required_if=[
             ("state", "company_present", ["company"]),
             ("state", "company_absent", ["company"]),
-            ("state", "user_present", ["company", "user_login", "user_email"]),
+            ("state", "user_present", ["company", "user_login"]),
         ],
         supports_check_mode=True,
     )
@@ -92,6 +94,7 @@ def main() -> None:
             campaign=p["campaign"],
             company_steps=p["company_steps"],
             force_company=p["force_company"],
+            refresh_dashboard=p["refresh_dashboard"],
             require_company=p["require_company"],
             influx_token=p["influx_token"],
             influx_token_id=p["influx_token_id"],
