@@ -1,8 +1,10 @@
 """The channel catalogue of powerview-config-api, fed by the parser.
 
-After a run, every successfully ingested file's channels are published to
+Every successfully ingested file's channels are published to
 `{CONFIG_API_URL}/buckets/{bucket}/channels` (the deployed request body). Every publication goes
-through a durable outbox (`<POWERVIEW_SPOOL_DIR>/outbox/catalogue/`) first, so that one the API
+through a durable outbox (`<POWERVIEW_SPOOL_DIR>/outbox/catalogue/`) first: a file's publications
+are queued as soon as its points are written, before it moves to parsed/ (Recorder), and
+delivered at the end of the run, so that a parser killed in between loses none, and one the API
 did not accept (down, 5xx, timeout, an HTML page) is delivered by a later run, in order. A
 publication never changes a file's outcome nor the parser's exit code; the report says, per
 file, `"catalogue": "published" | "queued" | "off"` ("failed" when even the outbox is unwritable).

@@ -25,10 +25,17 @@ the file's own: a field's windows depend only on that field's points. `GROUP BY 
 set, so a master series (with `device_subtype`) and a slave series never mix; `fill(none)` and
 the counts leave empty windows out.
 
-Durability: before anything is recomputed, each file's span is written as one JSON record under
+Durability: as soon as a file's points are written, BEFORE it moves to parsed/ (Recorder, the
+run's per-file step), its span is written as one JSON record under
 `<POWERVIEW_SPOOL_DIR>/outbox/derived/` (temporary file, fsync, rename: a kill -9 leaves the whole
-record or none). A record is deleted once every level is rewritten; any failure leaves it for the
-next run, so a raw ingestion never fails because of this step.
+record or none). A record is deleted once every level is rewritten; any failure or kill leaves
+it for the next run (or `powerview-downsample --pending`, which the worker runs at the end of
+its pass), so a raw ingestion never fails because of this step and no window stays wrong.
+
+Before a coarser level is folded, the raw points of its windows are counted: a window missing
+from the level below (a level enabled later) shows up as a count that does not add up, and the
+level is then read from the raw data. One recompute at a time per bucket (BucketLocks, shared
+with powerview-downsample): the one that read the newer raw data always writes last.
 """
 
 from __future__ import annotations
