@@ -111,8 +111,9 @@ def check(entry: FileOutcome, client: QueryClient) -> str | None:
 
 class Checker:
     """The check as a run's per-file step: one query client for the run, opened at the first
-    file; after a failure (InfluxDB unavailable or refusing the query) the rest of the run goes
-    unchecked, with one warning (the points are written: the check never changes an outcome)."""
+    file, with a single attempt per query (no retry budget: a check never holds a run up); after
+    a failure (InfluxDB unavailable or refusing the query) the rest of the run goes unchecked,
+    with one warning (the points are written: the check never changes an outcome)."""
 
     def __init__(self, settings):
         self.settings = settings  # InfluxSettings
@@ -124,9 +125,11 @@ class Checker:
             return
         try:
             if self.client is None:
+                from dataclasses import replace
+
                 from .influx_targets import open_query_client
 
-                self.client = open_query_client(self.settings)
+                self.client = open_query_client(replace(self.settings, retry_max_s=0.0))
             check(entry, self.client)
         except Exception as exc:  # noqa: BLE001 - a check, never a reason to fail the file
             self.off = True
