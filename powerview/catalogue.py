@@ -1,8 +1,10 @@
 """The channel catalogue of powerview-config-api, fed by the parser.
 
-After a run, every successfully ingested file's channels are published to
+Every successfully ingested file's channels are published to
 `{CONFIG_API_URL}/buckets/{bucket}/channels` (the deployed request body). Every publication goes
-through a durable outbox (`<POWERVIEW_SPOOL_DIR>/outbox/catalogue/`) first, so that one the API
+through a durable outbox (`<POWERVIEW_SPOOL_DIR>/outbox/catalogue/`) first: a file's publications
+are queued as soon as its points are written, before it moves to parsed/ (Recorder), and
+delivered at the end of the run, so that a parser killed in between loses none, and one the API
 did not accept (down, 5xx, timeout, an HTML page) is delivered by a later run, in order. A
 publication never changes a file's outcome nor the parser's exit code; the report says, per
 file, `"catalogue": "published" | "queued" | "off"` ("failed" when even the outbox is unwritable).
@@ -130,30 +132,77 @@ class ConfigAPIClient:
         self.post_channels(message["bucket"], message["body"])
 
 
+def _queue(outbox: Outbox, entry: FileOutcome, bodies: list[dict]) -> list[Path] | None:
+    """Put one file's publications in the outbox; None when the outbox is unwritable."""
+    files: list[Path] = []
+    for body in bodies:
+        message = {
+            "bucket": entry.bucket,
+            "body": body,
+            "file": entry.file,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        try:
+            files.append(outbox.put(message))
+        except OSError as exc:
+            log.error("channel catalogue: cannot queue %s in %s: %s", entry.file, outbox.folder, exc)
+            return None
+    return files
+
+
+class Recorder:
+    """The per-file step of a run, called between a file's write and its move to parsed/: the
+    file's publications go to the outbox there, so that a parser killed at any point leaves no
+    file in parsed/ whose channels are not queued (the next run, or the worker's pass, delivers
+    them). publish_entries() then delivers, and reports each file's state."""
+
+    def __init__(self, env_file: Path | str | None = None, environ: Mapping[str, str] | None = None):
+        self.env_file, self.environ = env_file, environ
+        self.queued: dict[str, list[Path] | None] = {}  # by entry.file; None: the outbox was unwritable
+        self._loaded = False
+        self._settings: CatalogueSettings | None = None
+
+    def settings(self) -> CatalogueSettings | None:
+        if not self._loaded:
+            self._loaded = True
+            try:
+                self._settings = CatalogueSettings.load(self.env_file, self.environ)
+            except ConfigError as exc:
+                log.error("channel catalogue not published: %s", exc)
+        return self._settings
+
+    def __call__(self, entry: FileOutcome) -> None:
+        settings = self.settings()
+        if settings is None or not settings.url or entry.status != Status.SUCCESS:
+            return
+        bodies = bodies_for(entry.campaign, entry.device_master_sn, entry.channels or {})
+        if bodies:
+            self.queued[entry.file] = _queue(Outbox(settings.outbox_dir), entry, bodies)
+
+
 def publish_entries(
     entries: list[FileOutcome],
     env_file: Path | str | None = None,
     dry_run: bool = False,
     environ: Mapping[str, str] | None = None,
+    recorder: Recorder | None = None,
 ) -> None:
-    """Publish the channels of every `success` entry; set `entry.catalogue` on each entry.
+    """Publish the channels of every `success` entry (queued before the file's move when
+    `recorder` was the run's per-file step); set `entry.catalogue` on each entry.
     Never raises: the ingestion's outcome does not depend on the config API."""
-    try:
-        settings = CatalogueSettings.load(env_file, environ)
-    except ConfigError as exc:
-        log.error("channel catalogue not published: %s", exc)
-        settings = None
+    recorder = recorder or Recorder(env_file, environ)
+    settings = recorder.settings()
     for entry in entries:
         entry.catalogue = OFF
     if settings is None or not settings.url or dry_run:
         return
     try:
-        _publish(entries, settings)
+        _publish(entries, settings, recorder.queued)
     except Exception as exc:  # a bug or a full disk must not cost the run its report
         log.error("channel catalogue: %s: %s", exc.__class__.__name__, exc)
 
 
-def _publish(entries: list[FileOutcome], settings: CatalogueSettings) -> None:
+def _publish(entries: list[FileOutcome], settings: CatalogueSettings, queued: dict[str, list[Path] | None]) -> None:
     outbox = Outbox(settings.outbox_dir)
     client = ConfigAPIClient(settings)
     with outbox.locked():
@@ -167,20 +216,7 @@ def _publish(entries: list[FileOutcome], settings: CatalogueSettings) -> None:
             bodies = bodies_for(entry.campaign, entry.device_master_sn, entry.channels or {})
             if not bodies:
                 continue
-            files: list[Path] | None = []
-            for body in bodies:
-                message = {
-                    "bucket": entry.bucket,
-                    "body": body,
-                    "file": entry.file,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                }
-                try:
-                    files.append(outbox.put(message))  # type: ignore[union-attr]
-                except OSError as exc:
-                    log.error("channel catalogue: cannot queue %s in %s: %s", entry.file, outbox.folder, exc)
-                    files = None
-                    break
+            files = queued[entry.file] if entry.file in queued else _queue(outbox, entry, bodies)
             if files is None:  # no outbox: one direct try, nothing kept
                 entry.catalogue = _send_now(client, entry.bucket, bodies) if failure is None else FAILED
                 continue

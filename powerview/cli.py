@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from . import __version__, catalogue, derived, ingest, layout, report
+from . import __version__, catalogue, derived, ingest, layout, layout_change, report
 from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import PRECEDENCE, ExitCode
 from .formats import RowRules
@@ -154,12 +154,23 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
         except ConfigError as exc:
             fail(str(exc))
 
+    # each file's follow-up work, recorded durably before it moves to parsed/ (a kill loses none)
+    derived_recorder = derived.Recorder(settings)
+    catalogue_recorder = catalogue.Recorder(env_file)
+    layout_checker = layout_change.Checker(settings.influx)
+
+    def before_move(entry) -> None:
+        derived_recorder(entry)
+        catalogue_recorder(entry)
+        layout_checker(entry)
+
     options = ingest.RunOptions(
         data_root=data_root,
         rules=RowRules.for_now(settings.min_valid_date, settings.v002_timezone),
         batch_lines=settings.batch_lines,
         dry_run=dry_run,
         meta_bucket=settings.meta_bucket,
+        before_move=before_move,
     )
     started = report.utcnow()
     log.info("%s %d file(s) under %s", "checking (dry run)" if dry_run else "ingesting", len(locations), data_root)
@@ -167,13 +178,14 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     crashed = False
     try:
         outcomes, config_error = ingest.run(locations, options, writer, progress=_progress(len(locations)))
+        layout_checker.close()
         if not dry_run and config_error is None:  # derived buckets <company>_1h/_1d/_1w; never changes an outcome
-            derived.after_ingest(settings, writer, outcomes)
+            derived.after_ingest(settings, writer, outcomes, recorder=derived_recorder)
         outcomes += [ingest.skipped_outcome(loc, reason) for loc, reason in already_done]
     except Exception:  # noqa: BLE001 - report what was done, exit 70
         log.exception("internal error: the run stopped")
         crashed, config_error = True, None
-    catalogue.publish_entries(outcomes, env_file=env_file, dry_run=dry_run)  # never raises
+    catalogue.publish_entries(outcomes, env_file=env_file, dry_run=dry_run, recorder=catalogue_recorder)  # never raises
     result = report.build(started, report.utcnow(), dry_run, data_root, outcomes)
     try:
         if not dry_run and not crashed and config_error is None and not result["nb_files_retry"]:

@@ -36,6 +36,10 @@ class RunOptions:
     batch_lines: int
     dry_run: bool
     meta_bucket: str = schema.DEFAULT_META_BUCKET
+    # called with a `success` outcome after its points are written and before the file moves to
+    # parsed/: what must survive a kill of the run (derived spans, catalogue messages) is recorded
+    # there. It must not raise.
+    before_move: Callable[[FileOutcome], None] | None = None
 
 
 def iso(epoch: float | None) -> str | None:
@@ -118,10 +122,19 @@ def ingest_file(loc: layout.Location, claim: layout.Claim, options: RunOptions, 
         out.fail(Fault.ENVIRONMENT, f"{loc.path}: cannot read the file: {_os_reason(exc)} (file left in place)")
 
     if move_to and not options.dry_run:
+        if out.status == Status.SUCCESS and options.before_move is not None:
+            _before_move(options.before_move, out)
         _move(claim, move_to, out)
     out.duration_s = round(time.monotonic() - started, 4)
     _log_outcome(out)
     return out
+
+
+def _before_move(hook: Callable[[FileOutcome], None], out: FileOutcome) -> None:
+    try:
+        hook(out)
+    except Exception:  # noqa: BLE001 - the points are in: the file's outcome does not change
+        log.exception("%s: recording its follow-up work failed", out.file)
 
 
 def _move(claim: layout.Claim, folder: str, out: FileOutcome) -> None:

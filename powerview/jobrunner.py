@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import hook, layout, uploadlog
+from . import derived, hook, layout, uploadlog
 from .envfile import PROJECT_DIR, read_environment
 from .exitcodes import ExitCode, describe
 from .outcome import Fault, Status
@@ -366,6 +366,22 @@ class JobRunner:
             self.influx_is_down(time.time() + delay)
         elif run.code in (ExitCode.OK, ExitCode.REJECTED, ExitCode.CANTCREAT):
             self.influx_is_up()
+
+    # -- derived windows a parser recorded and did not recompute ----------------------------
+
+    def derived_pending(self) -> Run | None:
+        """Run `powerview-downsample --pending` (under the job timeout) when the derived outbox
+        holds records: a parser killed mid-run (timeout, OOM) recorded its files' windows
+        before moving them to parsed/, and no later run may come soon. Not while InfluxDB is
+        known to be down (the jobs waiting for it do them when it is back)."""
+        if not derived.Outbox(self.settings.spool_dir).pending():
+            return None
+        if any(job.waiting == WAITING_INFLUXDB for job in self.spool.pending()):
+            return None
+        cmd = [self.tools.python, "-m", "powerview.downsample_cli", "--pending"]
+        if self.tools.env_file is not None:
+            cmd += ["--env-file", str(self.tools.env_file)]
+        return run_command(cmd, self.tools, PROJECT_DIR, idle=self.take_events)
 
     # -- scan --------------------------------------------------------------------------------
 

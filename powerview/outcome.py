@@ -62,6 +62,7 @@ class FileOutcome:
     duration_s: float = 0.0
     catalogue: str | None = None  # channels published to the config API: published | queued | off
     derived: str | None = None  # derived buckets: updated | queued | off
+    layout_change: str | None = None  # the channel layout differs from the stored one over the file's range
 
     def fail(self, fault: Fault, message: str) -> None:
         self.status = Status.RETRY if fault is Fault.INFLUXDB else Status.ERROR
@@ -107,4 +108,6 @@ class FileOutcome:
             out["catalogue"] = self.catalogue
         if self.derived is not None:
             out["derived"] = self.derived
+        if self.layout_change is not None:
+            out["layout_change"] = self.layout_change
         return out

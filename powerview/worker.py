@@ -107,6 +107,8 @@ def serve(settings: WorkerSettings, env_file: Path | None, lock_fd: int | None =
                 runs += runner.run_due()
             # channel publications the config API did not take yet (the timer's run brings them in)
             catalogue.publish_entries([], env_file=env_file)
+            # derived windows recorded by a parser run that did not finish (killed at the timeout)
+            runner.derived_pending()
         finally:
             log.info("worker stop pid=%d at=%.6f", os.getpid(), time.time())
             workerlock.release(fd)
