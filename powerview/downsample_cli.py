@@ -42,6 +42,8 @@ Examples:
   powerview-downsample --bucket companyX                    every level, 2017-01-01 to now
   powerview-downsample --all --start 2025-10-01 --levels 1h,1d
   powerview-downsample --bucket companyX --dry-run          the queries, nothing run
+  powerview-downsample --pending                            the windows the parser recorded and
+                                                            did not recompute yet (a killed run)
 
 The switch-over from the deployed version (InfluxDB 2, docs/buckets-derives.md):
   powerview-downsample --all --disable-flux-tasks --dry-run   what would be done
@@ -49,8 +51,6 @@ The switch-over from the deployed version (InfluxDB 2, docs/buckets-derives.md):
                                  tasks downsample_<bucket>_<level> inactive, then recompute the
                                  last 8 days (what a task may have written meanwhile)
   powerview-downsample --all --enable-flux-tasks              rollback: set them active again
-  powerview-downsample --pending                            the windows the parser recorded and
-                                                            did not recompute yet (a killed run)
 \b
 One recompute at a time per bucket: the parser and this command share a lock per bucket
 (<POWERVIEW_SPOOL_DIR>/locks/derived/), so that the one that read the newer raw data
