@@ -31,6 +31,11 @@ FAKE_PARSER = textwrap.dedent("""\
     mode = os.environ.get("FAKE_MODE", "ok")
     if mode == "crash":
         sys.exit(3)
+    if mode == "moved-then-killed":  # the file reached parsed/, the process died before its report
+        for f in files:
+            os.makedirs(os.path.join(os.path.dirname(f), "parsed"), exist_ok=True)
+            os.rename(f, os.path.join(os.path.dirname(f), "parsed", os.path.basename(f)))
+        os.kill(os.getpid(), 9)
     entries = []
     for f in files:
         st = os.stat(f)
@@ -344,6 +349,32 @@ def test_a_crash_without_report_is_retried_with_the_exit_code_named(env):
     assert (
         pending.last_result == "error" and "exit 3" in pending.last_error and "without a report" in pending.last_error
     )
+
+
+def test_a_file_in_parsed_without_a_report_is_parsed_not_a_retry(env):
+    a = env.file("acme/c1/SN1/a.tsv")
+    job = env.queue(INGEST, path=str(a))
+    env.env["FAKE_MODE"] = "moved-then-killed"
+    env.runner.run_due()
+    assert env.spool.pending() == [] and (a.parent / "parsed" / "a.tsv").exists()
+    [line] = [line for line in env.uploads_log() if f"job={job.id}" in line]
+    assert "result=parsed" in line and "left no report" in line
+
+
+def test_the_outcome_is_logged_before_the_job_leaves_the_queue(env):
+    """A job gone from jobs/ always has its line in uploads.log (a kill in between loses no line)."""
+    a = env.file("acme/c1/SN1/a.tsv")
+    job = env.queue(INGEST, path=str(a))
+    seen = []
+    remove = env.spool.remove
+
+    def observed_remove(j):
+        seen.append("\n".join(env.uploads_log()))
+        remove(j)
+
+    env.spool.remove = observed_remove
+    env.runner.run_due()
+    assert len(seen) == 1 and f"job={job.id} result=parsed" in seen[0]
 
 
 def test_serve_does_nothing_while_another_worker_holds_the_lock(env):
