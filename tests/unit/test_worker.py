@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -487,3 +488,30 @@ def test_a_worker_pass_delivers_the_catalogue_outbox(tmp_path):
         assert outbox.waiting() == []
         catalogue = requests.get(f"{api.url}/buckets/acme/channels", timeout=5).json()
         assert [c["fieldId"] for c in catalogue] == ["M1_U1_V"]
+
+
+def test_a_job_scheduled_by_a_clock_a_year_ahead_runs_once_the_clock_is_fixed(tmp_path):
+    """The clock jumped a year ahead during an outage and set the retry then; once the clock is
+    fixed, `worker run` (a process) takes the job at once instead of waiting a year."""
+    env_file = tmp_path / "w.env"
+    env_file.write_text(
+        f"POWERVIEW_SPOOL_DIR={tmp_path}/spool\nPOWERVIEW_LOG_DIR={tmp_path}/logs\nPOWERVIEW_DATA_DIR={tmp_path}/data\n"
+    )
+    spool = Spool(tmp_path / "spool").ensure()
+    year = 365 * 86400
+    late = Job.new(INGEST, {"action": "upload"}, path=str(tmp_path / "data/acme/c1/SN1/gone.tsv"))
+    late.next_try, late.attempts = time.time() + year, 3
+    spool.add(late)
+    soon = Job.new(INGEST, {"action": "upload"}, path=str(tmp_path / "data/acme/c1/SN1/later.tsv"))
+    soon.next_try = time.time() + 600  # a real backoff within the horizon: still waits
+    spool.add(soon)
+    result = subprocess.run(
+        [sys.executable, "-m", "powerview.worker", "--env-file", str(env_file), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [job.id for job in spool.pending()] == [soon.id]
+    log = (tmp_path / "logs" / uploadlog.LOG_NAME).read_text()
+    assert f"job={late.id} result=gone" in log and soon.id not in log
