@@ -8,12 +8,15 @@ from typing import NoReturn
 
 import click
 
+from . import logsafe
+
 NOISY_LIBRARIES = ("influxdb_client", "urllib3", "reactivex")
 
 
 def configure_logging(prog: str, level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{prog}: %(levelname)s %(message)s"))
+    logsafe.protect(handler)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import click
 
-from . import catalogue, workerlock
+from . import catalogue, logsafe, workerlock
 from .envfile import DEFAULT_ENV_FILE
 from .jobrunner import JobRunner, Tools
 from .settings import ConfigError, WorkerSettings, load_worker
@@ -48,7 +48,7 @@ def _configure_logging(log_fd: int) -> None:
     formatter = logging.Formatter("%(asctime)s worker[%(process)d] %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     handler = logging.StreamHandler(os.fdopen(os.dup(log_fd), "a", buffering=1, encoding="utf-8"))
     handler.setFormatter(formatter)
-    root.addHandler(handler)
+    root.addHandler(logsafe.protect(handler))
     try:  # also on stderr when it is not the log already (a terminal, the journal)
         same = os.path.sameopenfile(2, log_fd)
     except OSError:
@@ -56,7 +56,7 @@ def _configure_logging(log_fd: int) -> None:
     if not same:
         echo = logging.StreamHandler(sys.stderr)
         echo.setFormatter(formatter)
-        root.addHandler(echo)
+        root.addHandler(logsafe.protect(echo))
     root.setLevel(logging.INFO)
     root.propagate = False
 
