@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
+import sqlite3
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -220,7 +221,14 @@ def create_app(store: Store, token: str | None) -> FastAPI:
 
     @app.get("/health")
     def health():
-        store.ping()
+        try:
+            problem = store.write_problem()
+            if problem is None:
+                store.ping()
+        except (OSError, sqlite3.Error) as exc:
+            problem = f"the database cannot be read: {exc}"
+        if problem:  # 200 only when a write would succeed now
+            return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
         return {
             "status": "ok",
             "version": __version__,

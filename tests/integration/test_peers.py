@@ -344,3 +344,71 @@ def test_a_missing_bucket_on_influxdb_2_is_configuration_not_the_files_fault(inf
     result = parser(["--dataFolder", str(root)], settings)
     assert result.returncode == 2, result.stderr
     assert target.exists() and not (target.parent / "error").exists()
+
+
+# -- smaller findings (item 11) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bucket", ["acme_1h", "powerview_meta"])
+def test_downsample_refuses_a_derived_or_meta_bucket(tmp_path, bucket):
+    settings = tmp_path / "d.env"
+    settings.write_text(f"INFLUXDB_VERSION=1\nINFLUXDB_HOST={closed_port_url()}\n")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "powerview-downsample"), "--bucket", bucket, "--env-file", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"bucket name {bucket!r} is not allowed" in result.stderr
+
+
+def test_a_database_deleted_under_the_running_api_does_not_block_the_next_start(tmp_path):
+    db = tmp_path / "api.sqlite3"
+    api = ConfigAPI(db).start()
+    try:
+        db.unlink()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        health = requests.get(f"{api.url}/health", timeout=10)
+        assert health.status_code == 503 and "does not exist" in health.json()["detail"]
+        requests.get(f"{api.url}/buckets/acme/channels", timeout=10)
+    finally:
+        api.stop()
+    assert not db.exists()  # no empty file left behind (an empty file is refused as not ours)
+    with ConfigAPI(db) as again:  # starts, with a new database
+        assert requests.get(f"{again.url}/health", timeout=10).json()["status"] == "ok"
+
+
+def test_health_is_503_when_no_write_can_succeed(tmp_path):
+    """A full disk, as the process sees it: RLIMIT_FSIZE below the health probe (Python ignores SIGXFSZ,
+    so the write fails with EFBIG as it would with ENOSPC)."""
+    import resource
+
+    from powerview_config_api.store import Store
+
+    db = tmp_path / "api.sqlite3"
+    Store(db)  # created beforehand, as the deployed one is
+    api = ConfigAPI(db)
+    command = api.command()
+    env = api.env()
+
+    def no_room() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))  # room for the -shm file (32 KiB)
+
+    with open(api.log, "ab") as log:
+        proc = subprocess.Popen(command, env=env, cwd=samples.PROJECT_DIR, stdout=log, stderr=log, preexec_fn=no_room)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                health = requests.get(f"{api.url}/health", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and proc.poll() is None, api.log.read_text()
+                time.sleep(0.05)
+        assert health.status_code == 503, health.text
+        assert "cannot write" in health.json()["detail"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
