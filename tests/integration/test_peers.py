@@ -220,6 +220,21 @@ def test_a_password_in_config_api_url_is_never_written_anywhere(influx2, tmp_pat
         assert "HTTP 422" in reason.read_text()
 
 
+@pytest.mark.parametrize("version", ["1", "2", "3"])
+def test_a_password_in_influxdb_host_is_never_written_anywhere(tmp_path, version):
+    root = tmp_path / "data"
+    target = samples.place(root, "acme", "c1", "0201", "f.tsv", GOOD)
+    host = closed_port_url().replace("http://", f"http://proxyuser:{SECRET}@")
+    settings = env_file(
+        tmp_path, f"INFLUXDB_VERSION={version}\nINFLUXDB_HOST={host}\nINFLUXDB_ORG=o\nINFLUXDB_ADMIN_TOKEN=t"
+    )
+    result = parser(["--dataFolder", str(root)], settings)
+    assert result.returncode == 75, result.stderr
+    assert target.exists()
+    written = [result.stdout, result.stderr, *(p.read_text() for p in (tmp_path / "reports").glob("*.json"))]
+    assert not [text for text in written if SECRET in text]
+
+
 # -- a file name with a newline (item 9) ---------------------------------------------------------
 
 
