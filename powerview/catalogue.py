@@ -191,8 +191,23 @@ def _publish(entries: list[FileOutcome], settings: CatalogueSettings) -> None:
         _publish_locked(entries, outbox, client)
 
 
+def _within(budget_s: float, send):
+    """`send`, refusing to start a request once `budget_s` has passed: one pass never holds the
+    outbox's lock (nor the worker's) for longer than that plus one request's deadline, whatever
+    the backlog; the rest waits for the next pass, in order."""
+    deadline = time.monotonic() + budget_s
+
+    def bounded(message: dict) -> None:
+        if time.monotonic() > deadline:
+            raise CatalogueUnavailable(f"this pass's delivery time ({budget_s:g} s) is spent")
+        send(message)
+
+    return bounded
+
+
 def _publish_locked(entries: list[FileOutcome], outbox: Outbox, client: ConfigAPIClient) -> None:
-    delivered, failure = outbox.deliver(client.send)
+    send = _within(max(60.0, 6 * client.settings.timeout_s), client.send)
+    delivered, failure = outbox.deliver(send)
     if delivered:
         log.info("channel catalogue: %d queued publication(s) delivered", len(delivered))
     mine: list[tuple[FileOutcome, list]] = []
@@ -221,7 +236,7 @@ def _publish_locked(entries: list[FileOutcome], outbox: Outbox, client: ConfigAP
             continue
         mine.append((entry, files))
     if failure is None and mine:
-        _, failure = outbox.deliver(client.send)
+        _, failure = outbox.deliver(send)
     for entry, files in mine:
         if any(path.exists() for path in files):
             entry.catalogue = QUEUED
