@@ -20,6 +20,10 @@ def configure_logging(prog: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    ours = logging.getLogger("powerview")  # an earlier setup in the same process (the worker's) set its own
+    ours.handlers.clear()
+    ours.propagate = True
+    ours.setLevel(logging.NOTSET)
     for noisy in NOISY_LIBRARIES:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
