@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from . import __version__, catalogue, derived, ingest, layout, layout_change, report
+from . import __version__, catalogue, derived, ingest, layout, layout_change, logsafe, report
 from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import PRECEDENCE, ExitCode
 from .formats import RowRules
@@ -43,6 +43,7 @@ class _TerminalHandler(logging.StreamHandler):
 def configure_logging(level: str) -> None:
     handler = _TerminalHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    logsafe.protect(handler)  # a file name with a newline cannot forge a line
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
