@@ -326,7 +326,7 @@ def test_channel_statistics():
         ("", "empty"),
         (v002([M] * 2, ["Ph 1 V"], [], fmt="MV_T202_V002"), "MV_T202_V002"),
         (v002([M] * 3, ["Ph 1 V"], []), "SN line has 3 columns but the label line has 2"),
-        (v002([M] * 2, ["Ph1V"], []), "has no unit"),
+        (v002([M] * 3, ["Ph 1 V", ""], []), "the label is empty"),
         (v002([M] * 2, ["Ph 1\\x V"], []), "backslash"),
         (v002([M, "02 01"], ["Ph 1 V"], []), "serial number"),
         (v002([M], [], []), "no measurement column"),
