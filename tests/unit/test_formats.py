@@ -750,12 +750,15 @@ def test_the_meta_point_of_a_file_carries_every_counter():
         "device_master_sn": M,
         "file": "/d/f.tsv",
         "nb_rows": 3,
+        "nb_channels": 1,
         "nb_points": 2,
         "duration_s": 0.5,
         **{name: 0 for name in ingest.Counters.COUNTER_NAMES},
         "nb_rows_after_end": 4,
     }
     report = {
+        "status": "success",
+        "base_folder": "/d",
         "files": [entry],
         "nb_files_total": 1,
         "nb_files_success": 1,
