@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import deployed_report
 import pytest
 from click.testing import CliRunner
 
@@ -151,74 +152,24 @@ def test_unsafe_folder_names_reject_the_file(data_root, env_file):
     assert report["files"][0]["status"] == "error" and "campaign name" in report["files"][0]["error"]
 
 
-# the deployed parser's report keys (fheslouin/powerview tsv_parser.py and core.py), by level
-DEPLOYED_RUN_KEYS = {
-    "run_id",
-    "start_time",
-    "end_time",
-    "duration_s",
-    "base_folder",
-    "nb_files_total",
-    "nb_files_success",
-    "nb_files_failed",
-    "nb_points_total",
-    "status",
-    "files",
-    "dry_run",
-}
-DEPLOYED_FILE_KEYS = {
-    "file_path",
-    "bucket",
-    "campaign",
-    "device_master_sn",
-    "status",
-    "error",
-    "nb_rows",
-    "nb_channels",
-    "nb_points",
-    "nb_invalid_timestamps",
-    "nb_invalid_values",
-    "channels",
-    "file_header_meta",
-    "nb_points_expected",
-    "nb_points_in_influx",
-    "time_start",
-    "time_end",
-}
-DEPLOYED_CHANNEL_KEYS = {
-    "column_idx",
-    "device_master_sn",
-    "device_sn",
-    "device_type",
-    "channel_label",
-    "channel_name",
-    "channel_unit",
-    "nb_points",
-    "min",
-    "max",
-    "mean",
-}
-
-
 def test_the_report_holds_every_deployed_key_with_its_meaning(data_root, env_file):
     good = place(data_root, "acme", "Campagne été 2025", M, "good.tsv", GOOD)
     place(data_root, "acme", "Campagne été 2025", M, "bad.tsv", "")
     result = invoke("-d", str(data_root), "--dry-run", "--env-file", str(env_file))
     report = json.loads(result.stdout)
-    assert DEPLOYED_RUN_KEYS <= report.keys()
+    deployed_report.assert_deployed_keys(report)
     assert report["run_id"] == report["start_time"] and report["start_time"].endswith("+00:00")
     assert report["end_time"] >= report["start_time"] and report["base_folder"] == str(data_root.resolve())
     assert report["status"] == "partial_failure"  # one file in error
     entries = {Path(f["file_path"]).name: f for f in report["files"]}
     for entry in entries.values():
-        assert DEPLOYED_FILE_KEYS <= entry.keys() and entry["file_path"] == entry["file"]
+        assert entry["file_path"] == entry["file"]
         assert entry["campaign"] == "Campagne été 2025"
     ok, bad = entries["good.tsv"], entries["bad.tsv"]
     assert ok["file_path"] == str(good.resolve()) and ok["nb_channels"] == 6
     assert [bad[k] for k in ("nb_points_expected", "nb_points_in_influx", "time_start", "time_end")] == [None] * 4
     assert ok["channels"].keys() == {f"M{M}_U{i}" for i in (1, 2, 3)} | {f"M{M}_Ch{i}" for i in (1, 2, 3)}
     for channel in ok["channels"].values():
-        assert DEPLOYED_CHANNEL_KEYS <= channel.keys()
         assert (channel["channel_label"], channel["channel_name"], channel["channel_unit"]) == (
             channel["label"],
             channel["name"],
