@@ -222,3 +222,35 @@ def test_a_query_outage_during_the_count_leaves_it_null(influxd1, tmp_path, name
         assert any("not counted back" in w and "unavailable" in w for w in entry["warnings"])
     rows = influxd1.query(company, 'SELECT * FROM "electrical"')
     assert sum(v is not None for r in rows for k, v in r.items() if k.startswith("M")) == 12  # the data is in
+
+
+def test_a_campaign_named_by_people_goes_end_to_end_through_the_hook(influxd1, tmp_path, names):
+    """`env -i SFTPGO_ACTION=... on-upload.sh` for the mkdirs and the upload, the real worker and
+    tsv_parser.py, the real InfluxDB 1.x: the campaign tag is the folder's name, exactly."""
+    import test_on_upload as hook_test
+
+    from stand_ins.influxdb2 import InfluxDB2StandIn
+
+    company, meta = names
+    unused = InfluxDB2StandIn(org="powerview", admin_token="unused").start()  # Project's defaults only
+    try:
+        project = hook_test.Project(
+            tmp_path, unused, INFLUXDB_VERSION="1", INFLUXDB_HOST=influxd1.url, TSV_META_BUCKET=meta
+        )
+        project.mkdir(company)
+        project.mkdir(f"{company}/{CAMPAIGN}")
+        assert "result=queued" in project.event_line(project.data / company / CAMPAIGN)
+        path = project.file(f"{company}/{CAMPAIGN}/{M}/T302_1.tsv", tri("02/03/26 10:00:00", "02/03/26 10:10:00"))
+        project.upload(path, user=company)
+        hook_test.wait_for(lambda: (path.parent / "parsed" / path.name).exists(), 60, "the file in parsed/")
+        hook_test.wait_for(project.idle, 30, "idle")
+    finally:
+        unused.stop()
+    record = json.loads((project.records / f"{company}__{CAMPAIGN}.json").read_text())
+    assert record == {"company_name": company, "campaign_name": CAMPAIGN}
+    campaigns = influxd1.query(company, 'SHOW TAG VALUES FROM "electrical" WITH KEY = "campaign"')
+    assert [r["value"] for r in campaigns] == [CAMPAIGN]
+    [entry] = project.reports_entries()
+    assert entry["campaign"] == CAMPAIGN and entry["nb_points_in_influx"] == entry["nb_points_expected"] == 12
+    files = influxd1.query(meta, 'SELECT * FROM "tsv_parser_file" GROUP BY *')
+    assert [r["campaign"] for r in files] == [CAMPAIGN]
