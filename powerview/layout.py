@@ -103,7 +103,9 @@ def name_problem(kind: str, name: str) -> str | None:
     if kind == "campaign":
         return campaign_name_problem(name)
     if kind == "company":
-        if not _NAME.match(name) or name.startswith("_"):
+        if name.startswith("_"):
+            return f"company name {name!r} is not allowed: a bucket name cannot start with '_'; {COMPANY_RULE}"
+        if not _NAME.match(name):
             return f"company name {name!r} is not allowed: {COMPANY_RULE}"
         return None
     if not _NAME.match(name):
