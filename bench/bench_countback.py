@@ -31,6 +31,7 @@ from powerview import countback, ingest, layout  # noqa: E402
 from powerview.formats import RowRules  # noqa: E402
 from powerview.influx_targets import Influx1Writer, open_query_client  # noqa: E402
 from powerview.settings import load_parser  # noqa: E402
+
 from servers import Influxd1  # noqa: E402
 
 MASTER = "02001171"

@@ -143,6 +143,7 @@ def test_command_line_and_scan_leave_the_deployed_report_and_meta(influxd1, tmp_
         "nounit.tsv",
         v002([SLAVELESS] * 3, ["Ph 1 V", "minipince"], [row("02/03/26 10:00:00", 230, 7.25)]),
     )
+    place(root, company, 'Zone=1, bâtiment "B"', M, "z.tsv", tri("02/03/26 10:00:00"))  # line-protocol escapes
     place(root, company, CAMPAIGN, M, "bad.tsv", "garbage\n")
     result = parser(tmp_path, env, "--dataFolder", str(root))
     assert result.returncode == 1, result.stderr  # bad.tsv is rejected
@@ -167,7 +168,8 @@ def test_command_line_and_scan_leave_the_deployed_report_and_meta(influxd1, tmp_
     )
     assert units == []
     campaigns = influxd1.query(company, 'SHOW TAG VALUES FROM "electrical" WITH KEY = "campaign"')
-    assert sorted(r["value"] for r in campaigns) == sorted([CAMPAIGN, "L'usine"])
+    assert sorted(r["value"] for r in campaigns) == sorted([CAMPAIGN, "L'usine", 'Zone=1, bâtiment "B"'])
+    assert entries["z.tsv"]["nb_points_in_influx"] == entries["z.tsv"]["nb_points_expected"] == 6
 
     # the meta bucket: the deployed tags and fields, and ours
     runs = influxd1.query(meta, 'SELECT * FROM "tsv_parser_run" GROUP BY *')
