@@ -256,3 +256,34 @@ def test_a_campaign_named_by_people_goes_end_to_end_through_the_hook(influxd1, t
     assert entry["campaign"] == CAMPAIGN and entry["nb_points_in_influx"] == entry["nb_points_expected"] == 12
     files = influxd1.query(meta, 'SELECT * FROM "tsv_parser_file" GROUP BY *')
     assert [r["campaign"] for r in files] == [CAMPAIGN]
+
+
+@pytest.mark.parametrize("version", ["2", "3"])
+def test_the_count_back_runs_on_influxdb_2_and_3(influxd1, tmp_path, names, version):
+    """The same InfluxQL count through each generation's /query (stand-ins answering it from the
+    real InfluxDB 1.x), with its own credentials."""
+    from stand_ins.influxdb2 import InfluxDB2StandIn
+    from stand_ins.influxdb3 import InfluxDB3StandIn
+
+    company, meta = names
+    root = tmp_path / "data"
+    place(root, company, "L'usine", M, "a.tsv", tri("02/03/26 10:00:00", "02/03/26 10:10:00"))
+    if version == "2":
+        server = InfluxDB2StandIn(org="powerview", admin_token="admin-token-s3cret", influxql_backend=influxd1.url)
+    else:
+        server = InfluxDB3StandIn(influxql_backend=influxd1.url)
+    with server as influx:
+        env = tmp_path / "parser.env"
+        env.write_text(
+            f"INFLUXDB_VERSION={version}\nINFLUXDB_HOST={influx.url}\nINFLUXDB_ORG=powerview\n"
+            f"INFLUXDB_ADMIN_TOKEN={influx.admin_token}\nTSV_META_BUCKET={meta}\n"
+            f"TSV_REPORT_DIR={tmp_path / 'reports'}\nPOWERVIEW_SPOOL_DIR={tmp_path / 'spool'}\n"
+            "TSV_INFLUX_RETRY_MAX_SECONDS=2\nTSV_DOWNSAMPLE_LEVELS=\n"
+        )
+        result = parser(tmp_path, env, "-d", str(root))
+    assert result.returncode == 0, result.stderr
+    [report] = reports(tmp_path)
+    deployed_report.assert_deployed_keys(report)
+    entry = by_name(report)["a.tsv"]
+    assert entry["campaign"] == "L'usine" and entry["nb_points_in_influx"] == entry["nb_points_expected"] == 12
+    assert not [w for w in entry["warnings"] if "count" in w]
