@@ -265,7 +265,7 @@ def test_a_scan_takes_settled_files_and_comes_back_for_changing_ones(env):
     time.sleep(0.6)
     fresh = env.file("acme/c1/SN1/fresh.tsv")
     env.file("acme/c1/SN1/parsed/done.tsv")
-    env.file("acme/c 1/SN1/badname.tsv")
+    env.file("acme/c\x011/SN1/badname.tsv")
     first, second = env.queue(SCAN), env.queue(SCAN)
     env.runner.run_due()
     [call] = env.call_log()
