@@ -43,6 +43,7 @@ check: system-deps lint  ## everything, as CI runs it: lint, type check, servers
 bench: venv  ## throughput and peak memory of the parser (figures in docs/utilisation-parseur.md)
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_derived.py  # derived buckets vs raw ingestion (docs/buckets-derives.md)
+	$(PY) bench/bench_countback.py  # one count query per written file (docs/utilisation-parseur.md)
 
 lint: venv  ## shellcheck, ruff (lint and format) and mypy, all clean
 	shellcheck on-upload.sh setup.sh .ci/run

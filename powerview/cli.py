@@ -9,12 +9,12 @@ from typing import NoReturn
 
 import click
 
-from . import __version__, catalogue, derived, ingest, layout, report
+from . import __version__, catalogue, countback, derived, ingest, layout, layout_change, logsafe, report
 from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import PRECEDENCE, ExitCode
 from .formats import RowRules
 from .influx import DiscardWriter, Writer
-from .influx_targets import open_writer
+from .influx_targets import open_query_client, open_writer
 from .settings import ConfigError, load_parser
 
 log = logging.getLogger("powerview")
@@ -43,6 +43,7 @@ class _TerminalHandler(logging.StreamHandler):
 def configure_logging(level: str) -> None:
     handler = _TerminalHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    logsafe.protect(handler)  # a file name with a newline cannot forge a line
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -61,6 +62,7 @@ def fail(message: str) -> NoReturn:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
 @click.option(
+    "-d",
     "--dataFolder",
     "--data-folder",
     "data_folder",
@@ -68,6 +70,7 @@ def fail(message: str) -> NoReturn:
     help="Root of the SFTP data: <dataFolder>/<company>/<campaign>/<device>/<file>.tsv (env TSV_DATA_FOLDER).",
 )
 @click.option(
+    "-t",
     "--tsvFile",
     "--tsv-file",
     "tsv_files",
@@ -154,12 +157,23 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
         except ConfigError as exc:
             fail(str(exc))
 
+    # each file's follow-up work, recorded durably before it moves to parsed/ (a kill loses none)
+    derived_recorder = derived.Recorder(settings)
+    catalogue_recorder = catalogue.Recorder(env_file)
+    layout_checker = layout_change.Checker(settings.influx)
+
+    def before_move(entry) -> None:
+        derived_recorder(entry)
+        catalogue_recorder(entry)
+        layout_checker(entry)
+
     options = ingest.RunOptions(
         data_root=data_root,
         rules=RowRules.for_now(settings.min_valid_date, settings.v002_timezone),
         batch_lines=settings.batch_lines,
         dry_run=dry_run,
         meta_bucket=settings.meta_bucket,
+        before_move=before_move,
     )
     started = report.utcnow()
     log.info("%s %d file(s) under %s", "checking (dry run)" if dry_run else "ingesting", len(locations), data_root)
@@ -167,13 +181,15 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     crashed = False
     try:
         outcomes, config_error = ingest.run(locations, options, writer, progress=_progress(len(locations)))
+        layout_checker.close()
+        _count_back(settings, outcomes, dry_run, config_error)  # never changes an outcome
         if not dry_run and config_error is None:  # derived buckets <company>_1h/_1d/_1w; never changes an outcome
-            derived.after_ingest(settings, writer, outcomes)
+            derived.after_ingest(settings, writer, outcomes, recorder=derived_recorder)
         outcomes += [ingest.skipped_outcome(loc, reason) for loc, reason in already_done]
     except Exception:  # noqa: BLE001 - report what was done, exit 70
         log.exception("internal error: the run stopped")
         crashed, config_error = True, None
-    catalogue.publish_entries(outcomes, env_file=env_file, dry_run=dry_run)  # never raises
+    catalogue.publish_entries(outcomes, env_file=env_file, dry_run=dry_run, recorder=catalogue_recorder)  # never raises
     result = report.build(started, report.utcnow(), dry_run, data_root, outcomes)
     try:
         if not dry_run and not crashed and config_error is None and not result["nb_files_retry"]:
@@ -233,6 +249,27 @@ def _progress(total: int):
                 _TerminalHandler.bar_active = False
 
     return wrap
+
+
+def _count_back(settings, outcomes: list, dry_run: bool, config_error: ConfigError | None) -> None:
+    """Count each written file's points back from InfluxDB (the deployed parser's check); a dry run
+    or a run stopped by a configuration error fills the expected figures and leaves the count null."""
+    if dry_run or config_error is not None:
+        countback.prepare(outcomes)
+        return
+    try:
+        client = open_query_client(settings.influx)
+    except ConfigError as exc:
+        for out in countback.prepare(outcomes):
+            out.warnings.append(f"points written but not counted back from InfluxDB: {exc}")
+        return
+    client.budget_s = min(client.budget_s, countback.COUNT_BUDGET_S)
+    try:
+        countback.count_back(outcomes, client)
+    except Exception as exc:  # noqa: BLE001 - the points are written: the count is only a check
+        log.exception("counting points back from InfluxDB failed: %s", exc)
+    finally:
+        client.close()
 
 
 def _write_meta(writer: Writer, meta_bucket: str, result: dict) -> None:

@@ -25,21 +25,31 @@ the file's own: a field's windows depend only on that field's points. `GROUP BY 
 set, so a master series (with `device_subtype`) and a slave series never mix; `fill(none)` and
 the counts leave empty windows out.
 
-Durability: before anything is recomputed, each file's span is written as one JSON record under
+Durability: as soon as a file's points are written, BEFORE it moves to parsed/ (Recorder, the
+run's per-file step), its span is written as one JSON record under
 `<POWERVIEW_SPOOL_DIR>/outbox/derived/` (temporary file, fsync, rename: a kill -9 leaves the whole
-record or none). A record is deleted once every level is rewritten; any failure leaves it for the
-next run, so a raw ingestion never fails because of this step.
+record or none). A record is deleted once every level is rewritten; any failure or kill leaves
+it for the next run (or `powerview-downsample --pending`, which the worker runs at the end of
+its pass), so a raw ingestion never fails because of this step and no window stays wrong.
+
+Before a coarser level is folded, the raw points of its windows are counted: a window missing
+from the level below (a level enabled later) shows up as a count that does not add up, and the
+level is then read from the raw data. One recompute at a time per bucket (BucketLocks, shared
+with powerview-downsample): the one that read the newer raw data always writes last.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,6 +176,40 @@ def fold_query(span: Span, lower: str, level: str, first: int, last: int) -> str
     )
 
 
+def count_query(span: Span, level: str, first: int, last: int) -> str:
+    """InfluxQL over the RAW bucket: the number of points of every field in every window of
+    `level` in [first, last), per series. The fold's counts must match it exactly: a window of
+    the level below that is absent (a level enabled later, raw data ingested with the derived
+    step off) or stale shows up here, and the level is then read from the raw data."""
+    _check_bounds(level, first, last)
+    time_condition = f"time >= '{iso_z(first)}' AND time < '{iso_z(last)}'"
+    statements = []
+    for channel, fields in _by_channel(span):
+        select = ", ".join(f"count({quote_ident(f)}) AS {quote_ident('count_' + f)}" for f in fields)
+        statements.append(
+            f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
+            f"WHERE {_where(span, time_condition, channel)} GROUP BY time({level}), * fill(none)"
+        )
+    return "; ".join(statements)
+
+
+def counts_from_raw(series: Iterable[dict], seconds: int) -> dict[tuple, int]:
+    """Answer of count_query -> {(tags, window end, field): count} for windows with points."""
+    counts: dict[tuple, int] = {}
+    for one in series:
+        tags = _tags(one)
+        columns = one["columns"]
+        for row in one.get("values") or []:
+            for column, value in zip(columns[1:], row[1:]):
+                if value:
+                    counts[(tags, int(row[0]) + seconds, column.partition("_")[2])] = int(value)
+    return counts
+
+
+def _tags(one: dict) -> tuple:
+    return tuple(sorted((k, v) for k, v in (one.get("tags") or {}).items() if v not in ("", None)))
+
+
 def chunks(span: Span, level: str) -> Iterator[tuple[int, int]]:
     """Aligned [first, last) ranges covering every window the span touches, CHUNK_WINDOWS at most."""
     seconds = DOWNSAMPLE_LEVELS[level]
@@ -197,7 +241,8 @@ def aggregates_from_raw(series: Iterable[dict], seconds: int) -> Iterator[Aggreg
 
 class Incomplete(Exception):
     """The level below lacks counts for some window (written by something else, e.g. the deployed
-    Flux tasks): fold from the raw data instead."""
+    Flux tasks), or lacks whole windows (its counts do not add up to the raw data's): fold from
+    the raw data instead."""
 
 
 def aggregates_from_lower(series: Iterable[dict], seconds: int) -> list[Aggregate]:
@@ -298,28 +343,60 @@ def recompute(
     writer,
     batch_lines: int = 5000,
     on_chunk: Callable[[], None] = lambda: None,
+    lock: Callable[[str], AbstractContextManager] | None = None,
 ) -> int:
     """Recompute and write every window of `levels` the span touches: the finest level from the
     raw data, each coarser one folded exactly from the level below (from the raw data when that
-    level lacks counts). Returns the lines written. Raises InfluxUnavailable / InfluxRejected /
-    ConfigError; a retry redoes whole windows."""
+    level lacks counts or windows). Returns the lines written. Raises InfluxUnavailable /
+    InfluxRejected / ConfigError; a retry redoes whole windows.
+
+    `lock(bucket)` is held around the reading and the writing of each chunk: two recomputes of
+    the same windows (the parser and powerview-downsample, say) never interleave, so the one
+    that read the newer raw data always writes last (BucketLocks)."""
     span.check()
     written = 0
     for level, database, query, first, last in plan(span, levels):
-        seconds = DOWNSAMPLE_LEVELS[level]
-        if database == span.bucket:
-            aggregates: Iterable[Aggregate] = aggregates_from_raw(client.series(database, query), seconds)
-        else:
-            try:
-                aggregates = aggregates_from_lower(client.series(database, query), seconds)
-            except Incomplete as exc:
-                log.warning("%s: %s: recomputing %s from the raw data", database, exc, level)
-                aggregates = aggregates_from_raw(
-                    client.series(span.bucket, recompute_query(span, level, first, last)), seconds
-                )
-        written += _write(writer, derived_bucket(span.bucket, level), derived_lines(aggregates), batch_lines)
+        with lock(span.bucket) if lock is not None else nullcontext():
+            written += _recompute_chunk(span, level, database, query, first, last, client, writer, batch_lines)
         on_chunk()
     return written
+
+
+def _recompute_chunk(
+    span: Span, level: str, database: str, query: str, first: int, last: int, client: QueryClient, writer, batch_lines
+) -> int:
+    seconds = DOWNSAMPLE_LEVELS[level]
+    if database == span.bucket:
+        aggregates: Iterable[Aggregate] = aggregates_from_raw(client.series(database, query), seconds)
+    else:
+        try:
+            folded = aggregates_from_lower(client.series(database, query), seconds)
+            raw_counts = counts_from_raw(client.series(span.bucket, count_query(span, level, first, last)), seconds)
+            missing = _count_mismatch(folded, raw_counts)
+            if missing:
+                raise Incomplete(missing)
+            aggregates = folded
+        except Incomplete as exc:
+            log.warning("%s: %s: recomputing %s from the raw data", database, exc, level)
+            aggregates = aggregates_from_raw(
+                client.series(span.bucket, recompute_query(span, level, first, last)), seconds
+            )
+    return _write(writer, derived_bucket(span.bucket, level), derived_lines(aggregates), batch_lines)
+
+
+def _count_mismatch(folded: list[Aggregate], raw_counts: dict[tuple, int]) -> str | None:
+    """Why the folded windows do not hold every raw point (None when they do, exactly)."""
+    got = {(tags, end, field): int(values["count"]) for tags, end, field, values in folded}
+    if got == raw_counts:
+        return None
+    wrong = sorted(
+        (key for key in set(got) | set(raw_counts) if got.get(key) != raw_counts.get(key)), key=lambda k: (k[1], k[2])
+    )
+    tags, end, field = wrong[0]
+    return (
+        f"{len(wrong)} window(s) lack points of the level below, first the one ending {iso_z(end)} of {field} "
+        f"({got.get(wrong[0], 0)} of {raw_counts.get(wrong[0], 0)} raw points)"
+    )
 
 
 def _write(writer, bucket: str, lines: Iterable[str], batch_lines: int) -> int:
@@ -341,7 +418,9 @@ def _write(writer, bucket: str, lines: Iterable[str], batch_lines: int) -> int:
 
 
 class Outbox:
-    """Spans waiting to be recomputed, one JSON file each (atomic rename), named by content."""
+    """Spans waiting to be recomputed, one JSON file each (atomic rename). Every record has a
+    name of its own (time, process, content): a span recorded again while another process
+    recomputes an older record of the same content is never deleted with it."""
 
     def __init__(self, spool_dir: Path):
         self.dir = Path(spool_dir) / OUTBOX
@@ -350,7 +429,8 @@ class Outbox:
         """Write the record durably (fsync, rename, fsync of the folder). Raises OSError."""
         self.dir.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"version": 1, **asdict(span)}, sort_keys=True)
-        path = self.dir / (hashlib.sha256(text.encode()).hexdigest()[:32] + ".json")
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        path = self.dir / f"{time.time_ns():020d}-{os.getpid()}-{digest}.json"
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.dir)
         try:
             with os.fdopen(fd, "w") as fh:
@@ -388,6 +468,44 @@ class Outbox:
         )
         span.check()
         return span
+
+
+LOCKS = Path("locks") / "derived"
+
+
+class BucketLocks:
+    """One recompute at a time per bucket, across processes (the parser, powerview-downsample):
+    flock on `<POWERVIEW_SPOOL_DIR>/locks/derived/<bucket>.lock`, held around the
+    reading and the writing of each chunk. A lock that cannot be opened (unwritable spool) is
+    logged once and the recompute goes on unlocked: the raw ingestion never waits on it."""
+
+    def __init__(self, spool_dir: Path):
+        self.dir = Path(spool_dir) / LOCKS
+        self.warned = False
+
+    @contextmanager
+    def __call__(self, bucket: str) -> Iterator[None]:
+        problem = name_problem("company", bucket)
+        if problem:
+            raise ValueError(problem)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.dir / f"{bucket}.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if not self.warned:
+                log.warning("derived buckets: no lock in %s (%s): recomputing without it", self.dir, exc)
+                self.warned = True
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("derived buckets of %s: waiting for another recompute of its windows to finish", bucket)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
 
 def span_of(entry: FileOutcome) -> Span | None:
@@ -448,7 +566,12 @@ def _pairs(span: Span) -> list[tuple[str, str]]:
 
 
 def process_pending(
-    outbox: Outbox, levels: tuple[str, ...], client: QueryClient, writer, batch_lines: int = 5000
+    outbox: Outbox,
+    levels: tuple[str, ...],
+    client: QueryClient,
+    writer,
+    batch_lines: int = 5000,
+    lock: Callable[[str], AbstractContextManager] | None = None,
 ) -> set[Path]:
     """Recompute every pending record (neighbours merged); returns the ones done (deleted).
     Stops at the first outage (the rest waits for the next run)."""
@@ -468,7 +591,7 @@ def process_pending(
     done: set[Path] = set()
     for paths, span in merge(loaded):
         try:
-            nb = recompute(span, levels, client, writer, batch_lines)
+            nb = recompute(span, levels, client, writer, batch_lines, lock=lock)
         except InfluxRejected as exc:
             log.error(
                 "derived buckets of %s/%s/%s: %s (kept in %s)",
@@ -503,10 +626,56 @@ def process_pending(
     return done
 
 
+class Recorder:
+    """The per-file step of a run, called between a file's write and its move to parsed/: its
+    span goes to the durable outbox there, so that a parser killed at any point (kill -9, the
+    OOM killer, the worker's timeout) leaves no file in parsed/ whose windows are not recorded.
+    A span that cannot be recorded (unwritable spool) is kept in memory and tried at the end of
+    the run (after_ingest), and the log names the powerview-downsample command that redoes it."""
+
+    def __init__(self, settings: ParserSettings):
+        self.settings = settings
+        self.outbox = Outbox(settings.spool_dir)
+        self.records: dict[str, Path] = {}  # by entry.file
+        self.unrecorded: dict[str, Span] = {}
+        self.failed: set[str] = set()
+
+    def __call__(self, entry: FileOutcome) -> None:
+        if not self.settings.downsample_levels or entry.status != Status.SUCCESS:
+            return
+        try:
+            span = span_of(entry)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("derived buckets: %s: unusable report entry (%s)", entry.file, exc)
+            self.failed.add(entry.file)
+            return
+        if span is None:
+            return
+        try:
+            self.records[entry.file] = self.outbox.add(span)
+        except (OSError, ValueError) as exc:
+            log.error(
+                "derived outbox %s: cannot record the windows of %s (%s): trying at the end of the run; "
+                "if this run is killed before, run powerview-downsample --bucket %s --start %s --end %s",
+                self.outbox.dir,
+                entry.file,
+                exc,
+                span.bucket,
+                iso_z(span.start),
+                iso_z(span.end + 1),
+            )
+            self.unrecorded[entry.file] = span
+
+
 def after_ingest(
-    settings: ParserSettings, writer, entries: list[FileOutcome], client: QueryClient | None = None
+    settings: ParserSettings,
+    writer,
+    entries: list[FileOutcome],
+    client: QueryClient | None = None,
+    recorder: Recorder | None = None,
 ) -> None:
-    """Record the span of every `success` entry durably, then process every pending record.
+    """Record the span of every `success` entry durably (unless `recorder` did it before the
+    file's move), then process every pending record.
     Sets `entry.derived` to "updated", "queued" (kept for the next run), "failed" (could not
     even be recorded: run `powerview-downsample`) or "off" (TSV_DOWNSAMPLE_LEVELS empty).
     Never raises for InfluxDB or the disk: the raw ingestion's outcome is not changed. When the run
@@ -518,47 +687,40 @@ def after_ingest(
         for entry in successes:
             entry.derived = OFF
         return
-    outbox = Outbox(settings.spool_dir)
-    records: dict[int, Path] = {}
-    unrecorded: dict[int, Span] = {}
-    for index, entry in enumerate(successes):
-        try:
-            span = span_of(entry)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.error("derived buckets: %s: unusable report entry (%s)", entry.file, exc)
+    if recorder is None:
+        recorder = Recorder(settings)
+    for entry in successes:
+        entry.derived = None
+        if entry.file not in recorder.records and entry.file not in recorder.unrecorded:
+            if entry.file not in recorder.failed:
+                recorder(entry)
+    outbox = recorder.outbox
+    records, unrecorded = recorder.records, dict(recorder.unrecorded)
+    for entry in successes:
+        if entry.file in recorder.failed:
             entry.derived = FAILED
-            continue
-        if span is None:
-            entry.derived = UPDATED  # no point: nothing to recompute
-            continue
-        try:
-            records[index] = outbox.add(span)
-        except (OSError, ValueError) as exc:
-            log.error(
-                "derived outbox %s: cannot record the windows of %s (%s): trying now", outbox.dir, entry.file, exc
-            )
-            unrecorded[index] = span
     if outage:
-        for index, entry in enumerate(successes):
+        for entry in successes:
             if entry.derived is None:
-                entry.derived = QUEUED if index in records else FAILED
+                entry.derived = QUEUED if entry.file in records else FAILED if entry.file in unrecorded else UPDATED
         log.warning(
             "derived buckets: InfluxDB unavailable during this run: %d record(s) wait in %s", len(records), outbox.dir
         )
         return
     own_client = client is None
+    lock = BucketLocks(settings.spool_dir)
     try:
         client = client or _client(settings)
-        done = process_pending(outbox, settings.downsample_levels, client, writer, settings.batch_lines)
-        for index, span in list(unrecorded.items()):
+        done = process_pending(outbox, settings.downsample_levels, client, writer, settings.batch_lines, lock)
+        for file, span in list(unrecorded.items()):
             try:
-                recompute(span, settings.downsample_levels, client, writer, settings.batch_lines)
-                del unrecorded[index]
+                recompute(span, settings.downsample_levels, client, writer, settings.batch_lines, lock=lock)
+                del unrecorded[file]
             except (InfluxUnavailable, InfluxRejected, ConfigError) as exc:
                 log.error(
                     "derived buckets of %s not updated and not recorded (%s): run powerview-downsample "
                     "--bucket %s --start %s --end %s",
-                    successes[index].file,
+                    file,
                     exc,
                     span.bucket,
                     iso_z(span.start),
@@ -570,13 +732,22 @@ def after_ingest(
     finally:
         if own_client and client is not None:
             client.close()
-    for index, entry in enumerate(successes):
-        if index in records:
-            entry.derived = UPDATED if records[index] in done or not records[index].exists() else QUEUED
-        elif index in unrecorded:
+    for entry in successes:
+        if entry.derived is not None:
+            continue
+        if entry.file in records:
+            path = records[entry.file]
+            entry.derived = UPDATED if path in done or not path.exists() else QUEUED
+        elif entry.file in unrecorded:
             entry.derived = FAILED
-        elif entry.derived is None:
+        else:
             entry.derived = UPDATED
+    if any(entry.derived == QUEUED for entry in successes):
+        log.warning(
+            "derived buckets: %d record(s) wait in %s: the next run does them (or powerview-downsample --pending)",
+            len(outbox.pending()),
+            outbox.dir,
+        )
 
 
 def _client(settings: ParserSettings) -> QueryClient:

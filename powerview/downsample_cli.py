@@ -22,6 +22,7 @@ from .influx import InfluxRejected, InfluxUnavailable
 from .influx_targets import open_query_client, open_writer
 from .influxql import QueryClient, quote_ident
 from .layout import name_problem
+from .schema import reserved_bucket_problem
 from .settings import DOWNSAMPLE_LEVELS, ConfigError, load_influx_command, parse_levels
 
 log = logging.getLogger("powerview")
@@ -42,6 +43,8 @@ Examples:
   powerview-downsample --bucket companyX                    every level, 2017-01-01 to now
   powerview-downsample --all --start 2025-10-01 --levels 1h,1d
   powerview-downsample --bucket companyX --dry-run          the queries, nothing run
+  powerview-downsample --pending                            the windows the parser recorded and
+                                                            did not recompute yet (a killed run)
 
 The switch-over from the deployed version (InfluxDB 2, docs/buckets-derives.md):
   powerview-downsample --all --disable-flux-tasks --dry-run   what would be done
@@ -49,6 +52,10 @@ The switch-over from the deployed version (InfluxDB 2, docs/buckets-derives.md):
                                  tasks downsample_<bucket>_<level> inactive, then recompute the
                                  last 8 days (what a task may have written meanwhile)
   powerview-downsample --all --enable-flux-tasks              rollback: set them active again
+\b
+One recompute at a time per bucket: the parser and this command share a lock per bucket
+(<POWERVIEW_SPOOL_DIR>/locks/derived/), so that the one that read the newer raw data
+always writes last.
 """
 
 
@@ -126,6 +133,12 @@ def _fail(code: int, message: str) -> NoReturn:
     help="A company's raw bucket (repeatable); its derived buckets are <NAME>_1h, _1d, _1w.",
 )
 @click.option("--all", "all_buckets", is_flag=True, help="Every company bucket of the server.")
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="Recompute the windows recorded in <POWERVIEW_SPOOL_DIR>/outbox/derived/ and not done yet "
+    "(a parser killed mid-run); the worker runs this at the end of its pass.",
+)
 @click.option("--start", metavar="DATE", help="First instant (YYYY-MM-DD or ISO time, UTC; default 2017-01-01).")
 @click.option("--end", metavar="DATE", help="Instant where to stop, excluded (default: now).")
 @click.option(
@@ -155,11 +168,17 @@ def _fail(code: int, message: str) -> NoReturn:
     envvar="POWERVIEW_ENV_FILE",
     help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project); the environment wins.",
 )
-def main(buckets, all_buckets, start, end, levels_text, dry_run, disable_flux_tasks, enable_flux_tasks, env_file):
+def main(
+    buckets, all_buckets, pending, start, end, levels_text, dry_run, disable_flux_tasks, enable_flux_tasks, env_file
+):
     """Recompute the derived buckets <bucket>_1h/_1d/_1w (mean in `electrical`, `electrical_min`,
     `electrical_max`, `electrical_count`, stamped at each window's end) from the raw data."""
+    if pending:
+        if buckets or all_buckets or start or end or dry_run:
+            _fail(EXIT_USAGE, "--pending goes alone (with --levels or --env-file at most)")
+        _pending(levels_text, env_file)
     if bool(buckets) == all_buckets:
-        _fail(EXIT_USAGE, "give --bucket NAME (repeatable) or --all")
+        _fail(EXIT_USAGE, "give --bucket NAME (repeatable) or --all (or --pending)")
     if disable_flux_tasks and enable_flux_tasks:
         _fail(EXIT_USAGE, "give --disable-flux-tasks or --enable-flux-tasks, not both")
     for bucket in buckets:
@@ -174,6 +193,10 @@ def main(buckets, all_buckets, start, end, levels_text, dry_run, disable_flux_ta
         _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
     try:
         settings = load_influx_command(env_file)
+        for bucket in buckets:  # the rule the parser applies to company folders (and powerview-catalogue)
+            problem = reserved_bucket_problem(bucket, settings.meta_bucket)
+            if problem:
+                _fail(EXIT_USAGE, problem.replace("company name", "bucket name", 1))
         levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
         if not levels:
             raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
@@ -204,7 +227,8 @@ def main(buckets, all_buckets, start, end, levels_text, dry_run, disable_flux_ta
             sys.exit(EXIT_OK)
         writer = open_writer(settings.influx, settings.meta_bucket)
         try:
-            _run(spans, levels, client, writer, settings.batch_lines, len(steps))
+            locks = derived.BucketLocks(settings.spool_dir)
+            _run(spans, levels, client, writer, settings.batch_lines, len(steps), locks)
             if tasks_api is not None:
                 # a task run during the backfill overwrote at most its last window: recompute
                 # what it may have touched, once no task runs any more
@@ -213,7 +237,7 @@ def main(buckets, all_buckets, start, end, levels_text, dry_run, disable_flux_ta
                 now = int(datetime.now(UTC).timestamp()) + 1
                 recent = [span for bucket in targets for span in spans_of_bucket(client, bucket, since, now)]
                 log.info("recomputing from %s, after the tasks were stopped", derived.iso_z(since))
-                _run(recent, levels, client, writer, settings.batch_lines, 0)
+                _run(recent, levels, client, writer, settings.batch_lines, 0, locks)
         finally:
             writer.close()
             client.close()
@@ -245,15 +269,50 @@ def _switch_tasks(api: flux_tasks.TasksAPI, buckets: list[str], levels, status: 
         click.echo(change.line(dry_run), err=True)
 
 
-def _run(spans, levels, client, writer, batch_lines: int, nb_steps: int) -> None:
+def _pending(levels_text, env_file) -> NoReturn:
+    """--pending: the derived outbox's records, as the parser's next run would do them."""
+    if env_file is not None and not env_file.is_file():
+        _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
+    try:
+        settings = load_influx_command(env_file)
+        levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
+        if not levels:
+            raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
+        _configure_logging(settings.log_level)
+        outbox = derived.Outbox(settings.spool_dir)
+        waiting = outbox.pending()
+        log.info("%d record(s) waiting in %s", len(waiting), outbox.dir)
+        if not waiting:
+            sys.exit(EXIT_OK)
+        client = open_query_client(settings.influx)
+        writer = open_writer(settings.influx, settings.meta_bucket)
+        try:
+            done = derived.process_pending(
+                outbox, levels, client, writer, settings.batch_lines, derived.BucketLocks(settings.spool_dir)
+            )
+        finally:
+            writer.close()
+            client.close()
+    except ConfigError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    except (InfluxUnavailable, InfluxRejected) as exc:  # process_pending keeps them: only from opening
+        _fail(EXIT_UNAVAILABLE, str(exc))
+    left = len(outbox.pending())
+    log.info("%d record(s) done, %d left", len(done), left)
+    sys.exit(EXIT_UNAVAILABLE if left else EXIT_OK)
+
+
+def _run(spans, levels, client, writer, batch_lines: int, nb_steps: int, lock) -> None:
     total = 0
     if sys.stderr.isatty() and nb_steps:
         with click.progressbar(length=nb_steps, label="windows", file=sys.stderr) as bar:
             for span in spans:
-                total += derived.recompute(span, levels, client, writer, batch_lines, on_chunk=lambda: bar.update(1))
+                total += derived.recompute(
+                    span, levels, client, writer, batch_lines, on_chunk=lambda: bar.update(1), lock=lock
+                )
     else:
         for span in spans:
-            total += derived.recompute(span, levels, client, writer, batch_lines)
+            total += derived.recompute(span, levels, client, writer, batch_lines, lock=lock)
             log.info("%s / %s: done", span.bucket, span.device_master_sn)
     log.info("%d line(s) written to the derived buckets", total)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import hook, layout, uploadlog
+from . import derived, hook, layout, uploadlog
 from .envfile import PROJECT_DIR, read_environment
 from .exitcodes import ExitCode, describe
 from .outcome import Fault, Status
@@ -133,6 +133,22 @@ def file_id(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
 
+def moved_copy(path: Path, st: os.stat_result) -> Path | None:
+    """The file `st` (read at `path` before the run) in parsed/ or error/ beside it, if the parser
+    moved it there (a move keeps the inode, whatever name it took), else None."""
+    if os.path.lexists(path):
+        return None
+    for folder in layout.PROCESSED_DIRS:
+        try:
+            with os.scandir(path.parent / folder) as entries:
+                for entry in entries:
+                    if entry.inode() == st.st_ino and entry.stat(follow_symlinks=False).st_dev == st.st_dev:
+                        return Path(entry.path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return None
+
+
 @dataclass(frozen=True)
 class ParserRun:
     """A parser run and its report: each file's outcome by path."""
@@ -198,8 +214,10 @@ class JobRunner:
         )
 
     def done(self, job: Job, result: JobResult, duration: float | None, detail: str) -> None:
-        self.spool.remove(job)
+        # the outcome is logged before the job is forgotten: a kill in between runs the job
+        # again (a second line), never loses its line; a job gone from jobs/ has its line
         self._log(job, result, duration, detail)
+        self.spool.remove(job)
 
     def retry(
         self, job: Job, result: JobResult, duration: float | None, detail: str, waiting: str | None = None
@@ -208,13 +226,13 @@ class JobRunner:
         job.attempts += 1
         job.waiting, job.last_result, job.last_error = waiting, result, detail
         if waiting is None and job.attempts >= self.settings.max_attempts:
-            self.spool.give_up(job, detail)
             self._log(
                 job,
                 JobResult.FAILED,
                 duration,
                 f"{detail}; given up after {job.attempts} attempts (see: python -m powerview.worker list --failed)",
             )
+            self.spool.give_up(job, detail)
             return
         delay = backoff(job.attempts, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
         job.next_try = time.time() + delay
@@ -320,6 +338,12 @@ class JobRunner:
     def _file_outcome(self, job: Job, path: Path, st: os.stat_result, parsed: ParserRun) -> None:
         run, entry = parsed.run, parsed.entry(path)
         if entry is None:
+            moved = moved_copy(path, st)
+            if moved is not None:  # moved by the parser, which then died (killed, a crash) before its report
+                result = JobResult.PARSED if moved.parent.name == layout.PARSED_DIR else JobResult.REJECTED
+                why = describe(run.code) if run.code is not None else run.error
+                self.done(job, result, run.duration, f"moved to {moved}; the parser left no report ({why})")
+                return
             self._no_report(job, run)
             return
         if entry.get("file_id") not in (None, file_id(st)) and entry.get("status") != Status.SKIPPED:
@@ -367,6 +391,22 @@ class JobRunner:
         elif run.code in (ExitCode.OK, ExitCode.REJECTED, ExitCode.CANTCREAT):
             self.influx_is_up()
 
+    # -- derived windows a parser recorded and did not recompute ----------------------------
+
+    def derived_pending(self) -> Run | None:
+        """Run `powerview-downsample --pending` (under the job timeout) when the derived outbox
+        holds records: a parser killed mid-run (timeout, OOM) recorded its files' windows
+        before moving them to parsed/, and no later run may come soon. Not while InfluxDB is
+        known to be down (the jobs waiting for it do them when it is back)."""
+        if not derived.Outbox(self.settings.spool_dir).pending():
+            return None
+        if any(job.waiting == WAITING_INFLUXDB for job in self.spool.pending()):
+            return None
+        cmd = [self.tools.python, "-m", "powerview.downsample_cli", "--pending"]
+        if self.tools.env_file is not None:
+            cmd += ["--env-file", str(self.tools.env_file)]
+        return run_command(cmd, self.tools, PROJECT_DIR, idle=self.take_events)
+
     # -- scan --------------------------------------------------------------------------------
 
     def settled_files(self, now: float | None = None) -> tuple[list[tuple[Path, os.stat_result]], list[Path]]:
@@ -404,9 +444,13 @@ class JobRunner:
             chunk = settled[i : i + BATCH_FILES]
             parsed = self.parse([path for path, _ in chunk])
             run = parsed.run
-            for path, _st in chunk:
+            for path, st in chunk:
                 entry = parsed.entry(path)
-                if entry is None:
+                moved = moved_copy(path, st) if entry is None else None
+                if moved is not None:
+                    result = JobResult.PARSED if moved.parent.name == layout.PARSED_DIR else JobResult.REJECTED
+                    detail = f"moved to {moved}; the parser left no report ({describe(run.code)})"
+                elif entry is None:
                     result, detail = JobResult.LEFT, f"no outcome in the parser's report ({describe(run.code)})"
                 else:
                     result, detail, _fault = outcome_of(entry)

@@ -272,6 +272,7 @@ class InfluxCommandSettings:
     log_level: str
     batch_lines: int
     downsample_levels: tuple[str, ...]
+    spool_dir: Path  # the derived outbox and the recompute locks it shares with the parser
 
 
 def load_influx_command(
@@ -284,6 +285,7 @@ def load_influx_command(
         log_level=_log_level(env),
         batch_lines=env.integer("TSV_BATCH_SIZE", 5000, minimum=1),
         downsample_levels=_levels(env),
+        spool_dir=env.plain_dir("POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
     )
 
 

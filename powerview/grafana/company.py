@@ -746,8 +746,10 @@ class Company:
     def _password_opens(self, login: str, password: str) -> bool:
         import requests
 
+        from .. import peers
+
         try:
-            reply = requests.get(f"{self.g.url}/api/user", auth=(login, password), timeout=self.g.timeout)
+            reply = peers.request("GET", f"{self.g.url}/api/user", auth=(login, password), timeout=self.g.timeout)
         except requests.RequestException:
             raise GrafanaError("GET", "/api/user", 0, f"Grafana at {self.g.url} cannot be reached") from None
         return reply.status_code == 200

@@ -484,14 +484,20 @@ def test_hostile_names_are_data_never_code(project, influx, tmp_path):
     project.upload(odd, user="$(touch pwned4)")
     project.upload(bad_device)
     assert "result=refused" in project.event_line(bad_device)
-    for relative in ("x$(touch pwned5)", "acme/c`touch pwned6`", "acme/camp 1", "acme/it's"):
+    for relative in ("x$(touch pwned5)", "acme/{{ lookup('pipe', 'touch pwned7') }}"):
         project.mkdir(relative)
         assert "result=refused" in project.event_line(project.data / relative), relative
+    campaigns = ("c`touch pwned6`", "camp 1", "it's $(touch pwned8)")  # campaign names are free text
+    for campaign in campaigns:
+        project.mkdir(f"acme/{campaign}")
+        assert "result=queued" in project.event_line(project.data / "acme" / campaign), campaign
     wait_for(lambda: (odd.parent / "parsed" / odd.name).exists(), 30, "the odd file in parsed/")
+    wait_for(lambda: len(list(project.records.iterdir())) == len(campaigns), 60, "the campaign provisionings")
     wait_for(project.idle, 30, "idle")
     assert len(influx.points("acme")) == ROWS
     assert bad_device.exists()
-    assert list(project.records.iterdir()) == []  # no provisioning for refused names
+    records = [json.loads(p.read_text()) for p in project.records.iterdir()]  # exact names, nothing run
+    assert sorted(r["campaign_name"] for r in records) == sorted(campaigns)
     found = list(tmp_path.rglob("pwned*"))  # data, project copy, SFTPGo's cwd, logs
     found += [p for place in (ROOT, Path("/tmp"), Path.home()) for p in place.glob("pwned*")]
     assert found == [], found

@@ -54,7 +54,7 @@ def test_name_check_accepts_good_names_and_non_strings_are_refused():
     with pytest.raises(ProvisioningError, match="must be a string"):
         check_name("company", 123)
     with pytest.raises(ProvisioningError, match="campaign name"):
-        check_name("campaign", "a;b")
+        check_name("campaign", "a\nb")
 
 
 def test_flux_string_cannot_be_escaped():
