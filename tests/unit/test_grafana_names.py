@@ -103,7 +103,10 @@ def test_dashboard_renders_valid_json_for_allowed_names(company):
     campaign, config = dash["templating"]["list"]
     assert f'bucket: "{company}"' in campaign["query"]["query"]
     assert config["datasource"] == {"type": "marcusolsson-json-datasource", "uid": "json_uid"}
-    assert config["query"]["urlPath"] == f"/clients/{company}_{company}/series-config/configs?campaign=${{campaign:percentencode}}"
+    assert (
+        config["query"]["urlPath"]
+        == f"/clients/{company}_{company}/series-config/configs?campaign=${{campaign:percentencode}}"
+    )
     panels = {p["id"]: p for p in dash["panels"]}
     assert [(i, panels[i]["type"]) for i in (1, 2, 3, 4)] == [
         (1, "timeseries"),
