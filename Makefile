@@ -10,8 +10,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "setting up the virtualenv $(VENV)" >&2
 	@$(PYTHON) -m venv $(VENV) >&2
 	@$(VENV)/bin/pip install --quiet --upgrade pip >&2
+	@# requirements.txt ends with `-e .`: the project, editable, from this folder (the operators' command)
 	@$(VENV)/bin/pip install --quiet -r requirements-dev.txt >&2
-	@$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e . >&2
 	@touch $@
 
 venv: $(VENV)/.installed  ## create the virtualenv the hook and the operator docs use
