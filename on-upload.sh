@@ -99,6 +99,13 @@ problem() {
 
 log_dir=$(setting POWERVIEW_LOG_DIR /srv/sftpgo/logs)
 plain "$log_dir" || log_dir=/srv/sftpgo/logs
+# DEBUG=1 (environment or .env), as the deployed hook: trace every command (set -x) into worker.log
+if [[ $(setting DEBUG 0) == 1 ]] && mkdir -p -- "$log_dir" 2>/dev/null &&
+    { exec {trace}>>"$log_dir/worker.log"; } 2>/dev/null; then
+    BASH_XTRACEFD=$trace
+    PS4='+ on-upload.sh[$$] line $LINENO: '
+    set -x
+fi
 spool=$(setting POWERVIEW_SPOOL_DIR /srv/sftpgo/spool)
 venv=$(setting POWERVIEW_VENV "$project/envs/powerview")
 [[ $venv == /* ]] || venv=$project/$venv
@@ -127,8 +134,49 @@ if ! {
 fi
 
 # 2. the worker, unless one runs. Without Python the event waits in the spool for the timer.
+fix="fix: cd $project && $venv/bin/pip install -r requirements.txt"
 if [[ ! -x $python ]]; then
-    problem "no Python in the virtualenv $venv (POWERVIEW_VENV): event $id kept in the spool"
+    problem "no Python in the virtualenv $venv (POWERVIEW_VENV): event $id kept in the spool; $fix"
+    exit 0
+fi
+# Can the virtualenv run the worker? powerview/venvcheck.py says, once per change of the
+# virtualenv or of the checkout (fingerprint: device, inode, mtime of what pip and git change),
+# one hook at a time (the others go on without an answer); its answer is kept in
+# <spool>/venv.checked for the next calls. The hook never waits for it more than about a second:
+# no answer in time starts the worker as before (and the next call checks again).
+venv_problem() {
+    local sites=("$venv"/lib/python3*/site-packages) fingerprint saved='' answer='' lock out code
+    fingerprint=$(stat -L -c '%d:%i:%.9Y' -- "$python" "${sites[@]}" "$project/requirements.txt" \
+        "$project/powerview" 2>&1)
+    fingerprint=${fingerprint//$'\n'/ }
+    { IFS= read -r saved && IFS= read -r answer; } 2>/dev/null <"$spool/venv.checked"
+    [[ $saved == "$fingerprint" ]] || answer=''
+    if [[ $saved != "$fingerprint" ]] && { exec {lock}<>"$spool/venv.lock"; } 2>/dev/null; then
+        answer=''
+        if flock -n "$lock"; then   # another hook checks: unknown here
+            { IFS= read -r saved && IFS= read -r answer; } 2>/dev/null <"$spool/venv.checked"
+            if [[ $saved != "$fingerprint" ]]; then
+                out=$(timeout -k 0.2 1 "$python" -I "$project/powerview/venvcheck.py" "$project" 2>&1 </dev/null)
+                code=$?
+                answer=ok
+                if ((code == 124 || code == 137)); then
+                    answer=''  # no answer in time: unknown, nothing kept
+                elif ((code != 0)); then
+                    answer=${out//[[:cntrl:]]/ }
+                    [[ -n $answer ]] || answer="the virtualenv's Python exits with code $code"
+                    answer="${answer:0:500}"
+                fi
+                [[ -z $answer ]] || { printf '%s\n%s\n' "$fingerprint" "$answer" >"$spool/tmp/venv.checked.$$" &&
+                    mv -- "$spool/tmp/venv.checked.$$" "$spool/venv.checked"; } 2>/dev/null
+            fi
+        fi
+        exec {lock}>&-
+    fi
+    [[ -z $answer || $answer == ok ]] || printf '%s' "$answer"
+}
+broken=$(venv_problem)
+if [[ -n $broken ]]; then
+    problem "worker not started: $broken; $fix; event $id kept in the spool, ingested once repaired"
     exit 0
 fi
 if { exec {lock}<>"$spool/worker.lock"; } 2>/dev/null; then
