@@ -139,42 +139,76 @@ if [[ ! -x $python ]]; then
     problem "no Python in the virtualenv $venv (POWERVIEW_VENV): event $id kept in the spool; $fix"
     exit 0
 fi
-# Can the virtualenv run the worker? powerview/venvcheck.py says, once per change of the
-# virtualenv or of the checkout (fingerprint: device, inode, mtime of what pip and git change),
-# one hook at a time (the others go on without an answer); its answer is kept in
-# <spool>/venv.checked for the next calls. The hook never waits for it more than about a second:
-# no answer in time starts the worker as before (and the next call checks again).
-venv_problem() {
-    local sites=("$venv"/lib/python3*/site-packages) fingerprint saved='' answer='' lock out code
+# Can the virtualenv run the worker? Two checks, neither makes the hook wait for Python:
+# - every call: each NAME==VERSION of requirements.txt, and the project itself, has its
+#   .dist-info in the virtualenv (a glob per line: a package uninstalled, or another version, is
+#   named at once);
+# - after each change of the virtualenv or of the checkout (fingerprint: device, inode, mtime of
+#   what pip and git change), powerview/venvcheck.py imports the worker, detached; its answer,
+#   kept in <spool>/venv.checked, is given by the next calls.
+missing_requirement() {
+    local line name version stem
+    local -a sites found
+    sites=("$venv"/lib/python3*/site-packages)
+    if [[ ! -d ${sites[0]} ]]; then
+        printf 'no site-packages in the virtualenv %s' "$venv"
+        return
+    fi
+    if [[ ! -r $project/requirements.txt ]]; then
+        printf 'cannot read %s' "$project/requirements.txt"
+        return
+    fi
+    shopt -s nocaseglob nullglob
+    found=("${sites[0]}"/powerview-*.dist-info)
+    if ((${#found[@]} == 0)); then
+        printf 'the project (powerview) is not installed in the virtualenv %s' "$venv"
+        return
+    fi
+    while IFS= read -r line || [[ -n $line ]]; do
+        [[ $line =~ ^([A-Za-z0-9][A-Za-z0-9._-]*)[[:space:]]*==[[:space:]]*([^[:space:]\;#]+) ]] || continue
+        name=${BASH_REMATCH[1]} version=${BASH_REMATCH[2]}
+        stem=${name//[-.]/_}
+        [[ -d ${sites[0]}/$stem-$version.dist-info || -d ${sites[0]}/${stem,,}-$version.dist-info ]] && continue
+        found=("${sites[0]}/$stem"-*.dist-info)
+        if ((${#found[@]} > 0)); then
+            stem=${found[0]##*/}
+            stem=${stem%.dist-info}
+            printf '%s %s is installed in the virtualenv %s, requirements.txt pins %s' "$name" "${stem#*-}" \
+                "$venv" "$version"
+        else
+            printf '%s is not installed in the virtualenv %s' "$name" "$venv"
+        fi
+        return
+    done <"$project/requirements.txt"
+}
+
+import_problem() {
+    local -a sites
+    local fingerprint saved='' answer=''
+    sites=("$venv"/lib/python3*/site-packages)
     fingerprint=$(stat -L -c '%d:%i:%.9Y' -- "$python" "${sites[@]}" "$project/requirements.txt" \
         "$project/powerview" 2>&1)
     fingerprint=${fingerprint//$'\n'/ }
     { IFS= read -r saved && IFS= read -r answer; } 2>/dev/null <"$spool/venv.checked"
-    [[ $saved == "$fingerprint" ]] || answer=''
-    if [[ $saved != "$fingerprint" ]] && { exec {lock}<>"$spool/venv.lock"; } 2>/dev/null; then
-        answer=''
-        if flock -n "$lock"; then   # another hook checks: unknown here
-            { IFS= read -r saved && IFS= read -r answer; } 2>/dev/null <"$spool/venv.checked"
-            if [[ $saved != "$fingerprint" ]]; then
-                out=$(timeout -k 0.2 1 "$python" -I "$project/powerview/venvcheck.py" "$project" 2>&1 </dev/null)
-                code=$?
-                answer=ok
-                if ((code == 124 || code == 137)); then
-                    answer=''  # no answer in time: unknown, nothing kept
-                elif ((code != 0)); then
-                    answer=${out//[[:cntrl:]]/ }
-                    [[ -n $answer ]] || answer="the virtualenv's Python exits with code $code"
-                    answer="${answer:0:500}"
-                fi
-                [[ -z $answer ]] || { printf '%s\n%s\n' "$fingerprint" "$answer" >"$spool/tmp/venv.checked.$$" &&
-                    mv -- "$spool/tmp/venv.checked.$$" "$spool/venv.checked"; } 2>/dev/null
-            fi
-        fi
-        exec {lock}>&-
+    if [[ $saved == "$fingerprint" ]]; then
+        [[ $answer == ok ]] || printf '%s' "$answer"
+        return
     fi
-    [[ -z $answer || $answer == ok ]] || printf '%s' "$answer"
+    # detached, one at a time (flock -n), its output in the spool only
+    # shellcheck disable=SC2016  # the script's variables are its own
+    PV_FINGERPRINT=$fingerprint setsid -f flock -n "$spool/venv.lock" bash -c '
+        out=$(timeout 60 "$1" -I "$2/powerview/venvcheck.py" "$2" 2>&1 </dev/null)
+        case $? in
+            0) answer=ok ;;
+            124 | 137) exit 0 ;;
+            *) answer=${out//[[:cntrl:]]/ }; answer=${answer:-the virtualenv Python fails}; answer=${answer:0:500} ;;
+        esac
+        printf "%s\n%s\n" "$PV_FINGERPRINT" "$answer" >"$3/tmp/venv.checked.$$" && mv -- "$3/tmp/venv.checked.$$" "$3/venv.checked"
+    ' venvcheck "$python" "$project" "$spool" </dev/null >/dev/null 2>&1
 }
-broken=$(venv_problem)
+
+broken=$(missing_requirement)
+[[ -n $broken ]] || broken=$(import_problem)
 if [[ -n $broken ]]; then
     problem "worker not started: $broken; $fix; event $id kept in the spool, ingested once repaired"
     exit 0
