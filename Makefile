@@ -53,7 +53,7 @@ lint: venv  ## shellcheck, ruff (lint and format) and mypy, all clean
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# run it as the owner of the data folder (as SFTPGo runs the hook): sudo -u sftpgo make acceptance
+# run it as the owner of the data folder (as SFTPGo runs the hook): runuser -u sftpgo -- make acceptance
 acceptance:  ## acceptance check of the deployment named by .env (docs/acceptance.md): a test company, created then removed
 	@[ -x $(PY) ] || { echo "no virtualenv $(VENV): run make venv first" >&2; exit 2; }
 	$(PY) -m powerview.acceptance --project $(CURDIR) $(ACCEPTANCE_ARGS)

@@ -139,13 +139,22 @@ if [[ ! -x $python ]]; then
     problem "no Python in the virtualenv $venv (POWERVIEW_VENV): event $id kept in the spool; $fix"
     exit 0
 fi
-# Can the virtualenv run the worker? Two checks, neither makes the hook wait for Python:
-# - every call: each NAME==VERSION of requirements.txt, and the project itself, has its
-#   .dist-info in the virtualenv (a glob per line: a package uninstalled, or another version, is
-#   named at once);
-# - after each change of the virtualenv or of the checkout (fingerprint: device, inode, mtime of
-#   what pip and git change), powerview/venvcheck.py imports the worker, detached; its answer,
-#   kept in <spool>/venv.checked, is given by the next calls.
+# Can the virtualenv run the worker? Checked again whenever something pip or git changes (the
+# virtualenv's Python and site-packages, requirements.txt, powerview/) is newer than the last
+# answer, kept in <spool>/venv.checked (its mtime: when that check started). Two checks, neither
+# makes the hook wait for Python:
+# - each NAME==VERSION of requirements.txt, and the project itself, has its .dist-info in the
+#   virtualenv (a glob per line: a package uninstalled, or another version, is named at once);
+# - then powerview/venvcheck.py imports the worker, detached: the next calls give its answer.
+venv_changed() {
+    local path
+    [[ -f $spool/venv.checked ]] || return 0
+    for path in "$python" "$venv"/lib/python3*/site-packages "$project/requirements.txt" "$project/powerview"; do
+        [[ $path -nt $spool/venv.checked ]] && return 0
+    done
+    return 1
+}
+
 missing_requirement() {
     local line name version stem
     local -a sites found
@@ -182,33 +191,40 @@ missing_requirement() {
     done <"$project/requirements.txt"
 }
 
-import_problem() {
-    local -a sites
-    local fingerprint saved='' answer=''
-    sites=("$venv"/lib/python3*/site-packages)
-    fingerprint=$(stat -L -c '%d:%i:%.9Y' -- "$python" "${sites[@]}" "$project/requirements.txt" \
-        "$project/powerview" 2>&1)
-    fingerprint=${fingerprint//$'\n'/ }
-    { IFS= read -r saved && IFS= read -r answer; } 2>/dev/null <"$spool/venv.checked"
-    if [[ $saved == "$fingerprint" ]]; then
-        [[ $answer == ok ]] || printf '%s' "$answer"
+# keep_answer TEXT START: TEXT as the answer of a check that started at START (epoch seconds)
+keep_answer() {
+    { printf '%s\n' "$1" >"$spool/tmp/venv.checked.$$" && touch -d "@$2" -- "$spool/tmp/venv.checked.$$" &&
+        mv -- "$spool/tmp/venv.checked.$$" "$spool/venv.checked"; } 2>/dev/null
+}
+
+venv_problem() {
+    local started=$EPOCHREALTIME answer=''
+    if ! venv_changed; then
+        IFS= read -r answer 2>/dev/null <"$spool/venv.checked"
+        [[ $answer == ok ]] || printf '%s' "${answer:-unreadable $spool/venv.checked}"
+        return
+    fi
+    answer=$(missing_requirement)
+    if [[ -n $answer ]]; then
+        keep_answer "$answer" "$started"
+        printf '%s' "$answer"
         return
     fi
     # detached, one at a time (flock -n), its output in the spool only
     # shellcheck disable=SC2016  # the script's variables are its own
-    PV_FINGERPRINT=$fingerprint setsid -f flock -n "$spool/venv.lock" bash -c '
+    setsid -f flock -n "$spool/venv.lock" bash -c '
         out=$(timeout 60 "$1" -I "$2/powerview/venvcheck.py" "$2" 2>&1 </dev/null)
         case $? in
             0) answer=ok ;;
             124 | 137) exit 0 ;;
             *) answer=${out//[[:cntrl:]]/ }; answer=${answer:-the virtualenv Python fails}; answer=${answer:0:500} ;;
         esac
-        printf "%s\n%s\n" "$PV_FINGERPRINT" "$answer" >"$3/tmp/venv.checked.$$" && mv -- "$3/tmp/venv.checked.$$" "$3/venv.checked"
-    ' venvcheck "$python" "$project" "$spool" </dev/null >/dev/null 2>&1
+        printf "%s\n" "$answer" >"$3/tmp/venv.checked.$$" && touch -d "@$4" -- "$3/tmp/venv.checked.$$" &&
+            mv -- "$3/tmp/venv.checked.$$" "$3/venv.checked"
+    ' venvcheck "$python" "$project" "$spool" "$started" </dev/null >/dev/null 2>&1
 }
 
-broken=$(missing_requirement)
-[[ -n $broken ]] || broken=$(import_problem)
+broken=$(venv_problem)
 if [[ -n $broken ]]; then
     problem "worker not started: $broken; $fix; event $id kept in the spool, ingested once repaired"
     exit 0

@@ -539,6 +539,10 @@ def test_the_hook_never_waits_for_python(tmp_path, influx):
     fake.parent.mkdir(parents=True)
     fake.write_text(f"#!/bin/sh\necho $$ >> {pid_file}\nexec sleep 30\n")
     fake.chmod(0o755)
+    sites = fake.parent.parent / "lib" / "python3.11" / "site-packages"  # complete, as far as the hook sees
+    for name, version in re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M):
+        (sites / f"{name.replace('-', '_')}-{version}.dist-info").mkdir(parents=True)
+    (sites / "powerview-0.dist-info").mkdir()
     project = Project(tmp_path, influx, POWERVIEW_VENV=str(fake.parent.parent))
     try:
         seconds, process = project.hook(SFTPGO_ACTION="upload", SFTPGO_ACTION_PATH="/x.tsv", SFTPGO_ACTION_STATUS="1")
