@@ -10,7 +10,9 @@
 #      post-disconnect hook; nothing else: that hook keeps SFTPGo's environment), NUL-separated, in
 #      <spool>/incoming/<id>.event (written in <spool>/tmp/, synced, then renamed);
 #   2. starts the worker (python -m powerview.worker run) detached, unless one runs: it takes
-#      the worker lock (flock) and hands the locked descriptor to the worker.
+#      the worker lock (flock) and hands the locked descriptor to the worker. First it checks
+#      that the virtualenv has what requirements.txt pins (below): if not, it says so on stderr
+#      and in uploads.log, with the fix, and starts nothing (the event waits in the spool).
 # The worker checks each event (powerview/hook.py: paths, names; refused or ignored events
 # run nothing), logs it in uploads.log and queues its job. The script always exits 0: SFTPGo
 # never fails an upload for a reason of ours. Docs: docs/integration-sftpgo-grafana.md
