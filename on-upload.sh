@@ -147,7 +147,8 @@ fi
 # makes the hook wait for Python:
 # - each NAME==VERSION of requirements.txt, and the project itself, has its .dist-info in the
 #   virtualenv (a glob per line: a package uninstalled, or another version, is named at once);
-# - then powerview/venvcheck.py imports the worker, detached: the next calls give its answer.
+# - then powerview/venvcheck.py imports the worker, detached, started by the hook that starts
+#   the worker: the next calls give its answer.
 venv_changed() {
     local path
     [[ -f $spool/venv.checked ]] || return 0
@@ -199,20 +200,26 @@ keep_answer() {
         mv -- "$spool/tmp/venv.checked.$$" "$spool/venv.checked"; } 2>/dev/null
 }
 
+# venv_problem: sets `broken` to what the virtualenv lacks, or to '' (no subshell: the hot path forks nothing)
 venv_problem() {
     local started=$EPOCHREALTIME answer=''
+    broken=''
     if ! venv_changed; then
         IFS= read -r answer 2>/dev/null <"$spool/venv.checked"
-        [[ $answer == ok ]] || printf '%s' "${answer:-unreadable $spool/venv.checked}"
+        [[ $answer == ok ]] || broken=${answer:-unreadable $spool/venv.checked}
         return
     fi
     answer=$(missing_requirement)
     if [[ -n $answer ]]; then
         keep_answer "$answer" "$started"
-        printf '%s' "$answer"
+        broken=$answer
         return
     fi
-    # detached, one at a time (flock -n), its output in the spool only
+    check_started=$started   # the import check: by the hook that starts the worker, below
+}
+
+# check_imports: powerview/venvcheck.py, detached, one at a time (flock -n), output in the spool only
+check_imports() {
     # shellcheck disable=SC2016  # the script's variables are its own
     setsid -f flock -n "$spool/venv.lock" bash -c '
         out=$(timeout 60 "$1" -I "$2/powerview/venvcheck.py" "$2" 2>&1 </dev/null)
@@ -223,10 +230,11 @@ venv_problem() {
         esac
         printf "%s\n" "$answer" >"$3/tmp/venv.checked.$$" && touch -d "@$4" -- "$3/tmp/venv.checked.$$" &&
             mv -- "$3/tmp/venv.checked.$$" "$3/venv.checked"
-    ' venvcheck "$python" "$project" "$spool" "$started" </dev/null >/dev/null 2>&1
+    ' venvcheck "$python" "$project" "$spool" "$check_started" </dev/null >/dev/null 2>&1
 }
 
-broken=$(venv_problem)
+check_started=''
+venv_problem
 if [[ -n $broken ]]; then
     problem "worker not started: $broken; $fix; event $id kept in the spool, ingested once repaired"
     exit 0
@@ -234,6 +242,8 @@ fi
 if { exec {lock}<>"$spool/worker.lock"; } 2>/dev/null; then
     if flock -n "$lock"; then
         mkdir -p -- "$log_dir" 2>/dev/null
+        # (without the worker lock's descriptor: only the worker may hold it)
+        [[ -z $check_started ]] || check_imports {lock}>&-
         # isolated mode (-I): no PYTHON* variable, no user site; powerview is installed in the venv
         setsid -f "$python" -I -m powerview.worker --env-file "$project/.env" run --lock-fd "$lock" \
             </dev/null >>"$log_dir/worker.log" 2>&1 ||
