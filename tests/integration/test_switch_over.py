@@ -28,6 +28,8 @@ SAMPLE_POINTS = 870
 
 def run(cmd: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {k: os.environ[k] for k in ("PATH", "HOME", "PIP_CACHE_DIR", "PIP_CONFIG_FILE") if k in os.environ}
+    # pip's cache makes the installs quick; no .pyc compilation (the CPU is shared with other tests)
+    env["PIP_NO_COMPILE"] = "1"
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{cmd}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
     return result
