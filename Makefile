@@ -10,8 +10,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "setting up the virtualenv $(VENV)" >&2
 	@$(PYTHON) -m venv $(VENV) >&2
 	@$(VENV)/bin/pip install --quiet --upgrade pip >&2
+	@# requirements.txt ends with `-e .`: the project, editable, from this folder (the operators' command)
 	@$(VENV)/bin/pip install --quiet -r requirements-dev.txt >&2
-	@$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e . >&2
 	@touch $@
 
 venv: $(VENV)/.installed  ## create the virtualenv the hook and the operator docs use
@@ -54,7 +54,7 @@ lint: venv  ## shellcheck, ruff (lint and format) and mypy, all clean
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# run it as the owner of the data folder (as SFTPGo runs the hook): sudo -u sftpgo make acceptance
+# run it as the owner of the data folder (as SFTPGo runs the hook): runuser -u sftpgo -- make acceptance
 acceptance:  ## acceptance check of the deployment named by .env (docs/acceptance.md): a test company, created then removed
 	@[ -x $(PY) ] || { echo "no virtualenv $(VENV): run make venv first" >&2; exit 2; }
 	$(PY) -m powerview.acceptance --project $(CURDIR) $(ACCEPTANCE_ARGS)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import derived, hook, layout, uploadlog
@@ -515,17 +516,53 @@ class JobRunner:
         vars_file = self.spool.tmp_dir / f"{job.id}.vars.json"
         with open(vars_file, "w", encoding="utf-8") as out:
             json.dump(extra_vars, out)
+        # Ansible's output goes to a file of its own first, then to worker.log: its failure
+        # message is the cause uploads.log gives
+        output_file = self.spool.tmp_dir / f"{job.id}.ansible.log"
         try:
             cwd = playbook.parent.parent if (playbook.parent.parent / "ansible.cfg").is_file() else playbook.parent
-            run = run_command(
-                [self.tools.ansible_playbook, str(playbook), "-e", f"@{vars_file}"],
-                self.tools,
-                cwd,
-                idle=self.take_events,
-            )
+            with open(output_file, "w+b") as output:
+                run = run_command(
+                    [self.tools.ansible_playbook, str(playbook), "-e", f"@{vars_file}"],
+                    replace(self.tools, output=output.fileno()),
+                    cwd,
+                    idle=self.take_events,
+                )
+                output.seek(0)
+                text = output.read().decode("utf-8", "replace")
+            if self.tools.output is not None:
+                os.write(self.tools.output, text.encode())
         finally:
             vars_file.unlink(missing_ok=True)
+            output_file.unlink(missing_ok=True)
         if run.code == 0:
             self.done(job, JobResult.PROVISIONED, run.duration, "ansible-playbook succeeded")
         else:
-            self.retry(job, JobResult.ERROR, run.duration, f"ansible-playbook failed ({run.error})")
+            cause = ansible_failure(text)
+            detail = f"ansible-playbook failed ({run.error})" + (f": {cause}" if cause else "")
+            self.retry(job, JobResult.ERROR, run.duration, detail)
+
+
+_FAILED_TASK = re.compile(r"^(?:fatal|failed): \[[^\]]*\]: FAILED! => (\{.*\})\s*$")
+_CAUSE_CHARS = 300
+
+
+def ansible_failure(output: str) -> str | None:
+    """The cause of a failed ansible-playbook run, in one line: the failed task's message
+    (`msg`, as the module returned it), or Ansible's own `ERROR! ...` line; None when neither."""
+    cause = None
+    for line in output.splitlines():
+        match = _FAILED_TASK.match(line)
+        if match:
+            try:
+                result = json.loads(match.group(1))
+            except ValueError:
+                continue
+            if isinstance(result, dict) and result.get("msg"):
+                cause = str(result["msg"])
+        elif line.startswith("ERROR! ") and cause is None:
+            cause = line[len("ERROR! ") :]
+    if cause is None:
+        return None
+    cause = " ".join(cause.split())
+    return cause if len(cause) <= _CAUSE_CHARS else cause[: _CAUSE_CHARS - 3] + "..."

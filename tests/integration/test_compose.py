@@ -96,7 +96,10 @@ def test_compose_keeps_every_deployed_name(tmp_path, source):
     assert grafana_volumes["/var/lib/grafana"][0] == "grafana-data"
     for plugin in PLUGINS:
         assert grafana_volumes[f"/var/lib/grafana/plugins/{plugin}"] == (f"/srv/grafana-plugins/{plugin}", "ro")
-    assert grafana_volumes["/etc/grafana/provisioning"] == ("/srv/powerview/provisioning", "ro")
+    # the deployed /srv/powerview/{provisioning,dashboards} sat inside the checkout, which the guide's
+    # safe update moves aside: they now default outside it (powerview-relocate moves them there)
+    assert grafana_volumes["/etc/grafana/provisioning"] == ("/srv/powerview-data/provisioning", "ro")
+    assert grafana_volumes["/var/lib/grafana/dashboards/powerview"] == ("/srv/powerview-data/dashboards", "ro")
 
     grafana_env = services["grafana"]["environment"]
     assert grafana_env["GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS"].split(",") == list(PLUGINS)

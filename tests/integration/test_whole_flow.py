@@ -74,8 +74,9 @@ def test_campaign_folder_then_upload_gives_grafana_resources_and_readable_points
         lambda: (device / "parsed" / upload.name).exists()
         and grafana.dashboards.get("powerview_acme")
         and not list((srv / "spool" / "jobs").glob("*.json"))
-        # the job file goes before its line is written: wait for the line too
-        and "result=provisioned" in (srv / "logs" / "uploads.log").read_text(),
+        # the job file goes before its line is written: wait for the lines too
+        and "result=provisioned" in (srv / "logs" / "uploads.log").read_text()
+        and "result=parsed" in (srv / "logs" / "uploads.log").read_text(),
         180,
         "provisioning and ingestion",
     )

@@ -304,3 +304,13 @@ def test_main_returns_0_even_on_configuration_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("POWERVIEW_SPOOL_DIR", str(tmp_path / "spool"))
     assert hook.main({"SFTPGO_ACTION": "upload"}) == 0
     assert not (tmp_path / "spool").exists()
+
+
+def test_an_upload_named_parsed_is_ignored_as_the_deployed_hook_did(settings, data):
+    path = tsv(data, "acme/c1/SN1/PARSED_T302_260303_031500.tsv")
+    decision = hook.decide(upload(path), settings)
+    assert (decision.result, decision.job) == (hook.IGNORED, None)
+    assert "PARSED_" in decision.reason
+    # only the prefix: a name merely containing it is ingested
+    other = tsv(data, "acme/c1/SN1/T302_PARSED_1.tsv")
+    assert hook.decide(upload(other), settings).result == hook.QUEUED
