@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from . import layout, lineprotocol, names, schema
 from .formats import FileFault, Header, RowRules, RowSummary, open_device_file
@@ -322,7 +323,7 @@ def _tag(value: str | None) -> str:
     return text[:256]
 
 
-def meta_lines(report: dict, now: int) -> bytes:
+def meta_lines(report: Mapping[str, Any], now: int) -> bytes:
     """The run summary for the meta bucket: one point per file and one for the run."""
     lines = []
     for entry in report["files"]:

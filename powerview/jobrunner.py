@@ -25,7 +25,7 @@ from pathlib import Path
 from . import derived, hook, layout, names, uploadlog
 from .envfile import PROJECT_DIR, read_environment
 from .exitcodes import ExitCode, describe
-from .outcome import Fault, Status
+from .outcome import Fault, FileReport, RunReport, Status
 from .settings import WorkerSettings
 from .spool import INGEST, SCAN, WAITING_INFLUXDB, Job, JobResult, Spool, backoff
 
@@ -155,16 +155,16 @@ class ParserRun:
     """A parser run and its report: each file's outcome by path."""
 
     run: Run
-    entries: dict[str, dict]
+    entries: dict[str, FileReport]
 
-    def entry(self, path: Path) -> dict | None:
+    def entry(self, path: Path) -> FileReport | None:
         return self.entries.get(str(path))
 
 
-def read_report(path: Path) -> dict[str, dict]:
+def read_report(path: Path) -> dict[str, FileReport]:
     """The report's entries by file path; empty when the parser wrote none (it crashed)."""
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report: RunReport = json.loads(path.read_text(encoding="utf-8"))
         return {entry["file"]: entry for entry in report["files"]}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
@@ -178,7 +178,7 @@ _FAULT_RESULTS = {
 }
 
 
-def outcome_of(entry: dict) -> tuple[JobResult, str, str | None]:
+def outcome_of(entry: FileReport) -> tuple[JobResult, str, str | None]:
     """(result, reason an operator can act on, fault) of one file from its report entry."""
     status, fault = entry.get("status"), entry.get("fault")
     destination = entry.get("destination")
