@@ -15,6 +15,7 @@ from .exitcodes import PRECEDENCE, ExitCode
 from .formats import RowRules
 from .influx import DiscardWriter, Writer
 from .influx_targets import open_query_client, open_writer
+from .outcome import RunReport
 from .settings import ConfigError, load_parser
 
 log = logging.getLogger("powerview")
@@ -226,7 +227,7 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     sys.exit(code)
 
 
-def _write_report(result: dict, started, report_file: Path | None, report_dir: Path) -> bool:
+def _write_report(result: RunReport, started, report_file: Path | None, report_dir: Path) -> bool:
     try:
         path = report.write_file(report_file, result) if report_file else report.write(report_dir, result, started)
     except OSError as exc:
@@ -272,7 +273,7 @@ def _count_back(settings, outcomes: list, dry_run: bool, config_error: ConfigErr
         client.close()
 
 
-def _write_meta(writer: Writer, meta_bucket: str, result: dict) -> None:
+def _write_meta(writer: Writer, meta_bucket: str, result: RunReport) -> None:
     try:
         writer.write(meta_bucket, ingest.meta_lines(result, int(report.utcnow().timestamp())))
     except Exception as exc:  # the data is in; only the run summary is lost
