@@ -170,11 +170,15 @@ def with_retries(
     sleep: Callable[[float], None] = time.sleep,
     timeout_s: float | None = None,
 ) -> T:
-    """Run `action`, retrying connection errors, 429 and 5xx with exponential backoff.
+    """THE retry loop of every call to InfluxDB (any generation, any use): run `action`, retrying
+    connection errors, 429 and 5xx (InfluxUnavailable) with exponential backoff, the server's
+    Retry-After honoured.
 
-    Gives up with InfluxUnavailable once `budget_s` seconds have passed; 401/403/404 raise
-    ConfigError and 400/413/422 InfluxRejected at once. With `timeout_s`, each attempt has that
-    total deadline (a server that answers a byte at a time is a failed attempt).
+    Gives up with InfluxUnavailable once `budget_s` seconds have passed (a budget of 0: a single
+    attempt); 401/403/404 raise ConfigError and 400/413/422 InfluxRejected (RequestTooLarge) at
+    once. `action` may raise a classified exception itself (`classify_status`; `.headers` for
+    Retry-After), an influxdb-client ApiException or a transport error. With `timeout_s`, each
+    attempt has that total deadline (a server that answers a byte at a time is a failed attempt).
     """
     deadline = time.monotonic() + budget_s
     delay = 0.5
@@ -184,8 +188,8 @@ def with_retries(
         try:
             with peers.deadline(timeout_s, what):
                 return action()
-        except (ApiException, *_TRANSIENT) as exc:
-            error = classify(exc)
+        except (InfluxUnavailable, ApiException, *_TRANSIENT) as exc:
+            error = exc if isinstance(exc, InfluxUnavailable) else classify(exc)
             if not isinstance(error, InfluxUnavailable):
                 raise error from None
             wait = retry_after_seconds(exc)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import requests
 
 from . import peers
-from .influx import InfluxRejected, InfluxUnavailable, classify_status
+from .influx import InfluxRejected, InfluxUnavailable, classify_status, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -63,37 +63,23 @@ def request(
     sleep: Callable[[float], None] = time.sleep,
     **kwargs,
 ) -> requests.Response:
-    """One HTTP call with the project's retry rules. `credentials` names the settings to check on
-    401/403; `accept(response)` may declare another status fine (e.g. 409 "already exists")."""
-    deadline = time.monotonic() + budget_s
-    delay, attempt = 0.5, 0
-    while True:
-        attempt += 1
-        retry_after = None
-        try:
-            with peers.deadline(timeout_s, f"{what}: {method} {peers.redact_url(url)}"):
-                response = session.request(method, url, timeout=timeout_s, **kwargs)
-        except requests.RequestException as exc:
-            error = f"InfluxDB unreachable: {type(exc).__name__}: {peers.redact_text(str(exc))}"
-        else:
-            status = response.status_code
-            if status in ok_statuses or (accept is not None and accept(response)):
-                return response
-            classified = classify_status(status, _message(response), credentials)
-            if not isinstance(classified, InfluxUnavailable):
-                raise type(classified)(f"{what}: {classified}")
-            error = str(classified)
-            try:
-                retry_after = max(0.0, float(response.headers.get("Retry-After", "")))
-            except ValueError:
-                retry_after = None
-        wait = delay if retry_after is None else retry_after
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or wait > remaining:
-            raise InfluxUnavailable(f"{what}: {error} (gave up after {attempt} attempts)")
-        log.warning("%s: %s; retry %d in %.1f s", what, error, attempt, wait)
-        sleep(wait)
-        delay = min(delay * 2, 30.0)
+    """One HTTP call to InfluxDB through the project's retry loop (`influx.with_retries`) and
+    status classification (`influx.classify_status`). `credentials` names the settings to check
+    on 401/403; `accept(response)` may declare another status fine (e.g. 409 "already exists")."""
+
+    def attempt() -> requests.Response:
+        with peers.deadline(timeout_s, f"{what}: {method} {peers.redact_url(url)}"):
+            response = session.request(method, url, timeout=timeout_s, **kwargs)
+        status = response.status_code
+        if status in ok_statuses or (accept is not None and accept(response)):
+            return response
+        classified = classify_status(status, _message(response), credentials)
+        if not isinstance(classified, InfluxUnavailable):
+            raise type(classified)(f"{what}: {classified}")
+        classified.headers = response.headers  # type: ignore[attr-defined]  # Retry-After
+        raise classified
+
+    return with_retries(attempt, budget_s, what, sleep=sleep)
 
 
 class QueryClient:
@@ -127,28 +113,18 @@ class QueryClient:
         if db is not None:
             params["db"] = db
         what = f"InfluxQL on {db}" if db else "InfluxQL"
-        if write:  # CREATE/DROP must be POSTed (1.x)
-            response = request(
-                self.session,
-                "POST",
-                self.url + "/query",
-                data=params,
-                budget_s=self.budget_s,
-                timeout_s=self.timeout_s,
-                what=what,
-                credentials=self.credentials,
-            )
-        else:
-            response = request(
-                self.session,
-                "GET",
-                self.url + "/query",
-                params=params,
-                budget_s=self.budget_s,
-                timeout_s=self.timeout_s,
-                what=what,
-                credentials=self.credentials,
-            )
+        # CREATE/DROP must be POSTed (1.x); reads go in the query string
+        method, where = ("POST", "data") if write else ("GET", "params")
+        response = request(
+            self.session,
+            method,
+            self.url + "/query",
+            budget_s=self.budget_s,
+            timeout_s=self.timeout_s,
+            what=what,
+            credentials=self.credentials,
+            **{where: params},
+        )
         try:
             payload = response.json()
         except ValueError:
