@@ -1,4 +1,7 @@
-"""Everything that talks to InfluxDB 2: the client, buckets, batched writes with retries.
+"""InfluxDB's errors and the rules every call to it follows (all generations): the status
+classification, THE retry loop, the is-this-InfluxDB check, the 413 split; and the InfluxDB 2
+writer (influxdb-client: the client, buckets, batched writes). The plain-HTTP calls of the other
+generations and of InfluxQL are in `influx_http`.
 
 This module knows HTTP and InfluxDB; it knows nothing about T302 files.
 """
@@ -52,13 +55,16 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
-def check_server(url: str, timeout_s: float, budget_s: float) -> None:
-    """Make sure `url` is an InfluxDB: `GET /ping` answers 204 (1.x, 2.x and compatible servers) or
-    200 with a JSON version (3.x). Raises ConfigError for anything else (a web server answering
-    HTML, a 404), InfluxUnavailable when nothing answers for the whole retry budget."""
+def check_server(url: str, timeout_s: float, budget_s: float, session: requests.Session | None = None) -> None:
+    """THE is-this-InfluxDB check, every generation: `GET /ping` answers 204 (1.x, 2.x and
+    compatible servers) or 200 with a JSON version (3.x). Raises ConfigError for anything else (a
+    web server answering HTML, a 404), InfluxUnavailable when nothing answers for the whole retry
+    budget. `session` carries the credentials where the server wants them on /ping (3.x)."""
     endpoint = f"{url}/ping"
 
     def ping() -> requests.Response:
+        if session is not None:
+            return session.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
         return peers.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
 
     try:

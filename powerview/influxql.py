@@ -1,6 +1,5 @@
 """InfluxQL over HTTP: the `/query` endpoint that InfluxDB 1.x, 2.x (v1 compatibility, database =
-bucket through the virtual DBRP mapping) and 3.x (v1 compatibility) all serve, plus the plain-HTTP
-request helper the 1.x and 3.x writers share.
+bucket through the virtual DBRP mapping) and 3.x (v1 compatibility) all serve, on the project's HTTP layer (`influx_http`).
 
 Error mapping (`influx.classify_status`, the same as the InfluxDB 2 writer's): unreachable, 5xx,
 429, no complete answer within the request's deadline -> retried within the budget, then
@@ -12,13 +11,10 @@ the JSON InfluxDB sends -> InfluxUnavailable (a proxy's HTML error page, say).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-import requests
-
-from . import peers
-from .influx import InfluxRejected, InfluxUnavailable, classify_status, with_retries
+from .influx import InfluxRejected, InfluxUnavailable
+from .influx_http import Connection, request  # noqa: F401  (request: the former home of the HTTP call)
 
 log = logging.getLogger(__name__)
 
@@ -37,75 +33,12 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _message(response: requests.Response) -> str:
-    try:
-        payload = response.json()
-        if isinstance(payload, dict):
-            text = payload.get("error") or payload.get("message") or str(payload)
-        else:
-            text = str(payload)
-    except ValueError:
-        text = response.text
-    return " ".join(str(text).split())[:500]
-
-
-def request(
-    session: requests.Session,
-    method: str,
-    url: str,
-    *,
-    budget_s: float,
-    timeout_s: float,
-    what: str,
-    credentials: str,
-    ok_statuses: tuple[int, ...] = (200, 204),
-    accept: Callable[[requests.Response], bool] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    **kwargs,
-) -> requests.Response:
-    """One HTTP call to InfluxDB through the project's retry loop (`influx.with_retries`) and
-    status classification (`influx.classify_status`). `credentials` names the settings to check
-    on 401/403; `accept(response)` may declare another status fine (e.g. 409 "already exists")."""
-
-    def attempt() -> requests.Response:
-        with peers.deadline(timeout_s, f"{what}: {method} {peers.redact_url(url)}"):
-            response = session.request(method, url, timeout=timeout_s, **kwargs)
-        status = response.status_code
-        if status in ok_statuses or (accept is not None and accept(response)):
-            return response
-        classified = classify_status(status, _message(response), credentials)
-        if not isinstance(classified, InfluxUnavailable):
-            raise type(classified)(f"{what}: {classified}")
-        classified.headers = response.headers  # type: ignore[attr-defined]  # Retry-After
-        raise classified
-
-    return with_retries(attempt, budget_s, what, sleep=sleep)
-
-
-class QueryClient:
+class QueryClient(Connection):
     """Runs InfluxQL through `/query` of the targeted InfluxDB; one database (= bucket) a call.
 
-    `auth` is what the generation wants: ("v1", user, password) for 1.x (omitted when no user is
-    set), ("token", token) for 2.x (`Authorization: Token`), ("bearer", token) for 3.x.
+    A `Connection` (the generation's authentication, retries, status classification) that also
+    speaks InfluxQL.
     """
-
-    def __init__(
-        self,
-        url: str,
-        auth: tuple = (),
-        timeout_s: float = 30.0,
-        budget_s: float = 60.0,
-        credentials: str = "the InfluxDB credentials",
-    ):
-        self.url = url.rstrip("/")
-        self.timeout_s, self.budget_s, self.credentials = timeout_s, budget_s, credentials
-        self.session = peers.Session()
-        if auth and auth[0] == "v1" and auth[1]:
-            self.session.auth = (auth[1], auth[2] or "")
-        elif auth and auth[0] == "token":
-            self.session.headers["Authorization"] = f"Token {auth[1]}"
-        elif auth and auth[0] == "bearer":
-            self.session.headers["Authorization"] = f"Bearer {auth[1]}"
 
     def raw(self, db: str | None, influxql: str, write: bool = False) -> dict:
         """The decoded JSON answer; a statement error raises InfluxRejected."""
@@ -115,16 +48,7 @@ class QueryClient:
         what = f"InfluxQL on {db}" if db else "InfluxQL"
         # CREATE/DROP must be POSTed (1.x); reads go in the query string
         method, where = ("POST", "data") if write else ("GET", "params")
-        response = request(
-            self.session,
-            method,
-            self.url + "/query",
-            budget_s=self.budget_s,
-            timeout_s=self.timeout_s,
-            what=what,
-            credentials=self.credentials,
-            **{where: params},
-        )
+        response = self.call(method, "/query", what, **{where: params})
         try:
             payload = response.json()
         except ValueError:
@@ -146,6 +70,3 @@ class QueryClient:
         """Every series of every statement: {"name", "tags", "columns", "values"}."""
         for result in self.raw(db, influxql)["results"]:
             yield from result.get("series") or []
-
-    def close(self) -> None:
-        self.session.close()

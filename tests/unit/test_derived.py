@@ -282,8 +282,19 @@ def test_influx3_writer_creates_database_and_tables_then_writes(fixed_server, tm
     writer.write("acme", b"m f=2 2\n")
     writer.close()
     paths = [path.split("?")[0] for _, path, _ in fixed_server.seen]
-    assert paths == ["/api/v3/configure/database"] + ["/api/v3/configure/table"] * 4 + ["/api/v2/write"] * 2
+    # the is-this-InfluxDB check once, with the token (InfluxDB 3 may want it on /ping)
+    assert paths == ["/ping", "/api/v3/configure/database"] + ["/api/v3/configure/table"] * 4 + ["/api/v2/write"] * 2
     assert {auth for *_, auth in fixed_server.seen} == {"Bearer tok"}
+
+
+@pytest.mark.parametrize("version", ["1", "3"])
+def test_a_web_server_is_not_taken_for_influxdb_by_the_1x_and_3x_writers(fixed_server, tmp_path, version):
+    fixed_server.answers["/ping"] = (404, b"<html>Not Found</html>")
+    writer = writer_for(fixed_server, version, tmp_path)
+    with pytest.raises(ConfigError, match="does not look like an InfluxDB: GET /ping answered HTTP 404"):
+        writer.write("acme", b"m f=1 1\n")
+    writer.close()
+    assert [path for _, path, _ in fixed_server.seen] == ["/ping"]  # nothing created, nothing written
 
 
 KILLER = r"""
