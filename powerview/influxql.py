@@ -46,9 +46,10 @@ class QueryClient(Connection):
         if db is not None:
             params["db"] = db
         what = f"InfluxQL on {db}" if db else "InfluxQL"
-        # CREATE/DROP must be POSTed (1.x); reads go in the query string
-        method, where = ("POST", "data") if write else ("GET", "params")
-        response = self.call(method, "/query", what, **{where: params})
+        if write:  # CREATE/DROP must be POSTed (1.x); reads go in the query string
+            response = self.call("POST", "/query", what, data=params)
+        else:
+            response = self.call("GET", "/query", what, params=params)
         try:
             payload = response.json()
         except ValueError:
