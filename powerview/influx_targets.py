@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 import requests
 
@@ -42,6 +43,8 @@ class _HttpWriter:
     the is-this-InfluxDB check before the first write, the 413 split, a missing database as a
     setting to fix."""
 
+    # the write endpoint, its database parameter, the rest of its call
+    write_path, bucket_param, write_options = "", "", cast(dict[str, Any], {})
     missing_database = ""  # the ConfigError of a write answered 404, {bucket} in it
 
     def __init__(self, settings: InfluxSettings):
@@ -66,12 +69,17 @@ class _HttpWriter:
         write_in_halves(lambda part: self._write_once(bucket, part), body, f"database {bucket}")
 
     def _write_once(self, bucket: str, body: bytes) -> None:
-        response = self._post(bucket, body)
+        response = self._call(
+            "POST",
+            self.write_path,
+            f"writing to database {bucket}",
+            params={self.bucket_param: bucket, "precision": "s"},
+            data=body,
+            accept_404=True,
+            **self.write_options,
+        )
         if response.status_code == 404:  # "database not found": a setting to fix, not a fault of the file
             raise ConfigError(self.missing_database.format(bucket=repr(bucket)))
-
-    def _post(self, bucket: str, body: bytes) -> requests.Response:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def close(self) -> None:
         self._conn.close()
@@ -80,6 +88,7 @@ class _HttpWriter:
 class Influx1Writer(_HttpWriter):
     """InfluxDB 1.x: /write and CREATE DATABASE."""
 
+    write_path, bucket_param, write_options = "/write", "db", {"ok_statuses": (204,)}
     missing_database = (
         "InfluxDB database {bucket} does not exist and could not be created: create "
         "it (CREATE DATABASE) or let INFLUXDB_V1_USER create it"
@@ -91,21 +100,12 @@ class Influx1Writer(_HttpWriter):
         except ConfigError as exc:  # a non-admin user: the database must exist already
             log.warning("cannot create database %s (%s): writing anyway", bucket, exc)
 
-    def _post(self, bucket: str, body: bytes) -> requests.Response:
-        return self._call(
-            "POST",
-            "/write",
-            f"writing to database {bucket}",
-            params={"db": bucket, "precision": "s"},
-            data=body,
-            ok_statuses=(204,),
-            accept_404=True,
-        )
-
 
 class Influx3Writer(_HttpWriter):
     """InfluxDB 3 Core / Enterprise: v2-compatible write, databases and tables through /api/v3."""
 
+    write_path, bucket_param = "/api/v2/write", "bucket"
+    write_options = {"headers": {"Content-Type": "text/plain; charset=utf-8"}}
     missing_database = (
         "InfluxDB 3 database {bucket} does not exist: create it (influxdb3 create database), "
         "or let PowerView create it (TSV_INFLUX_CREATE_BUCKETS=true with an admin token)"
@@ -135,17 +135,6 @@ class Influx3Writer(_HttpWriter):
                 ok_statuses=(200, 201, 204),
                 accept=_already_exists,
             )
-
-    def _post(self, bucket: str, body: bytes) -> requests.Response:
-        return self._call(
-            "POST",
-            "/api/v2/write",
-            f"writing to database {bucket}",
-            params={"bucket": bucket, "precision": "s"},
-            data=body,
-            headers={"Content-Type": "text/plain; charset=utf-8"},
-            accept_404=True,
-        )
 
 
 def _already_exists(response: requests.Response) -> bool:

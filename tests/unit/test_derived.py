@@ -331,4 +331,28 @@ def test_kill_9_while_recording_leaves_only_whole_records(tmp_path):
     assert len(records) > 3
     for path in records:
         assert outbox.load(path).bucket == "acme"  # every visible record is whole
-    assert all(p.name.startswith(".tmp-") or p.suffix == ".json" for p in outbox.dir.iterdir())
+    # a torn record can only be a temporary file in .tmp/ (never read)
+    assert all(p.name == ".tmp" or p.suffix == ".json" for p in outbox.dir.iterdir())
+    assert all(p.suffix == ".tmp" for p in (outbox.dir / ".tmp").iterdir())
+
+
+def test_records_queued_by_the_previous_version_are_still_read(tmp_path):
+    """The previous version wrote <spool>/outbox/derived/<ns>-<pid>-<digest>.json (and its
+    temporary files as .tmp-* beside them): the shared outbox reads them, oldest first."""
+    folder = tmp_path / "outbox" / "derived"
+    folder.mkdir(parents=True)
+    old = {"version": 1, "bucket": "acme", "campaign": "c", "device_master_sn": "0201", "start": 10, "end": 20}
+    (folder / "00001764000000000000-4242-0123456789abcdef.json").write_text(
+        json.dumps({**old, "fields": ["M0201_Ch1_W"], "channels": ["M0201_Ch1"]}, sort_keys=True)
+    )
+    (folder / ".tmp-x1y2z3").write_text('{"bucket": "acm')  # torn by a kill -9 of the old version
+    outbox = derived.Outbox(tmp_path)
+    new = outbox.add(derived.Span("acme", "c", "0201", 30, 40, ("M0201_Ch2_W",), ("M0201_Ch2",)))
+    records = outbox.pending()
+    assert [p.name for p in records] == ["00001764000000000000-4242-0123456789abcdef.json", new.name]
+    spans = [outbox.load(p) for p in records]
+    assert [(s.start, s.fields, s.channels) for s in spans] == [
+        (10, ("M0201_Ch1_W",), ("M0201_Ch1",)),
+        (30, ("M0201_Ch2_W",), ("M0201_Ch2",)),
+    ]
+    assert json.loads(new.read_text())["version"] == 1  # the same record format, still readable by the old version
