@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 
 from powerview import derived
 from powerview.influx import InfluxRejected, InfluxUnavailable
@@ -356,3 +357,46 @@ def test_records_queued_by_the_previous_version_are_still_read(tmp_path):
         (30, ("M0201_Ch2_W",), ("M0201_Ch2",)),
     ]
     assert json.loads(new.read_text())["version"] == 1  # the same record format, still readable by the old version
+
+
+def test_the_catalogue_rebuild_uses_the_shared_influxql_client(fixed_server, tmp_path):
+    """INFLUXDB_VERSION decides the authentication (1.x: basic auth, not a token) and a 503 is
+    retried, as for every other InfluxDB call; 404 on the buckets API means 1.x: SHOW DATABASES."""
+    from dataclasses import replace
+
+    from powerview.catalogue_rebuild import bucket_names
+    from powerview.influx_targets import open_query_client
+
+    fixed_server.answers["/api/v2/buckets"] = (404, b"404 page not found")
+    fixed_server.answers["/query"] = (
+        200,
+        b'{"results":[{"statement_id":0,"series":[{"name":"databases","columns":["name"],'
+        b'"values":[["zeta"],["acme"]]}]}]}',
+    )
+    settings = load(
+        tmp_path / "none.env",
+        environ={
+            "INFLUXDB_VERSION": "1",
+            "INFLUXDB_HOST": f"http://127.0.0.1:{fixed_server.server_address[1]}",
+            "INFLUXDB_V1_USER": "pv",
+            "INFLUXDB_V1_PASSWORD": "pw",
+        },
+    )
+    client = open_query_client(replace(settings.influx, retry_max_s=5.0))
+    client.session.mount("http://", _FailOnce())
+    assert bucket_names(client, None) == ["acme", "zeta"]
+    client.close()
+    assert [path.split("?")[0] for _, path, _ in fixed_server.seen] == ["/api/v2/buckets", "/query"]
+    assert {auth for *_, auth in fixed_server.seen} == {"Basic cHY6cHc="}
+
+
+class _FailOnce(requests.adapters.HTTPAdapter):
+    """The first request finds the server unreachable (a restart): the layer retries it."""
+
+    failed = False
+
+    def send(self, request, **kwargs):
+        if not type(self).failed:
+            type(self).failed = True
+            raise requests.ConnectionError("connection refused (simulated)")
+        return super().send(request, **kwargs)
