@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from . import catalogue
-from .catalogue_rebuild import InfluxQL, InfluxQueryError, bodies_of, campaigns_of
+from .catalogue_rebuild import bodies_of, bucket_names, campaigns_of
 from .exitcodes import ExitCode, worst
+from .influx import InfluxRejected, InfluxUnavailable
+from .influx_targets import open_query_client
 from .names import raw_bucket_skip_reason
 from .outbox import Outbox, Refused
 from .settings import ConfigError, load_influx_command
 
 log = logging.getLogger("powerview")
+# every refusal or outage of InfluxDB is a "try again later" here (75), as it always was
+INFLUX_ERRORS = (InfluxUnavailable, InfluxRejected, ConfigError)
 
 
 @click.command(
@@ -62,12 +67,13 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
         settings.influx.require()
     except ConfigError as exc:
         _usage(str(exc))
-    influx = InfluxQL(settings.influx.url, settings.influx.token)
+    # SHOW SERIES of a large bucket may take long: at least the 300 s a request always had here
+    influx = open_query_client(replace(settings.influx, timeout_s=max(settings.influx.timeout_s, 300.0)))
     failures: list[ExitCode] = []
     if all_buckets:
         try:
-            names = influx.buckets(settings.influx.org)
-        except InfluxQueryError as exc:
+            names = bucket_names(influx, settings.influx.org)
+        except INFLUX_ERRORS as exc:
             click.echo(f"powerview-catalogue: error: cannot list the buckets: {exc}", err=True)
             sys.exit(ExitCode.TEMPFAIL)
         targets = []
@@ -87,7 +93,7 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
     for bucket in targets:
         try:
             campaigns = campaigns_of(influx, bucket)
-        except InfluxQueryError as exc:
+        except INFLUX_ERRORS as exc:
             click.echo(f"{bucket}: error: {exc}", err=True)
             failures.append(ExitCode.TEMPFAIL)
             continue

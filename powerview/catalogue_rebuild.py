@@ -3,6 +3,8 @@
 Series are read with InfluxQL `SHOW SERIES FROM electrical` on `/query` (db = bucket): InfluxDB
 1.x answers it, and 2.x through its (virtual) DBRP mapping. Buckets for `--all` come from
 `GET /api/v2/buckets` (InfluxDB 2.x), or `SHOW DATABASES` where that API does not exist (1.x).
+Every call goes through the project's InfluxQL client (`influxql.QueryClient`: the generation's
+authentication, retries within TSV_INFLUX_RETRY_MAX_SECONDS).
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import requests
-
-from . import peers
 from .catalogue import bodies_for
+from .influx import InfluxUnavailable
+from .influxql import QueryClient
 from .names import name_problem
 from .schema import MEASUREMENT
 
@@ -23,8 +24,6 @@ log = logging.getLogger(__name__)
 PAGE = 10_000
 
 
-class InfluxQueryError(Exception):
-    pass
 
 
 def split_series_key(key: str) -> tuple[str, dict[str, str]]:
@@ -53,73 +52,44 @@ class Campaign:
     masters: set[str] = field(default_factory=set)
 
 
-class InfluxQL:
-    def __init__(self, url: str, token: str | None, timeout_s: float = 300.0):
-        self.url, self.timeout_s = url.rstrip("/"), timeout_s
-        self.session = peers.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Token {token}"
+def series_keys(client: QueryClient, db: str) -> Iterator[str]:
+    """Every series key of the raw measurement of `db`, a page at a time."""
+    offset = 0
+    while True:
+        rows = [
+            row[0]
+            for s in client.series(db, f"SHOW SERIES FROM {MEASUREMENT} LIMIT {PAGE} OFFSET {offset}")
+            for row in s.get("values", [])
+        ]
+        yield from rows
+        if len(rows) < PAGE:
+            return
+        offset += PAGE
 
-    def query(self, db: str | None, influxql: str) -> list[dict]:
-        params = {"q": influxql}
-        if db is not None:
-            params["db"] = db
+
+def bucket_names(client: QueryClient, org: str | None) -> list[str]:
+    """The buckets: `GET /api/v2/buckets` (InfluxDB 2.x), `SHOW DATABASES` where that API does
+    not exist (404: 1.x, 3.x)."""
+    limit, offset = 100, 0
+    names: list[str] = []
+    while True:
+        params: dict[str, int | str] = {"limit": limit, "offset": offset, **({"org": org} if org else {})}
+        answer = client.call("GET", "/api/v2/buckets", "listing the buckets", params=params, accept_404=True)
+        if answer.status_code == 404:
+            return sorted(row[0] for s in client.series(None, "SHOW DATABASES") for row in s.get("values", []))
         try:
-            answer = self.session.get(f"{self.url}/query", params=params, timeout=self.timeout_s)
-        except requests.RequestException as exc:
-            raise InfluxQueryError(f"{self.url}/query: {exc}") from None
-        try:
-            payload = answer.json()
-        except ValueError:
-            raise InfluxQueryError(f"{self.url}/query: HTTP {answer.status_code}: {answer.text[:200]}") from None
-        if answer.status_code != 200 or not isinstance(payload, dict) or "error" in payload:
-            raise InfluxQueryError(
-                f"{self.url}/query: HTTP {answer.status_code}: "
-                f"{payload.get('error') if isinstance(payload, dict) else payload}"
-            )
-        series = []
-        for result in payload.get("results", []):
-            if "error" in result:
-                raise InfluxQueryError(f"{influxql!r} on {db}: {result['error']}")
-            series.extend(result.get("series", []))
-        return series
-
-    def series_keys(self, db: str) -> Iterator[str]:
-        offset = 0
-        while True:
-            rows = [
-                row[0]
-                for s in self.query(db, f"SHOW SERIES FROM {MEASUREMENT} LIMIT {PAGE} OFFSET {offset}")
-                for row in s.get("values", [])
-            ]
-            yield from rows
-            if len(rows) < PAGE:
-                return
-            offset += PAGE
-
-    def buckets(self, org: str | None) -> list[str]:
-        limit, offset = 100, 0
-        names: list[str] = []
-        while True:
-            params: dict[str, int | str] = {"limit": limit, "offset": offset, **({"org": org} if org else {})}
-            try:
-                answer = self.session.get(f"{self.url}/api/v2/buckets", params=params, timeout=self.timeout_s)
-            except requests.RequestException as exc:
-                raise InfluxQueryError(f"{self.url}/api/v2/buckets: {exc}") from None
-            if answer.status_code == 404:  # InfluxDB 1.x
-                return sorted(row[0] for s in self.query(None, "SHOW DATABASES") for row in s.get("values", []))
-            if answer.status_code != 200:
-                raise InfluxQueryError(f"{self.url}/api/v2/buckets: HTTP {answer.status_code}: {answer.text[:200]}")
             page = answer.json().get("buckets", [])
-            names += [b["name"] for b in page]
-            if len(page) < limit:
-                return sorted(names)
-            offset += limit
+        except (ValueError, AttributeError):
+            raise InfluxUnavailable(f"GET /api/v2/buckets: unexpected answer {answer.text[:200]!r}") from None
+        names += [b["name"] for b in page]
+        if len(page) < limit:
+            return sorted(names)
+        offset += limit
 
 
-def campaigns_of(influx: InfluxQL, bucket: str) -> dict[str, Campaign]:
+def campaigns_of(client: QueryClient, bucket: str) -> dict[str, Campaign]:
     found: dict[str, Campaign] = {}
-    for key in influx.series_keys(bucket):
+    for key in series_keys(client, bucket):
         measurement, tags = split_series_key(key)
         campaign, channel_id, unit = tags.get("campaign"), tags.get("channel_id"), tags.get("channel_unit")
         if measurement != MEASUREMENT or not campaign or not channel_id or not unit:

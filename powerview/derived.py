@@ -41,20 +41,17 @@ with powerview-downsample): the one that read the newer raw data always writes l
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import math
 import os
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import lineprotocol, schema
+from . import lineprotocol, outbox, schema
 from .influx import InfluxRejected, InfluxUnavailable
 from .influxql import QueryClient, quote_ident, quote_string
 from .names import name_problem
@@ -419,40 +416,30 @@ def _write(writer, bucket: str, lines: Iterable[str], batch_lines: int) -> int:
 # ---------------------------------------------------------------- the durable outbox
 
 
-class Outbox:
-    """Spans waiting to be recomputed, one JSON file each (atomic rename). Every record has a
-    name of its own (time, process, content): a span recorded again while another process
-    recomputes an older record of the same content is never deleted with it."""
+class Outbox(outbox.Outbox):
+    """Spans waiting to be recomputed: the project's durable outbox (`outbox.Outbox`: temporary
+    file, fsync, rename, fsync of the folder) in `<spool>/outbox/derived/`, one JSON record
+    {"version": 1, <the span>} a file. Every record has a name of its own (time, process,
+    sequence): a span recorded again while another process recomputes an older record of the
+    same content is never deleted with it. Records of earlier versions
+    (`<time>-<pid>-<digest>.json`) are read the same way."""
 
     def __init__(self, spool_dir: Path):
-        self.dir = Path(spool_dir) / OUTBOX
+        super().__init__(Path(spool_dir) / OUTBOX)
+
+    @property
+    def dir(self) -> Path:
+        return self.folder
 
     def add(self, span: Span) -> Path:
-        """Write the record durably (fsync, rename, fsync of the folder). Raises OSError."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"version": 1, **asdict(span)}, sort_keys=True)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        path = self.dir / f"{time.time_ns():020d}-{os.getpid()}-{digest}.json"
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.dir)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return path
+        """Write the record durably. Raises OSError."""
+        return self.put({"version": 1, **asdict(span)})
 
     def pending(self) -> list[Path]:
+        """The waiting records, oldest first; none when the folder cannot be read (an unusable spool
+        never stops a recompute)."""
         try:
-            return sorted((p for p in self.dir.glob("*.json")), key=lambda p: (p.stat().st_mtime, p.name))
+            return self.waiting()
         except OSError:
             return []
 

@@ -257,7 +257,9 @@ def _tasks_api(influx) -> flux_tasks.TasksAPI:
             f"(INFLUXDB_VERSION is {influx.version})"
         )
     influx.require()
-    return flux_tasks.TasksAPI(influx.url or "", influx.org or "", influx.token or "", influx.timeout_s)
+    return flux_tasks.TasksAPI(
+        influx.url or "", influx.org or "", influx.token or "", influx.timeout_s, influx.retry_max_s
+    )
 
 
 def _switch_tasks(api: flux_tasks.TasksAPI, buckets: list[str], levels, status: str, dry_run: bool) -> None:

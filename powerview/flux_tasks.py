@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import requests
-
-from .influx import InfluxRejected, InfluxUnavailable
+from .influx import InfluxRejected
+from .influx_http import Connection
 
 ACTIVE, INACTIVE = "active", "inactive"
 
@@ -42,28 +41,23 @@ class TaskChange:
 
 
 class TasksAPI:
-    """The two calls, with the admin token; errors as the rest of the project raises them."""
+    """The two calls, with the admin token, on the project's HTTP layer (`influx_http`: retries
+    within the budget, InfluxDB's statuses classified as for every other call)."""
 
-    def __init__(self, url: str, org: str, token: str, timeout_s: float = 30.0):
-        self.url, self.org, self.timeout_s = url.rstrip("/"), org, timeout_s
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Token {token}"
+    def __init__(self, url: str, org: str, token: str, timeout_s: float = 30.0, budget_s: float = 60.0):
+        self.org = org
+        self.connection = Connection(
+            url, ("token", token), timeout_s, budget_s, credentials="INFLUXDB_ADMIN_TOKEN (with task rights)"
+        )
 
     def _call(self, method: str, path: str, **kwargs) -> dict:
-        try:
-            answer = self.session.request(method, self.url + path, timeout=self.timeout_s, **kwargs)
-        except requests.RequestException as exc:
-            raise InfluxUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        answer = self.connection.call(method, path, f"{method} {path}", ok_statuses=(200,), **kwargs)
         try:
             body = answer.json()
         except ValueError:
             body = None
-        if answer.status_code >= 500 or answer.status_code == 429:
-            raise InfluxUnavailable(f"{method} {path} answered HTTP {answer.status_code}")
-        if answer.status_code >= 400 or not isinstance(body, dict):
-            message = body.get("message") if isinstance(body, dict) else answer.text[:200]
-            hint = " (check INFLUXDB_ADMIN_TOKEN)" if answer.status_code in (401, 403) else ""
-            raise InfluxRejected(f"{method} {path} answered HTTP {answer.status_code}: {message}{hint}")
+        if not isinstance(body, dict):
+            raise InfluxRejected(f"{method} {path} answered HTTP {answer.status_code}: {answer.text[:200]}")
         return body
 
     def find(self, name: str) -> list[dict]:

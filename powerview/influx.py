@@ -1,4 +1,7 @@
-"""Everything that talks to InfluxDB 2: the client, buckets, batched writes with retries.
+"""InfluxDB's errors and the rules every call to it follows (all generations): the status
+classification, THE retry loop, the is-this-InfluxDB check, the 413 split; and the InfluxDB 2
+writer (influxdb-client: the client, buckets, batched writes). The plain-HTTP calls of the other
+generations and of InfluxQL are in `influx_http`.
 
 This module knows HTTP and InfluxDB; it knows nothing about T302 files.
 """
@@ -52,13 +55,16 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
-def check_server(url: str, timeout_s: float, budget_s: float) -> None:
-    """Make sure `url` is an InfluxDB: `GET /ping` answers 204 (1.x, 2.x and compatible servers) or
-    200 with a JSON version (3.x). Raises ConfigError for anything else (a web server answering
-    HTML, a 404), InfluxUnavailable when nothing answers for the whole retry budget."""
+def check_server(url: str, timeout_s: float, budget_s: float, session: requests.Session | None = None) -> None:
+    """THE is-this-InfluxDB check, every generation: `GET /ping` answers 204 (1.x, 2.x and
+    compatible servers) or 200 with a JSON version (3.x). Raises ConfigError for anything else (a
+    web server answering HTML, a 404), InfluxUnavailable when nothing answers for the whole retry
+    budget. `session` carries the credentials where the server wants them on /ping (3.x)."""
     endpoint = f"{url}/ping"
 
     def ping() -> requests.Response:
+        if session is not None:
+            return session.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
         return peers.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
 
     try:
@@ -170,11 +176,15 @@ def with_retries(
     sleep: Callable[[float], None] = time.sleep,
     timeout_s: float | None = None,
 ) -> T:
-    """Run `action`, retrying connection errors, 429 and 5xx with exponential backoff.
+    """THE retry loop of every call to InfluxDB (any generation, any use): run `action`, retrying
+    connection errors, 429 and 5xx (InfluxUnavailable) with exponential backoff, the server's
+    Retry-After honoured.
 
-    Gives up with InfluxUnavailable once `budget_s` seconds have passed; 401/403/404 raise
-    ConfigError and 400/413/422 InfluxRejected at once. With `timeout_s`, each attempt has that
-    total deadline (a server that answers a byte at a time is a failed attempt).
+    Gives up with InfluxUnavailable once `budget_s` seconds have passed (a budget of 0: a single
+    attempt); 401/403/404 raise ConfigError and 400/413/422 InfluxRejected (RequestTooLarge) at
+    once. `action` may raise a classified exception itself (`classify_status`; `.headers` for
+    Retry-After), an influxdb-client ApiException or a transport error. With `timeout_s`, each
+    attempt has that total deadline (a server that answers a byte at a time is a failed attempt).
     """
     deadline = time.monotonic() + budget_s
     delay = 0.5
@@ -184,8 +194,8 @@ def with_retries(
         try:
             with peers.deadline(timeout_s, what):
                 return action()
-        except (ApiException, *_TRANSIENT) as exc:
-            error = classify(exc)
+        except (InfluxUnavailable, ApiException, *_TRANSIENT) as exc:
+            error = exc if isinstance(exc, InfluxUnavailable) else classify(exc)
             if not isinstance(error, InfluxUnavailable):
                 raise error from None
             wait = retry_after_seconds(exc)

@@ -21,12 +21,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 import requests
 
-from . import peers, schema
+from . import schema
 from .influx import InfluxWriter, Writer, write_in_halves
-from .influxql import QueryClient, quote_ident, request
+from .influx_http import auth_of, credentials_hint
+from .influxql import QueryClient, quote_ident
 from .schema import DEFAULT_META_BUCKET
 from .settings import ConfigError, InfluxSettings
 
@@ -36,36 +38,22 @@ ELECTRICAL_TAGS = schema.TAG_KEYS
 ELECTRICAL_TABLES = tuple(schema.DERIVED_MEASUREMENTS.values())
 
 
-def _credentials_hint(settings: InfluxSettings) -> str:
-    if settings.version == 1:
-        return "INFLUXDB_V1_USER and INFLUXDB_V1_PASSWORD"
-    if settings.version == 3:
-        return "INFLUXDB_ADMIN_TOKEN (an InfluxDB 3 admin token)"
-    return "INFLUXDB_ADMIN_TOKEN and INFLUXDB_ORG"
-
-
 class _HttpWriter:
-    """Shared plumbing of the 1.x and 3.x writers (requests, the project's retry rules)."""
+    """Shared plumbing of the 1.x and 3.x writers: one `Connection` (the project's HTTP layer),
+    the is-this-InfluxDB check before the first write, the 413 split, a missing database as a
+    setting to fix."""
+
+    # the write endpoint, its database parameter, the rest of its call
+    write_path, bucket_param, write_options = "", "", cast(dict[str, Any], {})
+    missing_database = ""  # the ConfigError of a write answered 404, {bucket} in it
 
     def __init__(self, settings: InfluxSettings):
-        settings.require()
         self._settings = settings
-        self._url = settings.url
-        self._session = peers.Session()
+        self._conn = open_query_client(settings)
         self._known_buckets: set[str] = set()
-        self._hint = _credentials_hint(settings)
 
     def _call(self, method: str, path: str, what: str, **kwargs) -> requests.Response:
-        return request(
-            self._session,
-            method,
-            f"{self._url}{path}",
-            budget_s=self._settings.retry_max_s,
-            timeout_s=self._settings.timeout_s,
-            what=what,
-            credentials=self._hint,
-            **kwargs,
-        )
+        return self._conn.call(method, path, what, **kwargs)
 
     def ensure_bucket(self, bucket: str) -> None:
         if bucket not in self._known_buckets and self._settings.create_buckets:
@@ -75,57 +63,57 @@ class _HttpWriter:
     def _create(self, bucket: str) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def close(self) -> None:
-        self._session.close()
-
-
-class Influx1Writer(_HttpWriter):
-    """InfluxDB 1.x: /write and CREATE DATABASE."""
-
-    def __init__(self, settings: InfluxSettings):
-        super().__init__(settings)
-        if settings.v1_user:
-            self._session.auth = (settings.v1_user, settings.v1_password or "")
-        self._query = open_query_client(settings)
-
-    def _create(self, bucket: str) -> None:
-        try:
-            self._query.raw(None, f"CREATE DATABASE {quote_ident(bucket)}", write=True)
-        except ConfigError as exc:  # a non-admin user: the database must exist already
-            log.warning("cannot create database %s (%s): writing anyway", bucket, exc)
-
     def write(self, bucket: str, body: bytes) -> None:
+        self._conn.check_server()
         self.ensure_bucket(bucket)
         write_in_halves(lambda part: self._write_once(bucket, part), body, f"database {bucket}")
 
     def _write_once(self, bucket: str, body: bytes) -> None:
         response = self._call(
             "POST",
-            "/write",
+            self.write_path,
             f"writing to database {bucket}",
-            params={"db": bucket, "precision": "s"},
+            params={self.bucket_param: bucket, "precision": "s"},
             data=body,
-            ok_statuses=(204,),
-            accept=lambda r: r.status_code == 404,
+            accept_404=True,
+            **self.write_options,
         )
         if response.status_code == 404:  # "database not found": a setting to fix, not a fault of the file
-            raise ConfigError(
-                f"InfluxDB database {bucket!r} does not exist and could not be created: create "
-                "it (CREATE DATABASE) or let INFLUXDB_V1_USER create it"
-            )
+            raise ConfigError(self.missing_database.format(bucket=repr(bucket)))
 
     def close(self) -> None:
-        self._query.close()
-        super().close()
+        self._conn.close()
+
+
+class Influx1Writer(_HttpWriter):
+    """InfluxDB 1.x: /write and CREATE DATABASE."""
+
+    write_path, bucket_param, write_options = "/write", "db", {"ok_statuses": (204,)}
+    missing_database = (
+        "InfluxDB database {bucket} does not exist and could not be created: create "
+        "it (CREATE DATABASE) or let INFLUXDB_V1_USER create it"
+    )
+
+    def _create(self, bucket: str) -> None:
+        try:
+            self._conn.raw(None, f"CREATE DATABASE {quote_ident(bucket)}", write=True)
+        except ConfigError as exc:  # a non-admin user: the database must exist already
+            log.warning("cannot create database %s (%s): writing anyway", bucket, exc)
 
 
 class Influx3Writer(_HttpWriter):
     """InfluxDB 3 Core / Enterprise: v2-compatible write, databases and tables through /api/v3."""
 
+    write_path, bucket_param = "/api/v2/write", "bucket"
+    write_options = {"headers": {"Content-Type": "text/plain; charset=utf-8"}}
+    missing_database = (
+        "InfluxDB 3 database {bucket} does not exist: create it (influxdb3 create database), "
+        "or let PowerView create it (TSV_INFLUX_CREATE_BUCKETS=true with an admin token)"
+    )
+
     def __init__(self, settings: InfluxSettings, meta_bucket: str = DEFAULT_META_BUCKET):
         super().__init__(settings)
         self._meta_bucket = meta_bucket
-        self._session.headers["Authorization"] = f"Bearer {settings.token}"
 
     def _create(self, bucket: str) -> None:
         self._call(
@@ -148,26 +136,6 @@ class Influx3Writer(_HttpWriter):
                 accept=_already_exists,
             )
 
-    def write(self, bucket: str, body: bytes) -> None:
-        self.ensure_bucket(bucket)
-        write_in_halves(lambda part: self._write_once(bucket, part), body, f"database {bucket}")
-
-    def _write_once(self, bucket: str, body: bytes) -> None:
-        response = self._call(
-            "POST",
-            "/api/v2/write",
-            f"writing to database {bucket}",
-            params={"bucket": bucket, "precision": "s"},
-            data=body,
-            headers={"Content-Type": "text/plain; charset=utf-8"},
-            accept=lambda r: r.status_code == 404,
-        )
-        if response.status_code == 404:  # "database not found": a setting to fix, not a fault of the file
-            raise ConfigError(
-                f"InfluxDB 3 database {bucket!r} does not exist: create it (influxdb3 create database), "
-                "or let PowerView create it (TSV_INFLUX_CREATE_BUCKETS=true with an admin token)"
-            )
-
 
 def _already_exists(response: requests.Response) -> bool:
     """409 (or a 400 saying so): the database or table exists already, which is what we want."""
@@ -184,18 +152,12 @@ def open_writer(settings: InfluxSettings, meta_bucket: str = DEFAULT_META_BUCKET
 
 
 def open_query_client(settings: InfluxSettings) -> QueryClient:
-    """The InfluxQL client (`/query`) of the targeted server."""
+    """The InfluxQL client (`/query`) of the targeted server, a `Connection` for its other calls."""
     settings.require()
-    if settings.version == 1:
-        auth: tuple = ("v1", settings.v1_user, settings.v1_password)
-    elif settings.version == 3:
-        auth = ("bearer", settings.token)
-    else:
-        auth = ("token", settings.token)
     return QueryClient(
         settings.url or "",
-        auth,
+        auth_of(settings),
         timeout_s=settings.timeout_s,
         budget_s=settings.retry_max_s,
-        credentials=_credentials_hint(settings),
+        credentials=credentials_hint(settings),
     )

@@ -1,6 +1,5 @@
 """InfluxQL over HTTP: the `/query` endpoint that InfluxDB 1.x, 2.x (v1 compatibility, database =
-bucket through the virtual DBRP mapping) and 3.x (v1 compatibility) all serve, plus the plain-HTTP
-request helper the 1.x and 3.x writers share.
+bucket through the virtual DBRP mapping) and 3.x (v1 compatibility) all serve, on the project's HTTP layer (`influx_http`).
 
 Error mapping (`influx.classify_status`, the same as the InfluxDB 2 writer's): unreachable, 5xx,
 429, no complete answer within the request's deadline -> retried within the budget, then
@@ -12,13 +11,10 @@ the JSON InfluxDB sends -> InfluxUnavailable (a proxy's HTML error page, say).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-import requests
-
-from . import peers
-from .influx import InfluxRejected, InfluxUnavailable, classify_status
+from .influx import InfluxRejected, InfluxUnavailable
+from .influx_http import Connection, request  # noqa: F401  (request: the former home of the HTTP call)
 
 log = logging.getLogger(__name__)
 
@@ -37,89 +33,12 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _message(response: requests.Response) -> str:
-    try:
-        payload = response.json()
-        if isinstance(payload, dict):
-            text = payload.get("error") or payload.get("message") or str(payload)
-        else:
-            text = str(payload)
-    except ValueError:
-        text = response.text
-    return " ".join(str(text).split())[:500]
-
-
-def request(
-    session: requests.Session,
-    method: str,
-    url: str,
-    *,
-    budget_s: float,
-    timeout_s: float,
-    what: str,
-    credentials: str,
-    ok_statuses: tuple[int, ...] = (200, 204),
-    accept: Callable[[requests.Response], bool] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    **kwargs,
-) -> requests.Response:
-    """One HTTP call with the project's retry rules. `credentials` names the settings to check on
-    401/403; `accept(response)` may declare another status fine (e.g. 409 "already exists")."""
-    deadline = time.monotonic() + budget_s
-    delay, attempt = 0.5, 0
-    while True:
-        attempt += 1
-        retry_after = None
-        try:
-            with peers.deadline(timeout_s, f"{what}: {method} {peers.redact_url(url)}"):
-                response = session.request(method, url, timeout=timeout_s, **kwargs)
-        except requests.RequestException as exc:
-            error = f"InfluxDB unreachable: {type(exc).__name__}: {peers.redact_text(str(exc))}"
-        else:
-            status = response.status_code
-            if status in ok_statuses or (accept is not None and accept(response)):
-                return response
-            classified = classify_status(status, _message(response), credentials)
-            if not isinstance(classified, InfluxUnavailable):
-                raise type(classified)(f"{what}: {classified}")
-            error = str(classified)
-            try:
-                retry_after = max(0.0, float(response.headers.get("Retry-After", "")))
-            except ValueError:
-                retry_after = None
-        wait = delay if retry_after is None else retry_after
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or wait > remaining:
-            raise InfluxUnavailable(f"{what}: {error} (gave up after {attempt} attempts)")
-        log.warning("%s: %s; retry %d in %.1f s", what, error, attempt, wait)
-        sleep(wait)
-        delay = min(delay * 2, 30.0)
-
-
-class QueryClient:
+class QueryClient(Connection):
     """Runs InfluxQL through `/query` of the targeted InfluxDB; one database (= bucket) a call.
 
-    `auth` is what the generation wants: ("v1", user, password) for 1.x (omitted when no user is
-    set), ("token", token) for 2.x (`Authorization: Token`), ("bearer", token) for 3.x.
+    A `Connection` (the generation's authentication, retries, status classification) that also
+    speaks InfluxQL.
     """
-
-    def __init__(
-        self,
-        url: str,
-        auth: tuple = (),
-        timeout_s: float = 30.0,
-        budget_s: float = 60.0,
-        credentials: str = "the InfluxDB credentials",
-    ):
-        self.url = url.rstrip("/")
-        self.timeout_s, self.budget_s, self.credentials = timeout_s, budget_s, credentials
-        self.session = peers.Session()
-        if auth and auth[0] == "v1" and auth[1]:
-            self.session.auth = (auth[1], auth[2] or "")
-        elif auth and auth[0] == "token":
-            self.session.headers["Authorization"] = f"Token {auth[1]}"
-        elif auth and auth[0] == "bearer":
-            self.session.headers["Authorization"] = f"Bearer {auth[1]}"
 
     def raw(self, db: str | None, influxql: str, write: bool = False) -> dict:
         """The decoded JSON answer; a statement error raises InfluxRejected."""
@@ -127,28 +46,10 @@ class QueryClient:
         if db is not None:
             params["db"] = db
         what = f"InfluxQL on {db}" if db else "InfluxQL"
-        if write:  # CREATE/DROP must be POSTed (1.x)
-            response = request(
-                self.session,
-                "POST",
-                self.url + "/query",
-                data=params,
-                budget_s=self.budget_s,
-                timeout_s=self.timeout_s,
-                what=what,
-                credentials=self.credentials,
-            )
+        if write:  # CREATE/DROP must be POSTed (1.x); reads go in the query string
+            response = self.call("POST", "/query", what, data=params)
         else:
-            response = request(
-                self.session,
-                "GET",
-                self.url + "/query",
-                params=params,
-                budget_s=self.budget_s,
-                timeout_s=self.timeout_s,
-                what=what,
-                credentials=self.credentials,
-            )
+            response = self.call("GET", "/query", what, params=params)
         try:
             payload = response.json()
         except ValueError:
@@ -170,6 +71,3 @@ class QueryClient:
         """Every series of every statement: {"name", "tags", "columns", "values"}."""
         for result in self.raw(db, influxql)["results"]:
             yield from result.get("series") or []
-
-    def close(self) -> None:
-        self.session.close()

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, write_durably
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +46,10 @@ class Outbox:
     def put(self, message: dict) -> Path:
         """Store a message durably; returns its file. Raises OSError when it cannot be stored."""
         self._ensure()
-        name = f"{time.time_ns():020d}-{os.getpid():07d}-{next(_sequence):06d}{SUFFIX}"
-        tmp = self.folder / TMP_DIR / name
+        path = self.folder / f"{time.time_ns():020d}-{os.getpid():07d}-{next(_sequence):06d}{SUFFIX}"
         data = json.dumps(message, ensure_ascii=False, sort_keys=True).encode()
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.rename(tmp, self.folder / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(self.folder)
-        return self.folder / name
+        write_durably(path, data, tmp_dir=self.folder / TMP_DIR, mode=0o666)
+        return path
 
     def waiting(self) -> list[Path]:
         """The stored messages, oldest first."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .exitcodes import ExitCode, worst
+from .fsutil import write_durably, write_temporary
 from .outcome import FileOutcome, RunReport, Status
 
 
@@ -67,29 +67,14 @@ def _finite(value):
     return value
 
 
-def _write_tmp(folder: Path, report: RunReport) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=".tsv_parser_", suffix=".json.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(to_json(report))
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
+def _data(report: RunReport) -> bytes:
+    return (to_json(report) + "\n").encode("utf-8")
 
 
 def write_file(path: Path, report: RunReport) -> Path:
     """Write the report at exactly `path` (the caller's choice, replaced atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _write_tmp(path.parent, report)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_durably(path, _data(report), prefix=".tsv_parser_")
     return path
 
 
@@ -98,7 +83,7 @@ def write(report_dir: Path, report: RunReport, started: datetime) -> Path:
     overwrites an earlier report of the same second (a suffix is added)."""
     report_dir.mkdir(parents=True, exist_ok=True)
     stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    tmp = _write_tmp(report_dir, report)
+    tmp = write_temporary(report_dir, _data(report), prefix=".tsv_parser_")
     try:
         for n in range(1000):
             target = report_dir / (f"tsv_parser_{stamp}.json" if n == 0 else f"tsv_parser_{stamp}_{n}.json")

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 
-from .fsutil import fsync_dir
+from .fsutil import fsync_dir, write_durably
 
 FORMAT_VERSION = 1
 INGEST, SCAN, PROVISION = "ingest", "scan", "provision"
@@ -157,18 +157,14 @@ class Spool:
 
     def _write(self, folder: Path, job: Job, only_if_exists: bool = False) -> Path:
         final = folder / f"{job.id}{SUFFIX}"
-        tmp = self.tmp_dir / f"{job.id}.{os.getpid()}.{os.urandom(3).hex()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
-        try:
-            os.write(fd, job.to_json().encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if only_if_exists and not final.exists():  # purged meanwhile: do not bring it back
-            tmp.unlink()
-            return final
-        os.rename(tmp, final)
-        fsync_dir(folder)
+        write_durably(
+            final,
+            job.to_json().encode("utf-8"),
+            tmp_dir=self.tmp_dir,
+            mode=0o640,
+            prefix=f"{job.id}.",
+            keep_if=final.exists if only_if_exists else None,  # purged meanwhile: do not bring it back
+        )
         return final
 
     def add(self, job: Job) -> Path:
@@ -203,15 +199,13 @@ class Spool:
             for k, v in sorted(environ.items())
             if k.startswith(EVENT_PREFIXES)
         )
-        tmp = self.tmp_dir / f"{event_id}{EVENT_SUFFIX}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, self.incoming_dir / f"{event_id}{EVENT_SUFFIX}")
-        fsync_dir(self.incoming_dir)
+        write_durably(
+            self.incoming_dir / f"{event_id}{EVENT_SUFFIX}",
+            data,
+            tmp_dir=self.tmp_dir,
+            mode=0o640,
+            prefix=f"{event_id}.",
+        )
         return event_id
 
     def events(self) -> list[Path]:

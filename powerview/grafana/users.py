@@ -33,12 +33,12 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..fsutil import write_durably
 from ..names import name_problem
 from .client import seg
 
@@ -105,21 +105,8 @@ class OwnerRecord:
             fcntl.flock(fd, fcntl.LOCK_EX)
             data = self.read()
             yield data
-            tmp = tempfile.NamedTemporaryFile(
-                "w", dir=self.path.parent, prefix=f".{RECORD_NAME}.", delete=False, encoding="utf-8"
-            )
-            try:
-                with tmp:
-                    os.fchmod(tmp.fileno(), 0o600)
-                    json.dump(data, tmp, indent=1, sort_keys=True)
-                    tmp.write("\n")
-                    tmp.flush()
-                    os.fsync(tmp.fileno())
-                os.replace(tmp.name, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp.name)
-                raise
+            text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+            write_durably(self.path, text.encode("utf-8"), mode=0o600, prefix=f".{RECORD_NAME}.")
         finally:
             os.close(fd)
 

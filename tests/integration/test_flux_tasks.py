@@ -140,7 +140,10 @@ def test_a_token_without_task_rights_is_named():
         influx.admin_token = "unknown-token"
         done = downsample(influx, "--bucket", COMPANY, "--enable-flux-tasks", "--levels", "1h")
     assert done.returncode == 2, done.stderr
-    assert "GET /api/v2/tasks answered HTTP 401: unauthorized access (check INFLUXDB_ADMIN_TOKEN)" in done.stderr
+    assert (
+        "GET /api/v2/tasks: InfluxDB refused the credentials (HTTP 401): check INFLUXDB_ADMIN_TOKEN "
+        "(with task rights) (unauthorized access)"
+    ) in done.stderr
 
 
 def test_the_task_options_need_influxdb_2(monkeypatch):

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 
 from powerview import derived, schema
 from powerview.influx import InfluxRejected, InfluxUnavailable
@@ -282,8 +283,19 @@ def test_influx3_writer_creates_database_and_tables_then_writes(fixed_server, tm
     writer.write("acme", b"m f=2 2\n")
     writer.close()
     paths = [path.split("?")[0] for _, path, _ in fixed_server.seen]
-    assert paths == ["/api/v3/configure/database"] + ["/api/v3/configure/table"] * 4 + ["/api/v2/write"] * 2
+    # the is-this-InfluxDB check once, with the token (InfluxDB 3 may want it on /ping)
+    assert paths == ["/ping", "/api/v3/configure/database"] + ["/api/v3/configure/table"] * 4 + ["/api/v2/write"] * 2
     assert {auth for *_, auth in fixed_server.seen} == {"Bearer tok"}
+
+
+@pytest.mark.parametrize("version", ["1", "3"])
+def test_a_web_server_is_not_taken_for_influxdb_by_the_1x_and_3x_writers(fixed_server, tmp_path, version):
+    fixed_server.answers["/ping"] = (404, b"<html>Not Found</html>")
+    writer = writer_for(fixed_server, version, tmp_path)
+    with pytest.raises(ConfigError, match="does not look like an InfluxDB: GET /ping answered HTTP 404"):
+        writer.write("acme", b"m f=1 1\n")
+    writer.close()
+    assert [path for _, path, _ in fixed_server.seen] == ["/ping"]  # nothing created, nothing written
 
 
 KILLER = r"""
@@ -320,4 +332,71 @@ def test_kill_9_while_recording_leaves_only_whole_records(tmp_path):
     assert len(records) > 3
     for path in records:
         assert outbox.load(path).bucket == "acme"  # every visible record is whole
-    assert all(p.name.startswith(".tmp-") or p.suffix == ".json" for p in outbox.dir.iterdir())
+    # a torn record can only be a temporary file in .tmp/ (never read)
+    assert all(p.name == ".tmp" or p.suffix == ".json" for p in outbox.dir.iterdir())
+    assert all(p.suffix == ".tmp" for p in (outbox.dir / ".tmp").iterdir())
+
+
+def test_records_queued_by_the_previous_version_are_still_read(tmp_path):
+    """The previous version wrote <spool>/outbox/derived/<ns>-<pid>-<digest>.json (and its
+    temporary files as .tmp-* beside them): the shared outbox reads them, oldest first."""
+    folder = tmp_path / "outbox" / "derived"
+    folder.mkdir(parents=True)
+    old = {"version": 1, "bucket": "acme", "campaign": "c", "device_master_sn": "0201", "start": 10, "end": 20}
+    (folder / "00001764000000000000-4242-0123456789abcdef.json").write_text(
+        json.dumps({**old, "fields": ["M0201_Ch1_W"], "channels": ["M0201_Ch1"]}, sort_keys=True)
+    )
+    (folder / ".tmp-x1y2z3").write_text('{"bucket": "acm')  # torn by a kill -9 of the old version
+    outbox = derived.Outbox(tmp_path)
+    new = outbox.add(derived.Span("acme", "c", "0201", 30, 40, ("M0201_Ch2_W",), ("M0201_Ch2",)))
+    records = outbox.pending()
+    assert [p.name for p in records] == ["00001764000000000000-4242-0123456789abcdef.json", new.name]
+    spans = [outbox.load(p) for p in records]
+    assert [(s.start, s.fields, s.channels) for s in spans] == [
+        (10, ("M0201_Ch1_W",), ("M0201_Ch1",)),
+        (30, ("M0201_Ch2_W",), ("M0201_Ch2",)),
+    ]
+    assert json.loads(new.read_text())["version"] == 1  # the same record format, still readable by the old version
+
+
+def test_the_catalogue_rebuild_uses_the_shared_influxql_client(fixed_server, tmp_path):
+    """INFLUXDB_VERSION decides the authentication (1.x: basic auth, not a token) and a 503 is
+    retried, as for every other InfluxDB call; 404 on the buckets API means 1.x: SHOW DATABASES."""
+    from dataclasses import replace
+
+    from powerview.catalogue_rebuild import bucket_names
+    from powerview.influx_targets import open_query_client
+
+    fixed_server.answers["/api/v2/buckets"] = (404, b"404 page not found")
+    fixed_server.answers["/query"] = (
+        200,
+        b'{"results":[{"statement_id":0,"series":[{"name":"databases","columns":["name"],'
+        b'"values":[["zeta"],["acme"]]}]}]}',
+    )
+    settings = load(
+        tmp_path / "none.env",
+        environ={
+            "INFLUXDB_VERSION": "1",
+            "INFLUXDB_HOST": f"http://127.0.0.1:{fixed_server.server_address[1]}",
+            "INFLUXDB_V1_USER": "pv",
+            "INFLUXDB_V1_PASSWORD": "pw",
+        },
+    )
+    client = open_query_client(replace(settings.influx, retry_max_s=5.0))
+    client.session.mount("http://", _FailOnce())
+    assert bucket_names(client, None) == ["acme", "zeta"]
+    client.close()
+    assert [path.split("?")[0] for _, path, _ in fixed_server.seen] == ["/api/v2/buckets", "/query"]
+    assert {auth for *_, auth in fixed_server.seen} == {"Basic cHY6cHc="}
+
+
+class _FailOnce(requests.adapters.HTTPAdapter):
+    """The first request finds the server unreachable (a restart): the layer retries it."""
+
+    failed = False
+
+    def send(self, request, **kwargs):
+        if not type(self).failed:
+            type(self).failed = True
+            raise requests.ConnectionError("connection refused (simulated)")
+        return super().send(request, **kwargs)
