@@ -39,12 +39,13 @@ import click
 import requests
 
 from . import influx, uploadlog
+from .acceptance_settings import AcceptanceSettings, load_acceptance
 from .envfile import PROJECT_DIR, read_environment
 from .exitcodes import ExitCode
 from .grafana_names import company_names
 from .influx_tokens import TokenManager
 from .schema import DERIVED_LEVELS, FILE_MEASUREMENT, MEASUREMENT
-from .settings import AcceptanceSettings, ConfigError, load_acceptance
+from .settings import ConfigError
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 TEST_COMPANY = re.compile(r"pvaccept_[0-9a-f]{8}\Z")

@@ -112,7 +112,7 @@ def serve(settings: WorkerSettings, env_file: Path | None, lock_fd: int | None =
             while wait_for_due(spool, settings.worker_linger_seconds):
                 runs += runner.run_due()
             # channel publications the config API did not take yet (the timer's run brings them in)
-            catalogue.publish_entries([], env_file=env_file)
+            catalogue.publish_entries([], catalogue.Recorder.load(env_file))
             # derived windows recorded by a parser run that did not finish (killed at the timeout)
             runner.derived_pending()
         finally:
