@@ -10,13 +10,11 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from . import commandline, derived, flux_tasks
-from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable
 from .influx_targets import open_query_client, open_writer
@@ -26,15 +24,17 @@ from .schema import reserved_bucket_problem
 from .settings import DOWNSAMPLE_LEVELS, ConfigError, load_influx_command, parse_levels
 
 log = logging.getLogger("powerview")
+PROG = "powerview-downsample"
 
 EXIT_OK, EXIT_USAGE, EXIT_UNAVAILABLE = ExitCode.OK, ExitCode.USAGE, ExitCode.TEMPFAIL
 
-EXIT_CODES = """\b
-Exit codes:
-  0   done (or, with --dry-run, the queries printed)
-  2   usage or configuration error, or InfluxDB refused a query or a write (the message says which)
-  75  InfluxDB unavailable: run again later (windows are recomputed whole: nothing half-done)
-\b
+EXIT_CODES = commandline.epilog(
+    {
+        ExitCode.OK: "done (or, with --dry-run, the queries printed)",
+        ExitCode.USAGE: "usage or configuration error, or InfluxDB refused a query or a write (the message says which)",
+        ExitCode.TEMPFAIL: "InfluxDB unavailable: run again later (windows are recomputed whole: nothing half-done)",
+    },
+    more="""
 Settings (environment, then .env): INFLUXDB_VERSION (1, 2 or 3), INFLUXDB_HOST, and
 INFLUXDB_ORG + INFLUXDB_ADMIN_TOKEN (2), INFLUXDB_ADMIN_TOKEN (3), INFLUXDB_V1_USER +
 INFLUXDB_V1_PASSWORD (1, when auth is enabled).
@@ -56,7 +56,8 @@ The switch-over from the deployed version (InfluxDB 2, docs/buckets-derives.md):
 One recompute at a time per bucket: the parser and this command share a lock per bucket
 (<POWERVIEW_SPOOL_DIR>/locks/derived/), so that the one that read the newer raw data
 always writes last.
-"""
+""",
+)
 
 
 def _moment(value: str | None, option: str, default: datetime) -> int:
@@ -117,14 +118,14 @@ def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> l
 
 
 def _configure_logging(level: str) -> None:
-    commandline.configure_logging("powerview-downsample", level)
+    commandline.configure_logging(PROG, level)
 
 
 def _fail(code: int, message: str) -> NoReturn:
-    commandline.fail("powerview-downsample", code, message)
+    commandline.fail(PROG, code, message)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
+@click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.option(
     "--bucket",
     "buckets",
@@ -161,22 +162,27 @@ def _fail(code: int, message: str) -> NoReturn:
     is_flag=True,
     help="InfluxDB 2, rollback: set the deployed tasks downsample_<bucket>_<level> active again (no backfill).",
 )
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    envvar="POWERVIEW_ENV_FILE",
-    help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project); the environment wins.",
-)
+@commandline.env_file_option
+@commandline.log_level_option
 def main(
-    buckets, all_buckets, pending, start, end, levels_text, dry_run, disable_flux_tasks, enable_flux_tasks, env_file
+    buckets,
+    all_buckets,
+    pending,
+    start,
+    end,
+    levels_text,
+    dry_run,
+    disable_flux_tasks,
+    enable_flux_tasks,
+    env_file,
+    log_level,
 ):
     """Recompute the derived buckets <bucket>_1h/_1d/_1w (mean in `electrical`, `electrical_min`,
     `electrical_max`, `electrical_count`, stamped at each window's end) from the raw data."""
     if pending:
         if buckets or all_buckets or start or end or dry_run:
-            _fail(EXIT_USAGE, "--pending goes alone (with --levels or --env-file at most)")
-        _pending(levels_text, env_file)
+            _fail(EXIT_USAGE, "--pending goes alone (with --levels, --env-file or --log-level at most)")
+        _pending(levels_text, env_file, log_level)
     if bool(buckets) == all_buckets:
         _fail(EXIT_USAGE, "give --bucket NAME (repeatable) or --all (or --pending)")
     if disable_flux_tasks and enable_flux_tasks:
@@ -189,8 +195,7 @@ def main(
     last = _moment(end, "--end", datetime.now(UTC))
     if first >= last:
         _fail(EXIT_USAGE, "--start must be before --end")
-    if env_file is not None and not env_file.is_file():
-        _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
+    commandline.check_env_file(PROG, env_file)
     try:
         settings = load_influx_command(env_file)
         for bucket in buckets:  # the rule the parser applies to company folders (and powerview-catalogue)
@@ -200,7 +205,7 @@ def main(
         levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
         if not levels:
             raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
-        _configure_logging(settings.log_level)
+        _configure_logging(log_level or settings.log_level)
         tasks_api = _tasks_api(settings.influx) if disable_flux_tasks or enable_flux_tasks else None
         client = open_query_client(settings.influx)
         targets = list(buckets) or raw_buckets(client, settings.meta_bucket)
@@ -269,16 +274,15 @@ def _switch_tasks(api: flux_tasks.TasksAPI, buckets: list[str], levels, status: 
         click.echo(change.line(dry_run), err=True)
 
 
-def _pending(levels_text, env_file) -> NoReturn:
+def _pending(levels_text, env_file, log_level) -> NoReturn:
     """--pending: the derived outbox's records, as the parser's next run would do them."""
-    if env_file is not None and not env_file.is_file():
-        _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
+    commandline.check_env_file(PROG, env_file)
     try:
         settings = load_influx_command(env_file)
         levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
         if not levels:
             raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
-        _configure_logging(settings.log_level)
+        _configure_logging(log_level or settings.log_level)
         outbox = derived.Outbox(settings.spool_dir)
         waiting = outbox.pending()
         log.info("%d record(s) waiting in %s", len(waiting), outbox.dir)

@@ -201,7 +201,7 @@ def _levels(env: Env) -> tuple[str, ...]:
     return DERIVED_LEVELS if raw is None else parse_levels(raw)
 
 
-def _log_level(env: Env) -> str:
+def log_level_of(env: Env) -> str:
     level = (env.text("TSV_LOG_LEVEL") or "INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"TSV_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -244,7 +244,7 @@ def load_parser(env_file: Env | Path | str | None = None, environ: Mapping[str, 
         spool_dir=env.plain_dir("POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
         downsample_levels=_levels(env),
         data_folder=env.path("POWERVIEW_DATA_DIR", None, "TSV_DATA_FOLDER"),
-        log_level=_log_level(env),
+        log_level=log_level_of(env),
         report_dir=env.path("TSV_REPORT_DIR", None),
         v002_timezone=tz_name,
         min_valid_date=min_date,
@@ -263,7 +263,7 @@ class TokenSettings:
 
 def load_tokens(env_file: Env | Path | str | None = None, environ: Mapping[str, str] | None = None) -> TokenSettings:
     env = load_env(env_file, environ)
-    return TokenSettings(influx=influx_settings(env), log_level=_log_level(env), downsample_levels=_levels(env))
+    return TokenSettings(influx=influx_settings(env), log_level=log_level_of(env), downsample_levels=_levels(env))
 
 
 # -- the catalogue and downsample commands (they read InfluxDB's buckets) --------------------------
@@ -286,7 +286,7 @@ def load_influx_command(
     return InfluxCommandSettings(
         influx=influx_settings(env),
         meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
-        log_level=_log_level(env),
+        log_level=log_level_of(env),
         batch_lines=env.integer("TSV_BATCH_SIZE", 5000, minimum=1),
         downsample_levels=_levels(env),
         spool_dir=env.plain_dir("POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
