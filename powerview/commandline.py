@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from .exitcodes import ExitCode
+from .exitcodes import ExitCode, exit_codes_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,13 +27,6 @@ NOISY_LIBRARIES = ("influxdb_client", "urllib3", "reactivex")
 ENV_FILE_HELP = (
     "Settings file (default: POWERVIEW_ENV_FILE, else .env in the project folder); the environment wins over it."
 )
-
-
-def exit_codes_text(codes: Mapping[ExitCode, str] | Iterable[ExitCode], title: str = "Exit codes") -> str:
-    """`Exit codes:` then one line per code: its number and what it means for this program
-    (`codes` maps a code to its meaning here; a bare code says ExitCode.meaning)."""
-    pairs = codes.items() if isinstance(codes, Mapping) else ((code, code.meaning) for code in codes)
-    return f"{title}:\n" + "\n".join(f"  {int(code):<3} {meaning}" for code, meaning in pairs) + "\n"
 
 
 def epilog(codes: Mapping[ExitCode, str] | Iterable[ExitCode], title: str = "Exit codes", more: str = "") -> str:

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import click
 
-from . import catalogue, logsafe, workerlock
+from . import catalogue, commandline, logsafe, workerlock
 from .envfile import DEFAULT_ENV_FILE
+from .exitcodes import ExitCode
 from .jobrunner import JobRunner, Tools
 from .settings import ConfigError, WorkerSettings, load_worker
 from .spool import SCAN, Job, Spool
@@ -133,13 +134,17 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help=f"WorkerSettings file (default: {DEFAULT_ENV_FILE}).",
+EXIT_CODES = commandline.epilog(
+    {
+        ExitCode.OK: "done",
+        ExitCode.REJECTED: "a setting is wrong, or the spool folder is missing (the message says which)",
+        ExitCode.USAGE: "usage error (an unknown command, option or job id)",
+    }
 )
+
+
+@click.group(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@commandline.env_file_option
 @click.pass_context
 def cli(ctx: click.Context, env_file: Path | None) -> None:
     """The PowerView spool: jobs queued by on-upload.sh and the worker that runs them."""
