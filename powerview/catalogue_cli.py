@@ -62,7 +62,9 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file, log_level):
     sys.exit(worst(failures))
 
 
-def _config_api(env: Env, dry_run: bool, log_level: str | None) -> tuple[catalogue.CatalogueSettings, ConfigAPIClient]:
+def _config_api(
+    env: Env, dry_run: bool, log_level: str | None
+) -> tuple[catalogue.CatalogueSettings, ConfigAPIClient | None]:
     """The config API's settings and client (none in a dry run without CONFIG_API_URL); the logging."""
     try:
         commandline.configure_logging(PROG, log_level or log_level_of(env))

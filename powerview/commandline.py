@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -65,6 +66,29 @@ def fail(prog: str, code: int, message: str) -> NoReturn:
     """One line on stderr, then exit with `code` (an exitcodes.ExitCode)."""
     click.echo(f"{prog}: error: {message}", err=True)
     sys.exit(code)
+
+
+@contextmanager
+def influx_failures(prog: str, refused: str = "InfluxDB refused", internal: bool = False) -> Iterator[None]:
+    """The block's failures as one line and their exit code: a setting (2), InfluxDB unavailable
+    (75), a request InfluxDB refuses (2, after `refused`); with `internal`, any other exception is a
+    bug (70, its traceback logged)."""
+    from .influx import InfluxRejected, InfluxUnavailable  # here: `--help` loads no client
+    from .settings import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
+        fail(prog, ExitCode.USAGE, str(exc))
+    except InfluxUnavailable as exc:
+        fail(prog, ExitCode.TEMPFAIL, str(exc))
+    except InfluxRejected as exc:
+        fail(prog, ExitCode.USAGE, f"{refused}: {exc}")
+    except Exception as exc:
+        if not internal:
+            raise
+        logging.getLogger("powerview").exception("internal error")
+        fail(prog, ExitCode.SOFTWARE, f"internal error {type(exc).__name__}: {exc}")
 
 
 class StderrHandler(logging.StreamHandler):

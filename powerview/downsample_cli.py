@@ -117,14 +117,6 @@ def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> l
     return spans
 
 
-def _configure_logging(level: str) -> None:
-    commandline.configure_logging(PROG, level)
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    commandline.fail(PROG, code, message)
-
-
 @click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.option(
     "--bucket",
@@ -181,31 +173,33 @@ def main(
     `electrical_max`, `electrical_count`, stamped at each window's end) from the raw data."""
     if pending:
         if buckets or all_buckets or start or end or dry_run:
-            _fail(EXIT_USAGE, "--pending goes alone (with --levels, --env-file or --log-level at most)")
+            commandline.fail(
+                PROG, EXIT_USAGE, "--pending goes alone (with --levels, --env-file or --log-level at most)"
+            )
         _pending(levels_text, env_file, log_level)
     if bool(buckets) == all_buckets:
-        _fail(EXIT_USAGE, "give --bucket NAME (repeatable) or --all (or --pending)")
+        commandline.fail(PROG, EXIT_USAGE, "give --bucket NAME (repeatable) or --all (or --pending)")
     if disable_flux_tasks and enable_flux_tasks:
-        _fail(EXIT_USAGE, "give --disable-flux-tasks or --enable-flux-tasks, not both")
+        commandline.fail(PROG, EXIT_USAGE, "give --disable-flux-tasks or --enable-flux-tasks, not both")
     for bucket in buckets:
         problem = name_problem("company", bucket)
         if problem:
-            _fail(EXIT_USAGE, problem.replace("company name", "bucket name", 1))
+            commandline.fail(PROG, EXIT_USAGE, problem.replace("company name", "bucket name", 1))
     first = _moment(start, "--start", datetime(2017, 1, 1, tzinfo=UTC))
     last = _moment(end, "--end", datetime.now(UTC))
     if first >= last:
-        _fail(EXIT_USAGE, "--start must be before --end")
+        commandline.fail(PROG, EXIT_USAGE, "--start must be before --end")
     commandline.check_env_file(PROG, env_file)
-    try:
+    with commandline.influx_failures(PROG):
         settings = load_influx_command(env_file)
         for bucket in buckets:  # the rule the parser applies to company folders (and powerview-catalogue)
             problem = reserved_bucket_problem(bucket, settings.meta_bucket)
             if problem:
-                _fail(EXIT_USAGE, problem.replace("company name", "bucket name", 1))
+                commandline.fail(PROG, EXIT_USAGE, problem.replace("company name", "bucket name", 1))
         levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
         if not levels:
             raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
-        _configure_logging(log_level or settings.log_level)
+        commandline.configure_logging(PROG, log_level or settings.log_level)
         tasks_api = _tasks_api(settings.influx) if disable_flux_tasks or enable_flux_tasks else None
         client = open_query_client(settings.influx)
         targets = list(buckets) or raw_buckets(client, settings.meta_bucket)
@@ -246,12 +240,6 @@ def main(
         finally:
             writer.close()
             client.close()
-    except ConfigError as exc:
-        _fail(EXIT_USAGE, str(exc))
-    except InfluxUnavailable as exc:
-        _fail(EXIT_UNAVAILABLE, str(exc))
-    except InfluxRejected as exc:
-        _fail(EXIT_USAGE, f"InfluxDB refused: {exc}")
     sys.exit(EXIT_OK)
 
 
@@ -282,7 +270,7 @@ def _pending(levels_text, env_file, log_level) -> NoReturn:
         levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
         if not levels:
             raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
-        _configure_logging(log_level or settings.log_level)
+        commandline.configure_logging(PROG, log_level or settings.log_level)
         outbox = derived.Outbox(settings.spool_dir)
         waiting = outbox.pending()
         log.info("%d record(s) waiting in %s", len(waiting), outbox.dir)
@@ -298,9 +286,9 @@ def _pending(levels_text, env_file, log_level) -> NoReturn:
             writer.close()
             client.close()
     except ConfigError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        commandline.fail(PROG, EXIT_USAGE, str(exc))
     except (InfluxUnavailable, InfluxRejected) as exc:  # process_pending keeps them: only from opening
-        _fail(EXIT_UNAVAILABLE, str(exc))
+        commandline.fail(PROG, EXIT_UNAVAILABLE, str(exc))
     left = len(outbox.pending())
     log.info("%d record(s) done, %d left", len(done), left)
     sys.exit(EXIT_UNAVAILABLE if left else EXIT_OK)

@@ -34,6 +34,13 @@ from .exitcodes import ExitCode
 from .settings import load_env
 
 PROG = "powerview-relocate"
+EXIT_CODES = commandline.epilog(
+    {
+        ExitCode.OK: "done (or nothing to do)",
+        ExitCode.REJECTED: "conflicts left in place (a target that differs is never overwritten)",
+        ExitCode.USAGE: "usage or settings error",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -138,15 +145,6 @@ def targets(env_file: Path | None) -> list[tuple[Folder, Path]]:
             raise click.UsageError(f"{folder.variable} must be an absolute path, got {raw!r}")
         found.append((folder, path))
     return found
-
-
-EXIT_CODES = commandline.epilog(
-    {
-        ExitCode.OK: "done (or nothing to do)",
-        ExitCode.REJECTED: "conflicts left in place (a target that differs is never overwritten)",
-        ExitCode.USAGE: "usage or settings error",
-    }
-)
 
 
 @click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import NoReturn
 
 import click
 
 from . import commandline
 from .exitcodes import ExitCode
-from .influx import InfluxRejected, InfluxUnavailable, connect
+from .influx import connect
 from .influx_tokens import TokenManager, description_for
 from .settings import ConfigError, Env, load_env, load_tokens
 
@@ -52,14 +51,6 @@ to do); 75 Grafana or InfluxDB unavailable for one (run again later); 2 one need
 Settings: also GRAFANA_URL and GRAFANA_API_TOKEN or GRAFANA_USERNAME/GRAFANA_PASSWORD, GRAFANA_TENANCY.
 """,
 )
-
-
-def _configure_logging(level: str) -> None:
-    commandline.configure_logging(PROG, level)
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    commandline.fail(PROG, code, message)
 
 
 @click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
@@ -109,20 +100,20 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_
 
     The token alone goes to stdout (what the Grafana playbook reads); messages go to stderr."""
     if sum((do_list, revoke, rotate, migrate)) > 1:
-        _fail(EXIT_USAGE, "--list, --revoke, --rotate and --migrate exclude each other")
+        commandline.fail(PROG, EXIT_USAGE, "--list, --revoke, --rotate and --migrate exclude each other")
     if all_buckets and not migrate:
-        _fail(EXIT_USAGE, "--all goes with --migrate only")
+        commandline.fail(PROG, EXIT_USAGE, "--all goes with --migrate only")
     if migrate and write:
-        _fail(EXIT_USAGE, "--migrate makes read-only tokens: --write does not apply")
+        commandline.fail(PROG, EXIT_USAGE, "--migrate makes read-only tokens: --write does not apply")
     if migrate and all_buckets and bucket:
-        _fail(EXIT_USAGE, "--migrate takes --bucket NAME or --all, not both")
+        commandline.fail(PROG, EXIT_USAGE, "--migrate takes --bucket NAME or --all, not both")
     if not bucket and not (migrate and all_buckets):
-        _fail(EXIT_USAGE, "Missing option '--bucket'" + (" (or --all)" if migrate else ""))
+        commandline.fail(PROG, EXIT_USAGE, "Missing option '--bucket'" + (" (or --all)" if migrate else ""))
     commandline.check_env_file(PROG, env_file)
-    try:
+    with commandline.influx_failures(PROG, "InfluxDB refused the operation", internal=True):
         env = load_env(env_file)  # read once: the Grafana settings of --migrate come from it too
         settings = load_tokens(env)
-        _configure_logging(log_level or settings.log_level)
+        commandline.configure_logging(PROG, log_level or settings.log_level)
         if settings.influx.version != 2:
             raise ConfigError(
                 f"INFLUXDB_VERSION={settings.influx.version}: per-bucket tokens are made on InfluxDB 2 "
@@ -168,15 +159,6 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_
                 )
             else:
                 click.echo(outcome.token)
-    except ConfigError as exc:
-        _fail(EXIT_USAGE, str(exc))
-    except InfluxUnavailable as exc:
-        _fail(EXIT_UNAVAILABLE, str(exc))
-    except InfluxRejected as exc:
-        _fail(EXIT_USAGE, f"InfluxDB refused the operation: {exc}")
-    except Exception as exc:  # noqa: BLE001 - a bug: one line and exit 70, never a bare traceback
-        log.exception("internal error")
-        _fail(ExitCode.SOFTWARE, f"internal error {type(exc).__name__}: {exc}")
     sys.exit(EXIT_OK)
 
 
@@ -232,7 +214,7 @@ def _migrate(
         grafana.check_connection()
     except GrafanaError as exc:
         code = EXIT_UNAVAILABLE if exc.status == 0 or exc.status >= 500 else EXIT_USAGE
-        _fail(code, f"Grafana: {exc}; nothing done")
+        commandline.fail(PROG, code, f"Grafana: {exc}; nothing done")
     migrator = Migrator(manager, gsettings, grafana, dry_run=dry_run)
     buckets = [bucket] if bucket else migrator.companies()
     if not buckets:
