@@ -103,18 +103,25 @@ class StderrHandler(logging.StreamHandler):
         super().emit(record)
 
 
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def log_handler(stream, line_format: str) -> logging.Handler:
+    """A handler writing `line_format` lines to `stream`, one line each whatever the message
+    (control characters escaped) and never a URL's credentials (logsafe)."""
+    from . import logsafe  # here: it brings in the HTTP layer, which `--help` does not need
+
+    handler = StderrHandler(stream)
+    handler.setFormatter(logging.Formatter(line_format, TIME_FORMAT))
+    return logsafe.protect(handler)  # a file name with a newline cannot forge a line
+
+
 def configure_logging(prog: str | None, level: str, stream=None) -> logging.Handler:
     """Every log line on stderr (or `stream`), at `level` and above: `<prog>: LEVEL message`, or,
     with prog None (the parser, whose lines go to the worker's log), `<time> LEVEL message`.
-    The handler escapes control characters and masks URL credentials (logsafe). Returns it."""
-    from . import logsafe  # here: it brings in the HTTP layer, which `--help` does not need
-
-    handler = StderrHandler(sys.stderr if stream is None else stream)
-    if prog is None:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
-    else:
-        handler.setFormatter(logging.Formatter(f"{prog}: %(levelname)s %(message)s"))
-    logsafe.protect(handler)  # a file name with a newline cannot forge a line
+    Returns the handler."""
+    line_format = "%(asctime)s %(levelname)s %(message)s" if prog is None else f"{prog}: %(levelname)s %(message)s"
+    handler = log_handler(sys.stderr if stream is None else stream, line_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import click
 
-from . import catalogue, commandline, logsafe, workerlock
+from . import catalogue, commandline, workerlock
 from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import ExitCode
 from .jobrunner import JobRunner, Tools
@@ -44,20 +44,19 @@ def _open_log(settings: WorkerSettings) -> int:
 
 
 def _configure_logging(log_fd: int) -> None:
+    """The worker's lines go to worker.log (`log_fd`), and to stderr when it is not that file
+    already (a terminal, the journal); the parser's own lines come through its stderr."""
     root = logging.getLogger("powerview")
-    root.handlers[:] = []
-    formatter = logging.Formatter("%(asctime)s worker[%(process)d] %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-    handler = logging.StreamHandler(os.fdopen(os.dup(log_fd), "a", buffering=1, encoding="utf-8"))
-    handler.setFormatter(formatter)
-    root.addHandler(logsafe.protect(handler))
-    try:  # also on stderr when it is not the log already (a terminal, the journal)
+    line_format = "%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
+    root.handlers[:] = [
+        commandline.log_handler(os.fdopen(os.dup(log_fd), "a", buffering=1, encoding="utf-8"), line_format)
+    ]
+    try:
         same = os.path.sameopenfile(2, log_fd)
     except OSError:
         same = True
     if not same:
-        echo = logging.StreamHandler(sys.stderr)
-        echo.setFormatter(formatter)
-        root.addHandler(logsafe.protect(echo))
+        root.addHandler(commandline.log_handler(sys.stderr, line_format))
     root.setLevel(logging.INFO)
     root.propagate = False
 
