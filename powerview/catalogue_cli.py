@@ -11,8 +11,9 @@ import click
 
 from . import catalogue, commandline
 from .catalogue import ConfigAPIClient
-from .catalogue_rebuild import InfluxQL, InfluxQueryError, bodies_of, campaigns_of, skip_reason
+from .catalogue_rebuild import InfluxQL, InfluxQueryError, bodies_of, campaigns_of
 from .exitcodes import ExitCode, worst
+from .names import raw_bucket_skip_reason
 from .outbox import Outbox, Refused
 from .settings import ConfigError, Env, InfluxCommandSettings, load_env, load_influx_command, log_level_of
 
@@ -83,7 +84,7 @@ def _targets(
     """The buckets to rebuild: those given (a reserved name is a usage error), or every company bucket."""
     if not all_buckets:
         for name in buckets:
-            reason = skip_reason(name, settings.meta_bucket)
+            reason = raw_bucket_skip_reason(name, settings.meta_bucket)
             if reason:
                 _usage(f"--bucket {name}: {reason}")
         return list(buckets)
@@ -93,7 +94,7 @@ def _targets(
         commandline.fail(PROG, ExitCode.TEMPFAIL, f"cannot list the buckets: {exc}")
     targets = []
     for name in names:
-        reason = skip_reason(name, settings.meta_bucket)
+        reason = raw_bucket_skip_reason(name, settings.meta_bucket)
         if reason:
             click.echo(f"{name}: skipped ({reason})")
         else:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the modules below are imported where a run needs them: --he
     from .catalogue import Recorder as CatalogueRecorder
     from .influx import Writer
     from .layout import Location
+    from .outcome import RunReport
     from .settings import ConfigError, ParserSettings
 
 log = logging.getLogger("powerview")
@@ -243,7 +244,7 @@ class ParserRun:
         return code
 
 
-def _write_report(result: dict, started, report_file: Path | None, report_dir: Path) -> bool:
+def _write_report(result: RunReport, started, report_file: Path | None, report_dir: Path) -> bool:
     from . import report
 
     try:
@@ -295,7 +296,7 @@ def _count_back(settings, outcomes: list, dry_run: bool, config_error: ConfigErr
         client.close()
 
 
-def _write_meta(writer: Writer, meta_bucket: str, result: dict) -> None:
+def _write_meta(writer: Writer, meta_bucket: str, result: RunReport) -> None:
     from . import ingest, report
 
     try:

@@ -57,8 +57,9 @@ def log_level_option(function: F) -> F:
 
 
 def check_env_file(prog: str, env_file: Path | None) -> None:
-    """A settings file named but absent is a usage error (a silent default would hide the typo)."""
-    if env_file is not None and not env_file.is_file():
+    """A settings file named but absent is a usage error (a silent default would hide the typo);
+    /dev/null is an empty one (no settings but the environment)."""
+    if env_file is not None and (not env_file.exists() or env_file.is_dir()):
         fail(prog, ExitCode.USAGE, f"--env-file {env_file}: no such file")
 
 

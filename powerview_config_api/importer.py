@@ -111,7 +111,7 @@ def _campaigns_of(api: Http, bucket: str) -> set[str]:
 
 
 def folder_campaigns(data_dir: Path, bucket: str) -> set[str]:
-    from powerview.layout import name_problem
+    from powerview.names import name_problem
 
     folder = data_dir / bucket
     if name_problem("company", bucket) or not folder.is_dir():
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     from powerview.grafana.settings import load as load_grafana
     from powerview.settings import ConfigError
 
-    if args.env_file is not None and not args.env_file.is_file():
+    if args.env_file is not None and (not args.env_file.exists() or args.env_file.is_dir()):
         parser.error(f"--env-file {args.env_file}: no such file")
     try:
         settings = load_grafana(args.env_file)

@@ -242,3 +242,13 @@ def test_a_non_editable_install_in_the_projects_virtualenv_reads_the_projects_en
     assert done.returncode == 0, done.stderr
     found, bucket, module = done.stdout.strip().split("|")
     assert module.startswith(str(site)) and found == str(project) and bucket == "from_the_project_env"
+
+
+def test_dev_null_is_an_empty_settings_file_and_a_folder_is_refused(tmp_path, data_root):
+    place(data_root, "acme", "camp", "02001283", "good.tsv", GOOD)
+    empty = CliRunner().invoke(
+        cli.main, ["-d", str(data_root), "--dry-run"], env=_clean_env(POWERVIEW_ENV_FILE="/dev/null")
+    )
+    assert empty.exit_code == 0, empty.output
+    folder = CliRunner().invoke(cli.main, ["-d", str(data_root), "--dry-run", "--env-file", str(tmp_path)])
+    assert folder.exit_code == ExitCode.USAGE
