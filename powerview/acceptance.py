@@ -38,13 +38,14 @@ from urllib.parse import urlsplit
 import click
 import requests
 
-from . import influx, uploadlog
+from . import commandline, influx, uploadlog
+from .acceptance_settings import AcceptanceSettings, load_acceptance
 from .envfile import PROJECT_DIR, read_environment
 from .exitcodes import ExitCode
 from .grafana_names import company_names
 from .influx_tokens import TokenManager
 from .schema import DERIVED_LEVELS, FILE_MEASUREMENT, MEASUREMENT
-from .settings import AcceptanceSettings, ConfigError, load_acceptance
+from .settings import ConfigError
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 TEST_COMPANY = re.compile(r"pvaccept_[0-9a-f]{8}\Z")
@@ -939,11 +940,20 @@ def run_checks(
     return run.checks
 
 
-def exit_code(checks: list[Check]) -> int:
-    return 1 if any(c.result == FAIL for c in checks) else 0
+def exit_code(checks: list[Check]) -> ExitCode:
+    return ExitCode.REJECTED if any(c.result == FAIL for c in checks) else ExitCode.OK
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_CODES = commandline.epilog(
+    {
+        ExitCode.OK: "no check failed",
+        ExitCode.REJECTED: "a check failed (its FAIL line says why), or the run was interrupted",
+        ExitCode.USAGE: "usage or configuration error",
+    }
+)
+
+
+@click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.option(
     "--project",
     type=click.Path(file_okay=False, path_type=Path),
@@ -951,12 +961,7 @@ def exit_code(checks: list[Check]) -> int:
     show_default=True,
     help="The deployed project folder: on-upload.sh, grafana-automation/, .env.",
 )
-@click.option(
-    "--env-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Settings file (default: <project>/.env).",
-)
+@commandline.env_file_option
 @click.option(
     "--timeout",
     "timeout_s",
@@ -970,10 +975,10 @@ def main(project: Path, env_file: Path | None, timeout_s: float, keep: bool) -> 
     """Acceptance check of a live PowerView deployment (plan A1-A9, docs/acceptance.md).
 
     Creates a test company pvaccept_<random>, plays SFTPGo's calls, checks every outcome, then
-    removes the test company. Prints PASS/FAIL/SKIP lines; exit 0 when no check failed, 1 when
-    one did, 2 for a usage or configuration error.
+    removes the test company. Prints PASS/FAIL/SKIP lines.
     """
     project = project.resolve()
+    commandline.check_env_file("powerview-acceptance", env_file)
     env_file = env_file or project / ".env"
     try:
         settings = load_acceptance(env_file if env_file.is_file() else None)
@@ -989,7 +994,7 @@ def main(project: Path, env_file: Path | None, timeout_s: float, keep: bool) -> 
         checks = run_checks(settings, project, env_file if env_file.is_file() else None, timeout_s, keep, emit)
     except KeyboardInterrupt:  # the cleanup ran (Run.run's finally); its lines are printed
         click.echo("FAIL A0 run — interrupted", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.REJECTED)
     counts = {r: sum(1 for c in checks if c.result == r) for r in (PASS, FAIL, SKIP)}
     click.echo(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[SKIP]} skipped", err=True)
     sys.exit(exit_code(checks))

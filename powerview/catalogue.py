@@ -24,10 +24,9 @@ from urllib.parse import quote
 import requests
 
 from . import peers
-from .envfile import read_environment
 from .outbox import Outbox, Refused
 from .outcome import FileOutcome, Status
-from .settings import ConfigError, Env
+from .settings import ConfigError, Env, load_env
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,10 @@ class CatalogueSettings:
         return f"CatalogueSettings(url={peers.redact_url(self.url)!r}, outbox_dir={str(self.outbox_dir)!r}, ...)"
 
     @classmethod
-    def load(cls, env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> CatalogueSettings:
-        env = Env(read_environment(env_file, environ))
+    def load(
+        cls, env_file: Env | Path | str | None = None, environ: Mapping[str, str] | None = None
+    ) -> CatalogueSettings:
+        env = load_env(env_file, environ)
         return cls(
             url=env.url("CONFIG_API_URL", None),
             token=env.text("CONFIG_API_TOKEN"),
@@ -169,25 +170,29 @@ class Recorder:
     """The per-file step of a run, called between a file's write and its move to parsed/: the
     file's publications go to the outbox there, so that a parser killed at any point leaves no
     file in parsed/ whose channels are not queued (the next run, or the worker's pass, delivers
-    them). publish_entries() then delivers, and reports each file's state."""
+    them). publish_entries() then delivers, and reports each file's state.
 
-    def __init__(self, env_file: Path | str | None = None, environ: Mapping[str, str] | None = None):
-        self.env_file, self.environ = env_file, environ
+    `settings`: the run's, read with the rest of its settings (None: nothing is published)."""
+
+    def __init__(self, settings: CatalogueSettings | None):
+        self._settings = settings
         self.queued: dict[str, list[Path] | None] = {}  # by entry.file; None: the outbox was unwritable
-        self._loaded = False
-        self._settings: CatalogueSettings | None = None
+
+    @classmethod
+    def load(cls, env_file: Env | Path | str | None = None, environ: Mapping[str, str] | None = None) -> Recorder:
+        """A recorder with the catalogue's settings; wrong ones are logged and publish nothing (a bad
+        CONFIG_API_URL never stops an ingestion)."""
+        try:
+            return cls(CatalogueSettings.load(env_file, environ))
+        except ConfigError as exc:
+            log.error("channel catalogue not published: %s", exc)
+            return cls(None)
 
     def settings(self) -> CatalogueSettings | None:
-        if not self._loaded:
-            self._loaded = True
-            try:
-                self._settings = CatalogueSettings.load(self.env_file, self.environ)
-            except ConfigError as exc:
-                log.error("channel catalogue not published: %s", exc)
         return self._settings
 
     def __call__(self, entry: FileOutcome) -> None:
-        settings = self.settings()
+        settings = self._settings
         if settings is None or not settings.url or entry.status != Status.SUCCESS:
             return
         bodies = bodies_for(entry.campaign, entry.device_master_sn, entry.channels or {})
@@ -195,17 +200,10 @@ class Recorder:
             self.queued[entry.file] = _queue(Outbox(settings.outbox_dir), entry, bodies)
 
 
-def publish_entries(
-    entries: list[FileOutcome],
-    env_file: Path | str | None = None,
-    dry_run: bool = False,
-    environ: Mapping[str, str] | None = None,
-    recorder: Recorder | None = None,
-) -> None:
+def publish_entries(entries: list[FileOutcome], recorder: Recorder, dry_run: bool = False) -> None:
     """Publish the channels of every `success` entry (queued before the file's move when
     `recorder` was the run's per-file step); set `entry.catalogue` on each entry.
     Never raises: the ingestion's outcome does not depend on the config API."""
-    recorder = recorder or Recorder(env_file, environ)
     settings = recorder.settings()
     for entry in entries:
         entry.catalogue = OFF

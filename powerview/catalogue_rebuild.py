@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 PAGE = 10_000
 
 
-
-
 def split_series_key(key: str) -> tuple[str, dict[str, str]]:
     """`electrical,campaign=c1,channel_name=Ph\\ 1` → ("electrical", {"campaign": "c1", "channel_name": "Ph 1"})
     (line-protocol escaping: a backslash makes the next character literal)."""

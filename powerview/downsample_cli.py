@@ -10,13 +10,11 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from . import commandline, derived, flux_tasks
-from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable
 from .influx_targets import open_query_client, open_writer
@@ -25,15 +23,17 @@ from .names import bucket_name_problem, name_problem, raw_bucket_skip_reason, re
 from .settings import ConfigError, load_influx_command, parse_levels
 
 log = logging.getLogger("powerview")
+PROG = "powerview-downsample"
 
 EXIT_OK, EXIT_USAGE, EXIT_UNAVAILABLE = ExitCode.OK, ExitCode.USAGE, ExitCode.TEMPFAIL
 
-EXIT_CODES = """\b
-Exit codes:
-  0   done (or, with --dry-run, the queries printed)
-  2   usage or configuration error, or InfluxDB refused a query or a write (the message says which)
-  75  InfluxDB unavailable: run again later (windows are recomputed whole: nothing half-done)
-\b
+EXIT_CODES = commandline.epilog(
+    {
+        ExitCode.OK: "done (or, with --dry-run, the queries printed)",
+        ExitCode.USAGE: "usage or configuration error, or InfluxDB refused a query or a write (the message says which)",
+        ExitCode.TEMPFAIL: "InfluxDB unavailable: run again later (windows are recomputed whole: nothing half-done)",
+    },
+    more="""
 Settings (environment, then .env): INFLUXDB_VERSION (1, 2 or 3), INFLUXDB_HOST, and
 INFLUXDB_ORG + INFLUXDB_ADMIN_TOKEN (2), INFLUXDB_ADMIN_TOKEN (3), INFLUXDB_V1_USER +
 INFLUXDB_V1_PASSWORD (1, when auth is enabled).
@@ -55,7 +55,8 @@ The switch-over from the deployed version (InfluxDB 2, docs/buckets-derives.md):
 One recompute at a time per bucket: the parser and this command share a lock per bucket
 (<POWERVIEW_SPOOL_DIR>/locks/derived/), so that the one that read the newer raw data
 always writes last.
-"""
+""",
+)
 
 
 def _moment(value: str | None, option: str, default: datetime) -> int:
@@ -112,15 +113,7 @@ def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> l
     return spans
 
 
-def _configure_logging(level: str) -> None:
-    commandline.configure_logging("powerview-downsample", level)
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    commandline.fail("powerview-downsample", code, message)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
+@click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.option(
     "--bucket",
     "buckets",
@@ -157,46 +150,52 @@ def _fail(code: int, message: str) -> NoReturn:
     is_flag=True,
     help="InfluxDB 2, rollback: set the deployed tasks downsample_<bucket>_<level> active again (no backfill).",
 )
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    envvar="POWERVIEW_ENV_FILE",
-    help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project); the environment wins.",
-)
+@commandline.env_file_option
+@commandline.log_level_option
 def main(
-    buckets, all_buckets, pending, start, end, levels_text, dry_run, disable_flux_tasks, enable_flux_tasks, env_file
+    buckets,
+    all_buckets,
+    pending,
+    start,
+    end,
+    levels_text,
+    dry_run,
+    disable_flux_tasks,
+    enable_flux_tasks,
+    env_file,
+    log_level,
 ):
     """Recompute the derived buckets <bucket>_1h/_1d/_1w (mean in `electrical`, `electrical_min`,
     `electrical_max`, `electrical_count`, stamped at each window's end) from the raw data."""
     if pending:
         if buckets or all_buckets or start or end or dry_run:
-            _fail(EXIT_USAGE, "--pending goes alone (with --levels or --env-file at most)")
-        _pending(levels_text, env_file)
+            commandline.fail(
+                PROG, EXIT_USAGE, "--pending goes alone (with --levels, --env-file or --log-level at most)"
+            )
+        _pending(levels_text, env_file, log_level)
     if bool(buckets) == all_buckets:
-        _fail(EXIT_USAGE, "give --bucket NAME (repeatable) or --all (or --pending)")
+        commandline.fail(PROG, EXIT_USAGE, "give --bucket NAME (repeatable) or --all (or --pending)")
     if disable_flux_tasks and enable_flux_tasks:
-        _fail(EXIT_USAGE, "give --disable-flux-tasks or --enable-flux-tasks, not both")
+        commandline.fail(PROG, EXIT_USAGE, "give --disable-flux-tasks or --enable-flux-tasks, not both")
     for bucket in buckets:
         problem = bucket_name_problem(bucket)
         if problem:
-            _fail(EXIT_USAGE, problem)
+            commandline.fail(PROG, EXIT_USAGE, problem)
     first = _moment(start, "--start", datetime(2017, 1, 1, tzinfo=UTC))
     last = _moment(end, "--end", datetime.now(UTC))
     if first >= last:
-        _fail(EXIT_USAGE, "--start must be before --end")
-    if env_file is not None and not env_file.is_file():
-        _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
-    try:
+        commandline.fail(PROG, EXIT_USAGE, "--start must be before --end")
+    commandline.check_env_file(PROG, env_file)
+    with commandline.influx_failures(PROG):
         settings = load_influx_command(env_file)
         for bucket in buckets:  # the rule the parser applies to company folders (and powerview-catalogue)
             problem = reserved_bucket_problem(bucket, settings.meta_bucket)
             if problem:
-                _fail(EXIT_USAGE, problem.replace("company name", "bucket name", 1))
+                commandline.fail(PROG, EXIT_USAGE, problem.replace("company name", "bucket name", 1))
         levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
         if not levels:
             raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
-        _configure_logging(settings.log_level)
+        commandline.configure_logging(PROG, log_level or settings.log_level)
         tasks_api = _tasks_api(settings.influx) if disable_flux_tasks or enable_flux_tasks else None
         client = open_query_client(settings.influx)
         targets = list(buckets) or raw_buckets(client, settings.meta_bucket)
@@ -237,12 +236,6 @@ def main(
         finally:
             writer.close()
             client.close()
-    except ConfigError as exc:
-        _fail(EXIT_USAGE, str(exc))
-    except InfluxUnavailable as exc:
-        _fail(EXIT_UNAVAILABLE, str(exc))
-    except InfluxRejected as exc:
-        _fail(EXIT_USAGE, f"InfluxDB refused: {exc}")
     sys.exit(EXIT_OK)
 
 
@@ -267,16 +260,15 @@ def _switch_tasks(api: flux_tasks.TasksAPI, buckets: list[str], levels, status: 
         click.echo(change.line(dry_run), err=True)
 
 
-def _pending(levels_text, env_file) -> NoReturn:
+def _pending(levels_text, env_file, log_level) -> NoReturn:
     """--pending: the derived outbox's records, as the parser's next run would do them."""
-    if env_file is not None and not env_file.is_file():
-        _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
+    commandline.check_env_file(PROG, env_file)
     try:
         settings = load_influx_command(env_file)
         levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
         if not levels:
             raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")
-        _configure_logging(settings.log_level)
+        commandline.configure_logging(PROG, log_level or settings.log_level)
         outbox = derived.Outbox(settings.spool_dir)
         waiting = outbox.pending()
         log.info("%d record(s) waiting in %s", len(waiting), outbox.dir)
@@ -292,9 +284,9 @@ def _pending(levels_text, env_file) -> NoReturn:
             writer.close()
             client.close()
     except ConfigError as exc:
-        _fail(EXIT_USAGE, str(exc))
+        commandline.fail(PROG, EXIT_USAGE, str(exc))
     except (InfluxUnavailable, InfluxRejected) as exc:  # process_pending keeps them: only from opening
-        _fail(EXIT_UNAVAILABLE, str(exc))
+        commandline.fail(PROG, EXIT_UNAVAILABLE, str(exc))
     left = len(outbox.pending())
     log.info("%d record(s) done, %d left", len(done), left)
     sys.exit(EXIT_UNAVAILABLE if left else EXIT_OK)

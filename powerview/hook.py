@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout, uploadlog, workerlock
-from .envfile import DEFAULT_ENV_FILE
+from .envfile import env_file_path
 from .settings import ConfigError, WorkerSettings, load_worker
 from .spool import EVENT_SUFFIX, INGEST, PROVISION, SCAN, Job, Spool
 
@@ -197,7 +197,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     Records the event from the environment in the spool and starts the worker. Returns 0.
     """
     environ = os.environ if environ is None else environ
-    env_file = DEFAULT_ENV_FILE if DEFAULT_ENV_FILE.is_file() else None
+    named = env_file_path(None, environ)  # POWERVIEW_ENV_FILE, else the project's .env
+    env_file = named if named.is_file() else None
     try:
         settings = load_worker(env_file)
     except ConfigError as exc:

@@ -27,8 +27,20 @@ from pathlib import Path
 
 import click
 
+from . import commandline
 from .datadirs import DEFAULT_DASHBOARDS_DIR, DEFAULT_PROVISIONING_DIR, DEFAULT_SECRETS_DIR
-from .envfile import DEFAULT_ENV_FILE, PROJECT_DIR, read_environment
+from .envfile import PROJECT_DIR
+from .exitcodes import ExitCode
+from .settings import load_env
+
+PROG = "powerview-relocate"
+EXIT_CODES = commandline.epilog(
+    {
+        ExitCode.OK: "done (or nothing to do)",
+        ExitCode.REJECTED: "conflicts left in place (a target that differs is never overwritten)",
+        ExitCode.USAGE: "usage or settings error",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -124,10 +136,10 @@ class Relocation:
 
 
 def targets(env_file: Path | None) -> list[tuple[Folder, Path]]:
-    env = read_environment(env_file or DEFAULT_ENV_FILE, os.environ)
+    env = load_env(env_file)
     found = []
     for folder in FOLDERS:
-        raw = env.get(folder.variable, "").strip()
+        raw = env.text(folder.variable) or ""
         path = Path(raw) if raw else folder.default
         if not path.is_absolute():
             raise click.UsageError(f"{folder.variable} must be an absolute path, got {raw!r}")
@@ -135,20 +147,21 @@ def targets(env_file: Path | None) -> list[tuple[Folder, Path]]:
     return found
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.option(
     "--from",
     "old",
     type=click.Path(path_type=Path, file_okay=False),
     default=PROJECT_DIR,
     show_default=True,
-    help="the old checkout (e.g. the copy moved aside: /srv/powerview_backup_<date>)",
+    help="The old checkout (e.g. the copy moved aside: /srv/powerview_backup_<date>).",
 )
-@click.option("--owner", help="owner (user name) of the folders created without an old one, e.g. sftpgo")
-@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), help="settings file (default: .env)")
-@click.option("--dry-run", is_flag=True, help="say what would be done, change nothing")
+@click.option("--owner", help="Owner (user name) of the folders created without an old one, e.g. sftpgo.")
+@commandline.env_file_option
+@click.option("--dry-run", is_flag=True, help="Say what would be done, change nothing.")
 def main(old: Path, owner: str | None, env_file: Path | None, dry_run: bool) -> None:
     """Move secrets/, provisioning/ and dashboards/ out of the checkout; create the targets."""
+    commandline.check_env_file(PROG, env_file)
     owner_ids = None
     if owner:
         try:
@@ -161,7 +174,7 @@ def main(old: Path, owner: str | None, env_file: Path | None, dry_run: bool) -> 
         relocation.move_tree(old / folder.name, target, folder.mode)
     if relocation.conflicts:
         click.echo(f"{relocation.conflicts} conflict(s) left in place", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.REJECTED)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@ Each program loads and checks only what it uses (a bad hook setting never stops 
     load_worker()   the spool's worker/hook   WorkerSettings
     load_tokens()   manage_influx_tokens.py   TokenSettings (with InfluxSettings)
     load_influx_command()  powerview-catalogue, powerview-downsample
-    load_acceptance()  powerview-acceptance   AcceptanceSettings
 
-The Grafana provisioning reads its own settings (powerview/grafana/settings.py), by the same rule.
+Programs further out build their own on `Env`, by the same rule: the Grafana provisioning
+(powerview/grafana/settings.py), the channel catalogue (catalogue.CatalogueSettings), the
+acceptance check (powerview/acceptance_settings.py). This module imports none of them. Every
+reader raises ConfigError. Which `.env` is read: powerview/envfile.py (--env-file, else
+POWERVIEW_ENV_FILE, else the project's `.env`); `load_env()` reads it once for a whole run.
 
 The real environment wins over `.env`. `.env` is read by python-dotenv without interpolation
 (`${X}` stays as written), the rule on-upload.sh follows too. One variable per fact; the
@@ -26,8 +29,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .envfile import PROJECT_DIR, read_environment
-from .grafana.settings import GrafanaSettings, SettingsError
-from .grafana.settings import load as load_grafana
 from .schema import DEFAULT_META_BUCKET, DERIVED_LEVELS
 
 DEFAULT_GRAFANA_PLAYBOOK = PROJECT_DIR / "grafana-automation" / "playbooks" / "create_grafana_resources.yml"
@@ -37,7 +38,8 @@ _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_./+-]*\Z")
 
 
 class ConfigError(Exception):
-    """A setting is missing or malformed: the message names it (never its value if secret)."""
+    """A setting is missing or malformed: the message names it (never its value if secret).
+    The one configuration error of every program (grafana.settings.SettingsError is this class)."""
 
 
 class Env:
@@ -107,17 +109,19 @@ class Env:
             )
         return Path(raw)
 
-    def url(self, name: str, default: str | None, *aliases: str) -> str | None:
+    def url(self, name: str, default: str | None, *aliases: str, example: str = "http://localhost:8086") -> str | None:
         key, raw = self.raw(name, *aliases)
         if not raw:
             return default
-        if not raw.startswith(("http://", "https://")):
-            raise ConfigError(f"{key} must be a URL such as http://localhost:8086, got {raw!r}")
+        if not raw.startswith(("http://", "https://")) or any(c.isspace() for c in raw):
+            raise ConfigError(f"{key} must be a URL such as {example}, got {raw!r}")
         return raw.rstrip("/")
 
 
-def _env(env_file: Path | str | None, environ: Mapping[str, str] | None) -> Env:
-    return Env(read_environment(env_file, environ))
+def load_env(env_file: Env | Path | str | None = None, environ: Mapping[str, str] | None = None) -> Env:
+    """The settings of a run, read once (see powerview.envfile for which file); an Env is passed through,
+    so that one run's readers share one read of the file."""
+    return env_file if isinstance(env_file, Env) else Env(read_environment(env_file, environ))
 
 
 # -- InfluxDB ------------------------------------------------------------------------------------
@@ -153,7 +157,7 @@ class InfluxSettings:
         return f"InfluxSettings(url={self.url!r}, org={self.org!r}, ...)"
 
 
-def _influx(env: Env) -> InfluxSettings:
+def influx_settings(env: Env) -> InfluxSettings:
     return InfluxSettings(
         url=env.url("INFLUXDB_HOST", None, "INFLUXDB_URL"),
         org=env.text("INFLUXDB_ORG"),
@@ -194,7 +198,7 @@ def _levels(env: Env) -> tuple[str, ...]:
     return DERIVED_LEVELS if raw is None else parse_levels(raw)
 
 
-def _log_level(env: Env) -> str:
+def log_level_of(env: Env) -> str:
     level = (env.text("TSV_LOG_LEVEL") or "INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"TSV_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -218,8 +222,8 @@ class ParserSettings:
     min_valid_date: date
 
 
-def load_parser(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> ParserSettings:
-    env = _env(env_file, environ)
+def load_parser(env_file: Env | Path | str | None = None, environ: Mapping[str, str] | None = None) -> ParserSettings:
+    env = load_env(env_file, environ)
     tz_name = env.text("TSV_V002_TIMEZONE") or "UTC"
     try:
         ZoneInfo(tz_name)
@@ -231,13 +235,13 @@ def load_parser(env_file: Path | str | None = None, environ: Mapping[str, str] |
     except ValueError:
         raise ConfigError(f"TSV_MIN_VALID_DATE must be a date YYYY-MM-DD, got {raw_date!r}") from None
     return ParserSettings(
-        influx=_influx(env),
+        influx=influx_settings(env),
         meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
         batch_lines=env.integer("TSV_BATCH_SIZE", 5000, minimum=1),
         spool_dir=env.plain_dir("POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
         downsample_levels=_levels(env),
         data_folder=env.path("POWERVIEW_DATA_DIR", None, "TSV_DATA_FOLDER"),
-        log_level=_log_level(env),
+        log_level=log_level_of(env),
         report_dir=env.path("TSV_REPORT_DIR", None),
         v002_timezone=tz_name,
         min_valid_date=min_date,
@@ -254,9 +258,9 @@ class TokenSettings:
     downsample_levels: tuple[str, ...]  # the derived buckets a company token reads too
 
 
-def load_tokens(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> TokenSettings:
-    env = _env(env_file, environ)
-    return TokenSettings(influx=_influx(env), log_level=_log_level(env), downsample_levels=_levels(env))
+def load_tokens(env_file: Env | Path | str | None = None, environ: Mapping[str, str] | None = None) -> TokenSettings:
+    env = load_env(env_file, environ)
+    return TokenSettings(influx=influx_settings(env), log_level=log_level_of(env), downsample_levels=_levels(env))
 
 
 # -- the catalogue and downsample commands (they read InfluxDB's buckets) --------------------------
@@ -273,13 +277,13 @@ class InfluxCommandSettings:
 
 
 def load_influx_command(
-    env_file: Path | str | None = None, environ: Mapping[str, str] | None = None
+    env_file: Env | Path | str | None = None, environ: Mapping[str, str] | None = None
 ) -> InfluxCommandSettings:
-    env = _env(env_file, environ)
+    env = load_env(env_file, environ)
     return InfluxCommandSettings(
-        influx=_influx(env),
+        influx=influx_settings(env),
         meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
-        log_level=_log_level(env),
+        log_level=log_level_of(env),
         batch_lines=env.integer("TSV_BATCH_SIZE", 5000, minimum=1),
         downsample_levels=_levels(env),
         spool_dir=env.plain_dir("POWERVIEW_SPOOL_DIR", "/srv/sftpgo/spool"),
@@ -303,8 +307,8 @@ class WorkerSettings:
     worker_linger_seconds: float
 
 
-def load_worker(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> WorkerSettings:
-    env = _env(env_file, environ)
+def load_worker(env_file: Env | Path | str | None = None, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+    env = load_env(env_file, environ)
     return WorkerSettings(
         data_dir=env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data"),
         log_dir=env.plain_dir("POWERVIEW_LOG_DIR", "/srv/sftpgo/logs"),
@@ -318,44 +322,3 @@ def load_worker(env_file: Path | str | None = None, environ: Mapping[str, str] |
         job_timeout_seconds=env.number("POWERVIEW_JOB_TIMEOUT_SECONDS", 3600.0, minimum=1),
         worker_linger_seconds=env.number("POWERVIEW_WORKER_LINGER_SECONDS", 60.0),
     )
-
-
-# -- the acceptance check (powerview-acceptance) -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AcceptanceSettings:
-    influx: InfluxSettings
-    meta_bucket: str
-    grafana: GrafanaSettings  # powerview.grafana.settings
-    data_dir: Path
-    log_dir: Path
-    report_dir: Path
-    config_api_url: str | None
-    config_api_token: str | None
-
-    def __repr__(self) -> str:  # never show the tokens
-        return f"AcceptanceSettings(data_dir={str(self.data_dir)!r}, grafana={self.grafana!r}, ...)"
-
-
-def load_acceptance(env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> AcceptanceSettings:
-    env = _env(env_file, environ)
-    data_dir = env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data")
-    return AcceptanceSettings(
-        influx=_influx(env),
-        meta_bucket=env.text("TSV_META_BUCKET") or DEFAULT_META_BUCKET,
-        grafana=_grafana(env_file, environ),
-        data_dir=data_dir,
-        log_dir=env.plain_dir("POWERVIEW_LOG_DIR", "/srv/sftpgo/logs"),
-        # the parser's default: <data folder>/../logs/reports
-        report_dir=env.path("TSV_REPORT_DIR", None) or data_dir.parent / "logs" / "reports",
-        config_api_url=env.url("CONFIG_API_URL", None),
-        config_api_token=env.secret("CONFIG_API_TOKEN"),
-    )
-
-
-def _grafana(env_file: Path | str | None, environ: Mapping[str, str] | None) -> GrafanaSettings:
-    try:  # the provisioning's own reader (same .env rule)
-        return load_grafana(env_file, environ)
-    except SettingsError as exc:
-        raise ConfigError(str(exc)) from None

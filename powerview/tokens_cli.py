@@ -9,30 +9,29 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
-from typing import NoReturn
 
 import click
 
 from . import commandline
-from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import ExitCode
-from .influx import InfluxRejected, InfluxUnavailable, connect
+from .influx import connect
 from .influx_tokens import TokenManager, description_for
-from .settings import ConfigError, load_tokens
+from .settings import ConfigError, Env, load_env, load_tokens
 
 log = logging.getLogger("powerview")
+PROG = "manage_influx_tokens"
 
 EXIT_OK, EXIT_USAGE, EXIT_UNAVAILABLE = ExitCode.OK, ExitCode.USAGE, ExitCode.TEMPFAIL
 
-EXIT_CODES = """\b
-Exit codes:
-  0   done (the token, the listing or the JSON is on stdout)
-  2   usage or configuration error: a missing or wrong setting (named), a bad bucket name,
-      a token InfluxDB refuses, an unknown organization, an operation InfluxDB refuses
-  70  internal error
-  75  InfluxDB unavailable (connection refused, 5xx, timeouts): nothing done, run again later
-\b
+EXIT_CODES = commandline.epilog(
+    {
+        ExitCode.OK: "done (the token, the listing or the JSON is on stdout)",
+        ExitCode.USAGE: "usage or configuration error: a missing or wrong setting (named), a bad bucket name,\n"
+        "      a token InfluxDB refuses, an unknown organization, an operation InfluxDB refuses",
+        ExitCode.SOFTWARE: "internal error",
+        ExitCode.TEMPFAIL: "InfluxDB unavailable (connection refused, 5xx, timeouts): nothing done, run again later",
+    },
+    more="""
 Settings (environment, then .env): INFLUXDB_HOST, INFLUXDB_ORG, INFLUXDB_ADMIN_TOKEN.
 \b
 Examples:
@@ -50,18 +49,11 @@ deleted. A company not done keeps its deployed token. Exit code: 0 every company
 to do); 75 Grafana or InfluxDB unavailable for one (run again later); 2 one needs the operator
 (no data source, a refusal, a bad name). One line per company on stdout (JSON with --json).
 Settings: also GRAFANA_URL and GRAFANA_API_TOKEN or GRAFANA_USERNAME/GRAFANA_PASSWORD, GRAFANA_TENANCY.
-"""
+""",
+)
 
 
-def _configure_logging(level: str) -> None:
-    commandline.configure_logging("manage_influx_tokens", level)
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    commandline.fail("manage_influx_tokens", code, message)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
+@click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.option(
     "--bucket",
     metavar="NAME",
@@ -98,15 +90,9 @@ def _fail(code: int, message: str) -> NoReturn:
     "one, in InfluxDB and in the company's Grafana data sources (docs/migration.md).",
 )
 @click.option("--all", "all_buckets", is_flag=True, help="With --migrate: every company that has a deployed token.")
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    envvar="POWERVIEW_ENV_FILE",
-    help=f"Settings file (default: {DEFAULT_ENV_FILE.name} next to the project; env "
-    "POWERVIEW_ENV_FILE); the environment wins over it.",
-)
-def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_buckets, env_file):
+@commandline.env_file_option
+@commandline.log_level_option
+def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_buckets, env_file, log_level):
     """Per-company InfluxDB tokens for Grafana: a token that can read the company's bucket and its
     derived buckets <bucket>_1h/_1d/_1w (TSV_DOWNSAMPLE_LEVELS) and nothing else (described
     powerview_token_for_bucket_<bucket>), reused while it is valid; an older token reading the
@@ -114,20 +100,20 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_
 
     The token alone goes to stdout (what the Grafana playbook reads); messages go to stderr."""
     if sum((do_list, revoke, rotate, migrate)) > 1:
-        _fail(EXIT_USAGE, "--list, --revoke, --rotate and --migrate exclude each other")
+        commandline.fail(PROG, EXIT_USAGE, "--list, --revoke, --rotate and --migrate exclude each other")
     if all_buckets and not migrate:
-        _fail(EXIT_USAGE, "--all goes with --migrate only")
+        commandline.fail(PROG, EXIT_USAGE, "--all goes with --migrate only")
     if migrate and write:
-        _fail(EXIT_USAGE, "--migrate makes read-only tokens: --write does not apply")
+        commandline.fail(PROG, EXIT_USAGE, "--migrate makes read-only tokens: --write does not apply")
     if migrate and all_buckets and bucket:
-        _fail(EXIT_USAGE, "--migrate takes --bucket NAME or --all, not both")
+        commandline.fail(PROG, EXIT_USAGE, "--migrate takes --bucket NAME or --all, not both")
     if not bucket and not (migrate and all_buckets):
-        _fail(EXIT_USAGE, "Missing option '--bucket'" + (" (or --all)" if migrate else ""))
-    if env_file is not None and not env_file.is_file():
-        _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
-    try:
-        settings = load_tokens(env_file)
-        _configure_logging(settings.log_level)
+        commandline.fail(PROG, EXIT_USAGE, "Missing option '--bucket'" + (" (or --all)" if migrate else ""))
+    commandline.check_env_file(PROG, env_file)
+    with commandline.influx_failures(PROG, "InfluxDB refused the operation", internal=True):
+        env = load_env(env_file)  # read once: the Grafana settings of --migrate come from it too
+        settings = load_tokens(env)
+        commandline.configure_logging(PROG, log_level or settings.log_level)
         if settings.influx.version != 2:
             raise ConfigError(
                 f"INFLUXDB_VERSION={settings.influx.version}: per-bucket tokens are made on InfluxDB 2 "
@@ -137,7 +123,7 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_
             connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s, settings.downsample_levels
         )
         if migrate or (rotate and not write):  # a read-only token lives in Grafana's data sources
-            sys.exit(_migrate(manager, env_file, bucket, as_json, dry_run, rotate=rotate))
+            sys.exit(_migrate(manager, env, bucket, as_json, dry_run, rotate=rotate))
         if do_list:
             _list(manager, bucket, as_json)
         elif revoke:
@@ -173,15 +159,6 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_
                 )
             else:
                 click.echo(outcome.token)
-    except ConfigError as exc:
-        _fail(EXIT_USAGE, str(exc))
-    except InfluxUnavailable as exc:
-        _fail(EXIT_UNAVAILABLE, str(exc))
-    except InfluxRejected as exc:
-        _fail(EXIT_USAGE, f"InfluxDB refused the operation: {exc}")
-    except Exception as exc:  # noqa: BLE001 - a bug: one line and exit 70, never a bare traceback
-        log.exception("internal error")
-        _fail(ExitCode.SOFTWARE, f"internal error {type(exc).__name__}: {exc}")
     sys.exit(EXIT_OK)
 
 
@@ -223,7 +200,7 @@ def _revoke(manager: TokenManager, bucket: str, as_json: bool, dry_run: bool) ->
 
 
 def _migrate(
-    manager: TokenManager, env_file: Path | None, bucket: str | None, as_json: bool, dry_run: bool, rotate: bool = False
+    manager: TokenManager, env: Env, bucket: str | None, as_json: bool, dry_run: bool, rotate: bool = False
 ) -> int:
     """--migrate (one company or all) and --rotate of a read-only token: returns the exit code (the
     worst company's)."""
@@ -231,16 +208,13 @@ def _migrate(
     from .grafana.client import Grafana, GrafanaError
     from .token_migration import Migrator, overall
 
-    try:
-        gsettings = grafana_settings.load(env_file)
-    except grafana_settings.SettingsError as exc:
-        raise ConfigError(str(exc)) from None
+    gsettings = grafana_settings.load(env)  # a ConfigError, as every setting's
     grafana = Grafana(gsettings)
     try:
         grafana.check_connection()
     except GrafanaError as exc:
         code = EXIT_UNAVAILABLE if exc.status == 0 or exc.status >= 500 else EXIT_USAGE
-        _fail(code, f"Grafana: {exc}; nothing done")
+        commandline.fail(PROG, code, f"Grafana: {exc}; nothing done")
     migrator = Migrator(manager, gsettings, grafana, dry_run=dry_run)
     buckets = [bucket] if bucket else migrator.companies()
     if not buckets:

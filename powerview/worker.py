@@ -26,8 +26,9 @@ from pathlib import Path
 
 import click
 
-from . import catalogue, logsafe, workerlock
+from . import catalogue, commandline, workerlock
 from .envfile import DEFAULT_ENV_FILE
+from .exitcodes import ExitCode
 from .jobrunner import JobRunner, Tools
 from .settings import ConfigError, WorkerSettings, load_worker
 from .spool import SCAN, Job, Spool
@@ -43,20 +44,19 @@ def _open_log(settings: WorkerSettings) -> int:
 
 
 def _configure_logging(log_fd: int) -> None:
+    """The worker's lines go to worker.log (`log_fd`), and to stderr when it is not that file
+    already (a terminal, the journal); the parser's own lines come through its stderr."""
     root = logging.getLogger("powerview")
-    root.handlers[:] = []
-    formatter = logging.Formatter("%(asctime)s worker[%(process)d] %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-    handler = logging.StreamHandler(os.fdopen(os.dup(log_fd), "a", buffering=1, encoding="utf-8"))
-    handler.setFormatter(formatter)
-    root.addHandler(logsafe.protect(handler))
-    try:  # also on stderr when it is not the log already (a terminal, the journal)
+    line_format = "%(asctime)s worker[%(process)d] %(levelname)s %(message)s"
+    root.handlers[:] = [
+        commandline.log_handler(os.fdopen(os.dup(log_fd), "a", buffering=1, encoding="utf-8"), line_format)
+    ]
+    try:
         same = os.path.sameopenfile(2, log_fd)
     except OSError:
         same = True
     if not same:
-        echo = logging.StreamHandler(sys.stderr)
-        echo.setFormatter(formatter)
-        root.addHandler(logsafe.protect(echo))
+        root.addHandler(commandline.log_handler(sys.stderr, line_format))
     root.setLevel(logging.INFO)
     root.propagate = False
 
@@ -112,7 +112,7 @@ def serve(settings: WorkerSettings, env_file: Path | None, lock_fd: int | None =
             while wait_for_due(spool, settings.worker_linger_seconds):
                 runs += runner.run_due()
             # channel publications the config API did not take yet (the timer's run brings them in)
-            catalogue.publish_entries([], env_file=env_file)
+            catalogue.publish_entries([], catalogue.Recorder.load(env_file))
             # derived windows recorded by a parser run that did not finish (killed at the timeout)
             runner.derived_pending()
         finally:
@@ -133,13 +133,17 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help=f"WorkerSettings file (default: {DEFAULT_ENV_FILE}).",
+EXIT_CODES = commandline.epilog(
+    {
+        ExitCode.OK: "done",
+        ExitCode.REJECTED: "a setting is wrong, or the spool folder is missing (the message says which)",
+        ExitCode.USAGE: "usage error (an unknown command, option or job id)",
+    }
 )
+
+
+@click.group(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@commandline.env_file_option
 @click.pass_context
 def cli(ctx: click.Context, env_file: Path | None) -> None:
     """The PowerView spool: jobs queued by on-upload.sh and the worker that runs them."""

@@ -11,6 +11,8 @@ import os
 import sqlite3
 import sys
 
+from powerview.exitcodes import ExitCode, exit_codes_text
+
 DEFAULT_DB = "/data/powerview-2/config-api.sqlite3"
 
 
@@ -23,16 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="powerview-config-api",
         description=__doc__,
-        epilog="powerview-config-api import --help: carry the deployed API's data over (docs/config-api.md)",
+        epilog=exit_codes_text({ExitCode.OK: "stopped", ExitCode.USAGE: "usage error, or a database it cannot use"})
+        + "\npowerview-config-api import --help: carry the deployed API's data over (docs/config-api.md)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+    parser.add_argument("--port", type=int, default=8000, help="Port (default 8000).")
     parser.add_argument(
         "--db",
         default=os.environ.get("CONFIG_API_DB") or DEFAULT_DB,
-        help=f"SQLite file of this API, created if absent (env CONFIG_API_DB, default {DEFAULT_DB})",
+        help=f"SQLite file of this API, created if absent (env CONFIG_API_DB, default {DEFAULT_DB}).",
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="Log verbosity (default info).",
+    )
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -45,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         store = Store(args.db)
     except ForeignDatabase as exc:
         print(f"powerview-config-api: error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except (OSError, sqlite3.Error) as exc:
         print(f"powerview-config-api: error: {args.db}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     token = os.environ.get("CONFIG_API_TOKEN", "").strip() or None
     if token is None:
         logging.warning("CONFIG_API_TOKEN is not set: writes are open to whoever reaches this port")
@@ -60,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         server_header=False,
     )
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ done), 2 usage or configuration.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,34 +255,52 @@ class Importer:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from powerview.exitcodes import ExitCode, exit_codes_text
+
     parser = argparse.ArgumentParser(
         prog="powerview-config-api import",
         description="Carry the series configuration of the deployed config API (0.3.2) over to this one "
         "(docs/config-api.md, section Reprise).",
+        epilog=exit_codes_text(
+            {
+                ExitCode.OK: "every series carried over (or, with --dry-run, nothing to change)",
+                ExitCode.REJECTED: "a series or a client could not be carried over (the message says which)",
+                ExitCode.USAGE: "usage or configuration error",
+            }
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--from", dest="source", required=True, metavar="URL", help="the old API, e.g. http://old:8000")
-    parser.add_argument("--to", metavar="URL", help="this API (default: CONFIG_API_URL)")
-    parser.add_argument("--dry-run", action="store_true", help="read everything, write nothing, say what would change")
-    parser.add_argument("--env-file", type=Path, help="settings file (default: .env next to the project)")
+    parser.add_argument(
+        "--from", dest="source", required=True, metavar="URL", help="The old API, e.g. http://old:8000."
+    )
+    parser.add_argument("--to", metavar="URL", help="This API (default: CONFIG_API_URL).")
+    parser.add_argument("--dry-run", action="store_true", help="Read everything, write nothing, say what would change.")
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=os.environ.get("POWERVIEW_ENV_FILE") or None,
+        help="Settings file (default: POWERVIEW_ENV_FILE, else .env in the project folder); the environment wins "
+        "over it.",
+    )
     args = parser.parse_args(argv)
 
-    from powerview.grafana.settings import SettingsError
     from powerview.grafana.settings import load as load_grafana
+    from powerview.settings import ConfigError
 
-    if args.env_file is not None and not args.env_file.is_file():
+    if args.env_file is not None and (not args.env_file.exists() or args.env_file.is_dir()):
         parser.error(f"--env-file {args.env_file}: no such file")
     try:
         settings = load_grafana(args.env_file)
-    except SettingsError as exc:
+    except ConfigError as exc:
         print(f"powerview-config-api import: error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     target = args.to or settings.config_api_url
     if not target:
         print("powerview-config-api import: error: give --to URL or set CONFIG_API_URL", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     if _url(target) == _url(args.source):
         print("powerview-config-api import: error: --from and --to are the same API", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     importer = Importer(
         Http(_url(args.source)), Http(_url(target), settings.config_api_token), settings.data_dir, args.dry_run
     )
@@ -289,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         clients = grafana_clients(settings)
     except ImportFailure as exc:
         print(f"powerview-config-api import: error: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.REJECTED
     importer.say(f"{len(clients)} client(s) in Grafana's data sources")
     importer.run(clients)
-    return 1 if importer.failures else 0
+    return ExitCode.REJECTED if importer.failures else ExitCode.OK

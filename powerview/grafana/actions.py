@@ -13,7 +13,7 @@ from .company import Company, ProvisioningError, Run, check_name
 from .config_api import ConfigApiError
 from .render import TemplateError
 
-FAILURES = (grafana_settings.SettingsError, GrafanaError, ProvisioningError, ConfigApiError, TemplateError)
+FAILURES = (grafana_settings.ConfigError, GrafanaError, ProvisioningError, ConfigApiError, TemplateError)
 
 
 def validate(

@@ -1,17 +1,17 @@
-"""The settings of the Grafana provisioning: the environment, then the project's `.env` (or the
-file named by POWERVIEW_ENV_FILE). Only what the provisioning uses is read and checked here."""
+"""The settings of the Grafana provisioning, read by the project's one reader (powerview.settings.Env:
+the environment, then `--env-file`, POWERVIEW_ENV_FILE or the project's `.env`). Only what the
+provisioning uses is read and checked here."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..datadirs import DEFAULT_SECRETS_DIR
-from ..envfile import read_environment
+from ..envfile import PROJECT_DIR
+from ..settings import ConfigError, Env, load_env
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 TENANCIES = ("team", "org")
 DEFAULT_DATASOURCE_TYPE = "influxdb-adecwatts-datasource"
 # what the deployed playbooks put in the datasource for the production plugin (a Grafana proxy
@@ -20,10 +20,12 @@ DEFAULT_SERIES_CONFIG_API_URL = "/api/datasources/proxy/25"
 # the uid of the JSON datasource (marcusolsson-json-datasource) that reaches powerview-config-api,
 # read by the dashboards' `config` variable (docs/deploiement-infra.md provisions it with this uid)
 DEFAULT_CONFIG_DATASOURCE_UID = "powerview-config-api"
+DEFAULT_TEMPLATES_DIR = PROJECT_DIR / "grafana-automation" / "templates"
 
+# the name it had when the provisioning had a reader of its own; kept for one release
+SettingsError = ConfigError
 
-class SettingsError(Exception):
-    """A setting is missing or malformed: the message names it, never a secret value."""
+__all__ = ["PROJECT_DIR", "ConfigError", "GrafanaSettings", "SettingsError", "load"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class GrafanaSettings:
     config_api_token: str | None = None
     series_config_api_url: str = DEFAULT_SERIES_CONFIG_API_URL
     config_datasource_uid: str = DEFAULT_CONFIG_DATASOURCE_UID
-    templates_dir: Path = PROJECT_DIR / "grafana-automation" / "templates"
+    templates_dir: Path = DEFAULT_TEMPLATES_DIR
 
     @property
     def has_admin(self) -> bool:
@@ -53,57 +55,47 @@ class GrafanaSettings:
         return f"GrafanaSettings(url={self.url!r}, tenancy={self.tenancy!r}, ...)"
 
 
-def _environment(env_file: str | Path | None, environ: Mapping[str, str] | None) -> dict[str, str]:
-    """The one `.env` rule of the project (powerview.settings.read_environment: no interpolation)."""
-    environ = os.environ if environ is None else environ
-    return read_environment(env_file or environ.get("POWERVIEW_ENV_FILE") or PROJECT_DIR / ".env", environ)
-
-
-def _url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.startswith(("http://", "https://")) or any(c.isspace() for c in raw):
-        raise SettingsError(f"{name} must be a URL such as http://localhost:3000, got {raw!r}")
-    return raw.rstrip("/")
-
-
-def load(env_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> GrafanaSettings:
-    env = _environment(env_file, environ)
-    tenancy = env.get("GRAFANA_TENANCY", "").strip().lower() or "team"
+def load(env_file: Env | str | Path | None = None, environ: Mapping[str, str] | None = None) -> GrafanaSettings:
+    env = load_env(env_file, environ)
+    tenancy = (env.text("GRAFANA_TENANCY") or "team").lower()
     if tenancy not in TENANCIES:
-        raise SettingsError(f"GRAFANA_TENANCY must be team or org, got {tenancy!r}")
-    url = _url(env, "GRAFANA_URL", "http://localhost:8088")
-    username = env.get("GRAFANA_USERNAME", "").strip() or None
-    password = env.get("GRAFANA_PASSWORD", "") or None
-    token = env.get("GRAFANA_API_TOKEN", "").strip() or None
+        raise ConfigError(f"GRAFANA_TENANCY must be team or org, got {tenancy!r}")
+    grafana_url = "http://localhost:3000"
+    url = env.url("GRAFANA_URL", "http://localhost:8088", example=grafana_url)
+    username = env.text("GRAFANA_USERNAME")
+    password = env.secret("GRAFANA_PASSWORD")
+    token = env.text("GRAFANA_API_TOKEN")
     if not token and not (username and password):
-        raise SettingsError(
+        raise ConfigError(
             "missing Grafana credentials: set GRAFANA_API_TOKEN, or GRAFANA_USERNAME and "
             "GRAFANA_PASSWORD (environment or .env)"
         )
     if tenancy == "org" and not (username and password):
-        raise SettingsError(
+        raise ConfigError(
             "GRAFANA_TENANCY=org needs GRAFANA_USERNAME and GRAFANA_PASSWORD (a Grafana server "
             "admin): organisations are managed through Grafana's admin API, which takes no token"
         )
     # as Grafana (a container) reaches InfluxDB: the deployed .env names that INFLUXDB_URL
-    influx = _url(env, "INFLUXDB_URL_FOR_GRAFANA") or _url(env, "INFLUXDB_URL") or _url(env, "INFLUXDB_HOST") or ""
-    templates = env.get("POWERVIEW_GRAFANA_TEMPLATES_DIR", "").strip()
+    influx = (
+        env.url("INFLUXDB_URL_FOR_GRAFANA", None, example=grafana_url)
+        or env.url("INFLUXDB_URL", None, example=grafana_url)
+        or env.url("INFLUXDB_HOST", None, example=grafana_url)
+        or ""
+    )
     return GrafanaSettings(
         url=url or "",
         username=username,
         password=password,
         api_token=token,
         tenancy=tenancy,
-        datasource_type=env.get("GRAFANA_DATASOURCE_TYPE", "").strip() or DEFAULT_DATASOURCE_TYPE,
+        datasource_type=env.text("GRAFANA_DATASOURCE_TYPE") or DEFAULT_DATASOURCE_TYPE,
         influx_url_for_grafana=influx,
-        influx_org=env.get("INFLUXDB_ORG", "").strip(),
-        data_dir=Path(env.get("POWERVIEW_DATA_DIR", "").strip() or "/srv/sftpgo/data"),
-        secrets_dir=Path(env.get("POWERVIEW_SECRETS_DIR", "").strip() or DEFAULT_SECRETS_DIR),
-        config_api_url=_url(env, "CONFIG_API_URL"),
-        config_api_token=env.get("CONFIG_API_TOKEN", "").strip() or None,
-        series_config_api_url=env.get("GRAFANA_SERIES_CONFIG_API_URL", "").strip() or DEFAULT_SERIES_CONFIG_API_URL,
-        config_datasource_uid=env.get("GRAFANA_CONFIG_DATASOURCE_UID", "").strip() or DEFAULT_CONFIG_DATASOURCE_UID,
-        templates_dir=Path(templates) if templates else PROJECT_DIR / "grafana-automation" / "templates",
+        influx_org=env.text("INFLUXDB_ORG") or "",
+        data_dir=env.path("POWERVIEW_DATA_DIR", "/srv/sftpgo/data", "TSV_DATA_FOLDER") or Path("/srv/sftpgo/data"),
+        secrets_dir=env.path("POWERVIEW_SECRETS_DIR", str(DEFAULT_SECRETS_DIR)) or DEFAULT_SECRETS_DIR,
+        config_api_url=env.url("CONFIG_API_URL", None, example=grafana_url),
+        config_api_token=env.text("CONFIG_API_TOKEN"),
+        series_config_api_url=env.text("GRAFANA_SERIES_CONFIG_API_URL") or DEFAULT_SERIES_CONFIG_API_URL,
+        config_datasource_uid=env.text("GRAFANA_CONFIG_DATASOURCE_UID") or DEFAULT_CONFIG_DATASOURCE_UID,
+        templates_dir=env.path("POWERVIEW_GRAFANA_TEMPLATES_DIR", None) or DEFAULT_TEMPLATES_DIR,
     )

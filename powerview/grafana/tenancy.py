@@ -17,18 +17,29 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import click
 
+from .. import commandline
+from ..exitcodes import ExitCode
+from ..settings import ConfigError
 from . import settings as grafana_settings
 from .client import Grafana, GrafanaError, seg
 from .company import MAIN_ORG_ID, Company, ProvisioningError, Run, check_name, contains
 from .config_api import ConfigApiError
 from .render import TemplateError
 
-FAILURES = (grafana_settings.SettingsError, GrafanaError, ProvisioningError, ConfigApiError, TemplateError)
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+FAILURES = (ConfigError, GrafanaError, ProvisioningError, ConfigApiError, TemplateError)
+PROG = "powerview-grafana-tenancy"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = ExitCode.OK, ExitCode.REJECTED, ExitCode.USAGE
+EXIT_CODES = commandline.epilog(
+    {
+        EXIT_OK: "every company moved (or nothing to do)",
+        EXIT_FAILED: "a company could not be moved, or Grafana failed (the message names the call); "
+        "run again once fixed: what was done is kept",
+        EXIT_USAGE: "usage or configuration error",
+    }
+)
 
 TokenSource = Callable[[str, bool], dict]
 
@@ -186,37 +197,29 @@ def companies_in(run: Run, s: grafana_settings.GrafanaSettings, tenancy: str) ->
     return sorted(found)
 
 
-@click.command()
+@click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.argument("direction", type=click.Choice(["to-org", "to-team"]))
 @click.option("--company", "companies", multiple=True, help="A company to move (repeatable).")
 @click.option("--all", "move_all", is_flag=True, help="Every PowerView company found in the other tenancy.")
 @click.option("--dry-run", is_flag=True, help="Read only: print what would be done.")
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Settings file (default: the project's .env, or POWERVIEW_ENV_FILE).",
-)
+@commandline.env_file_option
 def main(direction, companies, move_all, dry_run, env_file):
     """Move PowerView companies between GRAFANA_TENANCY=team and GRAFANA_TENANCY=org.
 
     Set GRAFANA_TENANCY to the new value in .env once every company is moved."""
     if bool(companies) == bool(move_all):
-        click.echo("error: give --company NAME (repeatable) or --all", err=True)
-        sys.exit(EXIT_USAGE)
+        commandline.fail(PROG, EXIT_USAGE, "give --company NAME (repeatable) or --all")
+    commandline.check_env_file(PROG, env_file)
     target = "org" if direction == "to-org" else "team"
     try:
         s = grafana_settings.load(env_file)
         if not s.has_admin:
-            raise grafana_settings.SettingsError(
-                "the migration needs GRAFANA_USERNAME and GRAFANA_PASSWORD (a Grafana server admin)"
-            )
+            raise ConfigError("the migration needs GRAFANA_USERNAME and GRAFANA_PASSWORD (a Grafana server admin)")
         grafana = Grafana(s)
         grafana.check_connection()
         names = list(companies) or companies_in(Run(grafana), s, "team" if target == "org" else "org")
     except FAILURES as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE if isinstance(exc, grafana_settings.SettingsError) else EXIT_FAILED)
+        commandline.fail(PROG, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED, str(exc))
     status = EXIT_OK
     prefix = "would " if dry_run else ""
     for name in names:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import requests
 
 from powerview import acceptance
+from powerview.acceptance_settings import load_acceptance
 from powerview.grafana_names import company_names
 from powerview.influx import connect
 from powerview.influx_tokens import TokenManager
-from powerview.settings import load_acceptance, load_tokens
+from powerview.settings import load_tokens
 
 from stand_ins.grafana import GrafanaStandIn
 

@@ -283,6 +283,7 @@ def test_check_mode_on_a_fresh_company_changes_nothing(fresh_lab):
     (fresh_lab.data / "newco").mkdir()
     run = fresh_lab.create("newco", "--check", "--diff", cwd=PROJECT)  # as an operator runs it, from the project
     assert run.rc == 0, run.output
+    assert "WARNING" not in run.stderr, run.stderr  # the project's ansible.cfg read: no inventory warning
     assert fresh_lab.grafana.writes() == [] and fresh_lab.influx_writes() == []
     assert not (fresh_lab.data / "newco" / ".company.created").exists() and not fresh_lab.secrets.exists()
     assert fresh_lab.config_api.clients == {}

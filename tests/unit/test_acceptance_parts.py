@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from powerview import acceptance, uploadlog
-from powerview.settings import load_acceptance
+from powerview.acceptance_settings import load_acceptance
 
 
 def test_log_lines_are_read_back_field_by_field_quoted_values_included():

@@ -271,7 +271,7 @@ def test_log_lines_clear_the_progress_bar_line_first():
     import io
     import logging
 
-    from powerview.cli import _TerminalHandler
+    from powerview.commandline import StderrHandler as _TerminalHandler
 
     stream = io.StringIO()
     handler = _TerminalHandler(stream)

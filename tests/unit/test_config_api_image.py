@@ -33,12 +33,17 @@ def test_the_copied_files_are_enough_to_serve(tmp_path):
                 else:
                     destination.mkdir(parents=True, exist_ok=True)
                     shutil.copy(path, destination)
-    assert sorted(p.name for p in (app / "powerview").iterdir()) == ["__init__.py", "names.py", "schema.py"]
+    assert sorted(p.name for p in (app / "powerview").iterdir()) == [
+        "__init__.py",
+        "exitcodes.py",
+        "names.py",
+        "schema.py",
+    ]
     # -I: no PYTHONPATH, no current folder; -S keeps site-packages out, so add only the venv's
     site = [p for p in sys.path if p.endswith("site-packages")]
     code = (
         f"import sys; sys.path[:0] = [{str(app)!r}] + {site!r}; import powerview, powerview_config_api.app as a, "
-        "powerview_config_api.store as s; "
+        "powerview_config_api.store as s, powerview_config_api.__main__ as m; "
         f"assert powerview.__file__.startswith({str(app)!r}); "
         f"a.create_app(s.Store({str(tmp_path / 'db.sqlite3')!r}), None); print('ok')"
     )

@@ -148,13 +148,15 @@ def _entry(status="success"):
 
 def test_publish_is_off_without_url_in_dry_run_and_for_other_outcomes(tmp_path):
     entries = [_entry(), _entry("error")]
-    catalogue.publish_entries(entries, tmp_path / "none.env", environ={})
+    catalogue.publish_entries(entries, catalogue.Recorder.load(tmp_path / "none.env", {}))
     assert [e.catalogue for e in entries] == ["off", "off"]
     env = {"CONFIG_API_URL": "http://127.0.0.1:9", "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool")}
-    catalogue.publish_entries(entries, tmp_path / "none.env", dry_run=True, environ=env)
+    catalogue.publish_entries(entries, catalogue.Recorder.load(tmp_path / "none.env", env), dry_run=True)
     assert [e.catalogue for e in entries] == ["off", "off"]
     assert not (tmp_path / "spool").exists()
-    catalogue.publish_entries(entries, tmp_path / "none.env", environ={**env, "CONFIG_API_TIMEOUT": "nope"})
+    catalogue.publish_entries(
+        entries, catalogue.Recorder.load(tmp_path / "none.env", {**env, "CONFIG_API_TIMEOUT": "nope"})
+    )
     assert [e.catalogue for e in entries] == ["off", "off"]  # a bad setting never fails the run
 
 
@@ -165,7 +167,7 @@ def test_publish_queues_when_the_api_is_down(tmp_path):
         "POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"),
         "CONFIG_API_TIMEOUT": "2",
     }
-    catalogue.publish_entries(entries, tmp_path / "none.env", environ=env)
+    catalogue.publish_entries(entries, catalogue.Recorder.load(tmp_path / "none.env", env))
     assert [e.catalogue for e in entries] == ["queued", "off", "queued"]
     waiting = Outbox(tmp_path / "spool" / "outbox" / "catalogue").waiting()
     assert [json.loads(p.read_text())["body"]["channels"][0]["fieldId"] for p in waiting] == ["M1_U1_V"] * 2

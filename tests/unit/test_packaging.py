@@ -91,3 +91,20 @@ def test_no_absolute_path_of_a_development_machine_in_the_project():
         if re.search(r"(?<![\w.])/(work|home|Users)/", text):
             offenders.append(name)
     assert offenders == []
+
+
+def test_the_editable_install_prints_no_warning_and_is_a_pth_of_the_project(tmp_path):
+    """What `make venv` runs (`pip install -e .`): setuptools' editable build, without a
+    BuildBackendWarning (nor any other warning), adding the project folder to sys.path."""
+    code = (
+        "import warnings, sys; warnings.simplefilter('always'); "
+        "from setuptools import build_meta; "
+        f"print(build_meta.build_editable({str(tmp_path)!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "Warning" not in done.stderr and "!!" not in done.stderr, done.stderr
+    with zipfile.ZipFile(tmp_path / done.stdout.strip().splitlines()[-1]) as archive:
+        [pth] = [n for n in archive.namelist() if n.endswith(".pth")]
+        assert archive.read(pth).decode().split() == [str(PROJECT_DIR)]
