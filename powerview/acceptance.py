@@ -41,7 +41,7 @@ import requests
 from . import influx, uploadlog
 from .envfile import PROJECT_DIR, read_environment
 from .exitcodes import ExitCode
-from .grafana_names import company_names
+from .grafana.names import company_names
 from .influx_tokens import TokenManager
 from .schema import DERIVED_LEVELS, FILE_MEASUREMENT, MEASUREMENT
 from .settings import AcceptanceSettings, ConfigError, load_acceptance

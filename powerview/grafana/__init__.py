@@ -1,6 +1,7 @@
 """Grafana provisioning of PowerView companies, in plain Python.
 
 - `settings`  the settings the provisioning reads (and nothing else)
+- `names`     the Grafana names and uids of a company and of its users' views (one derivation)
 - `client`    Grafana's HTTP API: one call, one clear error; organisation header; no secrets in errors
 - `config_api` the client-id registration in powerview-config-api
 - `company`   a company's resources (team or organisation, folder, datasource, dashboard, default user)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..grafana_names import company_names, user_names
+from .names import company_names, user_names
 from ..layout import name_problem
 from . import render
 from .client import Answer, Grafana, GrafanaError, seg

@@ -7,7 +7,7 @@ from __future__ import annotations
 import requests
 
 from powerview import acceptance
-from powerview.grafana_names import company_names
+from powerview.grafana.names import company_names
 from powerview.influx import connect
 from powerview.influx_tokens import TokenManager
 from powerview.settings import load_acceptance, load_tokens
