@@ -17,8 +17,8 @@ import click
 from . import commandline
 from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import ExitCode
-from .influx import InfluxRejected, InfluxUnavailable, connect
-from .influx_tokens import TokenManager, description_for
+from .influx import InfluxRejected, InfluxUnavailable
+from .influx_tokens import TokenManager, description_for, manager_for
 from .settings import ConfigError, load_tokens
 
 log = logging.getLogger("powerview")
@@ -128,14 +128,7 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_
     try:
         settings = load_tokens(env_file)
         _configure_logging(settings.log_level)
-        if settings.influx.version != 2:
-            raise ConfigError(
-                f"INFLUXDB_VERSION={settings.influx.version}: per-bucket tokens are made on InfluxDB 2 "
-                "only (see docs/buckets-derives.md for InfluxDB 1.x users and InfluxDB 3 database tokens)"
-            )
-        manager = TokenManager(
-            connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s, settings.downsample_levels
-        )
+        manager = manager_for(settings)
         if migrate or (rotate and not write):  # a read-only token lives in Grafana's data sources
             sys.exit(_migrate(manager, env_file, bucket, as_json, dry_run, rotate=rotate))
         if do_list:
