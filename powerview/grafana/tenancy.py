@@ -94,9 +94,7 @@ def _server_admin_logins(run: Run) -> set[str]:
     return {s.username} if s.username else set()
 
 
-def migrate(
-    run: Run, s: grafana_settings.GrafanaSettings, company: str, target: str, tokens: TokenSource
-) -> dict:
+def migrate(run: Run, s: grafana_settings.GrafanaSettings, company: str, target: str, tokens: TokenSource) -> dict:
     """Move `company` to tenancy `target` ("org" or "team"). Returns the run's result."""
     check_name("company", company)
     source_mode = "team" if target == "org" else "org"
