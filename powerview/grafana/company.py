@@ -90,16 +90,7 @@ class Company(Removal, Accounts, Dashboards):
             self.run.changes.append(f"write the company marker {marker}")
             if not self.run.check:
                 marker.write_text(f"Grafana resources of {self.company} provisioned by create_grafana_resources.yml\n")
-        return self.run.result(
-            company=self.company,
-            tenancy=self.tenancy,
-            org_id=self.org_id,
-            team_id=team_id,
-            folder_uid=folder_uid,
-            datasource_uid=datasource.get("uid", ""),
-            dashboard_uid=self.names["dashboard_uid"],
-            company_steps=True,
-        )
+        return self._provisioned(team_id, folder_uid, datasource, company_steps=True)
 
     def check_present(self, refresh_dashboard: bool = False) -> dict:
         """The marker exists: the company is provisioned (by us or by the deployed playbook) and
@@ -131,6 +122,9 @@ class Company(Removal, Accounts, Dashboards):
         elif refresh_dashboard:  # asked for: the one write a run with the marker makes
             self.check_dashboard_place(dashboard, folder_uid, self.own_view())
             self.refresh_dashboard(dashboard, datasource, self.own_view())
+        return self._provisioned(team_id, folder_uid, datasource, company_steps=False)
+
+    def _provisioned(self, team_id: int | None, folder_uid: str, datasource: dict, company_steps: bool) -> dict:
         return self.run.result(
             company=self.company,
             tenancy=self.tenancy,
@@ -139,7 +133,7 @@ class Company(Removal, Accounts, Dashboards):
             folder_uid=folder_uid,
             datasource_uid=datasource.get("uid", ""),
             dashboard_uid=self.names["dashboard_uid"],
-            company_steps=False,
+            company_steps=company_steps,
         )
 
     def check_before_writes(self, view: View, folder_uid: str) -> None:

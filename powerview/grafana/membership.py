@@ -50,21 +50,9 @@ class Membership(Scope):
         members = self.run.read(f"/api/orgs/{self.org_id}/users", admin=True).body or []
         mine = next((m for m in members if m.get("login") == self.s.username), None)
         if mine is None:
-            self.run.write(
-                f"add {self.s.username} to organisation {self.company} as Admin",
-                "POST",
-                f"/api/orgs/{self.org_id}/users",
-                admin=True,
-                json={"loginOrEmail": self.s.username, "role": "Admin"},
-            )
+            self._add_to_org(self.s.username or "", self.org_id, f"organisation {self.company}", "Admin", ok=(200,))
         elif mine.get("role") != "Admin":
-            self.run.write(
-                f"make {self.s.username} Admin of organisation {self.company}",
-                "PATCH",
-                f"/api/orgs/{self.org_id}/users/{mine['userId']}",
-                admin=True,
-                json={"role": "Admin"},
-            )
+            self._set_role(self.s.username or "", int(mine["userId"]), "Admin")
 
     # ---- team (team tenancy) ------------------------------------------------------------------
     def find_team(self) -> int | None:
@@ -93,14 +81,7 @@ class Membership(Scope):
                 # a team holds members of its organisation only (a user back from org tenancy is not)
                 listed = self.run.read(f"/api/users/{user_id}/orgs", admin=True).body or []
                 if MAIN_ORG_ID not in [int(o["orgId"]) for o in listed]:
-                    self.run.write(
-                        f"add {login} to the main organisation as Viewer",
-                        "POST",
-                        f"/api/orgs/{MAIN_ORG_ID}/users",
-                        admin=True,
-                        json={"loginOrEmail": login, "role": "Viewer"},
-                        ok=(200, 409),
-                    )
+                    self._add_to_org(login, MAIN_ORG_ID, "the main organisation", "Viewer")
             members: list[dict] = []
             if team_id is not None and user_id is not None:
                 members = self._read(f"/api/teams/{team_id}/members", ok=(200,)).body or []
@@ -121,23 +102,10 @@ class Membership(Scope):
                 for o in self.run.read(f"/api/users/{user_id}/orgs", admin=True).body or []
             }
         if self.org_id is None or self.org_id not in orgs:
-            self.run.write(
-                f"add {login} to organisation {self.company} as Viewer",
-                "POST",
-                f"/api/orgs/{self.org_id}/users",
-                admin=True,
-                json={"loginOrEmail": login, "role": "Viewer"},
-                ok=(200, 409),
-            )
+            self._add_to_org(login, self.org_id, f"organisation {self.company}", "Viewer")
             self.run.diff(f"member {login}", "absent", f"organisation {self.company} (Viewer)")
         elif orgs[self.org_id] != "Viewer":
-            self.run.write(
-                f"make {login} Viewer of organisation {self.company}",
-                "PATCH",
-                f"/api/orgs/{self.org_id}/users/{user_id}",
-                admin=True,
-                json={"role": "Viewer"},
-            )
+            self._set_role(login, user_id, "Viewer")
         if MAIN_ORG_ID in orgs and self.org_id != MAIN_ORG_ID:
             self.run.write(
                 f"remove {login} from the main organisation",
@@ -146,3 +114,24 @@ class Membership(Scope):
                 admin=True,
                 ok=(200, 404),
             )
+
+    def _add_to_org(self, login: str, org_id: int | None, where: str, role: str, ok=(200, 409)) -> None:
+        """`login` a member of organisation `org_id` (`where`: its name in the change) with `role`."""
+        self.run.write(
+            f"add {login} to {where} as {role}",
+            "POST",
+            f"/api/orgs/{org_id}/users",
+            admin=True,
+            json={"loginOrEmail": login, "role": role},
+            ok=ok,
+        )  # 409: already a member
+
+    def _set_role(self, login: str, user_id: int | None, role: str) -> None:
+        """The role of member `login` in the company's organisation."""
+        self.run.write(
+            f"make {login} {role} of organisation {self.company}",
+            "PATCH",
+            f"/api/orgs/{self.org_id}/users/{user_id}",
+            admin=True,
+            json={"role": role},
+        )

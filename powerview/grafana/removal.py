@@ -11,7 +11,7 @@ from .client_ids import ClientIds
 from .datasources import Datasources, datasource_owner, describe_owner
 from .folders import Folders
 from .membership import Membership
-from .scope import MAIN_ORG_ID, ProvisioningError, check_name
+from .scope import MAIN_ORG_ID, ProvisioningError, View, check_name
 from .users import Owners
 
 
@@ -26,28 +26,28 @@ class Removal(Folders, Datasources, Membership, ClientIds):
         found = self._read(f"/api/dashboards/uid/{seg(view.dashboard_uid)}") if dashboard else Answer(404, None)
         folder_uid = self.find_folder() if found.found else None
         if found.found and folder_uid and (found.body.get("meta") or {}).get("folderUid") == folder_uid:
-            self._write(
-                f"delete dashboard {view.dashboard_uid}",
-                "DELETE",
-                f"/api/dashboards/uid/{seg(view.dashboard_uid)}",
-                ok=(200, 404),
-            )
-            self.run.diff(f"dashboard {view.dashboard_uid}", "present", "absent")
+            self._delete(f"dashboard {view.dashboard_uid}", f"/api/dashboards/uid/{seg(view.dashboard_uid)}")
         datasource = datasource or self.find_datasource(view)
         if datasource is not None:
-            if datasource_owner(datasource) != view.owner:
-                self.run.notes.append(
-                    f"data source {view.datasource_name} belongs to {describe_owner(datasource_owner(datasource))}, "
-                    f"not to {view.label}: left alone"
-                )
-            else:
-                self._write(
-                    f"delete data source {view.datasource_name}",
-                    "DELETE",
-                    f"/api/datasources/uid/{seg(datasource['uid'])}",
-                    ok=(200, 404),
-                )
-                self.run.diff(f"data source {view.datasource_name}", "present", "absent")
+            self._delete_datasource(view, datasource)
+
+    def _delete_datasource(self, view: View, datasource: dict) -> None:
+        """Delete `datasource`, the one of `view`'s name, when PowerView made it for `view`."""
+        owner = datasource_owner(datasource)
+        if owner != view.owner:
+            self.run.notes.append(
+                f"data source {view.datasource_name} belongs to {describe_owner(owner)}, not to {view.label}: left alone"
+            )
+            return
+        self._delete(f"data source {view.datasource_name}", f"/api/datasources/uid/{seg(datasource['uid'])}")
+
+    def _delete(self, what: str, path: str, admin: bool = False) -> None:
+        """Delete `what` ("dashboard powerview_acme"): one change, one diff; already gone is done."""
+        if admin:
+            self.run.write(f"delete {what}", "DELETE", path, admin=True, ok=(200, 404))
+        else:
+            self._write(f"delete {what}", "DELETE", path, ok=(200, 404))
+        self.run.diff(what, "present", "absent")
 
     def absent(self, user_login: str | None = None) -> dict:
         """Delete the company's Grafana resources, its users' views (datasources found by their
@@ -98,14 +98,7 @@ class Removal(Folders, Datasources, Membership, ClientIds):
             if not deletable:
                 owners.forget(standing)  # its maker leaves: the companies still holding it decide
             if user is not None:
-                self.run.write(
-                    f"delete user {user_login}",
-                    "DELETE",
-                    f"/api/admin/users/{int(user['id'])}",
-                    admin=True,
-                    ok=(200, 404),
-                )
-                self.run.diff(f"user {user_login}", "present", "absent")
+                self._delete(f"user {user_login}", f"/api/admin/users/{int(user['id'])}", admin=True)
                 owners.forget(standing)
             password_file = self.s.secrets_dir / f"grafana_{user_login}.password"
             if deletable and password_file.exists():
@@ -143,26 +136,12 @@ class Removal(Folders, Datasources, Membership, ClientIds):
         if own.found and (own.body.get("meta") or {}).get("folderUid", "") in ("", folder_uid):
             doomed.append(self.names["dashboard_uid"])  # in another folder: another company's
         for uid in dict.fromkeys(doomed):
-            self._write(f"delete dashboard {uid}", "DELETE", f"/api/dashboards/uid/{seg(uid)}", ok=(200, 404))
-            self.run.diff(f"dashboard {uid}", "present", "absent")
+            self._delete(f"dashboard {uid}", f"/api/dashboards/uid/{seg(uid)}")
         if folder_uid:
-            self._write(f"delete folder {folder_uid}", "DELETE", f"/api/folders/{seg(folder_uid)}", ok=(200, 404))
-            self.run.diff(f"folder {folder_uid}", "present", "absent")
+            self._delete(f"folder {folder_uid}", f"/api/folders/{seg(folder_uid)}")
         datasource = self.find_datasource()
-        if datasource and datasource_owner(datasource) != self.own_view().owner:
-            self.run.notes.append(
-                f"data source {self.names['datasource_name']} belongs to "
-                f"{describe_owner(datasource_owner(datasource))}, not to company {self.company}: left alone"
-            )
-        elif datasource:
-            self._write(
-                f"delete data source {self.names['datasource_name']}",
-                "DELETE",
-                f"/api/datasources/uid/{seg(datasource['uid'])}",
-                ok=(200, 404),
-            )
-            self.run.diff(f"data source {self.names['datasource_name']}", "present", "absent")
+        if datasource:
+            self._delete_datasource(self.own_view(), datasource)
         team_id = self.find_team()
         if team_id is not None:
-            self._write(f"delete team {self.names['team']}", "DELETE", f"/api/teams/{team_id}", ok=(200, 404))
-            self.run.diff(f"team {self.names['team']}", "present", "absent")
+            self._delete(f"team {self.names['team']}", f"/api/teams/{team_id}")
