@@ -323,3 +323,20 @@ def test_the_tenancy_migration_gets_the_playbooks_token_from_the_token_manager(i
     env_file.write_text(env_file.read_text() + "INFLUXDB_VERSION=1\n")
     with pytest.raises(ProvisioningError, match=r"token of bucket acme: INFLUXDB_VERSION=1: .*InfluxDB 2 only"):
         BucketTokens(env_file)("acme", False)
+
+
+def test_the_tenancy_migration_names_an_unreachable_influxdb(tmp_path):
+    """InfluxDB down during a tenancy migration: that company fails with the cause (exit 1 in the
+    command), and no token value nor admin token in the message."""
+    from powerview.grafana.company import ProvisioningError
+    from powerview.grafana.tenancy import BucketTokens
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env_file = tmp_path / "pv.env"
+    env = settings_env(None, INFLUXDB_HOST=f"http://127.0.0.1:{port}")
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    with pytest.raises(ProvisioningError, match=r"token of bucket acme: .*unreachable") as failed:
+        BucketTokens(env_file)("acme", False)
+    assert "admin-token" not in str(failed.value)
