@@ -9,8 +9,6 @@ from typing import Any
 
 from .scope import VIEW, Scope, View
 
-PERMISSION_NAMES = {VIEW: "View", 2: "Edit", 4: "Admin"}
-
 
 def acl(items: Any) -> list:
     """Permission items (as listed or as posted) → a comparable sorted list; inherited ones left out."""
