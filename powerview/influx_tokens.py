@@ -37,10 +37,10 @@ from influxdb_client.domain.permission import Permission
 from influxdb_client.domain.permission_resource import PermissionResource
 from influxdb_client.rest import ApiException
 
-from .influx import ensure_bucket, with_retries
+from .influx import connect, ensure_bucket, with_retries
 from .names import bucket_name_problem
 from .schema import DERIVED_LEVELS
-from .settings import ConfigError
+from .settings import ConfigError, TokenSettings
 
 log = logging.getLogger(__name__)
 
@@ -399,3 +399,16 @@ class TokenManager:
             "id": None,
             "changed": True,
         }
+
+
+def manager_for(settings: TokenSettings) -> TokenManager:
+    """The TokenManager of the configured organisation. Raises ConfigError on another generation
+    than InfluxDB 2 or a missing setting."""
+    if settings.influx.version != 2:
+        raise ConfigError(
+            f"INFLUXDB_VERSION={settings.influx.version}: per-bucket tokens are made on InfluxDB 2 "
+            "only (see docs/buckets-derives.md for InfluxDB 1.x users and InfluxDB 3 database tokens)"
+        )
+    return TokenManager(
+        connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s, settings.downsample_levels
+    )

@@ -194,16 +194,11 @@ class Migrator:
         result.token_id, result.token_action = token.id, "created"
         for datasource in datasources:
             self._put_token(company, datasource, token, result)
-        for auth in old:
-            self.tokens._delete(auth.id)
-            result.deleted.append(auth.id)
-        result.status = "done"
-        log.info(
-            "bucket %s: new read-only token %s in %d data source(s); old token(s) %s deleted",
-            bucket,
-            token.id,
-            len(result.updated),
-            ", ".join(result.deployed) or "(none)",
+        self._finish(
+            result,
+            old,
+            f"new read-only token {token.id} in {len(result.updated)} data source(s); "
+            f"old token(s) {', '.join(result.deployed) or '(none)'} deleted",
         )
 
     def _migrate(self, bucket: str, result: CompanyMigration) -> None:
@@ -232,17 +227,20 @@ class Migrator:
         if self.dry_run:
             result.status = "would migrate"
             return
-        for auth in deployed + stale:
+        self._finish(
+            result,
+            deployed + stale,
+            f"read-only token {result.token_id} in {len(result.updated) + len(result.already)} data source(s); "
+            f"deployed token(s) {', '.join(result.deployed)} deleted",
+        )
+
+    def _finish(self, result: CompanyMigration, old: list, done: str) -> None:
+        """The data sources hold the new token: the `old` ones are deleted; `done` is logged."""
+        for auth in old:
             self.tokens._delete(auth.id)
             result.deleted.append(auth.id)
         result.status = "done"
-        log.info(
-            "bucket %s: read-only token %s in %d data source(s); deployed token(s) %s deleted",
-            bucket,
-            result.token_id,
-            len(result.updated) + len(result.already),
-            ", ".join(result.deployed),
-        )
+        log.info("bucket %s: %s", result.bucket, done)
 
     def _read_only_token(self, bucket: str, result: CompanyMigration) -> tuple[Authorization | None, list]:
         """(the read-only token to use, the older read-only ones to delete with the deployed token).

@@ -14,9 +14,8 @@ import click
 
 from . import commandline
 from .exitcodes import ExitCode
-from .influx import connect
-from .influx_tokens import TokenManager, description_for
-from .settings import ConfigError, Env, load_env, load_tokens
+from .influx_tokens import TokenManager, description_for, manager_for
+from .settings import Env, load_env, load_tokens
 
 log = logging.getLogger("powerview")
 PROG = "manage_influx_tokens"
@@ -114,14 +113,7 @@ def main(bucket, write, do_list, revoke, rotate, as_json, dry_run, migrate, all_
         env = load_env(env_file)  # read once: the Grafana settings of --migrate come from it too
         settings = load_tokens(env)
         commandline.configure_logging(PROG, log_level or settings.log_level)
-        if settings.influx.version != 2:
-            raise ConfigError(
-                f"INFLUXDB_VERSION={settings.influx.version}: per-bucket tokens are made on InfluxDB 2 "
-                "only (see docs/buckets-derives.md for InfluxDB 1.x users and InfluxDB 3 database tokens)"
-            )
-        manager = TokenManager(
-            connect(settings.influx), settings.influx.org or "", settings.influx.retry_max_s, settings.downsample_levels
-        )
+        manager = manager_for(settings)
         if migrate or (rotate and not write):  # a read-only token lives in Grafana's data sources
             sys.exit(_migrate(manager, env, bucket, as_json, dry_run, rotate=rotate))
         if do_list:

@@ -13,16 +13,17 @@ source. `--dry-run` reads only and prints what would be done.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
 from .. import commandline
 from ..exitcodes import ExitCode
-from ..settings import ConfigError
+from ..influx import InfluxRejected, InfluxUnavailable
+from ..influx_tokens import TokenManager, manager_for
+from ..settings import ConfigError, load_tokens
 from . import settings as grafana_settings
 from .client import Grafana, GrafanaError, seg
 from .company import MAIN_ORG_ID, Company, ProvisioningError, Run, check_name, contains
@@ -44,17 +45,25 @@ EXIT_CODES = commandline.epilog(
 TokenSource = Callable[[str, bool], dict]
 
 
-def token_from_tool(company: str, dry_run: bool) -> dict:
-    """The bucket's read-only token from manage_influx_tokens.py --json, as the playbook gets it."""
-    tool = grafana_settings.PROJECT_DIR / "manage_influx_tokens.py"
-    argv = [sys.executable, str(tool), "--bucket", company, "--json"] + (["--dry-run"] if dry_run else [])
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [""])[-1]
-        raise ProvisioningError(
-            f"manage_influx_tokens.py failed for bucket {company}: exit code {done.returncode}: {last}"
-        )
-    return json.loads(done.stdout)
+class BucketTokens:
+    """The TokenSource of the command: the bucket's read-only token from `TokenManager`, as the
+    playbook gets it (`ensure`; `plan` in check mode, which makes nothing and returns no token).
+    The InfluxDB settings are read from the same settings file as Grafana's, once."""
+
+    def __init__(self, env_file: Path | None = None):
+        self.env_file = env_file
+        self._manager: TokenManager | None = None
+
+    def __call__(self, company: str, dry_run: bool) -> dict:
+        try:
+            if self._manager is None:
+                self._manager = manager_for(load_tokens(self.env_file))
+            if dry_run:
+                return self._manager.plan(company)
+            outcome = self._manager.ensure(company)
+        except (ConfigError, InfluxUnavailable, InfluxRejected) as exc:
+            raise ProvisioningError(f"the InfluxDB token of bucket {company}: {exc}") from None
+        return {"bucket": outcome.bucket, "id": outcome.id, "token": outcome.token, "changed": outcome.changed}
 
 
 def _full_dashboards(company: Company, folder_uid: str) -> list[dict]:
@@ -96,9 +105,7 @@ def _server_admin_logins(run: Run) -> set[str]:
     return {s.username} if s.username else set()
 
 
-def migrate(
-    run: Run, s: grafana_settings.GrafanaSettings, company: str, target: str, tokens: TokenSource = token_from_tool
-) -> dict:
+def migrate(run: Run, s: grafana_settings.GrafanaSettings, company: str, target: str, tokens: TokenSource) -> dict:
     """Move `company` to tenancy `target` ("org" or "team"). Returns the run's result."""
     check_name("company", company)
     source_mode = "team" if target == "org" else "org"
@@ -222,10 +229,11 @@ def main(direction, companies, move_all, dry_run, env_file):
         commandline.fail(PROG, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED, str(exc))
     status = EXIT_OK
     prefix = "would " if dry_run else ""
+    tokens = BucketTokens(env_file)
     for name in names:
         run = Run(grafana, check=dry_run)
         try:
-            result = migrate(run, s, name, target)
+            result = migrate(run, s, name, target, tokens)
         except FAILURES as exc:
             click.echo(f"{name}: FAILED: {exc}", err=True)
             status = EXIT_FAILED

@@ -41,18 +41,13 @@ from typing import TYPE_CHECKING, Any
 from ..fsutil import write_durably
 from ..names import name_problem
 from .client import seg
+from .scope import ProvisioningError
 
-if TYPE_CHECKING:  # company.py imports this module lazily: no import cycle at run time
-    from .company import Company
+if TYPE_CHECKING:
+    from .scope import Scope
 
 RECORD_NAME = "grafana_user_owners.json"
 MAIN_ORG_ID = 1
-
-
-def _error(message: str) -> Exception:
-    from .company import ProvisioningError
-
-    return ProvisioningError(message)
 
 
 def is_company_name(name: str) -> bool:
@@ -87,7 +82,7 @@ class OwnerRecord:
         if not isinstance(data, dict) or not all(
             isinstance(v, dict) and isinstance(v.get("company"), str) for v in data.values()
         ):
-            raise _error(
+            raise ProvisioningError(
                 f'{self.path} is not a record of Grafana user owners ({{"<user id>": {{"company": ...}}}}): '
                 "fix or restore it; until then no user is added nor deleted"
             )
@@ -140,7 +135,7 @@ class Standing:
 class Owners:
     """Ownership checks of one company's run (`company`: a powerview.grafana.company.Company)."""
 
-    def __init__(self, company: Company):
+    def __init__(self, company: Scope):
         self.c = company
         self.run = company.run
         self.record = OwnerRecord(company.s.secrets_dir)
@@ -167,7 +162,7 @@ class Owners:
         if user is None:
             return Standing(login)
         if user.get("login") != login:
-            raise _error(
+            raise ProvisioningError(
                 f"login {login} is the email of Grafana user {user.get('login')}: Grafana's lookup mixes "
                 f"logins and emails, so {login} cannot be used as a login; choose another (nothing was changed)"
             )
@@ -194,17 +189,17 @@ class Owners:
         if st.user is None:
             return st, True
         if st.user.get("isGrafanaAdmin"):
-            raise _error(
+            raise ProvisioningError(
                 f"Grafana user {login} is a Grafana server admin, not a user of a company: not adding it "
                 f"to {company} (nothing was changed)"
             )
         if st.owner is not None and st.owner != company:
-            raise _error(
+            raise ProvisioningError(
                 f"Grafana user {login} belongs to {st.describe()}, not to company {company}: not adding it "
                 f"to {company} and not changing its password or email (nothing was changed); choose another login"
             )
         if st.owner is None and st.holders and company not in st.holders:
-            raise _error(
+            raise ProvisioningError(
                 f"Grafana user {login} is held by companies {', '.join(st.holders)} and none of them is known "
                 f"as its maker: not adding it to company {company} (nothing was changed); choose another login"
             )

@@ -8,7 +8,7 @@ import requests
 
 from powerview import acceptance
 from powerview.acceptance_settings import load_acceptance
-from powerview.grafana_names import company_names
+from powerview.grafana.names import company_names
 from powerview.influx import connect
 from powerview.influx_tokens import TokenManager
 from powerview.settings import load_tokens

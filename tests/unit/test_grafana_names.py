@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from powerview.grafana.company import ProvisioningError, acl, check_name, contains
+from powerview.grafana.names import company_names, grafana_uid, user_names
 from powerview.grafana.render import flux_string, render_dashboard
-from powerview.grafana_names import company_names, grafana_uid, user_names
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATES = PROJECT / "grafana-automation" / "templates"

@@ -650,8 +650,7 @@ def test_migration_command_line(grafana, tmp_path, monkeypatch):
         f"POWERVIEW_DATA_DIR={tmp_path / 'data'}\nPOWERVIEW_SECRETS_DIR={tmp_path / 'secrets'}\n"
     )
     create(make_settings(grafana, tmp_path))
-    monkeypatch.setattr(tenancy, "token_from_tool", _fake_tokens)
-    monkeypatch.setattr(tenancy.migrate, "__defaults__", (_fake_tokens,))
+    monkeypatch.setattr(tenancy, "BucketTokens", lambda env_file: _fake_tokens)
     runner = CliRunner()
     usage = runner.invoke(tenancy.main, ["to-org", "--env-file", str(env_file)])
     assert usage.exit_code == 2 and "--company NAME" in usage.output

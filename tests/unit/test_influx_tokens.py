@@ -300,3 +300,43 @@ def test_other_generations_are_refused_clearly(influx, env_file, version):
     result = cli(influx, env_file, "--bucket", "acme", INFLUXDB_VERSION=version)
     assert result.exit_code == 2
     assert f"INFLUXDB_VERSION={version}" in result.stderr and "InfluxDB 2 only" in result.stderr
+
+
+def test_the_tenancy_migration_gets_the_playbooks_token_from_the_token_manager(influx, tmp_path):
+    """powerview-grafana-tenancy calls TokenManager itself (no subprocess): its settings file,
+    nothing made in check mode, the same token as manage_influx_tokens.py, faults named."""
+    from powerview.grafana.company import ProvisioningError
+    from powerview.grafana.tenancy import BucketTokens
+
+    env_file = tmp_path / "pv.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_env(influx).items()))
+    plan = BucketTokens(env_file)("acme", True)
+    assert plan["action"] == "create" and "token" not in plan and ours(influx) == []
+    made = BucketTokens(env_file)("acme", False)
+    assert made["changed"] and len(ours(influx)) == 1 and made["id"] == ours(influx)[0]["id"]
+    assert made["token"] == cli(influx, env_file, "--bucket", "acme").stdout.strip()  # what the playbook gets
+    again = BucketTokens(env_file)("acme", False)
+    assert again == {**made, "changed": False}
+
+    with pytest.raises(ProvisioningError, match=r"token of bucket \.\./x: .*bucket name"):
+        BucketTokens(env_file)("../x", True)
+    env_file.write_text(env_file.read_text() + "INFLUXDB_VERSION=1\n")
+    with pytest.raises(ProvisioningError, match=r"token of bucket acme: INFLUXDB_VERSION=1: .*InfluxDB 2 only"):
+        BucketTokens(env_file)("acme", False)
+
+
+def test_the_tenancy_migration_names_an_unreachable_influxdb(tmp_path):
+    """InfluxDB down during a tenancy migration: that company fails with the cause (exit 1 in the
+    command), and no token value nor admin token in the message."""
+    from powerview.grafana.company import ProvisioningError
+    from powerview.grafana.tenancy import BucketTokens
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env_file = tmp_path / "pv.env"
+    env = settings_env(None, INFLUXDB_HOST=f"http://127.0.0.1:{port}")
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    with pytest.raises(ProvisioningError, match=r"token of bucket acme: .*unreachable") as failed:
+        BucketTokens(env_file)("acme", False)
+    assert "admin-token" not in str(failed.value)

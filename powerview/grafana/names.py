@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from .layout import name_problem
+from ..names import name_problem
 
 UID_MAX = 40
 _UID = re.compile(r"[A-Za-z0-9_-]{1,40}\Z")
