@@ -61,6 +61,7 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
         settings.influx.require()
     except ConfigError as exc:
         _usage(str(exc))
+    assert settings.influx.url is not None  # require() above
     influx = InfluxQL(settings.influx.url, settings.influx.token)
     failures: list[ExitCode] = []
     if all_buckets:
@@ -98,6 +99,7 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
             if dry_run:
                 click.echo(f"{bucket}/{name}: {nb} channel(s) (dry run: nothing published)")
                 continue
+            assert client is not None  # CONFIG_API_URL is required unless --dry-run
             try:
                 counts = [client.post_channels(bucket, body) for body in bodies]
             except (Refused, catalogue.CatalogueUnavailable) as exc:

@@ -149,6 +149,7 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     except layout.LayoutError as exc:
         fail(f"{exc}; nothing was processed")
 
+    writer: Writer
     if dry_run:
         writer = DiscardWriter()
     else:
