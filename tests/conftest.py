@@ -42,6 +42,35 @@ def influx2():
 
 
 @pytest.fixture
+def grafana():
+    """A running Grafana HTTP API stand-in (tests/stand_ins/grafana.py)."""
+    from stand_ins.grafana import GrafanaStandIn
+
+    with GrafanaStandIn() as server:
+        yield server
+
+
+CONFIG_API_TOKEN = "cfg-token"
+
+
+@pytest.fixture(scope="module")
+def config_api_server(tmp_path_factory):
+    """The real powerview-config-api (tests/config_api_server.py), one per module, token CONFIG_API_TOKEN."""
+    from config_api_server import ConfigAPI
+
+    db = tmp_path_factory.mktemp("config-api") / "powerview-config-api.sqlite3"
+    with ConfigAPI(db, token=CONFIG_API_TOKEN, log_level="info") as server:
+        yield server
+
+
+@pytest.fixture
+def config_api(config_api_server):
+    """The module's real config API, emptied for this test."""
+    config_api_server.reset()
+    return config_api_server
+
+
+@pytest.fixture
 def influx_env(tmp_path: Path, influx2) -> Path:
     """A settings file pointing at the stand-in; reports under tmp_path/reports."""
     path = tmp_path / "influx.env"
