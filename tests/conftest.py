@@ -81,3 +81,23 @@ def influx_env(tmp_path: Path, influx2) -> Path:
         f"POWERVIEW_SPOOL_DIR={tmp_path / 'spool'}\n"
     )  # the derived buckets' outbox
     return path
+
+
+# The slowest modules first (measured with --durations): pytest-xdist's
+# --dist loadfile hands modules out in collection order, so the long ones start at once on both
+# workers and the many short ones fill the gaps at the end, instead of a long module starting last.
+SLOWEST_FIRST = (
+    "test_switch_over.py",
+    "test_derived_kill.py",
+    "test_grafana_user_ownership.py",
+    "test_acceptance.py",
+    "test_on_upload.py",
+    "test_catalogue_flow.py",
+    "test_grafana_playbooks.py",
+    "test_grafana_deployed_replica.py",
+)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    rank = {name: n for n, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its order

@@ -413,6 +413,46 @@ def test_config_api_unset_is_skipped_and_a_foreign_bucket_is_a_failure(grafana, 
         create(down)
 
 
+# ---- bad input, bad servers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../x",
+        "a b",
+        "$(touch /tmp/pwned_by_powerview)",
+        ".hidden",
+        "",
+        "_internal",
+        "x" * 129,
+        'a"b',
+        "a/b",
+        "a\nb",
+        42,
+    ],
+)
+def test_bad_company_names_fail_before_any_call(grafana, tmp_path, name):
+    with pytest.raises(ProvisioningError, match="name"):
+        actions.run("company_present", company=name, settings=make_settings(grafana, tmp_path))
+    assert grafana.requests == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"campaign": "x\n;rm -rf"}, "campaign name"),
+        ({"user_login": "../x"}, "user name"),
+        ({"user_email": "not an email"}, "user_email must be an email"),
+        ({"user_email": "a@b", "user_password": "short"}, "at least 8"),
+    ],
+)
+def test_bad_arguments_fail_before_any_call(grafana, tmp_path, args, message):
+    with pytest.raises(ProvisioningError, match=message):
+        actions.run("ping", company="acme", settings=make_settings(grafana, tmp_path), **args)
+    assert grafana.requests == []
+
+
 def test_grafana_refusing_down_or_not_grafana(grafana, tmp_path):
     s = make_settings(grafana, tmp_path, password="Wr0ng-pa55word")
     with pytest.raises(GrafanaError, match="HTTP 401.*GRAFANA_USERNAME and GRAFANA_PASSWORD") as refused:
