@@ -42,6 +42,35 @@ def influx2():
 
 
 @pytest.fixture
+def grafana():
+    """A running Grafana HTTP API stand-in (tests/stand_ins/grafana.py)."""
+    from stand_ins.grafana import GrafanaStandIn
+
+    with GrafanaStandIn() as server:
+        yield server
+
+
+CONFIG_API_TOKEN = "cfg-token"
+
+
+@pytest.fixture(scope="module")
+def config_api_server(tmp_path_factory):
+    """The real powerview-config-api (tests/config_api_server.py), one per module, token CONFIG_API_TOKEN."""
+    from config_api_server import ConfigAPI
+
+    db = tmp_path_factory.mktemp("config-api") / "powerview-config-api.sqlite3"
+    with ConfigAPI(db, token=CONFIG_API_TOKEN, log_level="info") as server:
+        yield server
+
+
+@pytest.fixture
+def config_api(config_api_server):
+    """The module's real config API, emptied for this test."""
+    config_api_server.reset()
+    return config_api_server
+
+
+@pytest.fixture
 def influx_env(tmp_path: Path, influx2) -> Path:
     """A settings file pointing at the stand-in; reports under tmp_path/reports."""
     path = tmp_path / "influx.env"
@@ -52,3 +81,23 @@ def influx_env(tmp_path: Path, influx2) -> Path:
         f"POWERVIEW_SPOOL_DIR={tmp_path / 'spool'}\n"
     )  # the derived buckets' outbox
     return path
+
+
+# The slowest modules first (measured with --durations): pytest-xdist's
+# --dist loadfile hands modules out in collection order, so the long ones start at once on both
+# workers and the many short ones fill the gaps at the end, instead of a long module starting last.
+SLOWEST_FIRST = (
+    "test_switch_over.py",
+    "test_derived_kill.py",
+    "test_grafana_user_ownership.py",
+    "test_acceptance.py",
+    "test_on_upload.py",
+    "test_catalogue_flow.py",
+    "test_grafana_playbooks.py",
+    "test_grafana_deployed_replica.py",
+)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    rank = {name: n for n, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its order

@@ -9,61 +9,42 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
 import samples
 from config_api_server import ConfigAPI, free_port
+from stand_ins.base import StandIn, StandInHandler
 
 EXAMPLES = samples.PROJECT_DIR / "examples" / "data"
 INGESTED = 3  # of the 4 example files (the T202 one is rejected)
 
 
-class BrokenAPI:
+class BrokenAPI(StandIn):
     """An HTTP server that fails as a sick config API or a proxy in front of it would."""
 
     def __init__(self, mode: str, delay: float = 3.0):
-        self.mode, self.delay, self.requests = mode, delay, 0
-        outer = self
+        super().__init__()
+        self.mode, self.delay = mode, delay
+        self.start()  # listening at once: its url goes into a settings file before `with`
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                outer.requests += 1
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if outer.mode == "slow":
-                    time.sleep(outer.delay)
-                if outer.mode == "html":
-                    body, status, kind = b"<html><body>Bad gateway</body></html>", 200, "text/html"
-                else:
-                    body, status, kind = b'{"detail": "boom"}', 500, "application/json"
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", kind)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def serve(self, h: StandInHandler) -> None:
+        self.requests.append((h.command, h.path))
+        h.read_body()
+        if self.mode == "slow":
+            time.sleep(self.delay)
+        if self.mode == "html":
+            body = b"<html><body>Bad gateway</body></html>"
+            h.send_response(200)
+            h.send_header("Content-Type", "text/html")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+        else:
+            h.send_json(500, {"detail": "boom"})
 
 
 def place_examples(root: Path, campaign: str) -> None:
@@ -139,7 +120,7 @@ def test_every_channel_reaches_the_catalogue_through_outages(victoria_metrics, t
         if broken:
             with broken:
                 done = parser(root, env_file)
-            assert broken.requests == 1  # one failed try, then everything waits in the outbox
+            assert len(broken.requests) == 1  # one failed try, then everything waits in the outbox
         else:
             done = parser(root, env_file)
         assert done.returncode == 1, done.stderr  # as without a config API: the T202 sample is rejected
@@ -187,9 +168,9 @@ def test_the_outbox_survives_kill_9_of_the_parser_mid_delivery(victoria_metrics,
             root, write_env(tmp_path, victoria_metrics.url, hanging.url, "CONFIG_API_TIMEOUT=60\n"), wait=False
         )
         deadline = time.monotonic() + 60
-        while hanging.requests == 0 and time.monotonic() < deadline and proc.poll() is None:
+        while not hanging.requests and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        assert hanging.requests == 1, proc.communicate()[1]
+        assert len(hanging.requests) == 1, proc.communicate()[1]
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL

@@ -14,15 +14,14 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import derived_expected
 import samples
+from stand_ins.base import StandIn
 
 try:
     from .derived_corpus import NOW, assert_derived_exact, corpus_with_unique_companies, snapshot_all
@@ -33,43 +32,25 @@ KILLS = 2  # and a third in test_a_worker_pass_redoes_the_windows_of_a_killed_ru
 SEED = int(os.environ.get("POWERVIEW_KILL_SEED") or time.time())
 
 
-class RecordingAPI:
-    """The config API's POST /buckets/{bucket}/channels as its contract answers it (200,
-    {"inserted": n, "updated": 0}), counting the publications it received."""
+class RecordingAPI(StandIn):
+    """The config API's catalogue endpoint, recording each POST: (path, body)."""
 
     def __init__(self):
+        super().__init__()
         self.posts: list[tuple[str, dict]] = []
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                outer.posts.append((self.path, body))
-                answer = json.dumps({"inserted": len(body.get("channels", [])), "updated": 0}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def handle(self, method, path, query, headers, body):
+        if method != "POST":
+            return 405, {"detail": "Method Not Allowed"}
+        payload = json.loads(body)
+        self.posts.append((path, payload))
+        return 200, {"inserted": len(payload.get("channels", [])), "updated": 0}
 
 
 @pytest.fixture(scope="module")
 def api():
-    server = RecordingAPI()
-    yield server
-    server.close()
+    with RecordingAPI() as server:
+        yield server
 
 
 def parsed_files(root: Path) -> list[Path]:

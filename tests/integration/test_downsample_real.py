@@ -8,11 +8,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from powerview.outcome import FileOutcome, Status
 from powerview.settings import load_parser as load
 
 import derived_expected
+import faults
 import samples
 
 NOW = datetime.now(UTC)
@@ -165,29 +164,10 @@ def test_downsample_against_a_server_gone_says_unavailable(tmp_path):
     assert "unreachable" in proc.stderr
 
 
-class _Html(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        body = b"<html><body>502 Bad Gateway</body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_POST = do_GET
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def html_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Html)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with faults.html_server() as url:
+        yield url
 
 
 def test_an_html_answer_is_an_outage_not_data(html_server, tmp_path):

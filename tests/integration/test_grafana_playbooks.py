@@ -23,7 +23,7 @@ import pytest
 import requests
 
 import samples
-from stand_ins.config_api import ConfigApiStandIn
+from config_api_server import ConfigAPI
 from stand_ins.grafana import MAIN_ORG_ID, GrafanaStandIn
 from stand_ins.influxdb2 import InfluxDB2StandIn
 
@@ -65,7 +65,8 @@ class Lab:
         self.tmp = tmp
         self.grafana = GrafanaStandIn(**grafana_kwargs).start()
         self.influx = InfluxDB2StandIn().start()
-        self.config_api = ConfigApiStandIn(token="cfg-token").start()
+        # the real powerview-config-api, a SQLite file of this lab's own
+        self.config_api = ConfigAPI(tmp / "config-api.sqlite3", token="cfg-token").start()
         self.data = tmp / "data"
         self.secrets = tmp / "secrets"
         self.data.mkdir()

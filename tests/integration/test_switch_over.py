@@ -27,7 +27,8 @@ SAMPLE_POINTS = 870
 
 
 def run(cmd: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "PIP_CACHE_DIR", "PIP_CONFIG_FILE") if k in os.environ}
+    keep = ("PATH", "HOME", "PIP_CACHE_DIR", "PIP_CONFIG_FILE", "PIP_FIND_LINKS", "PIP_DISABLE_PIP_VERSION_CHECK")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
     # pip's cache makes the installs quick; no .pyc compilation (the CPU is shared with other tests)
     env["PIP_NO_COMPILE"] = "1"
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -79,13 +79,13 @@ import base64
 import itertools
 import json
 import re
-import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
+
+from .base import StandIn
 
 _UID = re.compile(r"[A-Za-z0-9_-]*\Z")
 PERMISSION_NAMES = {1: "View", 2: "Edit", 4: "Admin"}
@@ -122,8 +122,10 @@ def _slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
-class GrafanaStandIn:
+class GrafanaStandIn(StandIn):
     """`with GrafanaStandIn() as grafana:` → a Grafana HTTP API on `grafana.url`."""
+
+    name = "grafana-stand-in"
 
     def __init__(
         self,
@@ -134,6 +136,7 @@ class GrafanaStandIn:
         team_search_404: bool = True,
         app_url: str = "http://powerview.adecwatts.fr/",
     ):
+        super().__init__()
         self.version = version
         # root_url as resolved by Grafana: the deployed compose file's %(protocol)s://powerview.adecwatts.fr/
         self.app_url = app_url
@@ -141,7 +144,7 @@ class GrafanaStandIn:
         self.team_search_404 = team_search_404  # team.md: 404 when searching by a name that matches nothing
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
-        self.requests: list[dict] = []
+        self.requests: list[dict] = []  # {"method", "path", "query", "auth", "org"}
         self.users: dict[int, dict] = {}
         self.passwords: dict[int, str] = {}
         # organisations (org.md): every org-scoped resource lives in one OrgData; org 1 is the main org
@@ -149,60 +152,12 @@ class GrafanaStandIn:
         self.org_data: dict[int, OrgData] = {MAIN_ORG_ID: OrgData()}
         self.org_users: dict[int, dict[int, str]] = {MAIN_ORG_ID: {}}  # org id -> {user id: role}
         self.queries: list[dict] = []  # POST /api/ds/query calls that reached a datasource
-        self.faults: list[tuple[str, re.Pattern, int]] = []  # fail_next(): (method, path, status)
         self._ctx_org = MAIN_ORG_ID  # the org of the request being handled (under self.lock)
         self._ctx_role: str | None = None
         admin_id = self._new_user(
             admin_user, admin_user, "admin@localhost", admin_password, grafana_admin=True, org_role="Admin"
         )
         self.admin_id = admin_id
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._url = ""
-
-    # ---- lifecycle -------------------------------------------------------------------------
-    def start(self) -> GrafanaStandIn:
-        handler = type("Handler", (_Handler,), {"app": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="grafana-stand-in", daemon=True
-        )
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        self._url = f"http://{host}:{port}"
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> GrafanaStandIn:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL; kept after stop() so that a test can show what "Grafana down" does."""
-        assert self._url, "not started"
-        return self._url
-
-    def fail_next(self, method: str, path_regex: str, status: int = 500, count: int = 1) -> None:
-        """Answer the next `count` requests `method` on a path matching `path_regex` with `status`."""
-        with self.lock:
-            self.faults.extend([(method, re.compile(path_regex), status)] * count)
-
-    def _injected_fault(self, method: str, path: str) -> int | None:
-        with self.lock:
-            for n, (f_method, pattern, status) in enumerate(self.faults):
-                if f_method == method and pattern.fullmatch(path):
-                    del self.faults[n]
-                    return status
-        return None
 
     # ---- org-scoped state: the org of the current request, else the main org ---------------
     def state(self, org_id: int = MAIN_ORG_ID) -> OrgData:
@@ -589,6 +544,12 @@ class GrafanaStandIn:
 
     # ---- request handling ------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict, headers, body: bytes):
+        try:
+            return self._answer(method, path, query, headers, body)
+        except ApiError as exc:
+            return exc.status, exc.body
+
+    def _answer(self, method: str, path: str, query: dict, headers, body: bytes):
         auth_kind, who = self._authenticate(headers)
         org_header = headers.get("X-Grafana-Org-Id")
         with self.lock:
@@ -601,7 +562,7 @@ class GrafanaStandIn:
             raise ApiError(401, "Invalid username or password")
         if auth_kind == "invalid-token":
             raise ApiError(401, "Invalid API key")
-        injected = self._injected_fault(method, path)
+        injected = self.injected_fault(method, path)
         if injected is not None:
             raise ApiError(injected, "stand-in: injected failure")
         data = None
@@ -1345,51 +1306,3 @@ _ROUTES = [
     (_R(r"/api/users/lookup"), {"GET": "lookup_user"}),
     (_R(r"/api/users/(\d+)"), {"PUT": "update_user"}),
 ]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    app: GrafanaStandIn
-    protocol_version = "HTTP/1.1"
-
-    def setup(self):
-        super().setup()
-        # one response = headers then body in two writes: without TCP_NODELAY the second waits for
-        # the client's delayed ACK (40 ms a request on Linux)
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format, *args):  # quiet
-        pass
-
-    def _serve(self, method: str) -> None:
-        parts = urlsplit(self.path)
-        # the raw path is matched before decoding, so an encoded "/" stays inside one segment
-        query = parse_qs(parts.query, keep_blank_values=True)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        try:
-            status, payload = self.app.handle(method, parts.path, query, self.headers, body)
-        except ApiError as exc:
-            status, payload = exc.status, exc.body
-        except Exception as exc:  # a bug in the stand-in: say so loudly
-            status, payload = 500, {"message": f"stand-in error: {type(exc).__name__}: {exc}"}
-        raw = json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def do_GET(self):
-        self._serve("GET")
-
-    def do_POST(self):
-        self._serve("POST")
-
-    def do_PUT(self):
-        self._serve("PUT")
-
-    def do_PATCH(self):
-        self._serve("PATCH")
-
-    def do_DELETE(self):
-        self._serve("DELETE")

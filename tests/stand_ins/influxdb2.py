@@ -142,16 +142,17 @@ import json
 import math
 import re
 import secrets
-import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from .base import StandIn
+from .base import StandInHandler as _Handler
 
 __all__ = ["InfluxDB2StandIn", "Point", "RequestRecord", "parse_line_protocol", "LineProtocolError"]
 
@@ -809,46 +810,11 @@ _FROM_BUCKET = re.compile(r'from\s*\(\s*bucket\s*:\s*"((?:[^"\\]|\\.)*)"')
 # --------------------------------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "InfluxDB-stand-in"
-    sys_version = ""
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.standin._connection_opened(self.connection)  # type: ignore[attr-defined]
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.standin._connection_closed(self.connection)  # type: ignore[attr-defined]
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the server
-        pass
-
-    def _serve(self) -> None:
-        self.server.standin._handle(self)  # type: ignore[attr-defined]
-
-    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = do_HEAD = do_OPTIONS = _serve
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # connections cut by go_down()/stop() or by the client are not errors worth a traceback
-        import sys
-
-        if isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class InfluxDB2StandIn:
+class InfluxDB2StandIn(StandIn):
     """See the module docstring.  ``with InfluxDB2StandIn() as influx: ...``"""
+
+    name = "influxdb2-stand-in"
+    poll_interval = 0.005
 
     def __init__(
         self,
@@ -858,6 +824,7 @@ class InfluxDB2StandIn:
         influxql_backend: str | None = None,
         backend_prefix: str | None = None,
     ):
+        super().__init__()
         self.influxql_backend = influxql_backend.rstrip("/") if influxql_backend else None
         self.backend_prefix = backend_prefix if backend_prefix is not None else f"s{secrets.token_hex(4)}_"
         self._backend_dbs: set[str] = set()
@@ -867,14 +834,9 @@ class InfluxDB2StandIn:
         self.redact_tokens = redact_tokens
         self.user = "admin"
         self.user_id = _new_id()
-        self.url = ""
         self.requests: list[RequestRecord] = []
 
         self._lock = threading.RLock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
-        self._connections: set[socket.socket] = set()
         self._write_failures: list[tuple[int, float | None, dict | None]] = []
         # influxd --http-write-body... / WithMaxBatchSizeBytes: 413 "points batch is too large"
         self.max_batch_bytes = 0
@@ -913,65 +875,6 @@ class InfluxDB2StandIn:
                 "updatedAt": created,
             }
         )
-
-    # ---------------------------------------------------------------- lifecycle
-
-    def start(self) -> InfluxDB2StandIn:
-        with self._lock:
-            if self._server is not None:
-                return self
-            server = _Server(("127.0.0.1", self._port), _Handler)
-            server.standin = self  # type: ignore[attr-defined]
-            self._port = server.server_address[1]
-            self.url = f"http://127.0.0.1:{self._port}"
-            self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.005},
-                name=f"influxdb2-stand-in:{self._port}",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._lock:
-            server, thread = self._server, self._thread
-            self._server = self._thread = None
-            connections = list(self._connections)
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def go_down(self) -> None:
-        """Close the listening socket (and every open connection): connections are refused
-        until ``come_back()``, which listens again on the same port."""
-        self.stop()
-
-    def come_back(self) -> None:
-        self.start()
-
-    def __enter__(self) -> InfluxDB2StandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _connection_opened(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(conn)
-
-    def _connection_closed(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(conn)
 
     # ---------------------------------------------------------------- state for tests
 
@@ -1214,7 +1117,7 @@ class InfluxDB2StandIn:
 
     # ---------------------------------------------------------------- internals: HTTP plumbing
 
-    def _handle(self, h: _Handler) -> None:
+    def serve(self, h: _Handler) -> None:
         method = h.command
         split = urlsplit(h.path)
         path = split.path

@@ -42,10 +42,11 @@ import secrets
 import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from .base import StandIn
+from .base import StandInHandler as _Handler
 from .influxdb2 import LineProtocolError, parse_line_protocol
 
 __all__ = ["InfluxDB3StandIn"]
@@ -53,20 +54,12 @@ __all__ = ["InfluxDB3StandIn"]
 _DB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class InfluxDB3StandIn(StandIn):
+    name = "influxdb3-stand-in"
+    poll_interval = 0.01
 
-    def do_GET(self):  # noqa: N802
-        self.server.standin._handle(self)  # type: ignore[attr-defined]
-
-    do_POST = do_GET
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class InfluxDB3StandIn:
     def __init__(self, admin_token: str = "apiv3_admin-token", influxql_backend: str | None = None):
+        super().__init__()
         self.admin_token = admin_token
         self.influxql_backend = influxql_backend.rstrip("/") if influxql_backend else None
         self.backend_prefix = f"v3{secrets.token_hex(4)}_"
@@ -76,23 +69,9 @@ class InfluxDB3StandIn:
         self.create_on_write = True  # False: a write to a missing database is 404 "database not found"
         self.max_body_bytes = 0  # > 0: a larger write body is 413 (the server's request size limit)
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
 
-    def __enter__(self) -> InfluxDB3StandIn:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.standin = self  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    # ------------------------------------------------------------------ HTTP plumbing
-    def _handle(self, h: _Handler) -> None:
+    # ------------------------------------------------------------------ one request
+    def serve(self, h: _Handler) -> None:
         split = urlsplit(h.path)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         length = int(h.headers.get("Content-Length") or 0)

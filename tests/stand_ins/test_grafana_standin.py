@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import requests
-
-from .grafana import GrafanaStandIn
 
 ADMIN = ("admin", "admin-password")
 BEARER = {"Authorization": "Bearer sa-token"}
-
-
-@pytest.fixture()
-def grafana():
-    with GrafanaStandIn() as server:
-        yield server
 
 
 def call(grafana, method, path, auth=ADMIN, headers=None, **kwargs):

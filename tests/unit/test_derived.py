@@ -324,7 +324,11 @@ def test_kill_9_while_recording_leaves_only_whole_records(tmp_path):
         cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.stdout.readline().strip() == "ready"
-    time.sleep(0.5)
+    # kill it in the middle of its writes, once it has made a few (however slow a loaded machine is)
+    deadline = time.monotonic() + 60
+    while len(derived.Outbox(tmp_path).pending()) <= 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     outbox = derived.Outbox(tmp_path)

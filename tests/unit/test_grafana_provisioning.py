@@ -4,12 +4,9 @@ client-id registration, and bad input."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import http.server
 import json
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -22,24 +19,13 @@ from powerview.grafana.config_api import ConfigApiError
 from powerview.grafana.render import TemplateError, flux_string, influxql_identifier, influxql_string
 from powerview.grafana.settings import GrafanaSettings, SettingsError, load
 
-from stand_ins.config_api import ConfigApiStandIn
-from stand_ins.grafana import MAIN_ORG_ID, GrafanaStandIn
+from config_api_server import free_port
+from faults import html_server
+from stand_ins.grafana import MAIN_ORG_ID
 
 ADMIN = ("admin", "admin-password")
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATES = PROJECT / "grafana-automation" / "templates"
-
-
-@pytest.fixture()
-def grafana():
-    with GrafanaStandIn() as server:
-        yield server
-
-
-@pytest.fixture()
-def config_api():
-    with ConfigApiStandIn(token="cfg-token") as server:
-        yield server
 
 
 def make_settings(grafana, tmp_path: Path, **overrides) -> GrafanaSettings:
@@ -410,42 +396,21 @@ def test_org_tenancy_a_viewer_cannot_list_nor_query_another_companys_datasource(
 
 def test_config_api_unset_is_skipped_and_a_foreign_bucket_is_a_failure(grafana, tmp_path, config_api):
     create(make_settings(grafana, tmp_path))
-    assert config_api.requests == []
+    assert config_api.served() == []
     s = make_settings(grafana, tmp_path, config_api_url=config_api.url, config_api_token="cfg-token")
-    config_api.clients["acme"] = "someone_else"
+    config_api.register("acme", "someone_else")
     with pytest.raises(ProvisioningError, match="registered with bucket someone_else"):
         create(s)
     wrong = make_settings(grafana, tmp_path, config_api_url=config_api.url, config_api_token="nope")
-    config_api.clients.clear()
+    config_api.reset()
     with pytest.raises(ConfigApiError, match="HTTP 401.*CONFIG_API_TOKEN") as failure:
         create(wrong)
-    assert "nope" not in str(failure.value)
-    config_api.stop()
+    assert "nope" not in str(failure.value) and config_api.clients == {}
+    down = make_settings(
+        grafana, tmp_path, config_api_url=f"http://127.0.0.1:{free_port()}", config_api_token="cfg-token"
+    )
     with pytest.raises(ConfigApiError, match="cannot be reached"):
-        create(s)
-
-
-@contextlib.contextmanager
-def html_server():
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"<html><body>Welcome to nginx!</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+        create(down)
 
 
 # ---- bad input, bad servers ---------------------------------------------------------------------

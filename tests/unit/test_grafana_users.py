@@ -17,15 +17,7 @@ from powerview.grafana.client import Grafana
 from powerview.grafana.company import ProvisioningError
 from powerview.grafana.users import RECORD_NAME, default_user_of, owners_of
 
-from stand_ins.grafana import GrafanaStandIn
-
 TENANCIES = ["team", "org"]
-
-
-@pytest.fixture()
-def grafana():
-    with GrafanaStandIn() as server:
-        yield server
 
 
 def add_user(s, login, company="acme", check=False, user_password="correct horse battery"):

@@ -23,23 +23,17 @@ DESCRIPTION = "powerview_token_for_bucket_acme"
 
 
 @pytest.fixture()
-def influx():
-    with InfluxDB2StandIn() as server:
-        yield server
-
-
-@pytest.fixture()
 def env_file(tmp_path):
     path = tmp_path / "empty.env"
     path.write_text("")
     return path
 
 
-def settings_env(influx, **overrides):
+def settings_env(influx2, **overrides):
     env = {
-        "INFLUXDB_HOST": influx.url if influx else "",
+        "INFLUXDB_HOST": influx2.url if influx2 else "",
         "INFLUXDB_ORG": "powerview",
-        "INFLUXDB_ADMIN_TOKEN": "admin-token",
+        "INFLUXDB_ADMIN_TOKEN": influx2.admin_token if influx2 else "admin-token",
         "TSV_INFLUX_RETRY_MAX_SECONDS": "1",
         "TSV_LOG_LEVEL": "INFO",
         "INFLUXDB_URL": "",
@@ -48,158 +42,158 @@ def settings_env(influx, **overrides):
     return env
 
 
-def cli(influx, env_file, *args, **env):
-    result = CliRunner().invoke(main, ["--env-file", str(env_file), *args], env=settings_env(influx, **env))
+def cli(influx2, env_file, *args, **env):
+    result = CliRunner().invoke(main, ["--env-file", str(env_file), *args], env=settings_env(influx2, **env))
     return result
 
 
-def ours(influx, description=DESCRIPTION):
-    return [a for a in influx.authorizations if a["description"] == description]
+def ours(influx2, description=DESCRIPTION):
+    return [a for a in influx2.authorizations if a["description"] == description]
 
 
 COVERED = ("acme", "acme_1h", "acme_1d", "acme_1w")
 
 
-def on_all(influx, *actions):
+def on_all(influx2, *actions):
     """The wanted permissions: each action on the company bucket and its derived buckets."""
-    return sorted((a, "buckets", influx.buckets[name]["id"]) for name in COVERED for a in actions)
+    return sorted((a, "buckets", influx2.buckets[name]["id"]) for name in COVERED for a in actions)
 
 
 def perms(auth):
     return sorted((p["action"], p["resource"]["type"], p["resource"].get("id")) for p in auth["permissions"])
 
 
-def test_creates_the_bucket_and_a_read_only_token_printed_alone(influx, env_file):
-    result = cli(influx, env_file, "--bucket", "acme")
+def test_creates_the_bucket_and_a_read_only_token_printed_alone(influx2, env_file):
+    result = cli(influx2, env_file, "--bucket", "acme")
     assert result.exit_code == 0, result.stderr
     token = result.stdout
     assert token.endswith("\n") and token.count("\n") == 1
-    assert set(COVERED) <= set(influx.buckets)
-    [auth] = ours(influx)
+    assert set(COVERED) <= set(influx2.buckets)
+    [auth] = ours(influx2)
     assert auth["token"] == token.strip()
     assert auth["status"] == "active"
-    assert perms(auth) == on_all(influx, "read")
+    assert perms(auth) == on_all(influx2, "read")
     assert token.strip() not in result.stderr
     assert "created read-only token" in result.stderr
 
 
-def test_reuses_the_token(influx, env_file):
-    first = cli(influx, env_file, "--bucket", "acme").stdout
-    second = cli(influx, env_file, "--bucket", "acme")
+def test_reuses_the_token(influx2, env_file):
+    first = cli(influx2, env_file, "--bucket", "acme").stdout
+    second = cli(influx2, env_file, "--bucket", "acme")
     assert second.exit_code == 0 and second.stdout == first
-    assert len(ours(influx)) == 1
+    assert len(ours(influx2)) == 1
     assert "reusing token" in second.stderr
 
 
-def test_write_is_a_separate_token_and_never_widens_the_read_only_one(influx, env_file):
-    read = cli(influx, env_file, "--bucket", "acme").stdout.strip()
-    both = cli(influx, env_file, "--bucket", "acme", "--write")
+def test_write_is_a_separate_token_and_never_widens_the_read_only_one(influx2, env_file):
+    read = cli(influx2, env_file, "--bucket", "acme").stdout.strip()
+    both = cli(influx2, env_file, "--bucket", "acme", "--write")
     assert both.exit_code == 0
     assert both.stdout.strip() != read
-    by_token = {a["token"]: a for a in ours(influx)}
-    assert perms(by_token[read]) == on_all(influx, "read")  # untouched
-    assert perms(by_token[both.stdout.strip()]) == on_all(influx, "read", "write")
+    by_token = {a["token"]: a for a in ours(influx2)}
+    assert perms(by_token[read]) == on_all(influx2, "read")  # untouched
+    assert perms(by_token[both.stdout.strip()]) == on_all(influx2, "read", "write")
     assert "other permissions: left as it is" in both.stderr
     # asking for read only again gives the read-only token back, not the wider one
-    assert cli(influx, env_file, "--bucket", "acme").stdout.strip() == read
+    assert cli(influx2, env_file, "--bucket", "acme").stdout.strip() == read
 
 
-def test_a_token_with_other_permissions_is_not_reused(influx, env_file):
+def test_a_token_with_other_permissions_is_not_reused(influx2, env_file):
     # someone widened ours by hand: read on every bucket
-    admin = influx.authorizations[0]
+    admin = influx2.authorizations[0]
     requests.post(
-        f"{influx.url}/api/v2/authorizations",
+        f"{influx2.url}/api/v2/authorizations",
         timeout=10,
-        headers={"Authorization": f"Token {influx.admin_token}"},
+        headers={"Authorization": f"Token {influx2.admin_token}"},
         json={
-            "orgID": influx.org_id,
+            "orgID": influx2.org_id,
             "description": DESCRIPTION,
-            "permissions": [{"action": "read", "resource": {"type": "buckets", "orgID": influx.org_id}}],
+            "permissions": [{"action": "read", "resource": {"type": "buckets", "orgID": influx2.org_id}}],
         },
     ).raise_for_status()
-    wide = ours(influx)[0]["token"]
-    token = cli(influx, env_file, "--bucket", "acme").stdout.strip()
+    wide = ours(influx2)[0]["token"]
+    token = cli(influx2, env_file, "--bucket", "acme").stdout.strip()
     assert token != wide and token != admin["token"]
-    assert len(ours(influx)) == 2
+    assert len(ours(influx2)) == 2
 
 
 def test_redacted_listing_means_rotation(env_file):
-    with InfluxDB2StandIn(redact_tokens=True) as influx:
-        first = cli(influx, env_file, "--bucket", "acme")
+    with InfluxDB2StandIn(redact_tokens=True) as influx2:
+        first = cli(influx2, env_file, "--bucket", "acme")
         assert first.exit_code == 0
-        [old] = ours(influx)
-        second = cli(influx, env_file, "--bucket", "acme", "--json")
+        [old] = ours(influx2)
+        second = cli(influx2, env_file, "--bucket", "acme", "--json")
         assert second.exit_code == 0, second.stderr
-        [new] = ours(influx)  # the old one is gone
+        [new] = ours(influx2)  # the old one is gone
         assert new["id"] != old["id"]
         out = json.loads(second.stdout)
         assert out["token"] == new["token"] and out["rotated"] is True and out["deleted"] == [old["id"]]
         assert perms(new) == perms(old)
 
 
-def test_rotate_creates_then_deletes_the_old(influx, env_file):
+def test_rotate_creates_then_deletes_the_old(influx2, env_file):
     # (a read-only token lives in Grafana's data sources: its rotation goes through them, see
     # test_token_migration.py; a write token is printed alone)
-    old = cli(influx, env_file, "--bucket", "acme", "--write").stdout.strip()
-    old_id = ours(influx)[0]["id"]
-    rotated = cli(influx, env_file, "--bucket", "acme", "--write", "--rotate")
+    old = cli(influx2, env_file, "--bucket", "acme", "--write").stdout.strip()
+    old_id = ours(influx2)[0]["id"]
+    rotated = cli(influx2, env_file, "--bucket", "acme", "--write", "--rotate")
     assert rotated.exit_code == 0
     new = rotated.stdout.strip()
     assert new and new != old
-    [auth] = ours(influx)
+    [auth] = ours(influx2)
     assert auth["token"] == new and auth["id"] != old_id
     assert "deleted authorization " + old_id in rotated.stderr
 
 
-def test_revoke_deletes_ours_only(influx, env_file):
-    cli(influx, env_file, "--bucket", "acme")
-    cli(influx, env_file, "--bucket", "acme", "--write")
-    cli(influx, env_file, "--bucket", "other")
-    result = cli(influx, env_file, "--bucket", "acme", "--revoke")
+def test_revoke_deletes_ours_only(influx2, env_file):
+    cli(influx2, env_file, "--bucket", "acme")
+    cli(influx2, env_file, "--bucket", "acme", "--write")
+    cli(influx2, env_file, "--bucket", "other")
+    result = cli(influx2, env_file, "--bucket", "acme", "--revoke")
     assert result.exit_code == 0 and result.stdout == ""
-    assert ours(influx) == []
-    assert len(ours(influx, "powerview_token_for_bucket_other")) == 1
-    assert any(a["token"] == influx.admin_token for a in influx.authorizations)
-    assert "acme" in influx.buckets  # the data stays
+    assert ours(influx2) == []
+    assert len(ours(influx2, "powerview_token_for_bucket_other")) == 1
+    assert any(a["token"] == influx2.admin_token for a in influx2.authorizations)
+    assert "acme" in influx2.buckets  # the data stays
 
 
-def test_list_shows_ids_never_values(influx, env_file):
-    token = cli(influx, env_file, "--bucket", "acme").stdout.strip()
-    listed = cli(influx, env_file, "--bucket", "acme", "--list")
+def test_list_shows_ids_never_values(influx2, env_file):
+    token = cli(influx2, env_file, "--bucket", "acme").stdout.strip()
+    listed = cli(influx2, env_file, "--bucket", "acme", "--list")
     assert listed.exit_code == 0
     [line] = listed.stdout.splitlines()
-    assert line.split("\t")[0] == ours(influx)[0]["id"]
+    assert line.split("\t")[0] == ours(influx2)[0]["id"]
     assert "read:buckets/" in line and DESCRIPTION in line
     assert token not in listed.stdout + listed.stderr
-    assert influx.admin_token not in listed.stdout + listed.stderr
+    assert influx2.admin_token not in listed.stdout + listed.stderr
 
 
-def test_dry_run_changes_nothing(influx, env_file):
-    result = cli(influx, env_file, "--bucket", "acme", "--dry-run", "--json")
+def test_dry_run_changes_nothing(influx2, env_file):
+    result = cli(influx2, env_file, "--bucket", "acme", "--dry-run", "--json")
     assert result.exit_code == 0
     assert '"action": "create"' in result.stdout and '"bucket_exists": false' in result.stdout
-    assert "acme" not in influx.buckets and ours(influx) == []
-    assert all(r.method == "GET" for r in influx.requests)
+    assert "acme" not in influx2.buckets and ours(influx2) == []
+    assert all(r.method == "GET" for r in influx2.requests)
 
 
 @pytest.mark.parametrize("missing", ["INFLUXDB_HOST", "INFLUXDB_ORG", "INFLUXDB_ADMIN_TOKEN"])
-def test_missing_setting_is_named_exit_2(influx, env_file, missing):
-    result = cli(influx, env_file, "--bucket", "acme", **{missing: ""})
+def test_missing_setting_is_named_exit_2(influx2, env_file, missing):
+    result = cli(influx2, env_file, "--bucket", "acme", **{missing: ""})
     assert result.exit_code == 2
     assert missing in result.stderr and result.stdout == ""
 
 
-def test_bad_bucket_name_exit_2_before_any_request(influx, env_file):
+def test_bad_bucket_name_exit_2_before_any_request(influx2, env_file):
     for name in ("../x", "a b", "_system", ".hidden"):
-        result = cli(influx, env_file, "--bucket", name)
+        result = cli(influx2, env_file, "--bucket", name)
         assert result.exit_code == 2 and "not allowed" in result.stderr
-    assert influx.requests == []
+    assert influx2.requests == []
 
 
-def test_refused_token_and_unknown_org_exit_2(influx, env_file):
-    refused = cli(influx, env_file, "--bucket", "acme", INFLUXDB_ADMIN_TOKEN="not-the-token")
+def test_refused_token_and_unknown_org_exit_2(influx2, env_file):
+    refused = cli(influx2, env_file, "--bucket", "acme", INFLUXDB_ADMIN_TOKEN="not-the-token")
     assert refused.exit_code == 2 and "INFLUXDB_ADMIN_TOKEN" in refused.stderr
-    unknown = cli(influx, env_file, "--bucket", "acme", INFLUXDB_ORG="nope")
+    unknown = cli(influx2, env_file, "--bucket", "acme", INFLUXDB_ORG="nope")
     assert unknown.exit_code == 2 and "INFLUXDB_ORG" in unknown.stderr
 
 
@@ -211,8 +205,8 @@ def test_influxdb_unavailable_exit_75(env_file):
     assert result.exit_code == 75 and "unreachable" in result.stderr
 
 
-def test_exclusive_options_and_help(influx, env_file):
-    assert cli(influx, env_file, "--bucket", "acme", "--list", "--revoke").exit_code == 2
+def test_exclusive_options_and_help(influx2, env_file):
+    assert cli(influx2, env_file, "--bucket", "acme", "--list", "--revoke").exit_code == 2
     help_text = CliRunner().invoke(main, ["--help"]).stdout
     assert "Exit codes:" in help_text
     for code in ("0", "2", "70", "75"):
@@ -220,38 +214,38 @@ def test_exclusive_options_and_help(influx, env_file):
     assert "--bucket" in help_text and "--rotate" in help_text
 
 
-def test_entry_point_separates_stdout_and_stderr(influx, env_file):
+def test_entry_point_separates_stdout_and_stderr(influx2, env_file):
     proc = subprocess.run(
         [sys.executable, str(PROJECT / "manage_influx_tokens.py"), "--bucket", "acme", "--env-file", str(env_file)],
-        env={"PATH": "/usr/bin:/bin", **settings_env(influx)},
+        env={"PATH": "/usr/bin:/bin", **settings_env(influx2)},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == ours(influx)[0]["token"]
+    assert proc.stdout.strip() == ours(influx2)[0]["token"]
     assert "manage_influx_tokens:" in proc.stderr and proc.stdout.strip() not in proc.stderr
 
 
-def _token_on_company_bucket_alone(influx) -> dict:
+def _token_on_company_bucket_alone(influx2) -> dict:
     """A token as the deployed tool made it: read on the company bucket only."""
     requests.post(
-        f"{influx.url}/api/v2/buckets",
+        f"{influx2.url}/api/v2/buckets",
         timeout=10,
-        headers={"Authorization": f"Token {influx.admin_token}"},
-        json={"orgID": influx.org_id, "name": "acme", "retentionRules": []},
+        headers={"Authorization": f"Token {influx2.admin_token}"},
+        json={"orgID": influx2.org_id, "name": "acme", "retentionRules": []},
     ).raise_for_status()
     answer = requests.post(
-        f"{influx.url}/api/v2/authorizations",
+        f"{influx2.url}/api/v2/authorizations",
         timeout=10,
-        headers={"Authorization": f"Token {influx.admin_token}"},
+        headers={"Authorization": f"Token {influx2.admin_token}"},
         json={
-            "orgID": influx.org_id,
+            "orgID": influx2.org_id,
             "description": DESCRIPTION,
             "permissions": [
                 {
                     "action": "read",
-                    "resource": {"type": "buckets", "orgID": influx.org_id, "id": influx.buckets["acme"]["id"]},
+                    "resource": {"type": "buckets", "orgID": influx2.org_id, "id": influx2.buckets["acme"]["id"]},
                 }
             ],
         },
@@ -260,44 +254,44 @@ def _token_on_company_bucket_alone(influx) -> dict:
     return answer.json()
 
 
-def test_a_token_without_the_derived_buckets_is_rotated_never_widened(influx, env_file):
-    old = _token_on_company_bucket_alone(influx)
-    planned = cli(influx, env_file, "--bucket", "acme", "--dry-run", "--json")
+def test_a_token_without_the_derived_buckets_is_rotated_never_widened(influx2, env_file):
+    old = _token_on_company_bucket_alone(influx2)
+    planned = cli(influx2, env_file, "--bucket", "acme", "--dry-run", "--json")
     assert json.loads(planned.stdout)["action"] == "create"  # the derived buckets do not exist yet
-    result = cli(influx, env_file, "--bucket", "acme", "--json")
+    result = cli(influx2, env_file, "--bucket", "acme", "--json")
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["rotated"] is True and out["deleted"] == [old["id"]]
-    [new] = ours(influx)
-    assert new["id"] != old["id"] and perms(new) == on_all(influx, "read")
-    assert cli(influx, env_file, "--bucket", "acme").stdout.strip() == new["token"]  # then reused
+    [new] = ours(influx2)
+    assert new["id"] != old["id"] and perms(new) == on_all(influx2, "read")
+    assert cli(influx2, env_file, "--bucket", "acme").stdout.strip() == new["token"]  # then reused
 
 
-def test_dry_run_says_rotate_for_an_outdated_token(influx, env_file):
-    _token_on_company_bucket_alone(influx)
+def test_dry_run_says_rotate_for_an_outdated_token(influx2, env_file):
+    _token_on_company_bucket_alone(influx2)
     for name in COVERED[1:]:
         requests.post(
-            f"{influx.url}/api/v2/buckets",
+            f"{influx2.url}/api/v2/buckets",
             timeout=10,
-            headers={"Authorization": f"Token {influx.admin_token}"},
-            json={"orgID": influx.org_id, "name": name, "retentionRules": []},
+            headers={"Authorization": f"Token {influx2.admin_token}"},
+            json={"orgID": influx2.org_id, "name": name, "retentionRules": []},
         ).raise_for_status()
-    planned = json.loads(cli(influx, env_file, "--bucket", "acme", "--dry-run", "--json").stdout)
+    planned = json.loads(cli(influx2, env_file, "--bucket", "acme", "--dry-run", "--json").stdout)
     assert planned["action"] == "rotate" and planned["changed"] is True
-    assert len(ours(influx)) == 1
+    assert len(ours(influx2)) == 1
 
 
-def test_levels_off_means_the_company_bucket_alone(influx, env_file):
-    result = cli(influx, env_file, "--bucket", "acme", TSV_DOWNSAMPLE_LEVELS="")
+def test_levels_off_means_the_company_bucket_alone(influx2, env_file):
+    result = cli(influx2, env_file, "--bucket", "acme", TSV_DOWNSAMPLE_LEVELS="")
     assert result.exit_code == 0
-    [auth] = ours(influx)
-    assert perms(auth) == [("read", "buckets", influx.buckets["acme"]["id"])]
-    assert "acme_1h" not in influx.buckets
+    [auth] = ours(influx2)
+    assert perms(auth) == [("read", "buckets", influx2.buckets["acme"]["id"])]
+    assert "acme_1h" not in influx2.buckets
 
 
 @pytest.mark.parametrize("version", ["1", "3"])
-def test_other_generations_are_refused_clearly(influx, env_file, version):
-    result = cli(influx, env_file, "--bucket", "acme", INFLUXDB_VERSION=version)
+def test_other_generations_are_refused_clearly(influx2, env_file, version):
+    result = cli(influx2, env_file, "--bucket", "acme", INFLUXDB_VERSION=version)
     assert result.exit_code == 2
     assert f"INFLUXDB_VERSION={version}" in result.stderr and "InfluxDB 2 only" in result.stderr
 
