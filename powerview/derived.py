@@ -248,6 +248,11 @@ class Incomplete(Exception):
 def aggregates_from_lower(series: Iterable[dict], seconds: int) -> list[Aggregate]:
     """Answer of fold_query -> the windows of the upper level, exactly: mean = sum(mean * count) /
     sum(count), min of minima, max of maxima, sum of counts. Raises Incomplete."""
+    return _fold(_lower_parts(series), seconds)
+
+
+def _lower_parts(series: Iterable[dict]) -> dict[tuple, dict[str, float]]:
+    """Answer of fold_query -> {(tags, window end, field): {aggregate: value}} of the level below."""
     names = {m: agg for agg, m in MEASUREMENTS.items()}
     parts: dict[tuple, dict[str, float]] = {}
     for one in series:
@@ -260,6 +265,11 @@ def aggregates_from_lower(series: Iterable[dict], seconds: int) -> list[Aggregat
             for field, value in zip(columns[1:], row[1:]):
                 if value is not None:
                     parts.setdefault((tags, int(row[0]), field), {})[agg] = value
+    return parts
+
+
+def _fold(parts: dict[tuple, dict[str, float]], seconds: int) -> list[Aggregate]:
+    """Windows of the level below -> the windows of `seconds` they make up, exactly."""
     upper: dict[tuple, dict] = {}
     for (tags, stamp, field), values in parts.items():
         if len(values) != len(AGGREGATES) or not values["count"]:
@@ -354,6 +364,16 @@ def recompute(
     the same windows (the parser and powerview-downsample, say) never interleave, so the one
     that read the newer raw data always writes last (BucketLocks)."""
     span.check()
+    ordered = sorted_levels(levels)
+    bounds = {level: list(chunks(span, level)) for level in ordered}
+    if ordered and all(len(ranges) == 1 for ranges in bounds.values()):
+        # the common case (a file of days or weeks): every level in one pass, see _one_pass
+        with lock(span.bucket) if lock is not None else nullcontext():
+            written = _one_pass(
+                span, ordered, {lv: ranges[0] for lv, ranges in bounds.items()}, client, writer, batch_lines
+            )
+        on_chunk()
+        return written
     written = 0
     for level, database, query, first, last in plan(span, levels):
         with lock(span.bucket) if lock is not None else nullcontext():
@@ -382,6 +402,85 @@ def _recompute_chunk(
                 client.series(span.bucket, recompute_query(span, level, first, last)), seconds
             )
     return _write(writer, derived_bucket(span.bucket, level), derived_lines(aggregates), batch_lines)
+
+
+def _one_pass(
+    span: Span,
+    ordered: list[str],
+    bounds: dict[str, tuple[int, int]],
+    client: QueryClient,
+    writer,
+    batch_lines: int,
+) -> int:
+    """Every level of a span whose levels each fit in one chunk, with the arithmetic of the chunk
+    by chunk path in fewer round trips: ONE multi-statement InfluxQL request on the raw bucket
+    (the finest level's aggregates and the raw counts of every level folded from stored
+    windows), then level by level, finer first: the fold's read of the level below when needed,
+    and one write per derived bucket. The lock is held from the first read to the last write.
+
+    A level whose windows are all tiled by windows of the level below recomputed in this pass
+    (a daily file's day, say) is folded in memory from them: neither the stored windows nor the
+    raw counts are needed, the fresh windows being exact by construction. Any other fold reads
+    the level below as written, is checked against the raw counts and read from the raw data
+    when they differ, exactly as chunk by chunk."""
+    sources = {level: source_level(ordered, level) for level in ordered}
+
+    def covered(level: str) -> bool:
+        lower = sources[level]
+        return lower is not None and bounds[lower][0] <= bounds[level][0] and bounds[lower][1] >= bounds[level][1]
+
+    statements: list[tuple[str, str, int]] = []  # (kind, level, number of statements)
+    queries: list[str] = []
+    size = len(_by_channel(span))
+    for level in ordered:
+        first, last = bounds[level]
+        if sources[level] is None:
+            queries.append(recompute_query(span, level, first, last))
+            statements.append(("raw", level, size))
+        elif not covered(level):
+            queries.append(count_query(span, level, first, last))
+            statements.append(("count", level, size))
+    results = client.raw(span.bucket, "; ".join(queries))["results"] if queries else []
+    if len(results) != sum(n for _, _, n in statements):
+        raise InfluxUnavailable(
+            f"InfluxQL on {span.bucket}: {len(results)} result(s) for {sum(n for _, _, n in statements)} statements"
+        )
+    raw: dict[str, list[dict]] = {}
+    position = 0
+    for kind, level, count in statements:
+        raw[kind + level] = [
+            one for result in results[position : position + count] for one in result.get("series") or []
+        ]
+        position += count
+
+    fresh: dict[str, list[Aggregate]] = {}
+    written = 0
+    for level in ordered:
+        seconds = DOWNSAMPLE_LEVELS[level]
+        first, last = bounds[level]
+        lower = sources[level]
+        if lower is None:
+            fresh[level] = list(aggregates_from_raw(raw["raw" + level], seconds))
+        elif covered(level):
+            fresh[level] = _fold({(tags, end, field): values for tags, end, field, values in fresh[lower]}, seconds)
+        else:
+            database = derived_bucket(span.bucket, lower)
+            try:  # the level below is written already (levels go finer to coarser)
+                folded = aggregates_from_lower(
+                    client.series(database, fold_query(span, lower, level, first, last)), seconds
+                )
+                missing = _count_mismatch(folded, counts_from_raw(raw["count" + level], seconds))
+                if missing:
+                    raise Incomplete(missing)
+                fresh[level] = folded
+            except Incomplete as exc:
+                log.warning("%s: %s: recomputing %s from the raw data", database, exc, level)
+                query = recompute_query(span, level, first, last)
+                fresh[level] = list(aggregates_from_raw(client.series(span.bucket, query), seconds))
+        written += _write(writer, derived_bucket(span.bucket, level), derived_lines(fresh[level]), batch_lines)
+        if lower is not None:
+            del fresh[lower]
+    return written
 
 
 def _count_mismatch(folded: list[Aggregate], raw_counts: dict[tuple, int]) -> str | None:
