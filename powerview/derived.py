@@ -50,7 +50,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -149,6 +149,11 @@ def _check_bounds(level: str, first: int, last: int) -> None:
 def recompute_query(span: Span, level: str, first: int, last: int) -> str:
     """InfluxQL over the RAW bucket: mean, min, max and count of every field in every window of
     `level` in [first, last), per series (GROUP BY *), empty windows left out."""
+    return "; ".join(recompute_statements(span, level, first, last))
+
+
+def recompute_statements(span: Span, level: str, first: int, last: int) -> list[str]:
+    """The statements of recompute_query, one per channel (see _by_channel)."""
     _check_bounds(level, first, last)
     time_condition = f"time >= '{iso_z(first)}' AND time < '{iso_z(last)}'"
     statements = []
@@ -160,7 +165,7 @@ def recompute_query(span: Span, level: str, first: int, last: int) -> str:
             f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
             f"WHERE {_where(span, time_condition, channel)} GROUP BY time({level}), * fill(none)"
         )
-    return "; ".join(statements)
+    return statements
 
 
 def fold_query(span: Span, lower: str, level: str, first: int, last: int) -> str:
@@ -181,6 +186,11 @@ def count_query(span: Span, level: str, first: int, last: int) -> str:
     `level` in [first, last), per series. The fold's counts must match it exactly: a window of
     the level below that is absent (a level enabled later, raw data ingested with the derived
     step off) or stale shows up here, and the level is then read from the raw data."""
+    return "; ".join(count_statements(span, level, first, last))
+
+
+def count_statements(span: Span, level: str, first: int, last: int) -> list[str]:
+    """The statements of count_query, one per channel (see _by_channel)."""
     _check_bounds(level, first, last)
     time_condition = f"time >= '{iso_z(first)}' AND time < '{iso_z(last)}'"
     statements = []
@@ -190,7 +200,7 @@ def count_query(span: Span, level: str, first: int, last: int) -> str:
             f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
             f"WHERE {_where(span, time_condition, channel)} GROUP BY time({level}), * fill(none)"
         )
-    return "; ".join(statements)
+    return statements
 
 
 def counts_from_raw(series: Iterable[dict], seconds: int) -> dict[tuple, int]:
@@ -309,8 +319,13 @@ def _fold(parts: dict[tuple, dict[str, float]], seconds: int) -> list[Aggregate]
 def derived_lines(aggregates: Iterable[Aggregate]) -> Iterator[str]:
     """One line per aggregate and measurement (mean -> electrical, min -> electrical_min, max ->
     electrical_max, count -> electrical_count), stamped at the window's end."""
+    prefixes: dict[tuple, str] = {}  # the same series recur in every window
     for tags, end, field, values in aggregates:
-        prefix = lineprotocol.tag_set(dict(tags)) + " " + lineprotocol.escape_key(field) + "="
+        prefix = prefixes.get((tags, field))
+        if prefix is None:
+            prefix = prefixes[tags, field] = (
+                lineprotocol.tag_set(dict(tags)) + " " + lineprotocol.escape_key(field) + "="
+            )
         suffix = f" {end}\n"
         for agg, measurement in MEASUREMENTS.items():
             value = f"{int(values[agg])}i" if agg == "count" else repr(float(values[agg]))
@@ -367,7 +382,7 @@ def recompute(
     ordered = sorted_levels(levels)
     bounds = {level: list(chunks(span, level)) for level in ordered}
     if ordered and all(len(ranges) == 1 for ranges in bounds.values()):
-        # the common case (a file of days or weeks): every level in one pass, see _one_pass
+        # the common case (files of days or weeks): every level in one pass, see _one_pass
         with lock(span.bucket) if lock is not None else nullcontext():
             written = _one_pass(
                 span, ordered, {lv: ranges[0] for lv, ranges in bounds.items()}, client, writer, batch_lines
@@ -375,23 +390,32 @@ def recompute(
         on_chunk()
         return written
     written = 0
-    for level, database, query, first, last in plan(span, levels):
+    for level, _database, _query, first, last in plan(span, levels):
         with lock(span.bucket) if lock is not None else nullcontext():
-            written += _recompute_chunk(span, level, database, query, first, last, client, writer, batch_lines)
+            lower = source_level(ordered, level)
+            written += _recompute_chunk(span, level, lower, first, last, client, writer, batch_lines)
         on_chunk()
     return written
 
 
 def _recompute_chunk(
-    span: Span, level: str, database: str, query: str, first: int, last: int, client: QueryClient, writer, batch_lines
+    span: Span, level: str, lower: str | None, first: int, last: int, client: QueryClient, writer, batch_lines
 ) -> int:
     seconds = DOWNSAMPLE_LEVELS[level]
-    if database == span.bucket:
-        aggregates: Iterable[Aggregate] = aggregates_from_raw(client.series(database, query), seconds)
+    narrow = _for_client(span, client)
+    if lower is None:
+        aggregates: Iterable[Aggregate] = aggregates_from_raw(
+            _series(_read(client, span.bucket, recompute_statements(narrow, level, first, last))), seconds
+        )
     else:
+        database = derived_bucket(span.bucket, lower)
         try:
-            folded = aggregates_from_lower(client.series(database, query), seconds)
-            raw_counts = counts_from_raw(client.series(span.bucket, count_query(span, level, first, last)), seconds)
+            folded = aggregates_from_lower(
+                _series(_read(client, database, [fold_query(span, lower, level, first, last)])), seconds
+            )
+            raw_counts = counts_from_raw(
+                _series(_read(client, span.bucket, count_statements(narrow, level, first, last))), seconds
+            )
             missing = _count_mismatch(folded, raw_counts)
             if missing:
                 raise Incomplete(missing)
@@ -399,7 +423,7 @@ def _recompute_chunk(
         except Incomplete as exc:
             log.warning("%s: %s: recomputing %s from the raw data", database, exc, level)
             aggregates = aggregates_from_raw(
-                client.series(span.bucket, recompute_query(span, level, first, last)), seconds
+                _series(_read(client, span.bucket, recompute_statements(narrow, level, first, last))), seconds
             )
     return _write(writer, derived_bucket(span.bucket, level), derived_lines(aggregates), batch_lines)
 
@@ -413,10 +437,11 @@ def _one_pass(
     batch_lines: int,
 ) -> int:
     """Every level of a span whose levels each fit in one chunk, with the arithmetic of the chunk
-    by chunk path in fewer round trips: ONE multi-statement InfluxQL request on the raw bucket
-    (the finest level's aggregates and the raw counts of every level folded from stored
-    windows), then level by level, finer first: the fold's read of the level below when needed,
-    and one write per derived bucket. The lock is held from the first read to the last write.
+    by chunk path in fewer round trips: ONE InfluxQL request on the raw bucket (the finest
+    level's aggregates and the raw counts of every level folded from stored windows, several
+    statements), then level by level, finer first: the fold's read of the level below when
+    needed, and one write per derived bucket. The lock is held from the first read to the last
+    write.
 
     A level whose windows are all tiled by windows of the level below recomputed in this pass
     (a daily file's day, say) is folded in memory from them: neither the stored windows nor the
@@ -424,34 +449,30 @@ def _one_pass(
     the level below as written, is checked against the raw counts and read from the raw data
     when they differ, exactly as chunk by chunk."""
     sources = {level: source_level(ordered, level) for level in ordered}
+    narrow = _for_client(span, client)
 
     def covered(level: str) -> bool:
         lower = sources[level]
         return lower is not None and bounds[lower][0] <= bounds[level][0] and bounds[lower][1] >= bounds[level][1]
 
-    statements: list[tuple[str, str, int]] = []  # (kind, level, number of statements)
-    queries: list[str] = []
-    size = len(_by_channel(span))
+    parts: list[tuple[str, int]] = []  # (kind + level, number of statements)
+    statements: list[str] = []
     for level in ordered:
         first, last = bounds[level]
         if sources[level] is None:
-            queries.append(recompute_query(span, level, first, last))
-            statements.append(("raw", level, size))
+            more, kind = recompute_statements(narrow, level, first, last), "raw"
         elif not covered(level):
-            queries.append(count_query(span, level, first, last))
-            statements.append(("count", level, size))
-    results = client.raw(span.bucket, "; ".join(queries))["results"] if queries else []
-    if len(results) != sum(n for _, _, n in statements):
-        raise InfluxUnavailable(
-            f"InfluxQL on {span.bucket}: {len(results)} result(s) for {sum(n for _, _, n in statements)} statements"
-        )
+            more, kind = count_statements(narrow, level, first, last), "count"
+        else:
+            continue
+        statements += more
+        parts.append((kind + level, len(more)))
+    results = _read(client, span.bucket, statements) if statements else []
     raw: dict[str, list[dict]] = {}
     position = 0
-    for kind, level, count in statements:
-        raw[kind + level] = [
-            one for result in results[position : position + count] for one in result.get("series") or []
-        ]
-        position += count
+    for key, size in parts:
+        raw[key] = list(_series(results[position : position + size]))
+        position += size
 
     fresh: dict[str, list[Aggregate]] = {}
     written = 0
@@ -467,7 +488,7 @@ def _one_pass(
             database = derived_bucket(span.bucket, lower)
             try:  # the level below is written already (levels go finer to coarser)
                 folded = aggregates_from_lower(
-                    client.series(database, fold_query(span, lower, level, first, last)), seconds
+                    _series(_read(client, database, [fold_query(span, lower, level, first, last)])), seconds
                 )
                 missing = _count_mismatch(folded, counts_from_raw(raw["count" + level], seconds))
                 if missing:
@@ -475,12 +496,38 @@ def _one_pass(
                 fresh[level] = folded
             except Incomplete as exc:
                 log.warning("%s: %s: recomputing %s from the raw data", database, exc, level)
-                query = recompute_query(span, level, first, last)
-                fresh[level] = list(aggregates_from_raw(client.series(span.bucket, query), seconds))
+                more = recompute_statements(narrow, level, first, last)
+                fresh[level] = list(aggregates_from_raw(_series(_read(client, span.bucket, more)), seconds))
         written += _write(writer, derived_bucket(span.bucket, level), derived_lines(fresh[level]), batch_lines)
-        if lower is not None:
-            del fresh[lower]
     return written
+
+
+def _for_client(span: Span, client: QueryClient) -> Span:
+    """The span whose statements suit the server: one statement per channel where a request
+    carries several (1.x, 2.x: the fastest there), one statement over every field where it
+    carries one (InfluxDB 3: a request a channel would multiply the round trips)."""
+    if span.channels and client.single_statement:
+        return replace(span, channels=())
+    return span
+
+
+def _read(client: QueryClient, database: str, statements: list[str]) -> list[dict]:
+    """One result per statement. InfluxDB 1.x and 2.x run several statements separated by `;` in
+    one /query request, POSTed (a long query stays out of the URL: no 414 from a proxy, no URL
+    re-encoding); InfluxDB 3 accepts one statement per request (its v1 /query refuses more with
+    HTTP 500 "must provide only one InfluxQl statement per query"), so each goes on its own."""
+    if client.single_statement:
+        results = [result for statement in statements for result in client.raw(database, statement)["results"]]
+    else:
+        results = client.raw(database, "; ".join(statements), write=True)["results"]
+    if len(results) != len(statements):
+        raise InfluxUnavailable(f"InfluxQL on {database}: {len(results)} result(s) for {len(statements)} statement(s)")
+    return results
+
+
+def _series(results: list[dict]) -> Iterator[dict]:
+    for result in results:
+        yield from result.get("series") or []
 
 
 def _count_mismatch(folded: list[Aggregate], raw_counts: dict[tuple, int]) -> str | None:

@@ -180,10 +180,12 @@ def open_query_client(settings: InfluxSettings) -> QueryClient:
         auth = ("bearer", settings.token)
     else:
         auth = ("token", settings.token)
-    return QueryClient(
+    client = QueryClient(
         settings.url or "",
         auth,
         timeout_s=settings.timeout_s,
         budget_s=settings.retry_max_s,
         credentials=_credentials_hint(settings),
     )
+    client.single_statement = settings.version == 3
+    return client

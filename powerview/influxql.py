@@ -105,6 +105,8 @@ class QueryClient:
     set), ("token", token) for 2.x (`Authorization: Token`), ("bearer", token) for 3.x.
     """
 
+    single_statement = False  # InfluxDB 3: one InfluxQL statement per /query request
+
     def __init__(
         self,
         url: str,
