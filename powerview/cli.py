@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from . import __version__, catalogue, derived, ingest, layout, layout_change, report
+from . import __version__
 from .envfile import DEFAULT_ENV_FILE
 from .exitcodes import PRECEDENCE, ExitCode
-from .formats import RowRules
-from .influx import DiscardWriter, Writer
-from .influx_targets import open_writer
-from .settings import ConfigError, load_parser
+
+if TYPE_CHECKING:  # the modules below are imported where a run needs them: --help stays fast
+    from .influx import Writer
 
 log = logging.getLogger("powerview")
 
@@ -108,6 +107,12 @@ def fail(message: str) -> NoReturn:
 def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log_level):
     """Ingest T302 logger files (MV_T302_V002, MV_T302_V003) into InfluxDB 2: one bucket per
     company, measurement `electrical`; each file then moves to parsed/ or error/ beside it."""
+    from . import catalogue, derived, ingest, layout, layout_change, report
+    from .formats import RowRules
+    from .influx import DiscardWriter
+    from .influx_targets import open_writer
+    from .settings import ConfigError, load_parser
+
     if env_file is not None and not env_file.is_file():
         fail(f"--env-file {env_file}: no such file")
     try:
@@ -223,6 +228,8 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
 
 
 def _write_report(result: dict, started, report_file: Path | None, report_dir: Path) -> bool:
+    from . import report
+
     try:
         path = report.write_file(report_file, result) if report_file else report.write(report_dir, result, started)
     except OSError as exc:
@@ -248,6 +255,8 @@ def _progress(total: int):
 
 
 def _write_meta(writer: Writer, meta_bucket: str, result: dict) -> None:
+    from . import ingest, report
+
     try:
         writer.write(meta_bucket, ingest.meta_lines(result, int(report.utcnow().timestamp())))
     except Exception as exc:  # the data is in; only the run summary is lost

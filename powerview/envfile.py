@@ -10,8 +10,6 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_ENV_FILE = PROJECT_DIR / ".env"
 
@@ -21,6 +19,8 @@ def read_environment(env_file: Path | str | None = None, environ: Mapping[str, s
     path = Path(env_file) if env_file else DEFAULT_ENV_FILE
     merged: dict[str, str] = {}
     if path.is_file():
+        from dotenv import dotenv_values  # here: `--help` does not read a .env
+
         merged.update({k: v for k, v in dotenv_values(path, interpolate=False).items() if v is not None})
     merged.update(os.environ if environ is None else environ)
     return merged
