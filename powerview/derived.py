@@ -8,7 +8,9 @@ the raw bucket, one request per level and chunk:
     SELECT mean("F") AS "mean_F", min("F") AS "min_F", max("F") AS "max_F", count("F") AS "count_F"
     FROM "electrical" WHERE "campaign" = '...' AND "device_master_sn" = '...' AND "channel_id" = '...'
       AND time >= '<first window start>' AND time < '<last window end>'
-    GROUP BY time(1h), * fill(none)          (one such statement per channel, in one request)
+    GROUP BY time(1h), * fill(none)          (one such statement per channel, in one request;
+                                              InfluxDB 3 takes one statement a request: one
+                                              statement over every channel there, see _read)
 
 Each coarser level is folded EXACTLY from the level below, whose windows tile it (1h -> 1d -> 1w):
 mean = sum(mean x count) / sum(count), min of the minima, max of the maxima, sum of the counts.
@@ -36,6 +38,11 @@ Before a coarser level is folded, the raw points of its windows are counted: a w
 from the level below (a level enabled later) shows up as a count that does not add up, and the
 level is then read from the raw data. One recompute at a time per bucket (BucketLocks, shared
 with powerview-downsample): the one that read the newer raw data always writes last.
+
+A span whose levels each fit in one chunk (any file of days or weeks) is done in one pass
+(_one_pass): one read of the raw bucket for the finest level and every count, levels tiled by
+windows recomputed in the pass folded in memory, a read of the level below only for the others,
+one write per level; the lock is held from the first read to the last write.
 """
 
 from __future__ import annotations
