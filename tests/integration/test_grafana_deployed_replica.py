@@ -173,7 +173,10 @@ def test_a_new_company_gets_the_dashboard_of_the_deployed_features(site):
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert list(variables) == ["campaign", "config"]
     assert variables["config"]["datasource"]["type"] == "marcusolsson-json-datasource"
-    assert variables["config"]["query"]["urlPath"] == "/clients/newco/series-config/configs?campaign=${campaign:percentencode}"
+    assert (
+        variables["config"]["query"]["urlPath"]
+        == "/clients/newco/series-config/configs?campaign=${campaign:percentencode}"
+    )
     panels = {p["id"]: p for p in dash["panels"]}
     assert (panels[1]["type"], panels[4]["type"], panels[2]["type"]) == (
         "timeseries",
