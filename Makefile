@@ -10,8 +10,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "setting up the virtualenv $(VENV)" >&2
 	@$(PYTHON) -m venv $(VENV) >&2
 	@$(VENV)/bin/pip install --quiet --upgrade pip >&2
+	@# requirements.txt ends with `-e .`: the project, editable, from this folder (the operators' command)
 	@$(VENV)/bin/pip install --quiet -r requirements-dev.txt >&2
-	@$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e . >&2
 	@touch $@
 
 venv: $(VENV)/.installed  ## create the virtualenv the hook and the operator docs use
@@ -43,6 +43,7 @@ check: system-deps lint  ## everything, as CI runs it: lint, type check, servers
 bench: venv  ## throughput, start-up and peak memory of the parser, cost of the derived buckets (figures in docs/)
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_derived.py  # derived buckets vs raw ingestion (docs/buckets-derives.md)
+	$(PY) bench/bench_countback.py  # one count query per written file (docs/utilisation-parseur.md)
 	$(PY) bench/bench_startup.py  # imports of tsv_parser.py --help and of a run (docs/utilisation-parseur.md)
 
 lint: venv  ## shellcheck, ruff (lint and format) and mypy, all clean
@@ -54,7 +55,7 @@ lint: venv  ## shellcheck, ruff (lint and format) and mypy, all clean
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# run it as the owner of the data folder (as SFTPGo runs the hook): sudo -u sftpgo make acceptance
+# run it as the owner of the data folder (as SFTPGo runs the hook): runuser -u sftpgo -- make acceptance
 acceptance:  ## acceptance check of the deployment named by .env (docs/acceptance.md): a test company, created then removed
 	@[ -x $(PY) ] || { echo "no virtualenv $(VENV): run make venv first" >&2; exit 2; }
 	$(PY) -m powerview.acceptance --project $(CURDIR) $(ACCEPTANCE_ARGS)

@@ -16,12 +16,14 @@ import logging
 import re
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import requests
 
+from . import peers
 from .envfile import read_environment
 from .outbox import Outbox, Refused
 from .outcome import FileOutcome, Status
@@ -32,7 +34,15 @@ log = logging.getLogger(__name__)
 PUBLISHED, QUEUED, OFF, FAILED = "published", "queued", "off", "failed"
 MAX_CHANNELS = 2000  # the API's limit per request
 MAX_TEXT = 256  # the API's limit per string
-REFUSED_STATUSES = (400, 413, 422)  # the API will never accept this body: set it aside
+# 4xx but these: the API will never accept this body (set it aside, the next one goes on); the
+# ones listed are a setting to fix or a passing state, and keep the message for a later run
+NOT_REFUSALS = (401, 403, 404, 405, 407, 408, 421, 425, 429)
+
+
+def refused(status: int) -> bool:
+    return 400 <= status < 500 and status not in NOT_REFUSALS
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -47,8 +57,8 @@ class CatalogueSettings:
     timeout_s: float  # CONFIG_API_TIMEOUT (default 10)
     outbox_dir: Path  # <POWERVIEW_SPOOL_DIR>/outbox/catalogue
 
-    def __repr__(self) -> str:  # never show the token
-        return f"CatalogueSettings(url={self.url!r}, outbox_dir={str(self.outbox_dir)!r}, ...)"
+    def __repr__(self) -> str:  # never show the token, nor a password in the URL
+        return f"CatalogueSettings(url={peers.redact_url(self.url)!r}, outbox_dir={str(self.outbox_dir)!r}, ...)"
 
     @classmethod
     def load(cls, env_file: Path | str | None = None, environ: Mapping[str, str] | None = None) -> CatalogueSettings:
@@ -93,7 +103,7 @@ class ConfigAPIClient:
         if not settings.url:
             raise ConfigError("missing setting CONFIG_API_URL (environment or .env)")
         self.settings = settings
-        self.session = session or requests.Session()
+        self.session = session or peers.Session()
         self.session.headers["User-Agent"] = "powerview-catalogue"
         if settings.token:
             self.session.headers["Authorization"] = f"Bearer {settings.token}"
@@ -102,14 +112,19 @@ class ConfigAPIClient:
         """POST one body. Returns {"inserted": n, "updated": m}; raises Refused (never acceptable)
         or CatalogueUnavailable (try again later)."""
         url = f"{self.settings.url}/buckets/{quote(bucket, safe='')}/channels"
+        shown = peers.redact_url(url)  # what logs, reasons and reports say: no password of the URL
         try:
+            # the whole request within CONFIG_API_TIMEOUT (peers.Session), not each socket read
             answer = self.session.post(url, json=body, timeout=self.settings.timeout_s)
         except requests.RequestException as exc:
-            raise CatalogueUnavailable(f"POST {url}: {exc.__class__.__name__}: {exc}") from None
-        if answer.status_code in REFUSED_STATUSES:
-            raise Refused(f"POST {url}: HTTP {answer.status_code}: {answer.text[:500]}")
+            error = peers.redact_text(f"{exc.__class__.__name__}: {exc}")
+            raise CatalogueUnavailable(f"POST {shown}: {error}") from None
+        if refused(answer.status_code):
+            raise Refused(f"POST {shown}: HTTP {answer.status_code}: {peers.redact_text(answer.text[:500])}")
         if not 200 <= answer.status_code < 300:
-            raise CatalogueUnavailable(f"POST {url}: HTTP {answer.status_code}: {answer.text[:200]}")
+            raise CatalogueUnavailable(
+                f"POST {shown}: HTTP {answer.status_code}: {peers.redact_text(answer.text[:200])}"
+            )
         try:
             counts = answer.json()
         except ValueError:
@@ -120,7 +135,7 @@ class ConfigAPIClient:
             and isinstance(counts.get("updated"), int)
         ):
             raise CatalogueUnavailable(
-                f"POST {url}: HTTP {answer.status_code} but not the config API's answer "
+                f"POST {shown}: HTTP {answer.status_code} but not the config API's answer "
                 f"({answer.headers.get('Content-Type', '?')}: {answer.text[:100]!r})"
             )
         return counts
@@ -205,39 +220,76 @@ def publish_entries(
 def _publish(entries: list[FileOutcome], settings: CatalogueSettings, queued: dict[str, list[Path] | None]) -> None:
     outbox = Outbox(settings.outbox_dir)
     client = ConfigAPIClient(settings)
-    with outbox.locked():
-        delivered, failure = outbox.deliver(client.send)
-        if delivered:
-            log.info("channel catalogue: %d queued publication(s) delivered", len(delivered))
-        mine: list[tuple[FileOutcome, list]] = []
-        for entry in entries:
-            if entry.status != Status.SUCCESS:
-                continue
-            bodies = bodies_for(entry.campaign, entry.device_master_sn, entry.channels or {})
-            if not bodies:
-                continue
-            files = queued[entry.file] if entry.file in queued else _queue(outbox, entry, bodies)
-            if files is None:  # no outbox: one direct try, nothing kept
-                entry.catalogue = _send_now(client, entry.bucket, bodies) if failure is None else FAILED
-                continue
-            mine.append((entry, files))
-        if failure is None and mine:
-            _, failure = outbox.deliver(client.send)
-        for entry, files in mine:
-            if any(path.exists() for path in files):
-                entry.catalogue = QUEUED
-            elif any(outbox.was_rejected(path) for path in files):
-                entry.catalogue = FAILED
-            else:
-                entry.catalogue = PUBLISHED
-        left = outbox.waiting()
-        if failure is not None:
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(outbox.locked())
+        except OSError as exc:  # a read-only spool, a file in place of the folder, a full disk
             log.warning(
-                "channel catalogue: config API unavailable, %d publication(s) kept in %s for a later run: %s",
-                len(left),
+                "channel catalogue: the outbox %s cannot be used (%s): nothing can be kept for a later "
+                "run, each publication is tried once (check POWERVIEW_SPOOL_DIR and its permissions)",
                 outbox.folder,
-                failure,
+                exc.strerror or exc,
             )
+            for entry in entries:
+                if entry.status != Status.SUCCESS:
+                    continue
+                bodies = bodies_for(entry.campaign, entry.device_master_sn, entry.channels or {})
+                if bodies:
+                    entry.catalogue = _send_now(client, entry.bucket, bodies)
+            return
+        _publish_locked(entries, outbox, client, queued)
+
+
+def _within(budget_s: float, send):
+    """`send`, refusing to start a request once `budget_s` has passed: one pass never holds the
+    outbox's lock (nor the worker's) for longer than that plus one request's deadline, whatever
+    the backlog; the rest waits for the next pass, in order."""
+    deadline = time.monotonic() + budget_s
+
+    def bounded(message: dict) -> None:
+        if time.monotonic() > deadline:
+            raise CatalogueUnavailable(f"this pass's delivery time ({budget_s:g} s) is spent")
+        send(message)
+
+    return bounded
+
+
+def _publish_locked(
+    entries: list[FileOutcome], outbox: Outbox, client: ConfigAPIClient, queued: dict[str, list[Path] | None]
+) -> None:
+    send = _within(max(60.0, 6 * client.settings.timeout_s), client.send)
+    delivered, failure = outbox.deliver(send)
+    if delivered:
+        log.info("channel catalogue: %d queued publication(s) delivered", len(delivered))
+    mine: list[tuple[FileOutcome, list]] = []
+    for entry in entries:
+        if entry.status != Status.SUCCESS:
+            continue
+        bodies = bodies_for(entry.campaign, entry.device_master_sn, entry.channels or {})
+        if not bodies:
+            continue
+        files = queued[entry.file] if entry.file in queued else _queue(outbox, entry, bodies)
+        if files is None:  # no outbox: one direct try, nothing kept
+            entry.catalogue = _send_now(client, entry.bucket, bodies) if failure is None else FAILED
+            continue
+        mine.append((entry, files))
+    if failure is None and mine:
+        _, failure = outbox.deliver(send)
+    for entry, files in mine:
+        if any(path.exists() for path in files):
+            entry.catalogue = QUEUED
+        elif any(outbox.was_rejected(path) for path in files):
+            entry.catalogue = FAILED
+        else:
+            entry.catalogue = PUBLISHED
+    left = outbox.waiting()
+    if failure is not None:
+        log.warning(
+            "channel catalogue: config API unavailable, %d publication(s) kept in %s for a later run: %s",
+            len(left),
+            outbox.folder,
+            failure,
+        )
 
 
 def _send_now(client: ConfigAPIClient, bucket: str, bodies: list[dict]) -> str:

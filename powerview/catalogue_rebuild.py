@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from . import peers
 from .catalogue import bodies_for
 from .layout import name_problem
 from .schema import DERIVED_LEVELS, MEASUREMENT
@@ -67,7 +68,7 @@ class Campaign:
 class InfluxQL:
     def __init__(self, url: str, token: str | None, timeout_s: float = 300.0):
         self.url, self.timeout_s = url.rstrip("/"), timeout_s
-        self.session = requests.Session()
+        self.session = peers.Session()
         if token:
             self.session.headers["Authorization"] = f"Token {token}"
 

@@ -15,6 +15,7 @@ from .exitcodes import PRECEDENCE, ExitCode
 
 if TYPE_CHECKING:  # the modules below are imported where a run needs them: --help stays fast
     from .influx import Writer
+    from .settings import ConfigError
 
 log = logging.getLogger("powerview")
 
@@ -40,8 +41,11 @@ class _TerminalHandler(logging.StreamHandler):
 
 
 def configure_logging(level: str) -> None:
+    from . import logsafe
+
     handler = _TerminalHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    logsafe.protect(handler)  # a file name with a newline cannot forge a line
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -60,6 +64,7 @@ def fail(message: str) -> NoReturn:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=EXIT_CODES)
 @click.option(
+    "-d",
     "--dataFolder",
     "--data-folder",
     "data_folder",
@@ -67,6 +72,7 @@ def fail(message: str) -> NoReturn:
     help="Root of the SFTP data: <dataFolder>/<company>/<campaign>/<device>/<file>.tsv (env TSV_DATA_FOLDER).",
 )
 @click.option(
+    "-t",
     "--tsvFile",
     "--tsv-file",
     "tsv_files",
@@ -184,6 +190,7 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     try:
         outcomes, config_error = ingest.run(locations, options, writer, progress=_progress(len(locations)))
         layout_checker.close()
+        _count_back(settings, outcomes, dry_run, config_error)  # never changes an outcome
         if not dry_run and config_error is None:  # derived buckets <company>_1h/_1d/_1w; never changes an outcome
             derived.after_ingest(settings, writer, outcomes, recorder=derived_recorder)
         outcomes += [ingest.skipped_outcome(loc, reason) for loc, reason in already_done]
@@ -252,6 +259,31 @@ def _progress(total: int):
                 _TerminalHandler.bar_active = False
 
     return wrap
+
+
+def _count_back(settings, outcomes: list, dry_run: bool, config_error: ConfigError | None) -> None:
+    """Count each written file's points back from InfluxDB (the deployed parser's check); a dry run
+    or a run stopped by a configuration error fills the expected figures and leaves the count null."""
+    from . import countback
+    from .influx_targets import open_query_client
+    from .settings import ConfigError
+
+    if dry_run or config_error is not None:
+        countback.prepare(outcomes)
+        return
+    try:
+        client = open_query_client(settings.influx)
+    except ConfigError as exc:
+        for out in countback.prepare(outcomes):
+            out.warnings.append(f"points written but not counted back from InfluxDB: {exc}")
+        return
+    client.budget_s = min(client.budget_s, countback.COUNT_BUDGET_S)
+    try:
+        countback.count_back(outcomes, client)
+    except Exception as exc:  # noqa: BLE001 - the points are written: the count is only a check
+        log.exception("counting points back from InfluxDB failed: %s", exc)
+    finally:
+        client.close()
 
 
 def _write_meta(writer: Writer, meta_bucket: str, result: dict) -> None:

@@ -22,6 +22,7 @@ from .influx import InfluxRejected, InfluxUnavailable
 from .influx_targets import open_query_client, open_writer
 from .influxql import QueryClient, quote_ident
 from .layout import name_problem
+from .schema import reserved_bucket_problem
 from .settings import DOWNSAMPLE_LEVELS, ConfigError, load_influx_command, parse_levels
 
 log = logging.getLogger("powerview")
@@ -192,6 +193,10 @@ def main(
         _fail(EXIT_USAGE, f"--env-file {env_file}: no such file")
     try:
         settings = load_influx_command(env_file)
+        for bucket in buckets:  # the rule the parser applies to company folders (and powerview-catalogue)
+            problem = reserved_bucket_problem(bucket, settings.meta_bucket)
+            if problem:
+                _fail(EXIT_USAGE, problem.replace("company name", "bucket name", 1))
         levels = parse_levels(",".join(levels_text), "--levels") if levels_text else settings.downsample_levels
         if not levels:
             raise ConfigError("no level to recompute (--levels, or TSV_DOWNSAMPLE_LEVELS is empty)")

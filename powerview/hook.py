@@ -8,7 +8,7 @@ the worker calls `process_events`, which checks every recorded event here before
     rename whose target is such a .tsv                               -> ingest job for the target
     upload without a path, or no SFTPGO_ACTION (post-disconnect)     -> scan job
     mkdir <company> or <company>/<campaign>                          -> Grafana provisioning job
-    mkdir deeper, other actions, other files                         -> ignored
+    mkdir deeper, other actions, other files, names PARSED_*         -> ignored
     outside the data folder, '..', names against the rules          -> refused
 """
 
@@ -27,6 +27,8 @@ from .settings import ConfigError, WorkerSettings, load_worker
 from .spool import EVENT_SUFFIX, INGEST, PROVISION, SCAN, Job, Spool
 
 QUEUED, IGNORED, REFUSED, ERROR = "queued", "ignored", "refused", "error"
+# the deployed hook skipped uploads named PARSED_*: files it had already parsed
+PARSED_PREFIX = "PARSED_"
 STATUS_TEXT = {"1": "no error", "2": "generic error", "3": "quota exceeded"}
 
 EVENT_VARS = {
@@ -100,6 +102,8 @@ def _file_decision(event: dict, path: str, settings: WorkerSettings, now: float 
         return Decision(IGNORED, "not at <company>/<campaign>/<device>/<file> depth")
     if parts[-1].startswith("."):
         return Decision(IGNORED, "hidden file")
+    if parts[-1].startswith(PARSED_PREFIX):
+        return Decision(IGNORED, f"name starts with {PARSED_PREFIX}: already parsed (as the deployed hook)")
     try:
         location = layout.locate(settings.data_dir, given)
     except layout.LayoutError as exc:

@@ -17,6 +17,7 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from . import peers
 from .settings import ConfigError, InfluxSettings
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,10 @@ def check_server(url: str, timeout_s: float, budget_s: float) -> None:
     endpoint = f"{url}/ping"
 
     def ping() -> requests.Response:
-        return requests.get(endpoint, timeout=timeout_s, allow_redirects=False)
+        return peers.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
 
     try:
-        answer = with_retries(ping, budget_s, f"GET {endpoint}")
+        answer = with_retries(ping, budget_s, f"GET {peers.redact_url(endpoint)}")
     except InfluxUnavailable:
         raise
     status = answer.status_code
@@ -77,7 +78,7 @@ def check_server(url: str, timeout_s: float, budget_s: float) -> None:
         raise InfluxUnavailable(f"GET {endpoint} answered HTTP {status}")
     kind = answer.headers.get("Content-Type", "no content type").split(";")[0]
     raise ConfigError(
-        f"INFLUXDB_HOST={url} does not look like an InfluxDB: GET /ping answered HTTP {status} "
+        f"INFLUXDB_HOST={peers.redact_url(url)} does not look like an InfluxDB: GET /ping answered HTTP {status} "
         f"({kind}) where an InfluxDB answers 204 No Content; check INFLUXDB_HOST"
     )
 
@@ -95,23 +96,51 @@ def connect(settings: InfluxSettings) -> InfluxDBClient:
     )
 
 
+V2_CREDENTIALS = "INFLUXDB_ADMIN_TOKEN and INFLUXDB_ORG"
+
+
+def classify_status(status: int, message: str, credentials: str = V2_CREDENTIALS, what: str = "") -> Exception:
+    """What an HTTP error status of InfluxDB means, the same for every generation and use:
+    401/403 ConfigError (the credentials), 404 ConfigError (a database, bucket or organization
+    that does not exist, or not InfluxDB's address), 413 RequestTooLarge (split the batch),
+    400/422 InfluxRejected (the data), anything else InfluxUnavailable (retried)."""
+    prefix = f"{what}: " if what else ""
+    if status in (401, 403):
+        return ConfigError(f"{prefix}InfluxDB refused the credentials (HTTP {status}): check {credentials} ({message})")
+    if status == 413:
+        return RequestTooLarge(f"{prefix}InfluxDB refused the request as too large (HTTP 413): {message}")
+    if status in (400, 422):
+        return InfluxRejected(f"{prefix}InfluxDB rejected the data (HTTP {status}): {message}")
+    if status == 404:
+        return ConfigError(
+            f"{prefix}InfluxDB answered HTTP 404 ({message}): the database, bucket or organization does not "
+            f"exist, or INFLUXDB_HOST is not InfluxDB's address: check INFLUXDB_HOST and {credentials}"
+        )
+    return InfluxUnavailable(f"{prefix}InfluxDB answered HTTP {status}: {message}")
+
+
 def classify(exc: BaseException) -> Exception:
     """Turn a client exception into ConfigError, InfluxRejected or InfluxUnavailable."""
     if isinstance(exc, ApiException):
-        status = exc.status or 0
-        message = _api_message(exc)
-        if status in (401, 403):
-            return ConfigError(
-                f"InfluxDB refused the token (HTTP {status}): check INFLUXDB_ADMIN_TOKEN and INFLUXDB_ORG ({message})"
-            )
-        if status == 413:
-            return RequestTooLarge(f"InfluxDB refused the request as too large (HTTP 413): {message}")
-        if status in (400, 422):
-            return InfluxRejected(f"InfluxDB rejected the data (HTTP {status}): {message}")
-        if status == 404:
-            return ConfigError(f"InfluxDB answered HTTP 404 ({message}): check INFLUXDB_HOST and INFLUXDB_ORG")
-        return InfluxUnavailable(f"InfluxDB answered HTTP {status}: {message}")
-    return InfluxUnavailable(f"InfluxDB unreachable: {type(exc).__name__}: {exc}")
+        return classify_status(exc.status or 0, _api_message(exc))
+    return InfluxUnavailable(f"InfluxDB unreachable: {type(exc).__name__}: {peers.redact_text(str(exc))}")
+
+
+def write_in_halves(write_once: Callable[[bytes], None], body: bytes, where: str) -> None:
+    """`write_once(body)`; on HTTP 413 (RequestTooLarge) the batch is split in halves until it
+    passes, for every generation; only a single line still refused raises InfluxRejected."""
+    try:
+        write_once(body)
+    except RequestTooLarge as exc:
+        lines = body.splitlines(keepends=True)
+        if len(lines) <= 1:
+            raise InfluxRejected(
+                f"a single line of {len(body)} bytes is larger than InfluxDB accepts ({exc})"
+            ) from None
+        half = len(lines) // 2
+        log.info("%s: HTTP 413 for %d lines, writing them in two halves", where, len(lines))
+        write_in_halves(write_once, b"".join(lines[:half]), where)
+        write_in_halves(write_once, b"".join(lines[half:]), where)
 
 
 def _api_message(exc: ApiException) -> str:
@@ -134,11 +163,18 @@ def retry_after_seconds(exc: BaseException) -> float | None:
 _TRANSIENT = (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError, OSError)
 
 
-def with_retries(action: Callable[[], T], budget_s: float, what: str, sleep: Callable[[float], None] = time.sleep) -> T:
+def with_retries(
+    action: Callable[[], T],
+    budget_s: float,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout_s: float | None = None,
+) -> T:
     """Run `action`, retrying connection errors, 429 and 5xx with exponential backoff.
 
-    Gives up with InfluxUnavailable once `budget_s` seconds have passed; 401/403 raise
-    ConfigError and 400/413/422 InfluxRejected at once.
+    Gives up with InfluxUnavailable once `budget_s` seconds have passed; 401/403/404 raise
+    ConfigError and 400/413/422 InfluxRejected at once. With `timeout_s`, each attempt has that
+    total deadline (a server that answers a byte at a time is a failed attempt).
     """
     deadline = time.monotonic() + budget_s
     delay = 0.5
@@ -146,7 +182,8 @@ def with_retries(action: Callable[[], T], budget_s: float, what: str, sleep: Cal
     while True:
         attempt += 1
         try:
-            return action()
+            with peers.deadline(timeout_s, what):
+                return action()
         except (ApiException, *_TRANSIENT) as exc:
             error = classify(exc)
             if not isinstance(error, InfluxUnavailable):
@@ -161,7 +198,9 @@ def with_retries(action: Callable[[], T], budget_s: float, what: str, sleep: Cal
             delay = min(delay * 2, 30.0)
 
 
-def ensure_bucket(client: InfluxDBClient, org: str, name: str, budget_s: float = 30.0) -> bool:
+def ensure_bucket(
+    client: InfluxDBClient, org: str, name: str, budget_s: float = 30.0, timeout_s: float | None = None
+) -> bool:
     """Create bucket `name` in organization `org` unless it exists. Returns True when created."""
     api = client.buckets_api()
 
@@ -182,16 +221,21 @@ def ensure_bucket(client: InfluxDBClient, org: str, name: str, budget_s: float =
         )
 
     try:
-        if with_retries(find, budget_s, f"looking up bucket {name}"):
+        if with_retries(find, budget_s, f"looking up bucket {name}", timeout_s=timeout_s):
             return False
     except InfluxRejected as exc:
         raise no_buckets_api(exc, "GET /api/v2/buckets") from None
     log.info("creating bucket %s in organization %s", name, org)
     try:
-        with_retries(lambda: api.create_bucket(bucket_name=name, org=org), budget_s, f"creating bucket {name}")
+        with_retries(
+            lambda: api.create_bucket(bucket_name=name, org=org),
+            budget_s,
+            f"creating bucket {name}",
+            timeout_s=timeout_s,
+        )
     except InfluxRejected as exc:
         # 422 "bucket with name ... already exists": another process created it meanwhile
-        if not with_retries(find, budget_s, f"looking up bucket {name}"):
+        if not with_retries(find, budget_s, f"looking up bucket {name}", timeout_s=timeout_s):
             raise no_buckets_api(exc, "POST /api/v2/buckets") from None
         return False
     return True
@@ -216,7 +260,7 @@ class InfluxWriter:
 
     def ensure_bucket(self, bucket: str) -> None:
         if bucket not in self._known_buckets and self._settings.create_buckets:
-            ensure_bucket(self._client, self._org or "", bucket, self._settings.retry_max_s)
+            ensure_bucket(self._client, self._org or "", bucket, self._settings.retry_max_s, self._settings.timeout_s)
             self._known_buckets.add(bucket)
 
     def write(self, bucket: str, body: bytes) -> None:
@@ -226,24 +270,18 @@ class InfluxWriter:
         still refused raises InfluxRejected."""
         self.check_server()
         self.ensure_bucket(bucket)
-        try:
+
+        def write_once(part: bytes) -> None:
             with_retries(
                 lambda: self._write_api.write(
-                    bucket=bucket, org=self._org or "", record=body, write_precision=PRECISION
+                    bucket=bucket, org=self._org or "", record=part, write_precision=PRECISION
                 ),
                 self._settings.retry_max_s,
                 f"writing to bucket {bucket}",
+                timeout_s=self._settings.timeout_s,
             )
-        except RequestTooLarge as exc:
-            lines = body.splitlines(keepends=True)
-            if len(lines) <= 1:
-                raise InfluxRejected(
-                    f"a single line of {len(body)} bytes is larger than InfluxDB accepts ({exc})"
-                ) from None
-            half = len(lines) // 2
-            log.info("bucket %s: HTTP 413 for %d lines, writing them in two halves", bucket, len(lines))
-            self.write(bucket, b"".join(lines[:half]))
-            self.write(bucket, b"".join(lines[half:]))
+
+        write_in_halves(write_once, body, f"bucket {bucket}")
 
     def close(self) -> None:
         self._write_api.close()

@@ -24,8 +24,8 @@ import logging
 
 import requests
 
-from . import schema
-from .influx import InfluxWriter, Writer
+from . import peers, schema
+from .influx import InfluxWriter, Writer, write_in_halves
 from .influxql import QueryClient, quote_ident, request
 from .schema import DEFAULT_META_BUCKET
 from .settings import ConfigError, InfluxSettings
@@ -51,7 +51,7 @@ class _HttpWriter:
         settings.require()
         self._settings = settings
         self._url = settings.url
-        self._session = requests.Session()
+        self._session = peers.Session()
         self._known_buckets: set[str] = set()
         self._hint = _credentials_hint(settings)
 
@@ -96,6 +96,9 @@ class Influx1Writer(_HttpWriter):
 
     def write(self, bucket: str, body: bytes) -> None:
         self.ensure_bucket(bucket)
+        write_in_halves(lambda part: self._write_once(bucket, part), body, f"database {bucket}")
+
+    def _write_once(self, bucket: str, body: bytes) -> None:
         response = self._call(
             "POST",
             "/write",
@@ -147,14 +150,23 @@ class Influx3Writer(_HttpWriter):
 
     def write(self, bucket: str, body: bytes) -> None:
         self.ensure_bucket(bucket)
-        self._call(
+        write_in_halves(lambda part: self._write_once(bucket, part), body, f"database {bucket}")
+
+    def _write_once(self, bucket: str, body: bytes) -> None:
+        response = self._call(
             "POST",
             "/api/v2/write",
             f"writing to database {bucket}",
             params={"bucket": bucket, "precision": "s"},
             data=body,
             headers={"Content-Type": "text/plain; charset=utf-8"},
+            accept=lambda r: r.status_code == 404,
         )
+        if response.status_code == 404:  # "database not found": a setting to fix, not a fault of the file
+            raise ConfigError(
+                f"InfluxDB 3 database {bucket!r} does not exist: create it (influxdb3 create database), "
+                "or let PowerView create it (TSV_INFLUX_CREATE_BUCKETS=true with an admin token)"
+            )
 
 
 def _already_exists(response: requests.Response) -> bool:

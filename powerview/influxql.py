@@ -2,10 +2,11 @@
 bucket through the virtual DBRP mapping) and 3.x (v1 compatibility) all serve, plus the plain-HTTP
 request helper the 1.x and 3.x writers share.
 
-Error mapping (the same as the InfluxDB 2 writer's): unreachable, 5xx, 429 -> retried within the
-budget, then InfluxUnavailable; 401/403 -> ConfigError (naming the settings to check); 400, 404,
-413, 422 -> InfluxRejected; an answer that is not the JSON InfluxDB sends -> InfluxUnavailable
-(a proxy's HTML error page, say).
+Error mapping (`influx.classify_status`, the same as the InfluxDB 2 writer's): unreachable, 5xx,
+429, no complete answer within the request's deadline -> retried within the budget, then
+InfluxUnavailable; 401/403/404 -> ConfigError (naming the settings to check); 413 ->
+RequestTooLarge (the writers split the batch); 400, 422 -> InfluxRejected; an answer that is not
+the JSON InfluxDB sends -> InfluxUnavailable (a proxy's HTML error page, say).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Callable, Iterator
 
 import requests
 
-from .influx import InfluxRejected, InfluxUnavailable
-from .settings import ConfigError
+from . import peers
+from .influx import InfluxRejected, InfluxUnavailable, classify_status
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +71,18 @@ def request(
         attempt += 1
         retry_after = None
         try:
-            response = session.request(method, url, timeout=timeout_s, **kwargs)
+            with peers.deadline(timeout_s, f"{what}: {method} {peers.redact_url(url)}"):
+                response = session.request(method, url, timeout=timeout_s, **kwargs)
         except requests.RequestException as exc:
-            error = f"InfluxDB unreachable: {type(exc).__name__}: {exc}"
+            error = f"InfluxDB unreachable: {type(exc).__name__}: {peers.redact_text(str(exc))}"
         else:
             status = response.status_code
             if status in ok_statuses or (accept is not None and accept(response)):
                 return response
-            if status in (401, 403):
-                raise ConfigError(
-                    f"{what}: InfluxDB refused the credentials (HTTP {status}): check "
-                    f"{credentials} ({_message(response)})"
-                )
-            if status in (400, 404, 413, 422):
-                raise InfluxRejected(f"{what}: InfluxDB rejected the request (HTTP {status}): {_message(response)}")
-            error = f"InfluxDB answered HTTP {status}: {_message(response)}"
+            classified = classify_status(status, _message(response), credentials)
+            if not isinstance(classified, InfluxUnavailable):
+                raise type(classified)(f"{what}: {classified}")
+            error = str(classified)
             try:
                 retry_after = max(0.0, float(response.headers.get("Retry-After", "")))
             except ValueError:
@@ -117,7 +115,7 @@ class QueryClient:
     ):
         self.url = url.rstrip("/")
         self.timeout_s, self.budget_s, self.credentials = timeout_s, budget_s, credentials
-        self.session = requests.Session()
+        self.session = peers.Session()
         if auth and auth[0] == "v1" and auth[1]:
             self.session.auth = (auth[1], auth[2] or "")
         elif auth and auth[0] == "token":

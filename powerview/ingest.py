@@ -206,6 +206,12 @@ def _fill_from_rows(out: FileOutcome, header: Header, summary: RowSummary, nb_po
             "device_sn": ch.device_sn,
             "device_type": ch.device_type,
             "field": ch.field,
+            # the deployed report's channel keys (docs/utilisation-parseur.md)
+            "column_idx": ch.column,
+            "device_master_sn": header.master_sn,
+            "channel_label": ch.label,
+            "channel_name": ch.name,
+            "channel_unit": ch.unit,
             **stats.as_dict(),
         }
         for ch, stats in zip(header.channels, summary.stats)
@@ -226,7 +232,8 @@ def _log_outcome(out: FileOutcome) -> None:
             f"; warning: {folder_warning}" if folder_warning else "",
         )
         for warning in out.warnings:
-            log.debug("%s: %s", out.file, warning)
+            # a unit-less label changes the field's name: worth the operator's eye
+            log.log(logging.WARNING if "has no unit" in warning else logging.DEBUG, "%s: %s", out.file, warning)
     elif out.status == Status.ERROR:
         log.error("%s%s", out.error, f"; moved to {out.destination}" if out.destination else "")
     elif out.status == Status.RETRY:
@@ -328,6 +335,7 @@ def meta_lines(report: dict, now: int) -> bytes:
         }
         fields = {
             "nb_rows": entry["nb_rows"],
+            "nb_channels": entry["nb_channels"],
             "nb_points": entry["nb_points"],
             **{name: entry[name] for name in Counters.COUNTER_NAMES},
             "duration_s": float(entry["duration_s"]),
@@ -338,5 +346,7 @@ def meta_lines(report: dict, now: int) -> bytes:
         for name in ("nb_files_total", "nb_files_success", "nb_files_failed", "nb_files_retry", "nb_points_total")
     }
     run_fields["duration_s"] = float(report["duration_s"])
-    lines.append(lineprotocol.line(schema.RUN_MEASUREMENT, {"dry_run": "false"}, run_fields, now))
+    run_fields["base_folder"] = _tag(report["base_folder"])
+    run_tags = {"dry_run": "false", "status": report["status"]}
+    lines.append(lineprotocol.line(schema.RUN_MEASUREMENT, run_tags, run_fields, now))
     return "".join(lines).encode()

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import derived, hook, layout, uploadlog
@@ -133,6 +134,22 @@ def file_id(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
 
+def moved_copy(path: Path, st: os.stat_result) -> Path | None:
+    """The file `st` (read at `path` before the run) in parsed/ or error/ beside it, if the parser
+    moved it there (a move keeps the inode, whatever name it took), else None."""
+    if os.path.lexists(path):
+        return None
+    for folder in layout.PROCESSED_DIRS:
+        try:
+            with os.scandir(path.parent / folder) as entries:
+                for entry in entries:
+                    if entry.inode() == st.st_ino and entry.stat(follow_symlinks=False).st_dev == st.st_dev:
+                        return Path(entry.path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return None
+
+
 @dataclass(frozen=True)
 class ParserRun:
     """A parser run and its report: each file's outcome by path."""
@@ -198,8 +215,10 @@ class JobRunner:
         )
 
     def done(self, job: Job, result: JobResult, duration: float | None, detail: str) -> None:
-        self.spool.remove(job)
+        # the outcome is logged before the job is forgotten: a kill in between runs the job
+        # again (a second line), never loses its line; a job gone from jobs/ has its line
         self._log(job, result, duration, detail)
+        self.spool.remove(job)
 
     def retry(
         self, job: Job, result: JobResult, duration: float | None, detail: str, waiting: str | None = None
@@ -208,13 +227,13 @@ class JobRunner:
         job.attempts += 1
         job.waiting, job.last_result, job.last_error = waiting, result, detail
         if waiting is None and job.attempts >= self.settings.max_attempts:
-            self.spool.give_up(job, detail)
             self._log(
                 job,
                 JobResult.FAILED,
                 duration,
                 f"{detail}; given up after {job.attempts} attempts (see: python -m powerview.worker list --failed)",
             )
+            self.spool.give_up(job, detail)
             return
         delay = backoff(job.attempts, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
         job.next_try = time.time() + delay
@@ -320,6 +339,12 @@ class JobRunner:
     def _file_outcome(self, job: Job, path: Path, st: os.stat_result, parsed: ParserRun) -> None:
         run, entry = parsed.run, parsed.entry(path)
         if entry is None:
+            moved = moved_copy(path, st)
+            if moved is not None:  # moved by the parser, which then died (killed, a crash) before its report
+                result = JobResult.PARSED if moved.parent.name == layout.PARSED_DIR else JobResult.REJECTED
+                why = describe(run.code) if run.code is not None else run.error
+                self.done(job, result, run.duration, f"moved to {moved}; the parser left no report ({why})")
+                return
             self._no_report(job, run)
             return
         if entry.get("file_id") not in (None, file_id(st)) and entry.get("status") != Status.SKIPPED:
@@ -420,9 +445,13 @@ class JobRunner:
             chunk = settled[i : i + BATCH_FILES]
             parsed = self.parse([path for path, _ in chunk])
             run = parsed.run
-            for path, _st in chunk:
+            for path, st in chunk:
                 entry = parsed.entry(path)
-                if entry is None:
+                moved = moved_copy(path, st) if entry is None else None
+                if moved is not None:
+                    result = JobResult.PARSED if moved.parent.name == layout.PARSED_DIR else JobResult.REJECTED
+                    detail = f"moved to {moved}; the parser left no report ({describe(run.code)})"
+                elif entry is None:
                     result, detail = JobResult.LEFT, f"no outcome in the parser's report ({describe(run.code)})"
                 else:
                     result, detail, _fault = outcome_of(entry)
@@ -487,17 +516,53 @@ class JobRunner:
         vars_file = self.spool.tmp_dir / f"{job.id}.vars.json"
         with open(vars_file, "w", encoding="utf-8") as out:
             json.dump(extra_vars, out)
+        # Ansible's output goes to a file of its own first, then to worker.log: its failure
+        # message is the cause uploads.log gives
+        output_file = self.spool.tmp_dir / f"{job.id}.ansible.log"
         try:
             cwd = playbook.parent.parent if (playbook.parent.parent / "ansible.cfg").is_file() else playbook.parent
-            run = run_command(
-                [self.tools.ansible_playbook, str(playbook), "-e", f"@{vars_file}"],
-                self.tools,
-                cwd,
-                idle=self.take_events,
-            )
+            with open(output_file, "w+b") as output:
+                run = run_command(
+                    [self.tools.ansible_playbook, str(playbook), "-e", f"@{vars_file}"],
+                    replace(self.tools, output=output.fileno()),
+                    cwd,
+                    idle=self.take_events,
+                )
+                output.seek(0)
+                text = output.read().decode("utf-8", "replace")
+            if self.tools.output is not None:
+                os.write(self.tools.output, text.encode())
         finally:
             vars_file.unlink(missing_ok=True)
+            output_file.unlink(missing_ok=True)
         if run.code == 0:
             self.done(job, JobResult.PROVISIONED, run.duration, "ansible-playbook succeeded")
         else:
-            self.retry(job, JobResult.ERROR, run.duration, f"ansible-playbook failed ({run.error})")
+            cause = ansible_failure(text)
+            detail = f"ansible-playbook failed ({run.error})" + (f": {cause}" if cause else "")
+            self.retry(job, JobResult.ERROR, run.duration, detail)
+
+
+_FAILED_TASK = re.compile(r"^(?:fatal|failed): \[[^\]]*\]: FAILED! => (\{.*\})\s*$")
+_CAUSE_CHARS = 300
+
+
+def ansible_failure(output: str) -> str | None:
+    """The cause of a failed ansible-playbook run, in one line: the failed task's message
+    (`msg`, as the module returned it), or Ansible's own `ERROR! ...` line; None when neither."""
+    cause = None
+    for line in output.splitlines():
+        match = _FAILED_TASK.match(line)
+        if match:
+            try:
+                result = json.loads(match.group(1))
+            except ValueError:
+                continue
+            if isinstance(result, dict) and result.get("msg"):
+                cause = str(result["msg"])
+        elif line.startswith("ERROR! ") and cause is None:
+            cause = line[len("ERROR! ") :]
+    if cause is None:
+        return None
+    cause = " ".join(cause.split())
+    return cause if len(cause) <= _CAUSE_CHARS else cause[: _CAUSE_CHARS - 3] + "..."

@@ -61,6 +61,11 @@ class FileOutcome:
     destination: str | None = None  # where the file is now, when it moved
     duration_s: float = 0.0
     catalogue: str | None = None  # channels published to the config API: published | queued | off
+    # the deployed parser's check (countback): points written, counted back, the file's time range
+    nb_points_expected: int | None = None
+    nb_points_in_influx: int | None = None
+    time_start: str | None = None  # time_min in the deployed format (+00:00)
+    time_end: str | None = None
     derived: str | None = None  # derived buckets: updated | queued | off
     layout_change: str | None = None  # the channel layout differs from the stored one over the file's range
 
@@ -75,9 +80,13 @@ class FileOutcome:
         return ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
-        """The report's entry: flat, JSON-safe (the counters at the top level)."""
+        """The report's entry: flat, JSON-safe (the counters at the top level). Every key of the
+        deployed parser's entry is there too (docs/utilisation-parseur.md names each one's
+        relation to ours): `file_path` (= `file`), `nb_points_expected`, `nb_points_in_influx`,
+        `time_start`, `time_end`."""
         out: dict[str, Any] = {
             "file": self.file,
+            "file_path": self.file,
             "bucket": self.bucket,
             "campaign": self.campaign,
             "device_folder_sn": self.device_folder_sn,
@@ -102,6 +111,10 @@ class FileOutcome:
                 "file_id": self.file_id,
                 "destination": self.destination,
                 "duration_s": self.duration_s,
+                "nb_points_expected": self.nb_points_expected,
+                "nb_points_in_influx": self.nb_points_in_influx,
+                "time_start": self.time_start,
+                "time_end": self.time_end,
             }
         )
         if self.catalogue is not None:

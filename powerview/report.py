@@ -17,7 +17,15 @@ def build(started: datetime, finished: datetime, dry_run: bool, data_folder: Pat
     def count(status: Status) -> int:
         return sum(1 for o in outcomes if o.status == status)
 
+    problems = count(Status.ERROR) + count(Status.RETRY)
     return {
+        # the deployed report's run keys (docs/utilisation-parseur.md): run_id = start_time = started_at
+        # in the deployed format, end_time = finished_at, base_folder = data_folder, status
+        "run_id": started.astimezone(UTC).isoformat(),
+        "start_time": started.astimezone(UTC).isoformat(),
+        "end_time": finished.astimezone(UTC).isoformat(),
+        "base_folder": str(data_folder),
+        "status": "success" if problems == 0 else "partial_failure",
         "started_at": started.isoformat().replace("+00:00", "Z"),
         "finished_at": finished.isoformat().replace("+00:00", "Z"),
         "duration_s": round((finished - started).total_seconds(), 3),

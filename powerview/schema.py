@@ -14,6 +14,46 @@ DEVICE_TAG_VALUE = "MV2"
 FILE_MEASUREMENT = "tsv_parser_file"
 RUN_MEASUREMENT = "tsv_parser_run"
 DEFAULT_META_BUCKET = "powerview_meta"
+# Meta points (ingest.meta_lines): the deployed parser's tags and fields, and ours beside them.
+# tsv_parser_run: tags `status` (success | partial_failure, deployed) and `dry_run` (always
+# "false": a dry run writes nothing); fields below (`base_folder` a string, deployed).
+RUN_TAGS = ("dry_run", "status")
+RUN_FIELDS = (
+    "nb_files_total",
+    "nb_files_success",
+    "nb_files_failed",
+    "nb_files_retry",
+    "nb_points_total",
+    "duration_s",
+    "base_folder",
+)
+# tsv_parser_file: one point per file of the run (tags empty when unknown are left out).
+FILE_TAGS = ("status", "bucket", "campaign", "device_master_sn", "file_name")
+FILE_FIELDS = (
+    "nb_rows",
+    "nb_channels",
+    "nb_points",
+    "nb_invalid_timestamps",
+    "nb_out_of_range_timestamps",
+    "nb_invalid_values",
+    "nb_truncated_rows",
+    "nb_duplicate_timestamps",
+    "nb_malformed_rows",
+    "nb_rows_after_end",
+    "duration_s",
+)
+# what the deployed parser wrote, kept (a subset of the above)
+DEPLOYED_RUN_TAGS = ("status",)
+DEPLOYED_RUN_FIELDS = (
+    "nb_files_total",
+    "nb_files_success",
+    "nb_files_failed",
+    "nb_points_total",
+    "duration_s",
+    "base_folder",
+)
+DEPLOYED_FILE_TAGS = FILE_TAGS
+DEPLOYED_FILE_FIELDS = ("nb_rows", "nb_channels", "nb_points", "nb_invalid_timestamps", "nb_invalid_values")
 DERIVED_LEVELS = ("1h", "1d", "1w")
 # derived buckets: one measurement per aggregate, the same tags and fields as `electrical`
 DERIVED_MEASUREMENTS = {

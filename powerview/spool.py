@@ -135,8 +135,11 @@ class Job:
 class Spool:
     """The spool folder. Safe for many writers (hooks) and one worker at a time."""
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, horizon_s: float | None = None):
         self.root = Path(root)
+        # no job waits longer than this: a `next_try` further ahead was computed by a clock that
+        # was wrong (set a year ahead during an outage, then fixed) and counts as due now
+        self.horizon_s = horizon_s
         self.jobs_dir = self.root / JOBS_DIR
         self.failed_dir = self.root / FAILED_DIR
         self.tmp_dir = self.root / TMP_DIR
@@ -279,9 +282,16 @@ class Spool:
         """Every pending job, oldest first."""
         return self._read_folder(self.jobs_dir)
 
+    def next_try(self, job: Job, now: float | None = None) -> float:
+        """When `job` falls due: its `next_try`, or now when that lies beyond the horizon."""
+        now = time.time() if now is None else now
+        if self.horizon_s is not None and job.next_try > now + self.horizon_s:
+            return now
+        return job.next_try
+
     def due(self, now: float | None = None) -> list[Job]:
         now = time.time() if now is None else now
-        return [job for job in self.pending() if job.next_try <= now]
+        return [job for job in self.pending() if self.next_try(job, now) <= now]
 
     def failed(self) -> list[Job]:
         return self._read_folder(self.failed_dir)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import click
 
-from . import catalogue, workerlock
+from . import catalogue, logsafe, workerlock
 from .envfile import DEFAULT_ENV_FILE
 from .jobrunner import JobRunner, Tools
 from .settings import ConfigError, WorkerSettings, load_worker
@@ -48,7 +48,7 @@ def _configure_logging(log_fd: int) -> None:
     formatter = logging.Formatter("%(asctime)s worker[%(process)d] %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     handler = logging.StreamHandler(os.fdopen(os.dup(log_fd), "a", buffering=1, encoding="utf-8"))
     handler.setFormatter(formatter)
-    root.addHandler(handler)
+    root.addHandler(logsafe.protect(handler))
     try:  # also on stderr when it is not the log already (a terminal, the journal)
         same = os.path.sameopenfile(2, log_fd)
     except OSError:
@@ -56,7 +56,7 @@ def _configure_logging(log_fd: int) -> None:
     if not same:
         echo = logging.StreamHandler(sys.stderr)
         echo.setFormatter(formatter)
-        root.addHandler(echo)
+        root.addHandler(logsafe.protect(echo))
     root.setLevel(logging.INFO)
     root.propagate = False
 
@@ -79,7 +79,7 @@ def wait_for_due(spool: Spool, linger_s: float) -> bool:
         if not pending:
             return False
         now = time.time()
-        next_try = min(job.next_try for job in pending)
+        next_try = min(spool.next_try(job, now) for job in pending)
         if next_try <= now:
             return True
         if next_try > deadline:
@@ -87,9 +87,15 @@ def wait_for_due(spool: Spool, linger_s: float) -> bool:
         time.sleep(min(POLL_S, next_try - now))
 
 
+def horizon(settings: WorkerSettings) -> float:
+    """The longest a job may wait (the longest backoff or follow-up scan delay, and a margin):
+    a later `next_try` comes from a clock that jumped ahead, and the job is due now."""
+    return max(settings.retry_max_seconds, settings.retry_base_seconds, settings.settle_seconds) + 60.0
+
+
 def serve(settings: WorkerSettings, env_file: Path | None, lock_fd: int | None = None) -> int:
     """Run due jobs under the worker lock until none is due. Returns 0."""
-    spool = Spool(settings.spool_dir).ensure()
+    spool = Spool(settings.spool_dir, horizon(settings)).ensure()
     log_fd = _open_log(settings)
     _configure_logging(log_fd)
     fd: int | None = lock_fd if lock_fd is not None and workerlock.holds_lock(lock_fd, spool.root) else None
@@ -175,14 +181,15 @@ def list_jobs(obj, failed: bool, as_json: bool) -> None:
             f"the spool folder {settings.spool_dir} does not exist (POWERVIEW_SPOOL_DIR): "
             "no job was ever queued there; check the setting"
         )
-    spool = Spool(settings.spool_dir)
+    spool = Spool(settings.spool_dir, horizon(settings))
     jobs = spool.failed() if failed else spool.pending()
     now = time.time()
     for job in jobs:
         if as_json:
             click.echo(job.to_json().replace("\n", ""))
             continue
-        state = "due" if job.next_try <= now else f"next try {_when(job.next_try)}"
+        next_try = spool.next_try(job, now)
+        state = "due" if next_try <= now else f"next try {_when(next_try)}"
         extra = f" waiting={job.waiting}" if job.waiting else ""
         extra += f" last_result={job.last_result}" if job.last_result else ""
         error = f" last_error={json.dumps(job.last_error)}" if job.last_error else ""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hmac
 import re
+import sqlite3
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -32,7 +34,37 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def _no_control(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("control characters (newline, tab, ...) are not allowed")
+    if not _storable(value):
+        raise ValueError("not valid Unicode text (a lone surrogate such as \\ud800)")
     return value
+
+
+def _storable(text: str) -> bool:
+    """True when `text` is valid Unicode (SQLite stores UTF-8: a lone surrogate is not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(value) -> str:
+    """Any value as JSON-safe text for an error message (no lone surrogate, no NaN)."""
+    text = value if isinstance(value, str) else str(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _validation_errors(errors) -> list[dict]:
+    """FastAPI's 422 detail without the refused input itself: an input such as 1e400 (inf) or a
+    lone surrogate cannot be written back as JSON, which made the answer a 500."""
+    return [
+        {
+            "type": _printable(error.get("type", "")),
+            "loc": [item if isinstance(item, int) else _printable(item) for item in error.get("loc", ())],
+            "msg": _printable(error.get("msg", "")),
+        }
+        for error in errors
+    ]
 
 
 # a bounded string without control characters (no newline in a label or an id)
@@ -165,6 +197,15 @@ def create_app(store: Store, token: str | None) -> FastAPI:
 
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
+    @app.exception_handler(RequestValidationError)
+    async def refused(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(UnicodeError)
+    async def not_storable(request: Request, exc: UnicodeError) -> JSONResponse:
+        # a safety net: any text that reached the store unchecked and cannot be stored as UTF-8
+        return JSONResponse({"detail": "the request holds text that is not valid Unicode"}, status_code=422)
+
     def writer(request: Request) -> None:
         if not token:
             return
@@ -180,7 +221,14 @@ def create_app(store: Store, token: str | None) -> FastAPI:
 
     @app.get("/health")
     def health():
-        store.ping()
+        try:
+            problem = store.write_problem()
+            if problem is None:
+                store.ping()
+        except (OSError, sqlite3.Error) as exc:
+            problem = f"the database cannot be read: {exc}"
+        if problem:  # 200 only when a write would succeed now
+            return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
         return {
             "status": "ok",
             "version": __version__,

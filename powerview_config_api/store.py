@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 APPLICATION_ID = 0x50564341  # "PVCA": PowerView config API
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -79,6 +80,9 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+HEALTH_PROBE_BYTES = 64 * 1024  # more than a write transaction of a few pages needs
+
+
 def header_problem(path: Path) -> str | None:
     """Why the existing file at `path` is not ours, or None when its header carries our marker."""
     try:
@@ -111,8 +115,11 @@ class Store:
 
     # -- connections ---------------------------------------------------------------------
     def _connect(self, path: Path | None = None) -> sqlite3.Connection:
+        # the database itself is opened read-write, never created: a file deleted under the
+        # running API makes requests fail (and /health say so) instead of leaving an empty file
+        target = f"file:{quote(str(path))}" if path is not None else f"file:{quote(str(self.path))}?mode=rw"
         conn = sqlite3.connect(
-            path or self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            target, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False, uri=True
         )
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
@@ -363,6 +370,32 @@ class Store:
     def ping(self) -> None:
         with self._read() as conn:
             conn.execute("SELECT 1 FROM channels LIMIT 1").fetchall()
+
+    def write_problem(self) -> str | None:
+        """Why a write would fail now (the database gone or read-only, a full disk), or None.
+        A probe of HEALTH_PROBE_BYTES is written and synced beside the database, then removed."""
+        if not self.path.is_file():
+            return f"{self.path} does not exist any more"
+        if not os.access(self.path, os.W_OK):
+            return f"{self.path} is read-only"
+        probe = self.path.with_name(f".{self.path.name}.health-{os.getpid()}")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                data = memoryview(bytes(HEALTH_PROBE_BYTES))
+                while data:  # a short write is what a nearly full disk gives first
+                    data = data[os.write(fd, data) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            return f"cannot write in {self.path.parent}: {exc.strerror or exc}"
+        finally:
+            try:
+                probe.unlink()
+            except OSError:
+                pass
+        return None
 
 
 def _channel(row: sqlite3.Row) -> dict:

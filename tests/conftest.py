@@ -23,7 +23,7 @@ def corpus(tmp_path: Path) -> Path:
     """A writable copy of the real corpus (../shared/corpus/data)."""
     source = samples.corpus_dir()
     if source is None:
-        pytest.skip("the real corpus ../shared/corpus/data is not beside this checkout")
+        pytest.skip(samples.NO_CORPUS)
     target = tmp_path / "corpus"
     shutil.copytree(source, target)
     for path in target.rglob("*"):

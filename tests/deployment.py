@@ -10,7 +10,14 @@ from pathlib import Path
 
 import samples
 
-SHIPPED = ["on-upload.sh", "tsv_parser.py", "manage_influx_tokens.py", "powerview", "grafana-automation"]
+SHIPPED = [
+    "on-upload.sh",
+    "tsv_parser.py",
+    "manage_influx_tokens.py",
+    "requirements.txt",
+    "powerview",
+    "grafana-automation",
+]
 
 
 def make_deployment(root: Path, grafana, influx, **extra: object) -> tuple[Path, Path]:

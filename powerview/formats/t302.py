@@ -81,15 +81,19 @@ def build_header(
     master = serials[0]
 
     names_units = []
+    unitless = []
     for i, label in enumerate(labels[1:], start=2):
+        if not label:
+            raise FileFault(
+                f"column {i}: the label is empty",
+                line=label_lineno,
+                rule="a label is '<name> <unit>', such as 'Ph 1 V', or a name alone",
+            )
         name, _, unit = label.rpartition(" ")
         name = name.rstrip()
-        if not name or not unit:
-            raise FileFault(
-                f"column {i}: label {label[:60]!r} has no unit",
-                line=label_lineno,
-                rule="a label is '<name> <unit>', such as 'Ph 1 V'",
-            )
+        if not name:  # no space: a name without a unit (field `<channel_id>_`, as deployed)
+            name, unit = label, ""
+            unitless.append(i)
         if _FORBIDDEN_IN_LABEL.search(label) or "\ufffd" in label:
             raise FileFault(
                 f"column {i}: label {label[:60]!r} contains a backslash, a control "
@@ -118,6 +122,12 @@ def build_header(
             device_type = "slave"
         channels.append(Channel(column, sn, device_type, label, name, unit, channel_id))
 
+    if unitless:
+        warnings = warnings + tuple(
+            f"column {i}: label {labels[i - 1][:60]!r} has no unit: its field is "
+            f"{channels[i - 2].field!r} (empty unit) and its points have no channel_unit tag"
+            for i in unitless
+        )
     return Header(
         format=fmt,
         master_sn=master,

@@ -81,6 +81,10 @@ def run(
                 raise ProvisioningError(
                     f"{where} {company} not found in Grafana: provision the company first (create_grafana_resources.yml)."
                 )
+            if user_login and s.has_admin:  # issue 17: another company's user, refused before the token tool
+                from .users import Owners
+
+                Owners(c).check_add(user_login)
         return result
     r = Run(grafana, check=check)
     c = Company(r, s, company or "", templates_dir=Path(templates_dir) if templates_dir else None)

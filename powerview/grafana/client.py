@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import requests
 
+from .. import peers
 from .settings import GrafanaSettings
 
 
@@ -50,7 +51,7 @@ class Grafana:
         self.settings = settings
         self.url = settings.url
         self.timeout = timeout
-        self.session = session or requests.Session()
+        self.session = session or peers.Session()
         self._basic: tuple[str, str] | None = None
         if settings.username and settings.password:
             self._basic = (settings.username, settings.password)
@@ -88,7 +89,7 @@ class Grafana:
             )
         except requests.RequestException as exc:
             raise GrafanaError(
-                method, path, 0, f"Grafana at {self.url} cannot be reached ({type(exc).__name__})"
+                method, path, 0, f"Grafana at {peers.redact_url(self.url)} cannot be reached ({type(exc).__name__})"
             ) from None
         try:
             body = reply.json() if reply.content else None
@@ -115,7 +116,7 @@ class Grafana:
                 "GET",
                 "/api/org",
                 answer.status,
-                f"Grafana at {self.url} refused the credentials ({message}): check {which}",
+                f"Grafana at {peers.redact_url(self.url)} refused the credentials ({message}): check {which}",
             )
         if self._basic and self.settings.api_token:
             admin = self.call("GET", "/api/user", admin=True, ok=(200, 401, 403))

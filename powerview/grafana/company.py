@@ -669,8 +669,16 @@ class Company:
         self, login: str, name: str, email: str = "", password: str = "", password_file: Path | None = None
     ) -> tuple[int | None, bool]:
         """The user, created or brought up to date. Returns (user id or None in check mode, whether a
-        password file was written)."""
-        user = self.find_user(login)
+        password file was written).
+
+        Issue 17: refused, before any write, when another company owns or holds the login; the
+        password, name and email of an existing user change only when this company owns it; the
+        owner is recorded (powerview/grafana/users.py)."""
+        from .users import Owners  # lazy: users.py reads this module's errors
+
+        owners = Owners(self)
+        standing, own = owners.check_add(login)
+        user = standing.user
         wrote_file = False
         if user is None:
             if not password and password_file is not None:
@@ -696,15 +704,22 @@ class Company:
             if answer is None:
                 return None, wrote_file
             if answer.status == 200:
+                owners.claim(standing, int(answer.body["id"]))  # issue 17
                 return int(answer.body["id"]), wrote_file
-            user = self.find_user(login)
+            standing, own = owners.check_add(login)  # issue 17: made meanwhile, maybe by another company
+            if standing.user is not None and standing.owner != self.company:
+                raise ProvisioningError(
+                    f"user {login} was made meanwhile by another run, not recorded as company {self.company}'s: "
+                    "not adopting it; run again"
+                )
+            user = standing.user
             if user is None:
                 raise ProvisioningError(
                     f"user {login}: Grafana says the login or email is taken, "
                     "but the login cannot be found (is the email used by another user?)"
                 )
         user_id = int(user["id"])
-        if (name and user.get("name") != name) or (email and user.get("email") != email):
+        if own and ((name and user.get("name") != name) or (email and user.get("email") != email)):
             self.run.write(
                 f"update the name or email of {login}",
                 "PUT",
@@ -717,7 +732,7 @@ class Company:
                 {"name": user.get("name"), "email": user.get("email")},
                 {"name": name or user.get("name"), "email": email or user.get("email")},
             )
-        if password and not self._password_opens(login, password):
+        if own and password and not self._password_opens(login, password):
             self.run.write(
                 f"set the password of {login}",
                 "PUT",
@@ -725,13 +740,16 @@ class Company:
                 admin=True,
                 json={"password": password},
             )
+        owners.claim(standing, user_id)  # issue 17
         return user_id, wrote_file
 
     def _password_opens(self, login: str, password: str) -> bool:
         import requests
 
+        from .. import peers
+
         try:
-            reply = requests.get(f"{self.g.url}/api/user", auth=(login, password), timeout=self.g.timeout)
+            reply = peers.request("GET", f"{self.g.url}/api/user", auth=(login, password), timeout=self.g.timeout)
         except requests.RequestException:
             raise GrafanaError("GET", "/api/user", 0, f"Grafana at {self.g.url} cannot be reached") from None
         return reply.status_code == 200
@@ -857,6 +875,10 @@ class Company:
         if campaign:
             check_name("campaign", campaign)
         render.template_for(self.templates_dir, self.s.datasource_type)  # before any write
+        if company_steps and self.s.has_admin:  # issue 17: the default user's login owned by another company
+            from .users import Owners
+
+            Owners(self).check_add(self.names["user_login"])
         if self.in_org:
             self.use_org(create=company_steps)
             if self.org_id is None and not self.org_missing:
@@ -952,6 +974,16 @@ class Company:
             )
             return None
         user = self.find_default_user(team_id)
+        if user is not None and user["login"] != self.names["user_login"]:  # issue 17: a deployed one
+            from .users import Owners
+
+            standing = Owners(self).standing(user["login"])
+            if user.get("isGrafanaAdmin") or standing.owner not in (None, self.company):
+                self.run.notes.append(
+                    f"Grafana user {user['login']} belongs to {standing.describe()}: not adopted as the "
+                    f"default user of company {self.company}"
+                )
+                user = None
         if user is not None:
             user_id: int | None = int(user["id"])
             login = user["login"]
@@ -1101,6 +1133,12 @@ class Company:
                     f"Deleting user {user_login} needs Grafana's admin API: set GRAFANA_USERNAME "
                     "and GRAFANA_PASSWORD (a Grafana server admin)."
                 )
+            # issue 17: the user is deleted only when this company made it (or nobody known did)
+            # and no other company holds it; read before any write
+            from .users import Owners
+
+            owners = Owners(self)
+            standing, deletable = owners.may_delete(user_login)
         views: list[str] = []
         if self.in_org:
             org = self.find_org()
@@ -1132,7 +1170,9 @@ class Company:
         for login in dict.fromkeys(views + ([user_login] if user_login else [])):
             self.unregister_client(self.user_view(login).client_id)
         if user_login:
-            user = self.find_user(user_login)
+            user = standing.user if deletable else None  # issue 17
+            if not deletable:
+                owners.forget(standing)  # its maker leaves: the companies still holding it decide
             if user is not None:
                 self.run.write(
                     f"delete user {user_login}",
@@ -1142,8 +1182,9 @@ class Company:
                     ok=(200, 404),
                 )
                 self.run.diff(f"user {user_login}", "present", "absent")
+                owners.forget(standing)
             password_file = self.s.secrets_dir / f"grafana_{user_login}.password"
-            if password_file.exists():
+            if deletable and password_file.exists():
                 self.run.changes.append(f"delete {password_file}")
                 if not self.run.check:
                     password_file.unlink()

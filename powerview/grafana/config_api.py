@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 
+from .. import peers
 from .client import seg
 
 
@@ -30,10 +31,10 @@ class ConfigApi:
     def _call(self, method: str, client_id: str, ok: tuple[int, ...], json: Any = None) -> requests.Response:
         path = f"/clients/{seg(client_id)}"
         try:
-            reply = requests.request(method, self.url + path, json=json, headers=self.headers, timeout=self.timeout)
+            reply = peers.request(method, self.url + path, json=json, headers=self.headers, timeout=self.timeout)
         except requests.RequestException as exc:
             raise ConfigApiError(
-                f"config API at {self.url} cannot be reached ({type(exc).__name__}): check CONFIG_API_URL"
+                f"config API at {peers.redact_url(self.url)} cannot be reached ({type(exc).__name__}): check CONFIG_API_URL"
             ) from None
         if reply.status_code not in ok:
             detail = reply.text[:200].strip()

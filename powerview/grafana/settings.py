@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..datadirs import DEFAULT_SECRETS_DIR
 from ..envfile import read_environment
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ class GrafanaSettings:
     influx_url_for_grafana: str = ""
     influx_org: str = ""
     data_dir: Path = Path("/srv/sftpgo/data")
-    secrets_dir: Path = Path("/srv/powerview/secrets")
+    secrets_dir: Path = DEFAULT_SECRETS_DIR
     config_api_url: str | None = None
     config_api_token: str | None = None
     series_config_api_url: str = DEFAULT_SERIES_CONFIG_API_URL
@@ -99,7 +100,7 @@ def load(env_file: str | Path | None = None, environ: Mapping[str, str] | None =
         influx_url_for_grafana=influx,
         influx_org=env.get("INFLUXDB_ORG", "").strip(),
         data_dir=Path(env.get("POWERVIEW_DATA_DIR", "").strip() or "/srv/sftpgo/data"),
-        secrets_dir=Path(env.get("POWERVIEW_SECRETS_DIR", "").strip() or "/srv/powerview/secrets"),
+        secrets_dir=Path(env.get("POWERVIEW_SECRETS_DIR", "").strip() or DEFAULT_SECRETS_DIR),
         config_api_url=_url(env, "CONFIG_API_URL"),
         config_api_token=env.get("CONFIG_API_TOKEN", "").strip() or None,
         series_config_api_url=env.get("GRAFANA_SERIES_CONFIG_API_URL", "").strip() or DEFAULT_SERIES_CONFIG_API_URL,

@@ -408,6 +408,7 @@ bind-address = "{host}:{rpc_port}"
   pprof-enabled = false
   https-enabled = false
   unix-socket-enabled = false
+  max-body-size = {max_body_size}
 
 # 1.6 has an "ifql" RPC service that binds :8082 on all interfaces by default
 [ifql]
@@ -445,10 +446,13 @@ class Influxd1(_Server):
 
     name = "influxd"
 
-    def __init__(self, binary: str | None = None, startup_timeout: float = STARTUP_TIMEOUT) -> None:
+    def __init__(
+        self, binary: str | None = None, startup_timeout: float = STARTUP_TIMEOUT, max_body_size: int = 25_000_000
+    ) -> None:
         super().__init__(binary, startup_timeout)
         self.rpc_port: int | None = None
         self.config_path: Path | None = None
+        self.max_body_size = max_body_size  # [http] max-body-size: a larger write is HTTP 413
 
     def _find_binary(self) -> str | None:
         return find_influxd()
@@ -457,7 +461,13 @@ class Influxd1(_Server):
         self.port, self.rpc_port = free_ports(2)
         self.config_path = self.tmpdir / "influxd.conf"
         self.config_path.write_text(
-            _INFLUXD_CONF.format(host=HOST, http_port=self.port, rpc_port=self.rpc_port, dir=self.tmpdir)
+            _INFLUXD_CONF.format(
+                host=HOST,
+                http_port=self.port,
+                rpc_port=self.rpc_port,
+                dir=self.tmpdir,
+                max_body_size=self.max_body_size,
+            )
         )
         return [self.binary, "-config", str(self.config_path)]
 

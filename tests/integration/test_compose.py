@@ -96,7 +96,10 @@ def test_compose_keeps_every_deployed_name(tmp_path, source):
     assert grafana_volumes["/var/lib/grafana"][0] == "grafana-data"
     for plugin in PLUGINS:
         assert grafana_volumes[f"/var/lib/grafana/plugins/{plugin}"] == (f"/srv/grafana-plugins/{plugin}", "ro")
-    assert grafana_volumes["/etc/grafana/provisioning"] == ("/srv/powerview/provisioning", "ro")
+    # the deployed /srv/powerview/{provisioning,dashboards} sat inside the checkout, which the guide's
+    # safe update moves aside: they now default outside it (powerview-relocate moves them there)
+    assert grafana_volumes["/etc/grafana/provisioning"] == ("/srv/powerview-data/provisioning", "ro")
+    assert grafana_volumes["/var/lib/grafana/dashboards/powerview"] == ("/srv/powerview-data/dashboards", "ro")
 
     grafana_env = services["grafana"]["environment"]
     assert grafana_env["GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS"].split(",") == list(PLUGINS)
@@ -172,3 +175,48 @@ def test_compose_public_address_and_images_are_variables(tmp_path):
     assert services["grafana"]["environment"]["GF_SERVER_DOMAIN"] == "grafana.example.org"
     assert services["influxdb2"]["image"] == "influxdb:2.7.11"
     assert services["grafana"]["image"] == "grafana/grafana-enterprise:11.3.0"
+
+
+def test_every_bind_mount_source_exists_after_the_documented_steps(tmp_path):
+    """A deployed installation (its .env, its old checkout holding provisioning/ and dashboards/,
+    the production plugins under their folder) after the guide's steps (docs/setup-composants.md):
+    `powerview-relocate` moves the folders out of the checkout and creates the mount sources;
+    every bind-mount source that `docker-compose config` then names exists before `up`."""
+    from samples import require_venv
+
+    require_venv()
+    relocate = PROJECT_DIR / "envs" / "powerview" / "bin" / "powerview-relocate"
+    old = tmp_path / "old-checkout"
+    (old / "provisioning" / "datasources").mkdir(parents=True)
+    (old / "provisioning" / "datasources" / "json.yaml").write_text("apiVersion: 1\n")
+    (old / "dashboards").mkdir()
+    for plugin in PLUGINS:
+        (tmp_path / "plugins" / plugin).mkdir(parents=True)
+    env_text = DEPLOYED_ENV + (
+        f"POWERVIEW_SECRETS_DIR={tmp_path}/data/secrets\n"
+        f"GRAFANA_PROVISIONING_DIR={tmp_path}/data/provisioning\n"
+        f"GRAFANA_DASHBOARDS_DIR={tmp_path}/data/dashboards\n"
+        f"GRAFANA_DATASOURCE_PLUGIN_DIR={tmp_path}/plugins/{PLUGINS[0]}\n"
+        f"GRAFANA_PANEL_PLUGIN_DIR={tmp_path}/plugins/{PLUGINS[1]}\n"
+    )
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / ".env").write_text(env_text)
+    done = subprocess.run(
+        [str(relocate), "--env-file", str(folder / ".env"), "--from", str(old)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert done.returncode == 0, done.stderr
+    config = parsed(folder, env_text)
+    binds = [
+        source
+        for service in config["services"].values()
+        for source, _ in volume_sources(service).values()
+        if source.startswith("/")
+    ]
+    assert len(binds) == 4, binds
+    assert [source for source in binds if not Path(source).is_dir()] == []
+    assert (tmp_path / "data" / "provisioning" / "datasources" / "json.yaml").is_file()

@@ -103,6 +103,14 @@ def test_upsert_is_idempotent_and_keeps_first_seen(api):
     assert len(requests.get(f"{api.url}/buckets/acme/channels", timeout=5).json()) == 6
 
 
+def test_campaign_names_people_type_are_kept_exactly(api):
+    for campaign in ("Campagne été 2025", "L'usine"):
+        assert post(api, "people", {**BODY, "campaign": campaign}).json() == {"inserted": 3, "updated": 0}
+        got = requests.get(f"{api.url}/buckets/people/channels", params={"campaign": campaign}, timeout=5).json()
+        assert len(got) == 3
+    assert post(api, "people", {**BODY, "campaign": "{{ x }}"}).status_code == 422
+
+
 def test_channel_ids_derived_from_field_id(api):
     body = {"campaign": "c", "channels": [{"fieldId": "M1_Ch2_kWh"}]}
     assert post(api, "derived", body).json() == {"inserted": 1, "updated": 0}

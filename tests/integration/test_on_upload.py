@@ -72,6 +72,7 @@ class Project:
         self.dir.mkdir()
         shutil.copy2(ROOT / "on-upload.sh", self.dir / "on-upload.sh")
         shutil.copy2(ROOT / "tsv_parser.py", self.dir / "tsv_parser.py")
+        shutil.copy2(ROOT / "requirements.txt", self.dir / "requirements.txt")  # the hook checks the venv against it
         shutil.copytree(ROOT / "powerview", self.dir / "powerview", ignore=shutil.ignore_patterns("__pycache__"))
         compileall.compile_dir(self.dir / "powerview", quiet=1)  # as deployed (see the docs)
         (self.dir / "envs").mkdir()
@@ -484,14 +485,20 @@ def test_hostile_names_are_data_never_code(project, influx, tmp_path):
     project.upload(odd, user="$(touch pwned4)")
     project.upload(bad_device)
     assert "result=refused" in project.event_line(bad_device)
-    for relative in ("x$(touch pwned5)", "acme/c`touch pwned6`", "acme/camp 1", "acme/it's"):
+    for relative in ("x$(touch pwned5)", "acme/{{ lookup('pipe', 'touch pwned7') }}"):
         project.mkdir(relative)
         assert "result=refused" in project.event_line(project.data / relative), relative
+    campaigns = ("c`touch pwned6`", "camp 1", "it's $(touch pwned8)")  # campaign names are free text
+    for campaign in campaigns:
+        project.mkdir(f"acme/{campaign}")
+        assert "result=queued" in project.event_line(project.data / "acme" / campaign), campaign
     wait_for(lambda: (odd.parent / "parsed" / odd.name).exists(), 30, "the odd file in parsed/")
+    wait_for(lambda: len(list(project.records.iterdir())) == len(campaigns), 60, "the campaign provisionings")
     wait_for(project.idle, 30, "idle")
     assert len(influx.points("acme")) == ROWS
     assert bad_device.exists()
-    assert list(project.records.iterdir()) == []  # no provisioning for refused names
+    records = [json.loads(p.read_text()) for p in project.records.iterdir()]  # exact names, nothing run
+    assert sorted(r["campaign_name"] for r in records) == sorted(campaigns)
     found = list(tmp_path.rglob("pwned*"))  # data, project copy, SFTPGo's cwd, logs
     found += [p for place in (ROOT, Path("/tmp"), Path.home()) for p in place.glob("pwned*")]
     assert found == [], found
@@ -536,16 +543,23 @@ def test_the_hook_never_waits_for_python(tmp_path, influx):
     pid_file = tmp_path / "fake.pid"
     fake = tmp_path / "slow-venv" / "bin" / "python"
     fake.parent.mkdir(parents=True)
-    fake.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 30\n")
+    fake.write_text(f"#!/bin/sh\necho $$ >> {pid_file}\nexec sleep 30\n")
     fake.chmod(0o755)
+    sites = fake.parent.parent / "lib" / "python3.11" / "site-packages"  # complete, as far as the hook sees
+    for name, version in re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M):
+        (sites / f"{name.replace('-', '_')}-{version}.dist-info").mkdir(parents=True)
+    (sites / "powerview-0.dist-info").mkdir()
     project = Project(tmp_path, influx, POWERVIEW_VENV=str(fake.parent.parent))
     try:
         seconds, process = project.hook(SFTPGO_ACTION="upload", SFTPGO_ACTION_PATH="/x.tsv", SFTPGO_ACTION_STATUS="1")
         assert process.returncode == 0 and seconds < HOOK_BUDGET_S
         assert len(list((project.spool / "incoming").iterdir())) == 1
     finally:
-        pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 10, "the fake python"))
-        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 10, "the fake python")
+        time.sleep(0.5)  # the hook's venv check (killed after 1 s), then the worker: one or two runs
+        for pid in map(int, pid_file.read_text().split()):
+            if not dead(pid):
+                os.kill(pid, signal.SIGTERM)
 
 
 def test_a_killed_worker_loses_no_job(tmp_path, influx):

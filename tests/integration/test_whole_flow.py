@@ -74,8 +74,9 @@ def test_campaign_folder_then_upload_gives_grafana_resources_and_readable_points
         lambda: (device / "parsed" / upload.name).exists()
         and grafana.dashboards.get("powerview_acme")
         and not list((srv / "spool" / "jobs").glob("*.json"))
-        # the job file goes before its line is written: wait for the line too
-        and "result=provisioned" in (srv / "logs" / "uploads.log").read_text(),
+        # the job file goes before its line is written: wait for the lines too
+        and "result=provisioned" in (srv / "logs" / "uploads.log").read_text()
+        and "result=parsed" in (srv / "logs" / "uploads.log").read_text(),
         180,
         "provisioning and ingestion",
     )
@@ -109,8 +110,9 @@ def test_campaign_folder_then_upload_gives_grafana_resources_and_readable_points
     )
     assert refused.status_code == 403
 
-    password_file = next((srv / "secrets").iterdir())
-    assert password_file.stat().st_mode & 0o077 == 0
+    password_file = srv / "secrets" / "grafana_user_acme.password"
+    for secret in (srv / "secrets").iterdir():  # the password and the record of user owners (issue 17)
+        assert secret.stat().st_mode & 0o077 == 0, secret
     assert password_file.read_text().strip() not in (srv / "logs" / "worker.log").read_text()
     report = json.loads(next((srv / "logs" / "reports").glob("*.json")).read_text())
     assert report["files"][0]["status"] == "success"

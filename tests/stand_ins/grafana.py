@@ -39,6 +39,9 @@ and, where the reference gives a status code without a body, from the handlers i
 | DELETE /api/orgs/:id                                 | 200 {"message": "Organization deleted"}; memberships go | org.md                        |
 | GET/POST /api/orgs/:id/users, PATCH/DELETE .../:uid  | 200; 409 "User is already member of this organization"| org.md                          |
 | GET  /api/users/:id/orgs                             | 200 [{orgId, name, role}]                             | user.md                         |
+| GET  /api/users/:id/teams                            | 200 [{id, orgId, name, email, avatarUrl, memberCount, | user.md ("Get teams for user"), |
+|                                                      | permission}]: teams of the request's organisation;    | pkg/api/user.go GetUserTeams    |
+|                                                      | 404 "user not found"                                  |                                 |
 | GET  /api/frontend/settings                          | 200 {appUrl, datasources: {name: {uid, type, name, id}}}:| (the boot data of the UI)       |
 |                                                      | what a signed-in user gets for its organisation       |                                 |
 | POST /api/ds/query                                   | 200 {results: {refId: {status, frames}}}; 404 "Data   | query_and_resource.md           |
@@ -793,6 +796,16 @@ class GrafanaStandIn:
         self._drop_membership(org["id"], int(user_id))
         return 200, {"message": "User removed from organization"}
 
+    def get_user_teams(self, auth_kind, who, query, data, user_id):
+        # user.md: Grafana Admin, basic auth; the teams of the signed-in user's organisation
+        self._require_server_admin(auth_kind, who)
+        user = self._user(user_id)
+        return 200, [
+            {**self._team_dto(team), "permission": 0}
+            for team_id, team in sorted(self.teams.items())
+            if user["id"] in self.team_members.get(team_id, ())
+        ]
+
     def get_user_orgs(self, auth_kind, who, query, data, user_id):
         self._require_server_admin(auth_kind, who)
         user = self._user(user_id)
@@ -1301,6 +1314,7 @@ _ROUTES = [
     (_R(r"/api/orgs/(\d+)/users"), {"GET": "get_org_users", "POST": "add_org_user"}),
     (_R(r"/api/orgs/(\d+)/users/(\d+)"), {"PATCH": "update_org_user", "DELETE": "remove_org_user"}),
     (_R(r"/api/users/(\d+)/orgs"), {"GET": "get_user_orgs"}),
+    (_R(r"/api/users/(\d+)/teams"), {"GET": "get_user_teams"}),
     (_R(r"/api/frontend/settings"), {"GET": "frontend_settings"}),
     (_R(r"/api/ds/query"), {"POST": "query_datasources"}),
     (_R(r"/api/user"), {"GET": "get_signed_in_user"}),

@@ -19,6 +19,9 @@ database and table management, the v2-compatible write endpoint, the v1-compatib
 |                                           | "data": [{"original_line", "line_number", "error_message"}]}|
 |                                           | listing the refused lines, the others being stored          |
 |                                           | (accept_partial, the default)                               |
+|                                           | 404 "database not found" when ``create_on_write`` is off    |
+|                                           | (a token that may not create databases); 413 for a body     |
+|                                           | over ``max_body_bytes`` (the server's request size limit)   |
 | GET, POST /query?db=&q=&epoch=            | InfluxQL answered by a real InfluxDB 1.x holding the same   |
 |                                           | points (``influxql_backend``); "database not found: <db>"   |
 |                                           | (200, statement error) for an unknown database; 500 "must   |
@@ -73,6 +76,8 @@ class InfluxDB3StandIn:
         self.tables: dict[str, dict[str, dict]] = {}  # db -> table -> {"tags": [...], "fields": {name: type}}
         self.points: dict[str, list] = {}  # db -> accepted Points
         self.requests: list[tuple[str, str, int]] = []
+        self.create_on_write = True  # False: a write to a missing database is 404 "database not found"
+        self.max_body_bytes = 0  # > 0: a larger write body is 413 (the server's request size limit)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
@@ -170,7 +175,11 @@ class InfluxDB3StandIn:
 
     # ------------------------------------------------------------------ write
     def _write(self, db: str, precision: str, body: bytes) -> tuple[int, Any]:
+        if self.max_body_bytes and len(body) > self.max_body_bytes:
+            raise _Error(413, f"the request body is larger than the limit of {self.max_body_bytes} bytes")
         if db not in self.tables:
+            if not self.create_on_write:
+                raise _Error(404, f"database not found: {db}")
             self._create_database(db)
         try:
             parsed = parse_line_protocol(body, precision)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import deployed_report
 import pytest
 from click.testing import CliRunner
 
@@ -57,6 +58,11 @@ def test_dry_run_reports_on_stdout_and_touches_nothing(data_root, env_file, tmp_
         "device_sn": M,
         "device_type": "master",
         "field": f"M{M}_Ch3_W",
+        "column_idx": 6,
+        "device_master_sn": M,
+        "channel_label": "Ch3",
+        "channel_name": "Voie3",
+        "channel_unit": "W",
         "nb_points": 2,
         "min": -1.5,
         "max": -1.5,
@@ -64,6 +70,9 @@ def test_dry_run_reports_on_stdout_and_touches_nothing(data_root, env_file, tmp_
     }
     assert entry["time_min"] == "2026-03-02T10:00:00Z" and entry["time_max"] == "2026-03-02T10:10:00Z"
     assert entry["destination"] is None and len(entry["sha256"]) == 64
+    # the deployed check: nothing written, nothing counted
+    assert entry["nb_points_expected"] == 12 and entry["nb_points_in_influx"] is None
+    assert (entry["time_start"], entry["time_end"]) == ("2026-03-02T10:00:00+00:00", "2026-03-02T10:10:00+00:00")
     assert sorted(p for p in tmp_path.rglob("*")) == before  # no move, no report file
     assert good.exists() and bad.exists()
 
@@ -136,11 +145,52 @@ def test_bad_setting_is_a_one_line_error(data_root, tmp_path):
 
 
 def test_unsafe_folder_names_reject_the_file(data_root, env_file):
-    place(data_root, "acme", "camp $(x)", M, "good.tsv", GOOD)
+    place(data_root, "acme", "camp\x1b[31m", M, "good.tsv", GOOD)
     result = invoke("--dataFolder", str(data_root), "--dry-run", "--env-file", str(env_file))
     report = json.loads(result.stdout)
     assert result.exit_code == 1
     assert report["files"][0]["status"] == "error" and "campaign name" in report["files"][0]["error"]
+
+
+def test_the_report_holds_every_deployed_key_with_its_meaning(data_root, env_file):
+    good = place(data_root, "acme", "Campagne été 2025", M, "good.tsv", GOOD)
+    place(data_root, "acme", "Campagne été 2025", M, "bad.tsv", "")
+    result = invoke("-d", str(data_root), "--dry-run", "--env-file", str(env_file))
+    report = json.loads(result.stdout)
+    deployed_report.assert_deployed_keys(report)
+    assert report["run_id"] == report["start_time"] and report["start_time"].endswith("+00:00")
+    assert report["end_time"] >= report["start_time"] and report["base_folder"] == str(data_root.resolve())
+    assert report["status"] == "partial_failure"  # one file in error
+    entries = {Path(f["file_path"]).name: f for f in report["files"]}
+    for entry in entries.values():
+        assert entry["file_path"] == entry["file"]
+        assert entry["campaign"] == "Campagne été 2025"
+    ok, bad = entries["good.tsv"], entries["bad.tsv"]
+    assert ok["file_path"] == str(good.resolve()) and ok["nb_channels"] == 6
+    assert [bad[k] for k in ("nb_points_expected", "nb_points_in_influx", "time_start", "time_end")] == [None] * 4
+    assert ok["channels"].keys() == {f"M{M}_U{i}" for i in (1, 2, 3)} | {f"M{M}_Ch{i}" for i in (1, 2, 3)}
+    for channel in ok["channels"].values():
+        assert (channel["channel_label"], channel["channel_name"], channel["channel_unit"]) == (
+            channel["label"],
+            channel["name"],
+            channel["unit"],
+        )
+    u1 = ok["channels"][f"M{M}_U1"]
+    assert (u1["column_idx"], u1["channel_label"], u1["channel_name"], u1["channel_unit"]) == (1, "U1", "Ph 1", "V")
+
+
+def test_a_clean_run_status_is_success_as_deployed(data_root, env_file):
+    place(data_root, "acme", "camp", M, "good.tsv", GOOD)
+    report = json.loads(invoke("-d", str(data_root), "--dry-run", "--env-file", str(env_file)).stdout)
+    assert report["status"] == "success"
+
+
+def test_short_options_d_and_t_are_the_deployed_aliases(data_root, env_file):
+    good = place(data_root, "acme", "camp", M, "good.tsv", GOOD)
+    place(data_root, "acme", "camp", M, "other.tsv", GOOD)
+    result = invoke("-d", str(data_root), "-t", str(good), "--dry-run", "--env-file", str(env_file))
+    assert result.exit_code == 0, result.output
+    assert [f["file_path"] for f in json.loads(result.stdout)["files"]] == [str(good.resolve())]
 
 
 def test_help_lists_exit_codes():
@@ -149,6 +199,7 @@ def test_help_lists_exit_codes():
     for code in ("0 ", "1 ", "2 ", "75"):
         assert f"  {code}" in result.output
     assert "--dataFolder" in result.output and "--tsvFile" in result.output
+    assert "-d, --dataFolder" in result.output and "-t, --tsvFile" in result.output
 
 
 def test_runs_as_a_subprocess_with_logs_on_stderr(data_root, env_file):

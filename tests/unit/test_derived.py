@@ -82,7 +82,7 @@ def test_chunks_bound_every_query():
 @pytest.mark.parametrize(
     "bad",
     [
-        dict(campaign="a'b"),
+        dict(campaign="a\nb"),
         dict(device_master_sn="x\ny"),
         dict(bucket="_sys"),
         dict(fields=()),

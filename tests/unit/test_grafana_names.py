@@ -54,7 +54,7 @@ def test_name_check_accepts_good_names_and_non_strings_are_refused():
     with pytest.raises(ProvisioningError, match="must be a string"):
         check_name("company", 123)
     with pytest.raises(ProvisioningError, match="campaign name"):
-        check_name("campaign", "a;b")
+        check_name("campaign", "a\nb")
 
 
 def test_flux_string_cannot_be_escaped():
@@ -103,7 +103,10 @@ def test_dashboard_renders_valid_json_for_allowed_names(company):
     campaign, config = dash["templating"]["list"]
     assert f'bucket: "{company}"' in campaign["query"]["query"]
     assert config["datasource"] == {"type": "marcusolsson-json-datasource", "uid": "json_uid"}
-    assert config["query"]["urlPath"] == f"/clients/{company}_{company}/series-config/configs?campaign=${{campaign}}"
+    assert (
+        config["query"]["urlPath"]
+        == f"/clients/{company}_{company}/series-config/configs?campaign=${{campaign:percentencode}}"
+    )
     panels = {p["id"]: p for p in dash["panels"]}
     assert [(i, panels[i]["type"]) for i in (1, 2, 3, 4)] == [
         (1, "timeseries"),

@@ -476,7 +476,7 @@ def test_bad_company_names_fail_before_any_call(grafana, tmp_path, name):
 @pytest.mark.parametrize(
     "args, message",
     [
-        ({"campaign": "x;rm -rf"}, "campaign name"),
+        ({"campaign": "x\n;rm -rf"}, "campaign name"),
         ({"user_login": "../x"}, "user name"),
         ({"user_email": "not an email"}, "user_email must be an email"),
         ({"user_email": "a@b", "user_password": "short"}, "at least 8"),

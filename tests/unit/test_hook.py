@@ -117,7 +117,9 @@ def test_a_symlink_out_of_the_data_folder_is_refused(settings, data, tmp_path):
     "company, campaign, device",
     [
         ("acme", "c1", "SN $(touch pwned)"),
-        ("acme", "c`id`", "SN1"),
+        ("acme", "c\x1b[2Jid", "SN1"),
+        ("acme", "{{ lookup('pipe', 'id') }}", "SN1"),
+        ("acme", "c1", "SN é"),
         ("a'b", "c1", "SN1"),
         ("_internal", "c1", "SN1"),
         ("acme", "c1", "S N"),
@@ -128,6 +130,16 @@ def test_names_against_the_rules_are_refused(settings, data, company, campaign, 
     decision = hook.decide(upload(path), settings)
     assert (decision.result, decision.job) == (hook.REFUSED, None)
     assert "name" in decision.reason
+
+
+@pytest.mark.parametrize("campaign", ["Campagne été 2025", "L'usine", "c`id` $(touch pwned) ;x", "Zone=1, bâtiment B"])
+def test_campaign_names_people_type_are_queued_with_the_exact_name(settings, data, campaign):
+    path = tsv(data, f"acme/{campaign}/SN1/f.tsv")
+    decision = hook.decide(upload(path), settings)
+    assert decision.result == hook.QUEUED and decision.job.path == str(path)
+    decision = hook.decide({"action": "mkdir", "path": str(path.parent.parent)}, settings)
+    assert decision.result == hook.QUEUED
+    assert (decision.job.company, decision.job.campaign) == ("acme", campaign)
 
 
 def test_odd_file_names_are_data_not_code(settings, data):
@@ -179,7 +191,9 @@ def test_mkdir_elsewhere_is_ignored(settings, data, relative):
     assert (decision.result, decision.job) == (hook.IGNORED, None)
 
 
-@pytest.mark.parametrize("relative", ["x$(touch pwned)", "acme/c 1", "acme/.hidden", "_internal"])
+@pytest.mark.parametrize(
+    "relative", ["x$(touch pwned)", "Acme corp", "acme/c\x7f1", "acme/{% x %}", "acme/.hidden", "_internal"]
+)
 def test_mkdir_with_bad_names_is_refused(settings, data, relative):
     (data / relative).mkdir(parents=True, exist_ok=True)
     decision = hook.decide({"action": "mkdir", "path": str(data / relative)}, settings)
@@ -290,3 +304,13 @@ def test_main_returns_0_even_on_configuration_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("POWERVIEW_SPOOL_DIR", str(tmp_path / "spool"))
     assert hook.main({"SFTPGO_ACTION": "upload"}) == 0
     assert not (tmp_path / "spool").exists()
+
+
+def test_an_upload_named_parsed_is_ignored_as_the_deployed_hook_did(settings, data):
+    path = tsv(data, "acme/c1/SN1/PARSED_T302_260303_031500.tsv")
+    decision = hook.decide(upload(path), settings)
+    assert (decision.result, decision.job) == (hook.IGNORED, None)
+    assert "PARSED_" in decision.reason
+    # only the prefix: a name merely containing it is ingested
+    other = tsv(data, "acme/c1/SN1/T302_PARSED_1.tsv")
+    assert hook.decide(upload(other), settings).result == hook.QUEUED

@@ -29,6 +29,42 @@ def test_company_is_a_bucket_name():
     assert "bucket" in layout.name_problem("company", "_monitoring")
 
 
+@pytest.mark.parametrize("name", ["Campagne été 2025", "L'usine", "Zone=1, bâtiment B", "é" * 100, "x" * 200, "Noël"])
+def test_campaign_names_people_type_are_allowed(name):
+    assert layout.name_problem("campaign", name) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "1 to 200 bytes"),
+        (".cache", "starts with '.'"),
+        ("a/b", "'/' or a backslash"),
+        ("a\\b", "'/' or a backslash"),
+        ("a\nb", "control or invisible"),
+        ("a\tb", "control or invisible"),
+        ("a\u202eb", "control or invisible"),  # right-to-left override: spoofs a name in Grafana
+        ("a\x85b", "control or invisible"),
+        ("é" * 101, "longer than 200 bytes"),
+        ("bad\udcffbytes", "not UTF-8"),  # a non-UTF-8 byte, as os.listdir hands it over
+        ("{{ lookup('pipe', 'id') }}", "template marker"),
+        ("{% if %}", "template marker"),
+        ("parsed", "reserved"),
+        ("error", "reserved"),
+    ],
+)
+def test_campaign_names_still_refused_say_why(name, reason):
+    problem = layout.name_problem("campaign", name)
+    assert problem and reason in problem
+
+
+@pytest.mark.parametrize("name", ["Campagne été", "L'usine", "a b", "é", "_acme"])
+def test_company_names_keep_the_strict_rule_and_say_why(name):
+    problem = layout.name_problem("company", name)
+    assert problem and "letters (a-z, A-Z), digits" in problem
+    assert "InfluxDB bucket, a Grafana uid and an SFTPGo login" in problem
+
+
 def test_locate_reads_company_campaign_device(data_root):
     path = place(data_root, "acme", "camp", "0201", "f.tsv", "x")
     loc = layout.locate(data_root, path)

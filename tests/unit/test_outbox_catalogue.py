@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -193,3 +194,20 @@ def test_series_keys_and_bucket_rules():
         None,
     ]
     assert "not allowed" in skip_reason("bad name", "powerview_meta")
+
+
+def test_one_pass_stops_delivering_once_its_time_is_spent(tmp_path):
+    """A long backlog of slow but successful deliveries does not hold the lock without bound."""
+    outbox = Outbox(tmp_path / "outbox")
+    for i in range(5):
+        outbox.put({"n": i})
+    sent = []
+
+    def slow(message):
+        time.sleep(0.1)
+        sent.append(message["n"])
+
+    delivered, failure = outbox.deliver(catalogue._within(0.15, slow))
+    assert sent == [0, 1] and len(delivered) == 2
+    assert isinstance(failure, catalogue.CatalogueUnavailable) and "spent" in str(failure)
+    assert len(outbox.waiting()) == 3

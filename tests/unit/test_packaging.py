@@ -19,6 +19,8 @@ COMMANDS = {
     "powerview-grafana-tenancy",
     "powerview-acceptance",
     "powerview-config-api",
+    "powerview-downsample",
+    "powerview-relocate",
 }
 
 
@@ -65,4 +67,27 @@ def test_no_sys_path_or_pythonpath_tricks_in_product_code():
         text = path.read_text()
         if "sys.path" in text or "PYTHONPATH" in text:
             offenders.append(str(path.relative_to(PROJECT_DIR)))
+    assert offenders == []
+
+
+def test_requirements_txt_installs_the_project_itself():
+    """The operators' `pip install -r requirements.txt` (docs/setup-composants.md) must give the
+    package and its console scripts, not only the dependencies."""
+    lines = [line.strip() for line in (PROJECT_DIR / "requirements.txt").read_text().splitlines()]
+    assert "-e ." in lines
+    assert "-r requirements.txt" in (PROJECT_DIR / "requirements-dev.txt").read_text().splitlines()
+
+
+def test_no_absolute_path_of_a_development_machine_in_the_project():
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    offenders = []
+    for name in filter(None, tracked):
+        path = PROJECT_DIR / name
+        if not path.is_file():
+            continue
+        text = path.read_bytes().decode("utf-8", "replace")
+        if re.search(r"(?<![\w.])/(work|home|Users)/", text):
+            offenders.append(name)
     assert offenders == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -31,6 +32,11 @@ FAKE_PARSER = textwrap.dedent("""\
     mode = os.environ.get("FAKE_MODE", "ok")
     if mode == "crash":
         sys.exit(3)
+    if mode == "moved-then-killed":  # the file reached parsed/, the process died before its report
+        for f in files:
+            os.makedirs(os.path.join(os.path.dirname(f), "parsed"), exist_ok=True)
+            os.rename(f, os.path.join(os.path.dirname(f), "parsed", os.path.basename(f)))
+        os.kill(os.getpid(), 9)
     entries = []
     for f in files:
         st = os.stat(f)
@@ -259,7 +265,7 @@ def test_a_scan_takes_settled_files_and_comes_back_for_changing_ones(env):
     time.sleep(0.6)
     fresh = env.file("acme/c1/SN1/fresh.tsv")
     env.file("acme/c1/SN1/parsed/done.tsv")
-    env.file("acme/c 1/SN1/badname.tsv")
+    env.file("acme/c\x011/SN1/badname.tsv")
     first, second = env.queue(SCAN), env.queue(SCAN)
     env.runner.run_due()
     [call] = env.call_log()
@@ -344,6 +350,32 @@ def test_a_crash_without_report_is_retried_with_the_exit_code_named(env):
     assert (
         pending.last_result == "error" and "exit 3" in pending.last_error and "without a report" in pending.last_error
     )
+
+
+def test_a_file_in_parsed_without_a_report_is_parsed_not_a_retry(env):
+    a = env.file("acme/c1/SN1/a.tsv")
+    job = env.queue(INGEST, path=str(a))
+    env.env["FAKE_MODE"] = "moved-then-killed"
+    env.runner.run_due()
+    assert env.spool.pending() == [] and (a.parent / "parsed" / "a.tsv").exists()
+    [line] = [line for line in env.uploads_log() if f"job={job.id}" in line]
+    assert "result=parsed" in line and "left no report" in line
+
+
+def test_the_outcome_is_logged_before_the_job_leaves_the_queue(env):
+    """A job gone from jobs/ always has its line in uploads.log (a kill in between loses no line)."""
+    a = env.file("acme/c1/SN1/a.tsv")
+    job = env.queue(INGEST, path=str(a))
+    seen = []
+    remove = env.spool.remove
+
+    def observed_remove(j):
+        seen.append("\n".join(env.uploads_log()))
+        remove(j)
+
+    env.spool.remove = observed_remove
+    env.runner.run_due()
+    assert len(seen) == 1 and f"job={job.id} result=parsed" in seen[0]
 
 
 def test_serve_does_nothing_while_another_worker_holds_the_lock(env):
@@ -456,3 +488,30 @@ def test_a_worker_pass_delivers_the_catalogue_outbox(tmp_path):
         assert outbox.waiting() == []
         catalogue = requests.get(f"{api.url}/buckets/acme/channels", timeout=5).json()
         assert [c["fieldId"] for c in catalogue] == ["M1_U1_V"]
+
+
+def test_a_job_scheduled_by_a_clock_a_year_ahead_runs_once_the_clock_is_fixed(tmp_path):
+    """The clock jumped a year ahead during an outage and set the retry then; once the clock is
+    fixed, `worker run` (a process) takes the job at once instead of waiting a year."""
+    env_file = tmp_path / "w.env"
+    env_file.write_text(
+        f"POWERVIEW_SPOOL_DIR={tmp_path}/spool\nPOWERVIEW_LOG_DIR={tmp_path}/logs\nPOWERVIEW_DATA_DIR={tmp_path}/data\n"
+    )
+    spool = Spool(tmp_path / "spool").ensure()
+    year = 365 * 86400
+    late = Job.new(INGEST, {"action": "upload"}, path=str(tmp_path / "data/acme/c1/SN1/gone.tsv"))
+    late.next_try, late.attempts = time.time() + year, 3
+    spool.add(late)
+    soon = Job.new(INGEST, {"action": "upload"}, path=str(tmp_path / "data/acme/c1/SN1/later.tsv"))
+    soon.next_try = time.time() + 600  # a real backoff within the horizon: still waits
+    spool.add(soon)
+    result = subprocess.run(
+        [sys.executable, "-m", "powerview.worker", "--env-file", str(env_file), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [job.id for job in spool.pending()] == [soon.id]
+    log = (tmp_path / "logs" / uploadlog.LOG_NAME).read_text()
+    assert f"job={late.id} result=gone" in log and soon.id not in log
