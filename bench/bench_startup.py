@@ -9,7 +9,7 @@ only ever adds):
      top-level entries of -X importtime, the interpreter's own `site` and `encodings` included),
      and the wall time of the whole process;
   2. the same for the imports of a run (`powerview.cli` plus what its main() imports: ingest,
-     derived, catalogue, the InfluxDB clients...), which `--help` no longer pays;
+     derived, catalogue, count-back, the InfluxDB clients...), which `--help` no longer pays;
   3. the wall time and peak memory (max RSS) of `tsv_parser.py --version`.
 Figures are recorded in docs/utilisation-parseur.md ("Performances mesurées").
 """
@@ -26,9 +26,9 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUN_IMPORTS = (
-    "import powerview.cli, powerview.catalogue, powerview.derived, powerview.ingest, powerview.layout, "
-    "powerview.layout_change, powerview.report, powerview.formats, powerview.influx, powerview.influx_targets, "
-    "powerview.settings"
+    "import powerview.cli, powerview.catalogue, powerview.countback, powerview.derived, powerview.ingest, "
+    "powerview.layout, powerview.layout_change, powerview.logsafe, powerview.report, powerview.formats, "
+    "powerview.influx, powerview.influx_targets, powerview.settings"
 )
 
 
