@@ -10,8 +10,9 @@ from pathlib import Path
 import click
 
 from . import catalogue
-from .catalogue_rebuild import InfluxQL, InfluxQueryError, bodies_of, campaigns_of, skip_reason
+from .catalogue_rebuild import InfluxQL, InfluxQueryError, bodies_of, campaigns_of
 from .exitcodes import ExitCode, worst
+from .names import raw_bucket_skip_reason
 from .outbox import Outbox, Refused
 from .settings import ConfigError, load_influx_command
 
@@ -71,7 +72,7 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
             sys.exit(ExitCode.TEMPFAIL)
         targets = []
         for name in names:
-            reason = skip_reason(name, settings.meta_bucket)
+            reason = raw_bucket_skip_reason(name, settings.meta_bucket)
             if reason:
                 click.echo(f"{name}: skipped ({reason})")
             else:
@@ -79,7 +80,7 @@ def main(buckets, all_buckets, dry_run, deliver_outbox, env_file):
     else:
         targets = list(buckets)
         for name in targets:
-            reason = skip_reason(name, settings.meta_bucket)
+            reason = raw_bucket_skip_reason(name, settings.meta_bucket)
             if reason:
                 _usage(f"--bucket {name}: {reason}")
 

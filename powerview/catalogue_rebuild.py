@@ -15,28 +15,16 @@ import requests
 
 from . import peers
 from .catalogue import bodies_for
-from .layout import name_problem
-from .schema import DERIVED_LEVELS, MEASUREMENT
+from .names import name_problem
+from .schema import MEASUREMENT
 
 log = logging.getLogger(__name__)
 
-DERIVED_SUFFIXES = tuple(f"_{level}" for level in DERIVED_LEVELS)
 PAGE = 10_000
 
 
 class InfluxQueryError(Exception):
     pass
-
-
-def skip_reason(bucket: str, meta_bucket: str) -> str | None:
-    """Why `bucket` holds no company's raw measurements, or None."""
-    if bucket.startswith("_"):
-        return "system bucket"
-    if bucket == meta_bucket:
-        return "meta bucket"
-    if bucket.endswith(DERIVED_SUFFIXES):
-        return "derived bucket"
-    return name_problem("company", bucket)
 
 
 def split_series_key(key: str) -> tuple[str, dict[str, str]]:

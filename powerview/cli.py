@@ -15,6 +15,7 @@ from .exitcodes import PRECEDENCE, ExitCode
 
 if TYPE_CHECKING:  # the modules below are imported where a run needs them: --help stays fast
     from .influx import Writer
+    from .outcome import RunReport
     from .settings import ConfigError
 
 log = logging.getLogger("powerview")
@@ -234,7 +235,7 @@ def main(data_folder, tsv_files, dry_run, report_dir, report_file, env_file, log
     sys.exit(code)
 
 
-def _write_report(result: dict, started, report_file: Path | None, report_dir: Path) -> bool:
+def _write_report(result: RunReport, started, report_file: Path | None, report_dir: Path) -> bool:
     from . import report
 
     try:
@@ -286,7 +287,7 @@ def _count_back(settings, outcomes: list, dry_run: bool, config_error: ConfigErr
         client.close()
 
 
-def _write_meta(writer: Writer, meta_bucket: str, result: dict) -> None:
+def _write_meta(writer: Writer, meta_bucket: str, result: RunReport) -> None:
     from . import ingest, report
 
     try:

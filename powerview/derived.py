@@ -64,17 +64,15 @@ from pathlib import Path
 from . import lineprotocol, schema
 from .influx import InfluxRejected, InfluxUnavailable
 from .influxql import QueryClient, quote_ident, quote_string
-from .layout import name_problem
+from .names import name_problem
 from .outcome import FileOutcome, Status
-from .settings import DOWNSAMPLE_LEVELS, ConfigError, ParserSettings
+from .settings import ConfigError, ParserSettings
 
 log = logging.getLogger(__name__)
 
 RAW_MEASUREMENT = schema.MEASUREMENT
 MEASUREMENTS = schema.DERIVED_MEASUREMENTS
 AGGREGATES = tuple(MEASUREMENTS)
-# windows a query covers at most (memory stays flat on years of data)
-CHUNK_WINDOWS = {"1h": 24 * 31, "1d": 366, "1w": 260}
 OUTBOX = Path("outbox") / "derived"
 UPDATED, QUEUED, OFF, FAILED = "updated", "queued", "off", "failed"
 
@@ -148,7 +146,7 @@ def _by_channel(span: Span) -> list[tuple[str | None, list[str]]]:
 
 
 def _check_bounds(level: str, first: int, last: int) -> None:
-    seconds = DOWNSAMPLE_LEVELS[level]
+    seconds = schema.LEVEL_BY_NAME[level].seconds
     if first % seconds or last % seconds or first >= last:
         raise ValueError("window bounds must be aligned and ordered")
 
@@ -235,10 +233,10 @@ def _tags(one: dict) -> tuple:
 
 
 def chunks(span: Span, level: str) -> Iterator[tuple[int, int]]:
-    """Aligned [first, last) ranges covering every window the span touches, CHUNK_WINDOWS at most."""
-    seconds = DOWNSAMPLE_LEVELS[level]
+    """Aligned [first, last) ranges covering every window the span touches, the level's chunk at most."""
+    seconds = schema.LEVEL_BY_NAME[level].seconds
     first, last = window_bounds(span.start, span.end, seconds)
-    step = seconds * CHUNK_WINDOWS[level]
+    step = seconds * schema.LEVEL_BY_NAME[level].chunk
     while first < last:
         yield first, min(first + step, last)
         first += step
@@ -347,13 +345,17 @@ def derived_lines(aggregates: Iterable[Aggregate]) -> Iterator[str]:
 
 
 def sorted_levels(levels: Iterable[str]) -> list[str]:
-    return sorted(set(levels), key=DOWNSAMPLE_LEVELS.__getitem__)
+    return sorted(set(levels), key=lambda lv: schema.LEVEL_BY_NAME[lv].seconds)
 
 
 def source_level(levels: list[str], level: str) -> str | None:
     """The finest enabled level below `level` whose windows tile it, or None (read the raw data)."""
-    seconds = DOWNSAMPLE_LEVELS[level]
-    below = [lv for lv in levels if DOWNSAMPLE_LEVELS[lv] < seconds and seconds % DOWNSAMPLE_LEVELS[lv] == 0]
+    seconds = schema.LEVEL_BY_NAME[level].seconds
+    below = [
+        lv
+        for lv in levels
+        if schema.LEVEL_BY_NAME[lv].seconds < seconds and seconds % schema.LEVEL_BY_NAME[lv].seconds == 0
+    ]
     return below[-1] if below else None
 
 
@@ -415,7 +417,7 @@ def recompute(
 def _recompute_chunk(
     span: Span, level: str, lower: str | None, first: int, last: int, client: QueryClient, writer, batch_lines
 ) -> int:
-    seconds = DOWNSAMPLE_LEVELS[level]
+    seconds = schema.LEVEL_BY_NAME[level].seconds
     narrow = _for_client(span, client)
     if lower is None:
         aggregates: Iterable[Aggregate] = aggregates_from_raw(
@@ -491,7 +493,7 @@ def _one_pass(
     fresh: dict[str, list[Aggregate]] = {}
     written = 0
     for level in ordered:
-        seconds = DOWNSAMPLE_LEVELS[level]
+        seconds = schema.LEVEL_BY_NAME[level].seconds
         first, last = bounds[level]
         lower = sources[level]
         if lower is None:

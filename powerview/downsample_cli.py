@@ -21,9 +21,8 @@ from .exitcodes import ExitCode
 from .influx import InfluxRejected, InfluxUnavailable
 from .influx_targets import open_query_client, open_writer
 from .influxql import QueryClient, quote_ident
-from .layout import name_problem
-from .schema import reserved_bucket_problem
-from .settings import DOWNSAMPLE_LEVELS, ConfigError, load_influx_command, parse_levels
+from .names import bucket_name_problem, name_problem, raw_bucket_skip_reason, reserved_bucket_problem
+from .settings import ConfigError, load_influx_command, parse_levels
 
 log = logging.getLogger("powerview")
 
@@ -76,10 +75,7 @@ def raw_buckets(client: QueryClient, meta_bucket: str) -> list[str]:
     names = []
     for series in client.series(None, "SHOW DATABASES"):
         names += [row[0] for row in series.get("values") or []]
-    suffixes = tuple(f"_{level}" for level in DOWNSAMPLE_LEVELS)
-    return sorted(
-        n for n in names if n != meta_bucket and not n.endswith(suffixes) and name_problem("company", n) is None
-    )
+    return sorted(n for n in names if raw_bucket_skip_reason(n, meta_bucket) is None)
 
 
 def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> list[derived.Span]:
@@ -182,9 +178,9 @@ def main(
     if disable_flux_tasks and enable_flux_tasks:
         _fail(EXIT_USAGE, "give --disable-flux-tasks or --enable-flux-tasks, not both")
     for bucket in buckets:
-        problem = name_problem("company", bucket)
+        problem = bucket_name_problem(bucket)
         if problem:
-            _fail(EXIT_USAGE, problem.replace("company name", "bucket name", 1))
+            _fail(EXIT_USAGE, problem)
     first = _moment(start, "--start", datetime(2017, 1, 1, tzinfo=UTC))
     last = _moment(end, "--end", datetime.now(UTC))
     if first >= last:

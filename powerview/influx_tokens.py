@@ -38,7 +38,8 @@ from influxdb_client.domain.permission_resource import PermissionResource
 from influxdb_client.rest import ApiException
 
 from .influx import ensure_bucket, with_retries
-from .layout import name_problem
+from .names import bucket_name_problem
+from .schema import DERIVED_LEVELS
 from .settings import ConfigError
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,9 @@ def description_for(bucket: str) -> str:
 
 def check_bucket_name(bucket: str) -> None:
     """Raise ConfigError when `bucket` is not an allowed company (bucket) name."""
-    problem = name_problem("company", bucket)
+    problem = bucket_name_problem(bucket)
     if problem:
-        raise ConfigError(problem.replace("company name", "bucket name", 1))
+        raise ConfigError(problem)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class TokenManager:
     """Token operations for one organization. `client` comes from `influx.connect(settings)`."""
 
     def __init__(
-        self, client: InfluxDBClient, org: str, budget_s: float = 60.0, levels: tuple[str, ...] = ("1h", "1d", "1w")
+        self, client: InfluxDBClient, org: str, budget_s: float = 60.0, levels: tuple[str, ...] = DERIVED_LEVELS
     ):
         self.client = client
         self.org = org

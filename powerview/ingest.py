@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from . import layout, lineprotocol, schema
+from . import layout, lineprotocol, names, schema
 from .formats import FileFault, Header, RowRules, RowSummary, open_device_file
 from .formats.common import Counters
 from .formats.lines import LINE_RULE, MAX_LINE_CHARS
@@ -101,19 +102,19 @@ def ingest_file(loc: layout.Location, claim: layout.Claim, options: RunOptions, 
     move_to: str | None = None
     try:
         out.file_id = claim.file_id()
-        problem = loc.name_problem() or schema.reserved_bucket_problem(loc.company, options.meta_bucket)
+        problem = loc.name_problem() or names.reserved_bucket_problem(loc.company, options.meta_bucket)
         if problem:
             raise FileFault(problem, line=None, rule="folder and file names are checked before use")
         out.sha256 = fingerprint(claim)
         _read_and_write(loc, claim, options, writer, out)
-        out.status, move_to = Status.SUCCESS, layout.PARSED_DIR
+        out.status, move_to = Status.SUCCESS, names.PARSED_DIR
     except FileFault as fault:
         out.fail(Fault.FILE, f"{loc.path}: {fault}")
-        move_to = layout.ERROR_DIR
+        move_to = names.ERROR_DIR
     except InfluxRejected as exc:
         # InfluxDB will never take these points as they are: the operator fixes the file
         out.fail(Fault.FILE, f"{loc.path}: {exc} (fix the file, then move it back from error/)")
-        move_to = layout.ERROR_DIR
+        move_to = names.ERROR_DIR
     except InfluxUnavailable as exc:
         out.fail(Fault.INFLUXDB, f"{loc.path}: {exc} (file left in place)")
     except ConfigError:
@@ -322,7 +323,7 @@ def _tag(value: str | None) -> str:
     return text[:256]
 
 
-def meta_lines(report: dict, now: int) -> bytes:
+def meta_lines(report: Mapping[str, Any], now: int) -> bytes:
     """The run summary for the meta bucket: one point per file and one for the run."""
     lines = []
     for entry in report["files"]:

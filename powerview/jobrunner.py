@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import derived, hook, layout, uploadlog
+from . import derived, hook, layout, names, uploadlog
 from .envfile import PROJECT_DIR, read_environment
 from .exitcodes import ExitCode, describe
-from .outcome import Fault, Status
+from .outcome import Fault, FileReport, RunReport, Status
 from .settings import WorkerSettings
 from .spool import INGEST, SCAN, WAITING_INFLUXDB, Job, JobResult, Spool, backoff
 
@@ -139,7 +139,7 @@ def moved_copy(path: Path, st: os.stat_result) -> Path | None:
     moved it there (a move keeps the inode, whatever name it took), else None."""
     if os.path.lexists(path):
         return None
-    for folder in layout.PROCESSED_DIRS:
+    for folder in names.PROCESSED_DIRS:
         try:
             with os.scandir(path.parent / folder) as entries:
                 for entry in entries:
@@ -155,16 +155,16 @@ class ParserRun:
     """A parser run and its report: each file's outcome by path."""
 
     run: Run
-    entries: dict[str, dict]
+    entries: dict[str, FileReport]
 
-    def entry(self, path: Path) -> dict | None:
+    def entry(self, path: Path) -> FileReport | None:
         return self.entries.get(str(path))
 
 
-def read_report(path: Path) -> dict[str, dict]:
+def read_report(path: Path) -> dict[str, FileReport]:
     """The report's entries by file path; empty when the parser wrote none (it crashed)."""
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report: RunReport = json.loads(path.read_text(encoding="utf-8"))
         return {entry["file"]: entry for entry in report["files"]}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
@@ -178,7 +178,7 @@ _FAULT_RESULTS = {
 }
 
 
-def outcome_of(entry: dict) -> tuple[JobResult, str, str | None]:
+def outcome_of(entry: FileReport) -> tuple[JobResult, str, str | None]:
     """(result, reason an operator can act on, fault) of one file from its report entry."""
     status, fault = entry.get("status"), entry.get("fault")
     destination = entry.get("destination")
@@ -341,7 +341,7 @@ class JobRunner:
         if entry is None:
             moved = moved_copy(path, st)
             if moved is not None:  # moved by the parser, which then died (killed, a crash) before its report
-                result = JobResult.PARSED if moved.parent.name == layout.PARSED_DIR else JobResult.REJECTED
+                result = JobResult.PARSED if moved.parent.name == names.PARSED_DIR else JobResult.REJECTED
                 why = describe(run.code) if run.code is not None else run.error
                 self.done(job, result, run.duration, f"moved to {moved}; the parser left no report ({why})")
                 return
@@ -449,7 +449,7 @@ class JobRunner:
                 entry = parsed.entry(path)
                 moved = moved_copy(path, st) if entry is None else None
                 if moved is not None:
-                    result = JobResult.PARSED if moved.parent.name == layout.PARSED_DIR else JobResult.REJECTED
+                    result = JobResult.PARSED if moved.parent.name == names.PARSED_DIR else JobResult.REJECTED
                     detail = f"moved to {moved}; the parser left no report ({describe(run.code)})"
                 elif entry is None:
                     result, detail = JobResult.LEFT, f"no outcome in the parser's report ({describe(run.code)})"
@@ -497,9 +497,9 @@ class JobRunner:
     # -- Grafana provisioning ----------------------------------------------------------------
 
     def provision(self, job: Job) -> None:
-        names = [("company", job.company or "")] + ([("campaign", job.campaign)] if job.campaign else [])
-        for kind, name in names:
-            problem = layout.name_problem(kind, name)
+        given = [("company", job.company or "")] + ([("campaign", job.campaign)] if job.campaign else [])
+        for kind, name in given:
+            problem = names.name_problem(kind, name)
             if problem:
                 self.done(job, JobResult.REFUSED, None, problem)
                 return

@@ -1,8 +1,8 @@
 """The data folder: `<data>/<company>/<campaign>/<device_sn>/<file>.tsv`.
 
-Everything that knows this layout lives here: the name rules, locating a file in the tree,
-discovery, claiming a file against a concurrent process, and the moves to `parsed/` and `error/`.
-Names from the file system are untrusted: they are checked here before anything uses them.
+Everything that knows this layout lives here: locating a file in the tree, discovery, claiming
+a file against a concurrent process, and the moves to `parsed/` and `error/`. Names from the file
+system are untrusted: they are checked with the rules of powerview.names before anything uses them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -18,14 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-PARSED_DIR = "parsed"
-ERROR_DIR = "error"
-PROCESSED_DIRS = (PARSED_DIR, ERROR_DIR)
-TSV_SUFFIX = ".tsv"
+from .names import PROCESSED_DIRS, file_name_problem, name_problem
 
-_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-MAX_FILE_NAME = 200  # leaves room for the numbered suffix of a move (file systems allow 255 bytes)
+TSV_SUFFIX = ".tsv"
 
 
 class LayoutError(Exception):
@@ -34,87 +28,6 @@ class LayoutError(Exception):
 
 class UnsafeFolder(OSError):
     """`parsed/` or `error/` is not a real folder inside the device folder (a symlink, a file)."""
-
-
-def file_name_problem(name: str) -> str | None:
-    """Why a device file's name is not acceptable, or None: no control characters (a newline
-    would break log lines and line protocol), and short enough to take a numbered suffix."""
-    if _CONTROL.search(name):
-        return f"file name {name!r} is not allowed: it contains a control character"
-    if len(name.encode("utf-8", "surrogateescape")) > MAX_FILE_NAME:
-        return f"file name {name[:40]!r}... is not allowed: longer than {MAX_FILE_NAME} bytes"
-    return None
-
-
-_TEMPLATE_MARKERS = ("{{", "{%", "{#")
-MAX_CAMPAIGN_NAME = 200  # bytes of UTF-8, like a file name (it also becomes a tag value)
-COMPANY_RULE = (
-    "use 1 to 128 letters (a-z, A-Z), digits, '.', '_' or '-', not starting with '.' or '_': "
-    "a company name becomes an InfluxDB bucket, a Grafana uid and an SFTPGo login, which allow no more"
-)
-
-
-def campaign_name_problem(name: str) -> str | None:
-    """Why `name` is not an acceptable campaign folder name, or None.
-
-    Campaign folders are named by people ("Campagne été 2025", "L'usine"): spaces, accents,
-    apostrophes and any printable character are kept, and the `campaign` tag is the name exactly.
-    Refused: an empty name, control or invisible characters (a newline would forge log lines),
-    '/', a backslash (InfluxDB versions escape it differently in line protocol, so the tag would
-    not be exact), bytes that are not UTF-8, a leading '.', more than 200 bytes, and the reserved
-    folder names parsed/error, and Jinja markers `{{`, `{%`, `{#` (the name reaches Ansible as an
-    extra variable, which Ansible templates).
-    """
-    allowed = (
-        "a campaign name is 1 to 200 bytes of printable UTF-8 text (spaces, accents, apostrophes "
-        "allowed) without '/', backslash or control characters, not starting with '.'"
-    )
-    if not name:
-        return f"campaign name {name!r} is not allowed: {allowed}"
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        return f"campaign name {name!r} is not allowed: it holds bytes that are not UTF-8; {allowed}"
-    if size > MAX_CAMPAIGN_NAME:
-        return f"campaign name {name[:40]!r}... is not allowed: longer than {MAX_CAMPAIGN_NAME} bytes; {allowed}"
-    if name.startswith("."):
-        return f"campaign name {name!r} is not allowed: it starts with '.' (hidden); {allowed}"
-    if "/" in name or "\\" in name:
-        return f"campaign name {name!r} is not allowed: it holds '/' or a backslash; {allowed}"
-    if not name.isprintable():
-        return f"campaign name {name!r} is not allowed: it holds a control or invisible character; {allowed}"
-    if any(marker in name for marker in _TEMPLATE_MARKERS):
-        return (
-            f"campaign name {name!r} is not allowed: it holds a template marker ('{{{{', '{{%' or '{{#') "
-            f"that Ansible would evaluate when provisioning Grafana; {allowed}"
-        )
-    if name in PROCESSED_DIRS:
-        return f"campaign name {name!r} is reserved"
-    return None
-
-
-def name_problem(kind: str, name: str) -> str | None:
-    """Why `name` is not an acceptable company/campaign/device name, or None when it is.
-
-    Campaign: see `campaign_name_problem` (names people type). Company, device and user: 1 to 128
-    characters among letters, digits, `.`, `_` and `-`, not starting with a dot; a company name is
-    also an InfluxDB bucket name, so it may not start with `_` either.
-    """
-    if kind == "campaign":
-        return campaign_name_problem(name)
-    if kind == "company":
-        if name.startswith("_"):
-            return f"company name {name!r} is not allowed: a bucket name cannot start with '_'; {COMPANY_RULE}"
-        if not _NAME.match(name):
-            return f"company name {name!r} is not allowed: {COMPANY_RULE}"
-        return None
-    if not _NAME.match(name):
-        return (
-            f"{kind} name {name!r} is not allowed: use 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'"
-        )
-    if name in PROCESSED_DIRS:
-        return f"{kind} name {name!r} is reserved"
-    return None
 
 
 @dataclass(frozen=True)

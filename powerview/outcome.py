@@ -1,10 +1,15 @@
-"""What happened to one file: the typed entry of the run report."""
+"""What happened to one file (FileOutcome), and the report contract: the typed shape of the run
+report (RunReport, FileReport, ChannelReport) that the parser writes (report.build) and the
+worker reads (jobrunner.read_report). Its JSON Schema for other readers: docs/rapport.schema.json.
+
+The report is a superset: PowerView's keys, and beside them every key of the deployed parser's
+report (marked "deployed" below; docs/utilisation-parseur.md gives each one's relation to ours)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from .exitcodes import ExitCode
 
@@ -34,6 +39,96 @@ class Fault(StrEnum):
             Fault.CONFIGURATION: ExitCode.USAGE,
             Fault.BUG: ExitCode.SOFTWARE,
         }[self]
+
+
+class ChannelReport(TypedDict):
+    """One channel of a file, by channel_id (`M<device>_<label>`)."""
+
+    unit: str
+    label: str
+    name: str
+    device_sn: str
+    device_type: str  # master | slave
+    field: str  # the InfluxDB field, `<channel_id>_<unit>`
+    column_idx: int  # deployed: the column in a data row (1 = first value after the timestamp)
+    device_master_sn: str  # deployed
+    channel_label: str  # deployed: = label
+    channel_name: str  # deployed: = name
+    channel_unit: str  # deployed: = unit
+    nb_points: int
+    min: float | None  # None when the channel has no valid value
+    max: float | None
+    mean: float | None
+
+
+class _FileReportAlways(TypedDict):
+    """The keys of every file entry (FileReport adds the ones that are left out when unknown)."""
+
+    file: str
+    file_path: str  # deployed: = file
+    bucket: str
+    campaign: str
+    device_folder_sn: str
+    device_master_sn: str | None
+    format: str | None
+    status: str | None  # Status
+    fault: str | None  # Fault, for an error or a retry
+    error: str | None
+    warnings: list[str]
+    nb_rows: int
+    nb_channels: int
+    nb_points: int
+    # the counters (schema.COUNTER_NAMES)
+    nb_invalid_timestamps: int
+    nb_out_of_range_timestamps: int
+    nb_invalid_values: int
+    nb_truncated_rows: int
+    nb_duplicate_timestamps: int
+    nb_malformed_rows: int
+    nb_rows_after_end: int
+    time_min: str | None  # ISO 8601 UTC, `...Z`
+    time_max: str | None
+    channels: dict[str, ChannelReport]
+    file_header_meta: dict[str, Any] | None  # the V003 header
+    sha256: str | None
+    file_id: str | None
+    destination: str | None
+    duration_s: float
+    nb_points_expected: int | None  # deployed
+    nb_points_in_influx: int | None  # deployed
+    time_start: str | None  # deployed: = time_min, `...+00:00`
+    time_end: str | None  # deployed: = time_max
+
+
+class FileReport(_FileReportAlways, total=False):
+    """One file's entry (FileOutcome.to_json), keys in the order they are written."""
+
+    catalogue: str  # published | queued | off | failed
+    derived: str  # updated | queued | off | failed
+    layout_change: str
+
+
+class RunReport(TypedDict):
+    """The run report (report.build), keys in the order they are written."""
+
+    run_id: str  # deployed: = start_time
+    start_time: str  # deployed: = started_at, `...+00:00`
+    end_time: str  # deployed: = finished_at
+    base_folder: str  # deployed: = data_folder
+    status: str  # deployed: success | partial_failure
+    started_at: str  # ISO 8601 UTC, `...Z`
+    finished_at: str
+    duration_s: float
+    dry_run: bool
+    data_folder: str
+    nb_files_total: int
+    nb_files_success: int
+    nb_files_failed: int
+    nb_files_retry: int
+    nb_files_skipped: int
+    nb_points_total: int
+    exit_code: int
+    files: list[FileReport]
 
 
 @dataclass
@@ -79,7 +174,7 @@ class FileOutcome:
             return self.fault.exit_code
         return ExitCode.OK
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> FileReport:
         """The report's entry: flat, JSON-safe (the counters at the top level). Every key of the
         deployed parser's entry is there too (docs/utilisation-parseur.md names each one's
         relation to ours): `file_path` (= `file`), `nb_points_expected`, `nb_points_in_influx`,
@@ -123,4 +218,4 @@ class FileOutcome:
             out["derived"] = self.derived
         if self.layout_change is not None:
             out["layout_change"] = self.layout_change
-        return out
+        return cast(FileReport, out)  # the counters are added by name: FileReport lists them

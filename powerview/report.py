@@ -1,4 +1,4 @@
-"""The run report: its shape, its summary counts, and its atomic writing as JSON."""
+"""The run report (outcome.RunReport): its summary counts, and its atomic writing as JSON."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .exitcodes import ExitCode, worst
-from .outcome import FileOutcome, Status
+from .outcome import FileOutcome, RunReport, Status
 
 
-def build(started: datetime, finished: datetime, dry_run: bool, data_folder: Path, outcomes: list[FileOutcome]) -> dict:
+def build(
+    started: datetime, finished: datetime, dry_run: bool, data_folder: Path, outcomes: list[FileOutcome]
+) -> RunReport:
     def count(status: Status) -> int:
         return sum(1 for o in outcomes if o.status == status)
 
@@ -47,7 +49,7 @@ def exit_code(outcomes: list[FileOutcome], *more: ExitCode) -> ExitCode:
     return worst([o.exit_code for o in outcomes] + list(more))
 
 
-def to_json(report: dict) -> str:
+def to_json(report: RunReport) -> str:
     """Strict JSON (no NaN or Infinity); a non-finite number that slipped in becomes null."""
     try:
         return json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False)
@@ -65,7 +67,7 @@ def _finite(value):
     return value
 
 
-def _write_tmp(folder: Path, report: dict) -> str:
+def _write_tmp(folder: Path, report: RunReport) -> str:
     fd, tmp = tempfile.mkstemp(prefix=".tsv_parser_", suffix=".json.tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -79,7 +81,7 @@ def _write_tmp(folder: Path, report: dict) -> str:
     return tmp
 
 
-def write_file(path: Path, report: dict) -> Path:
+def write_file(path: Path, report: RunReport) -> Path:
     """Write the report at exactly `path` (the caller's choice, replaced atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _write_tmp(path.parent, report)
@@ -91,7 +93,7 @@ def write_file(path: Path, report: dict) -> Path:
     return path
 
 
-def write(report_dir: Path, report: dict, started: datetime) -> Path:
+def write(report_dir: Path, report: RunReport, started: datetime) -> Path:
     """Write the report as `tsv_parser_<UTC start>.json` (temporary file + rename); never
     overwrites an earlier report of the same second (a suffix is added)."""
     report_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ one `tsv_parser_file` point per file and one `tsv_parser_run` point per run. Der
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 MEASUREMENT = "electrical"
 DEVICE_TAG_VALUE = "MV2"
 FILE_MEASUREMENT = "tsv_parser_file"
@@ -29,10 +31,9 @@ RUN_FIELDS = (
 )
 # tsv_parser_file: one point per file of the run (tags empty when unknown are left out).
 FILE_TAGS = ("status", "bucket", "campaign", "device_master_sn", "file_name")
-FILE_FIELDS = (
-    "nb_rows",
-    "nb_channels",
-    "nb_points",
+# the rows and values a file's reading skipped, by rule (formats.Counters): in the report entry
+# and in the file's meta point
+COUNTER_NAMES = (
     "nb_invalid_timestamps",
     "nb_out_of_range_timestamps",
     "nb_invalid_values",
@@ -40,8 +41,8 @@ FILE_FIELDS = (
     "nb_duplicate_timestamps",
     "nb_malformed_rows",
     "nb_rows_after_end",
-    "duration_s",
 )
+FILE_FIELDS = ("nb_rows", "nb_channels", "nb_points", *COUNTER_NAMES, "duration_s")
 # what the deployed parser wrote, kept (a subset of the above)
 DEPLOYED_RUN_TAGS = ("status",)
 DEPLOYED_RUN_FIELDS = (
@@ -54,7 +55,26 @@ DEPLOYED_RUN_FIELDS = (
 )
 DEPLOYED_FILE_TAGS = FILE_TAGS
 DEPLOYED_FILE_FIELDS = ("nb_rows", "nb_channels", "nb_points", "nb_invalid_timestamps", "nb_invalid_values")
-DERIVED_LEVELS = ("1h", "1d", "1w")
+
+
+@dataclass(frozen=True)
+class Level:
+    """A derived level: its name (the bucket suffix and TSV_DOWNSAMPLE_LEVELS' word), the length
+    of its windows, and how many windows one recompute query covers at most (a chunk)."""
+
+    name: str
+    seconds: int
+    chunk: int
+
+
+# the levels table, finest first (each level is computed from the finest one below it)
+LEVELS = (
+    Level("1h", 3600, 24 * 31),
+    Level("1d", 86400, 366),
+    Level("1w", 604800, 260),
+)
+LEVEL_BY_NAME = {level.name: level for level in LEVELS}
+DERIVED_LEVELS = tuple(level.name for level in LEVELS)
 # derived buckets: one measurement per aggregate, the same tags and fields as `electrical`
 DERIVED_MEASUREMENTS = {
     "mean": MEASUREMENT,
@@ -98,18 +118,3 @@ def channel_tags(campaign: str, master_sn: str, master_type: str, channel) -> di
 
 def derived_bucket(company: str, level: str) -> str:
     return f"{company}_{level}"
-
-
-def reserved_bucket_problem(name: str, meta_bucket: str) -> str | None:
-    """Why a company folder may not be named `name` (its bucket is reserved), or None."""
-    if name.startswith("_"):
-        return f"company name {name!r} is not allowed: bucket names starting with '_' are InfluxDB's own"
-    if name == meta_bucket:
-        return f"company name {name!r} is not allowed: it is the meta bucket (TSV_META_BUCKET)"
-    for level in DERIVED_LEVELS:
-        if name.endswith(f"_{level}"):
-            return (
-                f"company name {name!r} is not allowed: names ending in _{level} are the derived "
-                "buckets of another company"
-            )
-    return None

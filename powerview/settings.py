@@ -175,9 +175,6 @@ def _influx_version(env: Env) -> int:
     return int(raw)
 
 
-DOWNSAMPLE_LEVELS = {"1h": 3600, "1d": 86400, "1w": 604800}
-
-
 def parse_levels(raw: str, name: str = "TSV_DOWNSAMPLE_LEVELS") -> tuple[str, ...]:
     """`1h,1d,1w` -> ("1h", "1d", "1w"); empty -> (); anything else -> ConfigError."""
     levels: list[str] = []
@@ -185,8 +182,8 @@ def parse_levels(raw: str, name: str = "TSV_DOWNSAMPLE_LEVELS") -> tuple[str, ..
         level = part.strip()
         if not level:
             continue
-        if level not in DOWNSAMPLE_LEVELS:
-            raise ConfigError(f"{name}: unknown level {level!r} (allowed: {', '.join(DOWNSAMPLE_LEVELS)})")
+        if level not in DERIVED_LEVELS:
+            raise ConfigError(f"{name}: unknown level {level!r} (allowed: {', '.join(DERIVED_LEVELS)})")
         if level not in levels:
             levels.append(level)
     return tuple(levels)

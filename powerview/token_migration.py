@@ -35,7 +35,7 @@ from .grafana.company import Company, ProvisioningError, Run, datasource_owner
 from .grafana.settings import GrafanaSettings
 from .influx import InfluxRejected, InfluxUnavailable
 from .influx_tokens import _HIDDEN, DESCRIPTION_PREFIX, TokenManager, check_bucket_name
-from .layout import name_problem
+from .names import name_problem
 from .settings import ConfigError
 
 log = logging.getLogger(__name__)

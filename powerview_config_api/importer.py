@@ -110,7 +110,7 @@ def _campaigns_of(api: Http, bucket: str) -> set[str]:
 
 
 def folder_campaigns(data_dir: Path, bucket: str) -> set[str]:
-    from powerview.layout import name_problem
+    from powerview.names import name_problem
 
     folder = data_dir / bucket
     if name_problem("company", bucket) or not folder.is_dir():

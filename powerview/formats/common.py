@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from .. import schema
+
 MAX_SAMPLES = 20  # skipped rows described in the report, per file
 
 # A row as a reader yields it: (epoch seconds, texts) where texts[k] belongs to channels[k] and is
@@ -119,15 +121,7 @@ class Counters:
     nb_rows_after_end: int = 0
 
     # carried by the report entry and by the meta point of each file
-    COUNTER_NAMES = (
-        "nb_invalid_timestamps",
-        "nb_out_of_range_timestamps",
-        "nb_invalid_values",
-        "nb_truncated_rows",
-        "nb_duplicate_timestamps",
-        "nb_malformed_rows",
-        "nb_rows_after_end",
-    )
+    COUNTER_NAMES = schema.COUNTER_NAMES
 
 
 @dataclass

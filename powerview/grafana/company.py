@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..grafana_names import company_names, user_names
-from ..layout import name_problem
+from ..names import name_problem
 from . import render
 from .client import Answer, Grafana, GrafanaError, seg
 from .config_api import ConfigApi

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..layout import name_problem
+from ..names import name_problem
 from .client import seg
 
 if TYPE_CHECKING:  # company.py imports this module lazily: no import cycle at run time

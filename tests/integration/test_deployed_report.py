@@ -17,6 +17,7 @@ from pathlib import Path
 
 import deployed_report
 import pytest
+import report_contract
 import requests
 
 import samples
@@ -118,6 +119,7 @@ def test_command_line_and_scan_leave_the_deployed_report_and_meta(influxd1, tmp_
     assert result.returncode == 0, result.stderr
     [report] = reports(tmp_path)
     deployed_report.assert_deployed_keys(report)
+    report_contract.assert_valid(report)
     assert (report["status"], report["base_folder"], report["run_id"]) == (
         "success",
         str(root.resolve()),
@@ -149,6 +151,7 @@ def test_command_line_and_scan_leave_the_deployed_report_and_meta(influxd1, tmp_
     assert result.returncode == 1, result.stderr  # bad.tsv is rejected
     report = reports(tmp_path)[-1]
     deployed_report.assert_deployed_keys(report)
+    report_contract.assert_valid(report)
     assert report["status"] == "partial_failure" and report["nb_files_failed"] == 1
     entries = by_name(report)
     around, usine, nounit = entries["around.tsv"], entries["u.tsv"], entries["nounit.tsv"]
@@ -284,6 +287,7 @@ def test_the_count_back_runs_on_influxdb_2_and_3(influxd1, tmp_path, names, vers
     assert result.returncode == 0, result.stderr
     [report] = reports(tmp_path)
     deployed_report.assert_deployed_keys(report)
+    report_contract.assert_valid(report)
     entry = by_name(report)["a.tsv"]
     assert entry["campaign"] == "L'usine" and entry["nb_points_in_influx"] == entry["nb_points_expected"] == 12
     assert not [w for w in entry["warnings"] if "count" in w]

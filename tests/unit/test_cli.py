@@ -10,6 +10,7 @@ from pathlib import Path
 
 import deployed_report
 import pytest
+import report_contract
 from click.testing import CliRunner
 
 from powerview.cli import main
@@ -158,6 +159,7 @@ def test_the_report_holds_every_deployed_key_with_its_meaning(data_root, env_fil
     result = invoke("-d", str(data_root), "--dry-run", "--env-file", str(env_file))
     report = json.loads(result.stdout)
     deployed_report.assert_deployed_keys(report)
+    report_contract.assert_valid(report)
     assert report["run_id"] == report["start_time"] and report["start_time"].endswith("+00:00")
     assert report["end_time"] >= report["start_time"] and report["base_folder"] == str(data_root.resolve())
     assert report["status"] == "partial_failure"  # one file in error

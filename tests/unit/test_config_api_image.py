@@ -33,7 +33,7 @@ def test_the_copied_files_are_enough_to_serve(tmp_path):
                 else:
                     destination.mkdir(parents=True, exist_ok=True)
                     shutil.copy(path, destination)
-    assert sorted(p.name for p in (app / "powerview").iterdir()) == ["__init__.py", "layout.py"]
+    assert sorted(p.name for p in (app / "powerview").iterdir()) == ["__init__.py", "names.py", "schema.py"]
     # -I: no PYTHONPATH, no current folder; -S keeps site-packages out, so add only the venv's
     site = [p for p in sys.path if p.endswith("site-packages")]
     code = (

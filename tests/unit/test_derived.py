@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from powerview import derived
+from powerview import derived, schema
 from powerview.influx import InfluxRejected, InfluxUnavailable
 from powerview.influx_targets import Influx1Writer, Influx3Writer, open_writer
 from powerview.influxql import quote_ident, quote_string
@@ -74,7 +74,7 @@ def test_plan_folds_coarser_levels_from_the_finer_one():
 def test_chunks_bound_every_query():
     long = span(start=epoch("2020-01-01T00:00:00"), end=epoch("2026-01-01T00:00:00"))
     chunks = list(derived.chunks(long, "1h"))
-    assert all(b - a <= 3600 * derived.CHUNK_WINDOWS["1h"] for a, b in chunks)
+    assert all(b - a <= 3600 * schema.LEVEL_BY_NAME["1h"].chunk for a, b in chunks)
     assert chunks[0][0] == long.start and chunks[-1][1] == long.end + 3600
     assert all(b == c for (_, b), (c, _) in zip(chunks, chunks[1:]))
 

@@ -1,4 +1,4 @@
-"""The data folder: names, locating, discovery, claims, moves."""
+"""The data folder: locating, discovery, claims, moves (the name rules: test_names.py)."""
 
 from __future__ import annotations
 
@@ -8,61 +8,9 @@ import sys
 
 import pytest
 
-from powerview import layout
+from powerview import layout, names
 
 from samples import place
-
-
-@pytest.mark.parametrize("name", ["acme", "ACME_2", "camp-base.v2", "02001283", "_x"])
-def test_allowed_names(name):
-    assert layout.name_problem("campaign", name) is None
-
-
-@pytest.mark.parametrize(
-    "name", [".hidden", "a b", "a/b", "", "x" * 129, "é", "$(touch x)", "a`b`", "a'b", "..", "parsed", "error"]
-)
-def test_refused_names(name):
-    assert layout.name_problem("device", name)
-
-
-def test_company_is_a_bucket_name():
-    assert "bucket" in layout.name_problem("company", "_monitoring")
-
-
-@pytest.mark.parametrize("name", ["Campagne été 2025", "L'usine", "Zone=1, bâtiment B", "é" * 100, "x" * 200, "Noël"])
-def test_campaign_names_people_type_are_allowed(name):
-    assert layout.name_problem("campaign", name) is None
-
-
-@pytest.mark.parametrize(
-    ("name", "reason"),
-    [
-        ("", "1 to 200 bytes"),
-        (".cache", "starts with '.'"),
-        ("a/b", "'/' or a backslash"),
-        ("a\\b", "'/' or a backslash"),
-        ("a\nb", "control or invisible"),
-        ("a\tb", "control or invisible"),
-        ("a\u202eb", "control or invisible"),  # right-to-left override: spoofs a name in Grafana
-        ("a\x85b", "control or invisible"),
-        ("é" * 101, "longer than 200 bytes"),
-        ("bad\udcffbytes", "not UTF-8"),  # a non-UTF-8 byte, as os.listdir hands it over
-        ("{{ lookup('pipe', 'id') }}", "template marker"),
-        ("{% if %}", "template marker"),
-        ("parsed", "reserved"),
-        ("error", "reserved"),
-    ],
-)
-def test_campaign_names_still_refused_say_why(name, reason):
-    problem = layout.name_problem("campaign", name)
-    assert problem and reason in problem
-
-
-@pytest.mark.parametrize("name", ["Campagne été", "L'usine", "a b", "é", "_acme"])
-def test_company_names_keep_the_strict_rule_and_say_why(name):
-    problem = layout.name_problem("company", name)
-    assert problem and "letters (a-z, A-Z), digits" in problem
-    assert "InfluxDB bucket, a Grafana uid and an SFTPGo login" in problem
 
 
 def test_locate_reads_company_campaign_device(data_root):
@@ -127,7 +75,7 @@ def test_a_claimed_file_cannot_be_claimed_by_another_process(data_root):
 
 def test_a_claim_fails_once_the_file_was_moved_away(data_root):
     path = place(data_root, "acme", "camp", "dev", "a.tsv", "x")
-    layout.move_to(path, layout.PARSED_DIR)
+    layout.move_to(path, names.PARSED_DIR)
     assert not layout.Claim(path).acquire()
 
 

@@ -173,7 +173,8 @@ def test_publish_queues_when_the_api_is_down(tmp_path):
 
 
 def test_series_keys_and_bucket_rules():
-    from powerview.catalogue_rebuild import skip_reason, split_series_key
+    from powerview.catalogue_rebuild import split_series_key
+    from powerview.names import raw_bucket_skip_reason
 
     assert split_series_key(r"electrical,campaign=c.1,channel_name=Voie\,\ 2\=a,channel_unit=W") == (
         "electrical",
@@ -181,7 +182,7 @@ def test_series_keys_and_bucket_rules():
     )
     assert split_series_key(r"electrical,x=a\\b") == ("electrical", {"x": "a\\b"})
     assert [
-        skip_reason(b, "powerview_meta")
+        raw_bucket_skip_reason(b, "powerview_meta")
         for b in ("_monitoring", "_tasks", "powerview_meta", "acme_1h", "acme_1d", "acme_1w", "acme", "acme_1hx")
     ] == [
         "system bucket",
@@ -193,7 +194,7 @@ def test_series_keys_and_bucket_rules():
         None,
         None,
     ]
-    assert "not allowed" in skip_reason("bad name", "powerview_meta")
+    assert "not allowed" in raw_bucket_skip_reason("bad name", "powerview_meta")
 
 
 def test_one_pass_stops_delivering_once_its_time_is_spent(tmp_path):

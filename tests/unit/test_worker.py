@@ -2,7 +2,9 @@
 
 The stand-in parser follows tsv_parser.py's contract: exit 0 files moved to parsed/, 1 some moved
 to error/, 75 InfluxDB down (files left in place). Its behaviour comes from FAKE_MODE; it records
-each call (argv) as one JSON line in FAKE_CALLS.
+each call (argv) as one JSON line in FAKE_CALLS, and writes its report with the parser's own typed
+contract (outcome.FileOutcome, report.build; checked against docs/rapport.schema.json in
+test_report_contract.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from powerview.spool import INGEST, PROVISION, SCAN, WAITING_INFLUXDB, Job, Spoo
 
 FAKE_PARSER = textwrap.dedent("""\
     import json, os, sys
+    from pathlib import Path
+    from powerview import report, schema
+    from powerview.outcome import Fault, FileOutcome, Status
     args = sys.argv[1:]
     files = [args[i + 1] for i, a in enumerate(args) if a == "--tsvFile"]
     report_file = args[args.index("--report-file") + 1]
@@ -37,28 +42,33 @@ FAKE_PARSER = textwrap.dedent("""\
             os.makedirs(os.path.join(os.path.dirname(f), "parsed"), exist_ok=True)
             os.rename(f, os.path.join(os.path.dirname(f), "parsed", os.path.basename(f)))
         os.kill(os.getpid(), 9)
-    entries = []
+    started = report.utcnow()
+    outcomes = []
     for f in files:
         st = os.stat(f)
-        entry = {"file": f, "file_id": f"{st.st_dev}:{st.st_ino}", "nb_points": 1, "destination": None}
+        device, campaign, company = Path(f).parent.parts[-1:-4:-1]
+        out = FileOutcome(f, company, campaign, device, file_id=f"{st.st_dev}:{st.st_ino}", nb_points=1)
+        out.counters = {name: 0 for name in schema.COUNTER_NAMES}
         if mode == "influx-down":
-            entry.update(status="retry", fault="influxdb", error="InfluxDB unreachable (file left in place)")
+            out.fail(Fault.INFLUXDB, "InfluxDB unreachable (file left in place)")
         elif mode == "skip":
-            entry.update(status="skipped", fault=None, error="taken by another process (or already moved): skipped")
+            out.status, out.error = Status.SKIPPED, "taken by another process (or already moved): skipped"
         elif mode == "environment":
-            entry.update(status="error", fault="environment", error=f"{f}: cannot read the file: Permission denied")
+            out.fail(Fault.ENVIRONMENT, f"{f}: cannot read the file: Permission denied")
         else:
             folder = "error" if mode == "reject" else "parsed"
             d = os.path.join(os.path.dirname(f), folder)
             os.makedirs(d, exist_ok=True)
             os.rename(f, os.path.join(d, os.path.basename(f)))
-            entry.update(status="error" if mode == "reject" else "success", fault="file" if mode == "reject" else None,
-                         error="line 2: unknown file format" if mode == "reject" else None,
-                         destination=os.path.join(d, os.path.basename(f)))
-        entries.append(entry)
-    with open(report_file, "w") as out:
-        json.dump({"files": entries}, out)
-    sys.exit({"influx-down": 75, "reject": 1, "environment": 73}.get(mode, 0))
+            if mode == "reject":
+                out.fail(Fault.FILE, "line 2: unknown file format")
+            else:
+                out.status = Status.SUCCESS
+            out.destination = os.path.join(d, os.path.basename(f))
+        outcomes.append(out)
+    result = report.build(started, report.utcnow(), False, Path(os.environ["FAKE_DATA"]), outcomes)
+    report.write_file(Path(report_file), result)
+    sys.exit(report.exit_code(outcomes))
 """)
 
 FAKE_ANSIBLE = textwrap.dedent("""\
@@ -102,7 +112,12 @@ class Env:
         ansible_cmd = tmp_path / "ansible-playbook"
         ansible_cmd.write_text(f'#!/bin/sh\nexec {sys.executable} {ansible} "$@"\n')
         ansible_cmd.chmod(0o755)
-        self.env = {"FAKE_CALLS": str(self.calls), "FAKE_MODE": "ok", "PATH": os.environ["PATH"]}
+        self.env = {
+            "FAKE_CALLS": str(self.calls),
+            "FAKE_MODE": "ok",
+            "FAKE_DATA": str(self.data),
+            "PATH": os.environ["PATH"],
+        }
         self.tools = Tools(
             python=sys.executable,
             parser=parser,
