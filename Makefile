@@ -40,10 +40,11 @@ test: venv  ## the test suite (tests needing a missing server are skipped)
 check: system-deps lint  ## everything, as CI runs it: lint, type check, servers required, no skip allowed
 	POWERVIEW_REQUIRE_SERVERS=1 $(MAKE) test
 
-bench: venv  ## throughput and peak memory of the parser (figures in docs/utilisation-parseur.md)
+bench: venv  ## throughput, start-up and peak memory of the parser, cost of the derived buckets (figures in docs/)
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_derived.py  # derived buckets vs raw ingestion (docs/buckets-derives.md)
 	$(PY) bench/bench_countback.py  # one count query per written file (docs/utilisation-parseur.md)
+	$(PY) bench/bench_startup.py  # imports of tsv_parser.py --help and of a run (docs/utilisation-parseur.md)
 
 lint: venv  ## shellcheck, ruff (lint and format) and mypy, all clean
 	shellcheck on-upload.sh setup.sh .ci/run

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Cost of keeping the derived buckets exact, against a real InfluxDB 1.x (Debian's influxd).
 
-    python3 bench/bench_derived.py [--days 7] [--interval 10] [--repeat 3]
+    python3 bench/bench_derived.py [--days 7] [--interval 600 --interval 10] [--repeat 5]
 
 Generates one daily file per day of the 4-slave device (tri master + four slaves, 30 values a
-row, one row every --interval seconds), ingests the days before the last one (so the weekly
-window of the last day holds a full week of raw data: the worst case), then, for the last daily
-file, measures (median of --repeat runs):
+row, one row every --interval seconds: 600, the corpus's daily files, and 10, a dense one, by
+default), ingests the days before the last one (so the weekly window of the last day holds a
+full week of raw data: the worst case), then, for the last daily file, measures (median of
+--repeat runs):
   1. its raw ingestion (read, check, line protocol, /write);
-  2. the recompute of its windows on every level (1h, 1d, 1w: one InfluxQL query each, then the
-     write of electrical / electrical_min / electrical_max).
+  2. the recompute of its windows on every level (1h, 1d, 1w: one multi-statement InfluxQL
+     read of the raw bucket, the weekly fold's read of the daily level, a write per level);
+  3. then `tsv_parser.py` on that file in its own process (ingestion, layout check, derived
+     buckets, report): wall time and peak memory.
 Figures are recorded in docs/buckets-derives.md.
 """
 
@@ -17,7 +20,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -59,36 +65,31 @@ def daily_file(path: Path, day: datetime, interval: int) -> int:
     return rows * 30
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--interval", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-
+def measure(days: int, interval: int, repeat: int) -> dict:
+    """Raw ingestion and recompute of the last daily file (medians), then `tsv_parser.py` on it
+    in its own process (wall time and peak memory, process start included)."""
     with tempfile.TemporaryDirectory() as tmp, _influxd1_class()() as server:
         root = Path(tmp) / "data"
         folder = root / "bench" / "week" / MASTER
         folder.mkdir(parents=True)
         first = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday: the weekly window starts here
-        settings = load_parser(
-            Path(tmp) / "absent.env",
-            environ={
-                "INFLUXDB_VERSION": "1",
-                "INFLUXDB_HOST": server.url,
-                "POWERVIEW_SPOOL_DIR": str(Path(tmp) / "spool"),
-            },
-        )
+        environ = {
+            "INFLUXDB_VERSION": "1",
+            "INFLUXDB_HOST": server.url,
+            "POWERVIEW_SPOOL_DIR": str(Path(tmp) / "spool"),
+        }
+        settings = load_parser(Path(tmp) / "absent.env", environ=environ)
         options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC"), 5000, dry_run=False)
         writer = Influx1Writer(settings.influx)
         client = open_query_client(settings.influx)
         raw_times, derived_times = [], []
-        nb_points = 0
-        for day in range(args.days):
-            last = day == args.days - 1
-            for _attempt in range(args.repeat if last else 1):
+        nb_points = lines = 0
+        path = folder
+        for day in range(days):
+            last = day == days - 1
+            for _attempt in range(repeat if last else 1):
                 path = folder / f"T302_{(first + timedelta(days=day)).strftime('%y%m%d')}_000000.tsv"
-                nb_points = daily_file(path, first + timedelta(days=day), args.interval)
+                nb_points = daily_file(path, first + timedelta(days=day), interval)
                 started = time.perf_counter()
                 [outcome], _ = ingest.run([layout.locate(root, path)], options, writer)
                 raw = time.perf_counter() - started
@@ -102,13 +103,53 @@ def main() -> None:
                     derived_times.append(spent)
         writer.close()
         client.close()
-    raw, rec = statistics.median(raw_times), statistics.median(derived_times)
-    print(
-        f"daily file of the 4-slave device: {nb_points} points ({86400 // args.interval} rows x 30), "
-        f"{args.days - 1} earlier day(s) in the database"
-    )
-    print(f"raw ingestion      : {raw:6.2f} s  ({nb_points / raw:,.0f} points/s)")
-    print(f"derived recompute  : {rec:6.2f} s  (levels 1h,1d,1w; {lines} lines written)  = {rec / raw:.0%} of raw")
+        # the whole parser on the last day once more, as the worker runs it
+        env_file = Path(tmp) / "bench.env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in environ.items()) + f"TSV_REPORT_DIR={tmp}/reports\n")
+        daily_file(path, first + timedelta(days=days - 1), interval)
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, str(PROJECT / "tsv_parser.py"), "--dataFolder", str(root), "--tsvFile", str(path)]
+            + ["--env-file", str(env_file), "--log-level", "WARNING"],
+            capture_output=True,
+            text=True,
+        )
+        whole = time.perf_counter() - started
+        assert proc.returncode == 0, proc.stderr
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "points": nb_points,
+        "rows": 86400 // interval,
+        "raw": statistics.median(raw_times),
+        "derived": statistics.median(derived_times),
+        "lines": lines,
+        "process": whole,
+        "peak_mb": peak_mb,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--interval", type=int, action="append", help="seconds between rows (default: 600 and 10)")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    for interval in args.interval or [600, 10]:
+        got = measure(args.days, interval, args.repeat)
+        raw, rec = got["raw"], got["derived"]
+        print(
+            f"daily file of the 4-slave device, a row every {interval} s: {got['points']} points "
+            f"({got['rows']} rows x 30), {args.days - 1} earlier day(s) in the database"
+        )
+        print(f"  raw ingestion     : {raw * 1000:7.1f} ms  ({got['points'] / raw:,.0f} points/s)")
+        print(
+            f"  derived recompute : {rec * 1000:7.1f} ms  (levels 1h,1d,1w; {got['lines']} lines written) "
+            f"= {rec / raw:.2f} x the raw ingestion"
+        )
+        print(
+            f"  tsv_parser.py on it, process start and derived buckets included: {got['process']:.2f} s, "
+            f"peak memory {got['peak_mb']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

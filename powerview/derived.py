@@ -8,7 +8,9 @@ the raw bucket, one request per level and chunk:
     SELECT mean("F") AS "mean_F", min("F") AS "min_F", max("F") AS "max_F", count("F") AS "count_F"
     FROM "electrical" WHERE "campaign" = '...' AND "device_master_sn" = '...' AND "channel_id" = '...'
       AND time >= '<first window start>' AND time < '<last window end>'
-    GROUP BY time(1h), * fill(none)          (one such statement per channel, in one request)
+    GROUP BY time(1h), * fill(none)          (one such statement per channel, in one request;
+                                              InfluxDB 3 takes one statement a request: one
+                                              statement over every channel there, see _read)
 
 Each coarser level is folded EXACTLY from the level below, whose windows tile it (1h -> 1d -> 1w):
 mean = sum(mean x count) / sum(count), min of the minima, max of the maxima, sum of the counts.
@@ -36,6 +38,11 @@ Before a coarser level is folded, the raw points of its windows are counted: a w
 from the level below (a level enabled later) shows up as a count that does not add up, and the
 level is then read from the raw data. One recompute at a time per bucket (BucketLocks, shared
 with powerview-downsample): the one that read the newer raw data always writes last.
+
+A span whose levels each fit in one chunk (any file of days or weeks) is done in one pass
+(_one_pass): one read of the raw bucket for the finest level and every count, levels tiled by
+windows recomputed in the pass folded in memory, a read of the level below only for the others,
+one write per level; the lock is held from the first read to the last write.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -144,6 +151,11 @@ def _check_bounds(level: str, first: int, last: int) -> None:
 def recompute_query(span: Span, level: str, first: int, last: int) -> str:
     """InfluxQL over the RAW bucket: mean, min, max and count of every field in every window of
     `level` in [first, last), per series (GROUP BY *), empty windows left out."""
+    return "; ".join(recompute_statements(span, level, first, last))
+
+
+def recompute_statements(span: Span, level: str, first: int, last: int) -> list[str]:
+    """The statements of recompute_query, one per channel (see _by_channel)."""
     _check_bounds(level, first, last)
     time_condition = f"time >= '{iso_z(first)}' AND time < '{iso_z(last)}'"
     statements = []
@@ -155,20 +167,27 @@ def recompute_query(span: Span, level: str, first: int, last: int) -> str:
             f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
             f"WHERE {_where(span, time_condition, channel)} GROUP BY time({level}), * fill(none)"
         )
-    return "; ".join(statements)
+    return statements
 
 
 def fold_query(span: Span, lower: str, level: str, first: int, last: int) -> str:
     """InfluxQL over `<bucket>_<lower>`: the windows of the level below that make up the windows
     of `level` in [first, last) (stamped at their ends: first < time <= last). One statement: the
     rows are few (24 a day at most a series)."""
+    return fold_statements(replace(span, channels=()), lower, level, first, last)[0]
+
+
+def fold_statements(span: Span, lower: str, level: str, first: int, last: int) -> list[str]:
+    """The statements of fold_query, one per channel when the span knows them (InfluxDB 1.x
+    reads one series per statement much faster than every field of every series at once)."""
     _check_bounds(level, first, last)
     time_condition = f"time > '{iso_z(first)}' AND time <= '{iso_z(last)}'"
     sources = ", ".join(quote_ident(m) for m in MEASUREMENTS.values())
-    return (
-        f"SELECT {', '.join(quote_ident(f) for f in span.fields)} FROM {sources} "
-        f"WHERE {_where(span, time_condition, None)} GROUP BY *"
-    )
+    return [
+        f"SELECT {', '.join(quote_ident(f) for f in fields)} FROM {sources} "
+        f"WHERE {_where(span, time_condition, channel)} GROUP BY *"
+        for channel, fields in _by_channel(span)
+    ]
 
 
 def count_query(span: Span, level: str, first: int, last: int) -> str:
@@ -176,6 +195,11 @@ def count_query(span: Span, level: str, first: int, last: int) -> str:
     `level` in [first, last), per series. The fold's counts must match it exactly: a window of
     the level below that is absent (a level enabled later, raw data ingested with the derived
     step off) or stale shows up here, and the level is then read from the raw data."""
+    return "; ".join(count_statements(span, level, first, last))
+
+
+def count_statements(span: Span, level: str, first: int, last: int) -> list[str]:
+    """The statements of count_query, one per channel (see _by_channel)."""
     _check_bounds(level, first, last)
     time_condition = f"time >= '{iso_z(first)}' AND time < '{iso_z(last)}'"
     statements = []
@@ -185,7 +209,7 @@ def count_query(span: Span, level: str, first: int, last: int) -> str:
             f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
             f"WHERE {_where(span, time_condition, channel)} GROUP BY time({level}), * fill(none)"
         )
-    return "; ".join(statements)
+    return statements
 
 
 def counts_from_raw(series: Iterable[dict], seconds: int) -> dict[tuple, int]:
@@ -243,6 +267,11 @@ class Incomplete(Exception):
 def aggregates_from_lower(series: Iterable[dict], seconds: int) -> list[Aggregate]:
     """Answer of fold_query -> the windows of the upper level, exactly: mean = sum(mean * count) /
     sum(count), min of minima, max of maxima, sum of counts. Raises Incomplete."""
+    return _fold(_lower_parts(series), seconds)
+
+
+def _lower_parts(series: Iterable[dict]) -> dict[tuple, dict[str, float]]:
+    """Answer of fold_query -> {(tags, window end, field): {aggregate: value}} of the level below."""
     names = {m: agg for agg, m in MEASUREMENTS.items()}
     parts: dict[tuple, dict[str, float]] = {}
     for one in series:
@@ -255,6 +284,11 @@ def aggregates_from_lower(series: Iterable[dict], seconds: int) -> list[Aggregat
             for field, value in zip(columns[1:], row[1:]):
                 if value is not None:
                     parts.setdefault((tags, int(row[0]), field), {})[agg] = value
+    return parts
+
+
+def _fold(parts: dict[tuple, dict[str, float]], seconds: int) -> list[Aggregate]:
+    """Windows of the level below -> the windows of `seconds` they make up, exactly."""
     upper: dict[tuple, dict] = {}
     for (tags, stamp, field), values in parts.items():
         if len(values) != len(AGGREGATES) or not values["count"]:
@@ -294,8 +328,13 @@ def aggregates_from_lower(series: Iterable[dict], seconds: int) -> list[Aggregat
 def derived_lines(aggregates: Iterable[Aggregate]) -> Iterator[str]:
     """One line per aggregate and measurement (mean -> electrical, min -> electrical_min, max ->
     electrical_max, count -> electrical_count), stamped at the window's end."""
+    prefixes: dict[tuple, str] = {}  # the same series recur in every window
     for tags, end, field, values in aggregates:
-        prefix = lineprotocol.tag_set(dict(tags)) + " " + lineprotocol.escape_key(field) + "="
+        prefix = prefixes.get((tags, field))
+        if prefix is None:
+            prefix = prefixes[tags, field] = (
+                lineprotocol.tag_set(dict(tags)) + " " + lineprotocol.escape_key(field) + "="
+            )
         suffix = f" {end}\n"
         for agg, measurement in MEASUREMENTS.items():
             value = f"{int(values[agg])}i" if agg == "count" else repr(float(values[agg]))
@@ -353,24 +392,43 @@ def recompute(
     the same windows (the parser and powerview-downsample, say) never interleave, so the one
     that read the newer raw data always writes last (BucketLocks)."""
     span.check()
-    written = 0
-    for level, database, query, first, last in plan(span, levels):
+    ordered = sorted_levels(levels)
+    bounds = {level: list(chunks(span, level)) for level in ordered}
+    if ordered and all(len(ranges) == 1 for ranges in bounds.values()):
+        # the common case (files of days or weeks): every level in one pass, see _one_pass
         with lock(span.bucket) if lock is not None else nullcontext():
-            written += _recompute_chunk(span, level, database, query, first, last, client, writer, batch_lines)
+            written = _one_pass(
+                span, ordered, {lv: ranges[0] for lv, ranges in bounds.items()}, client, writer, batch_lines
+            )
+        on_chunk()
+        return written
+    written = 0
+    for level, _database, _query, first, last in plan(span, levels):
+        with lock(span.bucket) if lock is not None else nullcontext():
+            lower = source_level(ordered, level)
+            written += _recompute_chunk(span, level, lower, first, last, client, writer, batch_lines)
         on_chunk()
     return written
 
 
 def _recompute_chunk(
-    span: Span, level: str, database: str, query: str, first: int, last: int, client: QueryClient, writer, batch_lines
+    span: Span, level: str, lower: str | None, first: int, last: int, client: QueryClient, writer, batch_lines
 ) -> int:
     seconds = schema.LEVEL_BY_NAME[level].seconds
-    if database == span.bucket:
-        aggregates: Iterable[Aggregate] = aggregates_from_raw(client.series(database, query), seconds)
+    narrow = _for_client(span, client)
+    if lower is None:
+        aggregates: Iterable[Aggregate] = aggregates_from_raw(
+            _series(_read(client, span.bucket, recompute_statements(narrow, level, first, last))), seconds
+        )
     else:
+        database = derived_bucket(span.bucket, lower)
         try:
-            folded = aggregates_from_lower(client.series(database, query), seconds)
-            raw_counts = counts_from_raw(client.series(span.bucket, count_query(span, level, first, last)), seconds)
+            folded = aggregates_from_lower(
+                _series(_read(client, database, fold_statements(narrow, lower, level, first, last))), seconds
+            )
+            raw_counts = counts_from_raw(
+                _series(_read(client, span.bucket, count_statements(narrow, level, first, last))), seconds
+            )
             missing = _count_mismatch(folded, raw_counts)
             if missing:
                 raise Incomplete(missing)
@@ -378,9 +436,111 @@ def _recompute_chunk(
         except Incomplete as exc:
             log.warning("%s: %s: recomputing %s from the raw data", database, exc, level)
             aggregates = aggregates_from_raw(
-                client.series(span.bucket, recompute_query(span, level, first, last)), seconds
+                _series(_read(client, span.bucket, recompute_statements(narrow, level, first, last))), seconds
             )
     return _write(writer, derived_bucket(span.bucket, level), derived_lines(aggregates), batch_lines)
+
+
+def _one_pass(
+    span: Span,
+    ordered: list[str],
+    bounds: dict[str, tuple[int, int]],
+    client: QueryClient,
+    writer,
+    batch_lines: int,
+) -> int:
+    """Every level of a span whose levels each fit in one chunk, with the arithmetic of the chunk
+    by chunk path in fewer round trips: ONE InfluxQL request on the raw bucket (the finest
+    level's aggregates and the raw counts of every level folded from stored windows, several
+    statements), then level by level, finer first: the fold's read of the level below when
+    needed, and one write per derived bucket. The lock is held from the first read to the last
+    write.
+
+    A level whose windows are all tiled by windows of the level below recomputed in this pass
+    (a daily file's day, say) is folded in memory from them: neither the stored windows nor the
+    raw counts are needed, the fresh windows being exact by construction. Any other fold reads
+    the level below as written, is checked against the raw counts and read from the raw data
+    when they differ, exactly as chunk by chunk."""
+    sources = {level: source_level(ordered, level) for level in ordered}
+    narrow = _for_client(span, client)
+
+    def covered(level: str) -> bool:
+        lower = sources[level]
+        return lower is not None and bounds[lower][0] <= bounds[level][0] and bounds[lower][1] >= bounds[level][1]
+
+    parts: list[tuple[str, int]] = []  # (kind + level, number of statements)
+    statements: list[str] = []
+    for level in ordered:
+        first, last = bounds[level]
+        if sources[level] is None:
+            more, kind = recompute_statements(narrow, level, first, last), "raw"
+        elif not covered(level):
+            more, kind = count_statements(narrow, level, first, last), "count"
+        else:
+            continue
+        statements += more
+        parts.append((kind + level, len(more)))
+    results = _read(client, span.bucket, statements) if statements else []
+    raw: dict[str, list[dict]] = {}
+    position = 0
+    for key, size in parts:
+        raw[key] = list(_series(results[position : position + size]))
+        position += size
+
+    fresh: dict[str, list[Aggregate]] = {}
+    written = 0
+    for level in ordered:
+        seconds = schema.LEVEL_BY_NAME[level].seconds
+        first, last = bounds[level]
+        lower = sources[level]
+        if lower is None:
+            fresh[level] = list(aggregates_from_raw(raw["raw" + level], seconds))
+        elif covered(level):
+            fresh[level] = _fold({(tags, end, field): values for tags, end, field, values in fresh[lower]}, seconds)
+        else:
+            database = derived_bucket(span.bucket, lower)
+            try:  # the level below is written already (levels go finer to coarser)
+                folded = aggregates_from_lower(
+                    _series(_read(client, database, fold_statements(narrow, lower, level, first, last))), seconds
+                )
+                missing = _count_mismatch(folded, counts_from_raw(raw["count" + level], seconds))
+                if missing:
+                    raise Incomplete(missing)
+                fresh[level] = folded
+            except Incomplete as exc:
+                log.warning("%s: %s: recomputing %s from the raw data", database, exc, level)
+                more = recompute_statements(narrow, level, first, last)
+                fresh[level] = list(aggregates_from_raw(_series(_read(client, span.bucket, more)), seconds))
+        written += _write(writer, derived_bucket(span.bucket, level), derived_lines(fresh[level]), batch_lines)
+    return written
+
+
+def _for_client(span: Span, client: QueryClient) -> Span:
+    """The span whose statements suit the server: one statement per channel where a request
+    carries several (1.x, 2.x: the fastest there), one statement over every field where it
+    carries one (InfluxDB 3: a request a channel would multiply the round trips)."""
+    if span.channels and client.single_statement:
+        return replace(span, channels=())
+    return span
+
+
+def _read(client: QueryClient, database: str, statements: list[str]) -> list[dict]:
+    """One result per statement. InfluxDB 1.x and 2.x run several statements separated by `;` in
+    one /query request, POSTed (a long query stays out of the URL: no 414 from a proxy, no URL
+    re-encoding); InfluxDB 3 accepts one statement per request (its v1 /query refuses more with
+    HTTP 500 "must provide only one InfluxQl statement per query"), so each goes on its own."""
+    if client.single_statement:
+        results = [result for statement in statements for result in client.raw(database, statement)["results"]]
+    else:
+        results = client.raw(database, "; ".join(statements), write=True)["results"]
+    if len(results) != len(statements):
+        raise InfluxUnavailable(f"InfluxQL on {database}: {len(results)} result(s) for {len(statements)} statement(s)")
+    return results
+
+
+def _series(results: list[dict]) -> Iterator[dict]:
+    for result in results:
+        yield from result.get("series") or []
 
 
 def _count_mismatch(folded: list[Aggregate], raw_counts: dict[tuple, int]) -> str | None:

@@ -154,10 +154,12 @@ def open_writer(settings: InfluxSettings, meta_bucket: str = DEFAULT_META_BUCKET
 def open_query_client(settings: InfluxSettings) -> QueryClient:
     """The InfluxQL client (`/query`) of the targeted server, a `Connection` for its other calls."""
     settings.require()
-    return QueryClient(
+    client = QueryClient(
         settings.url or "",
         auth_of(settings),
         timeout_s=settings.timeout_s,
         budget_s=settings.retry_max_s,
         credentials=credentials_hint(settings),
     )
+    client.single_statement = settings.version == 3
+    return client

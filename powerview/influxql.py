@@ -40,6 +40,8 @@ class QueryClient(Connection):
     speaks InfluxQL.
     """
 
+    single_statement = False  # InfluxDB 3: one InfluxQL statement per /query request
+
     def raw(self, db: str | None, influxql: str, write: bool = False) -> dict:
         """The decoded JSON answer; a statement error raises InfluxRejected."""
         params = {"q": influxql, "epoch": "s"}

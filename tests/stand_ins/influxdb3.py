@@ -24,7 +24,10 @@ database and table management, the v2-compatible write endpoint, the v1-compatib
 |                                           | over ``max_body_bytes`` (the server's request size limit)   |
 | GET, POST /query?db=&q=&epoch=            | InfluxQL answered by a real InfluxDB 1.x holding the same   |
 |                                           | points (``influxql_backend``); "database not found: <db>"   |
-|                                           | (200, statement error) for an unknown database              |
+|                                           | (200, statement error) for an unknown database; 500 "must   |
+|                                           | provide only one InfluxQl statement per query" for several  |
+|                                           | statements separated by `;` (influxdb3_server's http.rs:    |
+|                                           | query_influxql_inner refuses them, its catch-all is a 500)  |
 
 Schema rules enforced on write (InfluxDB 3's documented restrictions):
 * a table's tag columns are fixed when the table is created (by the first write, or by
@@ -204,6 +207,8 @@ class InfluxDB3StandIn(StandIn):
     # ------------------------------------------------------------------ InfluxQL
     def _influxql(self, query: dict[str, str]) -> tuple[int, Any]:
         q = query.get("q", "")
+        if len(_statements(q)) > 1:
+            return 500, b"must provide only one InfluxQl statement per query"
         with self._lock:
             names = sorted(self.tables)
         if q.strip().upper().startswith("SHOW DATABASES"):
@@ -232,6 +237,28 @@ class InfluxDB3StandIn(StandIn):
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
+
+
+def _statements(q: str) -> list[str]:
+    """The statements of an InfluxQL text: split on `;` outside quoted identifiers and strings
+    (backslash escapes inside them), empty ones left out."""
+    out, current, quote, escaped = [], [], "", False
+    for char in q:
+        if escaped:
+            escaped = False
+        elif quote and char == "\\":
+            escaped = True
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == ";":
+            out.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    out.append("".join(current))
+    return [statement for statement in out if statement.strip()]
 
 
 class _Error(Exception):
