@@ -296,19 +296,19 @@ def test_other_generations_are_refused_clearly(influx2, env_file, version):
     assert f"INFLUXDB_VERSION={version}" in result.stderr and "InfluxDB 2 only" in result.stderr
 
 
-def test_the_tenancy_migration_gets_the_playbooks_token_from_the_token_manager(influx, tmp_path):
+def test_the_tenancy_migration_gets_the_playbooks_token_from_the_token_manager(influx2, tmp_path):
     """powerview-grafana-tenancy calls TokenManager itself (no subprocess): its settings file,
     nothing made in check mode, the same token as manage_influx_tokens.py, faults named."""
     from powerview.grafana.company import ProvisioningError
     from powerview.grafana.tenancy import BucketTokens
 
     env_file = tmp_path / "pv.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_env(influx).items()))
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_env(influx2).items()))
     plan = BucketTokens(env_file)("acme", True)
-    assert plan["action"] == "create" and "token" not in plan and ours(influx) == []
+    assert plan["action"] == "create" and "token" not in plan and ours(influx2) == []
     made = BucketTokens(env_file)("acme", False)
-    assert made["changed"] and len(ours(influx)) == 1 and made["id"] == ours(influx)[0]["id"]
-    assert made["token"] == cli(influx, env_file, "--bucket", "acme").stdout.strip()  # what the playbook gets
+    assert made["changed"] and len(ours(influx2)) == 1 and made["id"] == ours(influx2)[0]["id"]
+    assert made["token"] == cli(influx2, env_file, "--bucket", "acme").stdout.strip()  # what the playbook gets
     again = BucketTokens(env_file)("acme", False)
     assert again == {**made, "changed": False}
 
