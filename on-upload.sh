@@ -9,11 +9,11 @@
 #   1. records the event durably: the SFTPGO_ACTION* variables (SFTPGO_CONNECTION_* for the
 #      post-disconnect hook; nothing else: that hook keeps SFTPGo's environment), NUL-separated, in
 #      <spool>/incoming/<id>.event (written in <spool>/tmp/, synced, then renamed);
-#   2. starts the worker (python -m powerview.worker run) detached, unless one runs: it takes
+#   2. starts the worker (python -m powerview.operations.worker run) detached, unless one runs: it takes
 #      the worker lock (flock) and hands the locked descriptor to the worker. First it checks
 #      that the virtualenv has what requirements.txt pins (below): if not, it says so on stderr
 #      and in uploads.log, with the fix, and starts nothing (the event waits in the spool).
-# The worker checks each event (powerview/hook.py: paths, names; refused or ignored events
+# The worker checks each event (powerview/operations/hook.py: paths, names; refused or ignored events
 # run nothing), logs it in uploads.log and queues its job. The script always exits 0: SFTPGo
 # never fails an upload for a reason of ours. Docs: docs/integration-sftpgo-grafana.md
 
@@ -147,7 +147,7 @@ fi
 # makes the hook wait for Python:
 # - each NAME==VERSION of requirements.txt, and the project itself, has its .dist-info in the
 #   virtualenv (a glob per line: a package uninstalled, or another version, is named at once);
-# - then powerview/venvcheck.py imports the worker, detached, started by the hook that starts
+# - then powerview/operations/venvcheck.py imports the worker, detached, started by the hook that starts
 #   the worker: the next calls give its answer.
 venv_changed() {
     local path
@@ -218,11 +218,11 @@ venv_problem() {
     check_started=$started   # the import check: by the hook that starts the worker, below
 }
 
-# check_imports: powerview/venvcheck.py, detached, one at a time (flock -n), output in the spool only
+# check_imports: powerview/operations/venvcheck.py, detached, one at a time (flock -n), output in the spool only
 check_imports() {
     # shellcheck disable=SC2016  # the script's variables are its own
     setsid -f flock -n "$spool/venv.lock" bash -c '
-        out=$(timeout 60 "$1" -I "$2/powerview/venvcheck.py" "$2" 2>&1 </dev/null)
+        out=$(timeout 60 "$1" -I "$2/powerview/operations/venvcheck.py" "$2" 2>&1 </dev/null)
         case $? in
             0) answer=ok ;;
             124 | 137) exit 0 ;;
@@ -245,7 +245,7 @@ if { exec {lock}<>"$spool/worker.lock"; } 2>/dev/null; then
         # (without the worker lock's descriptor: only the worker may hold it)
         [[ -z $check_started ]] || check_imports {lock}>&-
         # isolated mode (-I): no PYTHON* variable, no user site; powerview is installed in the venv
-        setsid -f "$python" -I -m powerview.worker --env-file "$project/.env" run --lock-fd "$lock" \
+        setsid -f "$python" -I -m powerview.operations.worker --env-file "$project/.env" run --lock-fd "$lock" \
             </dev/null >>"$log_dir/worker.log" 2>&1 ||
             problem "cannot start the worker: event $id kept in the spool"
     fi

@@ -5,7 +5,7 @@ The `powerview` package comes from the virtualenv (`pip install -e .`, done by `
 from a checkout, Python also finds it beside this script.
 """
 
-from powerview.cli import main
+from powerview.cli.parse import main
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cost of the count-back (one InfluxQL `count(*)` per written file, powerview/countback.py)
+"""Cost of the count-back (one InfluxQL `count(*)` per written file, powerview/delivery/countback.py)
 against a real InfluxDB 1.x (Debian `influxd`), next to the file's own ingestion.
 
     python3 bench/bench_countback.py [--days 7] [--rows 8640]
@@ -27,10 +27,11 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT), str(PROJECT / "tests"), str(PROJECT / "tests" / "integration")]
 
-from powerview import countback, ingest, layout  # noqa: E402
-from powerview.formats import RowRules  # noqa: E402
-from powerview.influx_targets import Influx1Writer, open_query_client  # noqa: E402
-from powerview.settings import load_parser  # noqa: E402
+from powerview.core.settings import load_parser  # noqa: E402
+from powerview.delivery import countback  # noqa: E402
+from powerview.delivery.influx_targets import Influx1Writer, open_query_client  # noqa: E402
+from powerview.ingestion import ingest, layout  # noqa: E402
+from powerview.ingestion.formats import RowRules  # noqa: E402
 
 from servers import Influxd1  # noqa: E402
 

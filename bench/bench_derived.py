@@ -29,11 +29,12 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from powerview import derived, ingest, layout
-from powerview.formats import RowRules
-from powerview.influx_targets import Influx1Writer, open_query_client
-from powerview.outcome import Status
-from powerview.settings import load_parser
+from powerview.core.outcome import Status
+from powerview.core.settings import load_parser
+from powerview.delivery import derived
+from powerview.delivery.influx_targets import Influx1Writer, open_query_client
+from powerview.ingestion import ingest, layout
+from powerview.ingestion.formats import RowRules
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -78,7 +78,7 @@ s.serve_forever()
 PARSE_ONLY = r"""
 import sys, time, resource
 from datetime import date
-from powerview.formats import open_device_file, RowRules
+from powerview.ingestion.formats import open_device_file, RowRules
 t0 = time.perf_counter()
 n = 0
 with open(sys.argv[1], encoding="utf-8-sig", errors="replace", newline="\n") as fh:
@@ -112,7 +112,7 @@ class NullWriter:
 
 
 class ClientWriter:
-    """What powerview.influx.InfluxWriter does per batch (influxdb-client, synchronous write API,
+    """What powerview.delivery.influx.InfluxWriter does per batch (influxdb-client, synchronous write API,
     precision s), without its settings: one writer for both contenders."""
 
     def __init__(self, url: str):
@@ -170,8 +170,9 @@ def compare_in_process(work: Path, source: Path, writer, repeat: int) -> tuple[f
     sink and writer. Returns (minimal_s, parser_s, points)."""
     from datetime import date
 
-    from powerview import ingest, layout, lineprotocol, schema
-    from powerview.formats import RowRules, open_device_file
+    from powerview.core import schema
+    from powerview.ingestion import ingest, layout, lineprotocol
+    from powerview.ingestion.formats import RowRules, open_device_file
 
     rules = RowRules.for_now(date(2021, 1, 1))
     with open(source, encoding="utf-8", newline="\n") as fh:

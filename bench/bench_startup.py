@@ -8,7 +8,7 @@ only ever adds):
   1. `python -X importtime tsv_parser.py --help`: the time its imports take (the sum of the
      top-level entries of -X importtime, the interpreter's own `site` and `encodings` included),
      and the wall time of the whole process;
-  2. the same for the imports of a run (`powerview.cli` plus what its main() imports: ingest,
+  2. the same for the imports of a run (`powerview.cli.parse` plus what its main() imports: ingest,
      derived, catalogue, count-back, the InfluxDB clients...), which `--help` no longer pays;
   3. the wall time and peak memory (max RSS) of `tsv_parser.py --version`.
 Figures are recorded in docs/utilisation-parseur.md ("Performances mesurées").
@@ -26,9 +26,9 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 RUN_IMPORTS = (
-    "import powerview.cli, powerview.catalogue, powerview.countback, powerview.derived, powerview.ingest, "
-    "powerview.layout, powerview.layout_change, powerview.logsafe, powerview.report, powerview.formats, "
-    "powerview.influx, powerview.influx_targets, powerview.settings"
+    "import powerview.cli.parse, powerview.delivery.catalogue, powerview.delivery.countback, powerview.delivery.derived, powerview.ingestion.ingest, "
+    "powerview.ingestion.layout, powerview.delivery.layout_change, powerview.core.logsafe, powerview.ingestion.report, powerview.ingestion.formats, "
+    "powerview.delivery.influx, powerview.delivery.influx_targets, powerview.core.settings"
 )
 
 

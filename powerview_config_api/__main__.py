@@ -11,7 +11,7 @@ import os
 import sqlite3
 import sys
 
-from powerview.exitcodes import ExitCode, exit_codes_text
+from powerview.core.exitcodes import ExitCode, exit_codes_text
 
 DEFAULT_DB = "/data/powerview-2/config-api.sqlite3"
 

@@ -2,7 +2,7 @@
 
 Reads are open (Grafana's proxy reads them); writes need `Authorization: Bearer <token>` when a
 token is configured. Names in paths and bodies follow the project's rules
-(`powerview.names.name_problem`: a bucket is a company name). The contract: docs/config-api.md.
+(`powerview.core.names.name_problem`: a bucket is a company name). The contract: docs/config-api.md.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from powerview import __version__
-from powerview.names import name_problem
+from powerview.core.names import name_problem
 
 from .store import Conflict, NotFound, Store, UnknownChannels
 

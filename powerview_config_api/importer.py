@@ -75,7 +75,7 @@ class Http:
 
 def grafana_clients(settings) -> dict[str, str]:
     """clientId -> bucket, from every Grafana data source that has a jsonData.clientId."""
-    from powerview.grafana.client import Grafana, GrafanaError
+    from powerview.onboarding.grafana.client import Grafana, GrafanaError
 
     grafana = Grafana(settings)
     org_ids: list[int | None] = [None]
@@ -111,7 +111,7 @@ def _campaigns_of(api: Http, bucket: str) -> set[str]:
 
 
 def folder_campaigns(data_dir: Path, bucket: str) -> set[str]:
-    from powerview.names import name_problem
+    from powerview.core.names import name_problem
 
     folder = data_dir / bucket
     if name_problem("company", bucket) or not folder.is_dir():
@@ -255,7 +255,7 @@ class Importer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from powerview.exitcodes import ExitCode, exit_codes_text
+    from powerview.core.exitcodes import ExitCode, exit_codes_text
 
     parser = argparse.ArgumentParser(
         prog="powerview-config-api import",
@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from powerview.grafana.settings import load as load_grafana
-    from powerview.settings import ConfigError
+    from powerview.core.settings import ConfigError
+    from powerview.onboarding.grafana.settings import load as load_grafana
 
     if args.env_file is not None and (not args.env_file.exists() or args.env_file.is_dir()):
         parser.error(f"--env-file {args.env_file}: no such file")

@@ -1,6 +1,6 @@
 """An independent, deliberately plain reading of T302 files: what InfluxDB should hold afterwards.
 
-Written apart from powerview.formats (no shared code), with datetime.strptime and Decimal, so
+Written apart from powerview.ingestion.formats (no shared code), with datetime.strptime and Decimal, so
 that the end-to-end tests compare two implementations of the rules, not one with itself.
 """
 

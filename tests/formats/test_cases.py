@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from powerview.formats import FileFault, RowRules, open_device_file
+from powerview.ingestion.formats import FileFault, RowRules, open_device_file
 
 HERE = Path(__file__).resolve().parent
 CASES = sorted(path.parent for path in HERE.glob("*/*/input.tsv"))

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from powerview import derived, ingest, layout
-from powerview.formats import RowRules
-from powerview.influx_targets import Influx1Writer, open_query_client
-from powerview.settings import load_parser as load
+from powerview.core.settings import load_parser as load
+from powerview.delivery import derived
+from powerview.delivery.influx_targets import Influx1Writer, open_query_client
+from powerview.ingestion import ingest, layout
+from powerview.ingestion.formats import RowRules
 
 import derived_expected
 import samples

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import requests
 
-from powerview import acceptance
-from powerview.acceptance_settings import load_acceptance
-from powerview.grafana.names import company_names
-from powerview.influx import connect
-from powerview.influx_tokens import TokenManager
-from powerview.settings import load_tokens
+from powerview.acceptance import run as acceptance
+from powerview.acceptance.settings import load_acceptance
+from powerview.core.settings import load_tokens
+from powerview.delivery.influx import connect
+from powerview.onboarding.grafana.names import company_names
+from powerview.onboarding.influx_tokens import TokenManager
 
 from stand_ins.grafana import GrafanaStandIn
 

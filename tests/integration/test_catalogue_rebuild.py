@@ -10,9 +10,9 @@ from pathlib import Path
 import requests
 from click.testing import CliRunner
 
-from powerview import ingest, layout
-from powerview.catalogue_cli import main
-from powerview.formats import RowRules
+from powerview.cli.catalogue import main
+from powerview.ingestion import ingest, layout
+from powerview.ingestion.formats import RowRules
 
 import samples
 from config_api_server import ConfigAPI
@@ -120,7 +120,7 @@ def test_rebuild_from_influxdb1_matches_what_was_ingested(influxd1, tmp_path):
 
 
 def test_deliver_outbox_command(tmp_path):
-    from powerview.outbox import Outbox
+    from powerview.delivery.outbox import Outbox
 
     box = Outbox(tmp_path / "spool" / "outbox" / "catalogue")
     box.put({"bucket": "acme", "body": {"campaign": "c", "channels": [{"fieldId": "M1_U1_V"}]}})

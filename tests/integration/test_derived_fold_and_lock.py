@@ -211,7 +211,7 @@ def test_a_stale_recompute_never_writes_last(influxd1, tmp_path):
             [
                 sys.executable,
                 "-m",
-                "powerview.downsample_cli",
+                "powerview.cli.downsample",
                 "--bucket",
                 company,
                 "--start",

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import requests
 
-from powerview import derived
-from powerview.influx_targets import Influx1Writer, open_query_client, open_writer
-from powerview.settings import load_parser
+from powerview.core.settings import load_parser
+from powerview.delivery import derived
+from powerview.delivery.influx_targets import Influx1Writer, open_query_client, open_writer
 
 from stand_ins.influxdb3 import InfluxDB3StandIn
 

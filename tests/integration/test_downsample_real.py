@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from powerview import derived, ingest, layout
-from powerview.formats import RowRules
-from powerview.influx import InfluxUnavailable
-from powerview.influx_targets import Influx1Writer, open_query_client
-from powerview.outcome import FileOutcome, Status
-from powerview.settings import load_parser as load
+from powerview.core.outcome import FileOutcome, Status
+from powerview.core.settings import load_parser as load
+from powerview.delivery import derived
+from powerview.delivery.influx import InfluxUnavailable
+from powerview.delivery.influx_targets import Influx1Writer, open_query_client
+from powerview.ingestion import ingest, layout
+from powerview.ingestion.formats import RowRules
 
 import derived_expected
 import faults
@@ -96,7 +97,7 @@ def assert_same(got: dict, want: dict) -> None:
 
 def run_downsample(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "powerview.downsample_cli", *args],
+        [sys.executable, "-m", "powerview.cli.downsample", *args],
         capture_output=True,
         text=True,
         env={"PATH": os.environ["PATH"], **env},
@@ -145,7 +146,7 @@ def test_backfill_gives_the_exact_windows_and_dry_run_writes_nothing(influxd1, t
 def test_downsample_refuses_bad_arguments(tmp_path, monkeypatch, args, message):
     from click.testing import CliRunner
 
-    from powerview.downsample_cli import main
+    from powerview.cli.downsample import main
 
     monkeypatch.setenv("INFLUXDB_VERSION", "1")
     monkeypatch.setenv("INFLUXDB_HOST", "http://127.0.0.1:9")

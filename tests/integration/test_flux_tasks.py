@@ -66,7 +66,7 @@ def downsample(influx: InfluxDB2StandIn, *args: str) -> subprocess.CompletedProc
         "TSV_INFLUX_RETRY_MAX_SECONDS": "2",
     }
     return subprocess.run(
-        [sys.executable, "-m", "powerview.downsample_cli", *args],
+        [sys.executable, "-m", "powerview.cli.downsample", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -149,7 +149,7 @@ def test_a_token_without_task_rights_is_named():
 def test_the_task_options_need_influxdb_2(monkeypatch):
     from click.testing import CliRunner
 
-    from powerview.downsample_cli import main
+    from powerview.cli.downsample import main
 
     monkeypatch.setenv("INFLUXDB_VERSION", "1")
     monkeypatch.setenv("INFLUXDB_HOST", "http://127.0.0.1:9")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from powerview import lineprotocol
-from powerview.cli import main
+from powerview.cli.parse import main
+from powerview.ingestion import lineprotocol
 
 import faults
 import samples
@@ -326,7 +326,7 @@ def test_report_file_is_written_where_asked(influx2, influx_env, tmp_path):
 @pytest.mark.parametrize("where", ["first row", "middle", "last line"])
 def test_a_line_over_the_limit_is_refused_before_anything_is_written(influx2, influx_env, tmp_path, where):
     """Found by the fingerprint pass: no batch of such a file reaches InfluxDB."""
-    from powerview.formats.lines import MAX_LINE_CHARS
+    from powerview.ingestion.formats.lines import MAX_LINE_CHARS
 
     rows = [samples.row(f"02/03/26 10:{i // 60:02d}:{i % 60:02d}", 230.0, 231.0, 232.0, 1, 2, 3) for i in range(3000)]
     long_row = samples.row("02/03/26 11:00:00", "1" * (MAX_LINE_CHARS + 10), 1, 1, 1, 1, 1)

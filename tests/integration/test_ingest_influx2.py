@@ -14,8 +14,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from powerview import layout
-from powerview.cli import main
+from powerview.cli.parse import main
+from powerview.ingestion import layout
 
 import expected
 import samples

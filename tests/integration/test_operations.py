@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from powerview import uploadlog
-from powerview.jobrunner import JobRunner, Tools, ansible_failure
-from powerview.settings import load_worker
-from powerview.spool import PROVISION, Job, Spool
+from powerview.core.settings import load_worker
+from powerview.operations import uploadlog
+from powerview.operations.jobrunner import JobRunner, Tools, ansible_failure
+from powerview.operations.spool import PROVISION, Job, Spool
 
 import samples
 
@@ -233,7 +233,7 @@ def test_a_package_missing_from_the_venv_is_named_at_the_first_call(tmp_path):
 def test_a_venv_that_cannot_import_the_worker_is_named_by_the_next_calls(tmp_path):
     venv = fake_venv(
         tmp_path / "venv",
-        '#!/bin/sh\necho "powerview.worker cannot be imported: ImportError: boom"\nexit 1\n',
+        '#!/bin/sh\necho "powerview.operations.worker cannot be imported: ImportError: boom"\nexit 1\n',
         {"click": "8.5.1"},
     )
     hook = Hook(tmp_path, POWERVIEW_VENV=str(venv))
@@ -244,7 +244,7 @@ def test_a_venv_that_cannot_import_the_worker_is_named_by_the_next_calls(tmp_pat
     while not (hook.spool / "venv.checked").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     second = hook.call("SFTPGO_ACTION=upload", "SFTPGO_ACTION_PATH=/x.tsv", "SFTPGO_ACTION_STATUS=1")
-    assert "worker not started: powerview.worker cannot be imported: ImportError: boom" in second.stderr
+    assert "worker not started: powerview.operations.worker cannot be imported: ImportError: boom" in second.stderr
     assert "pip install -r requirements.txt" in second.stderr
     assert len(list((hook.spool / "incoming").iterdir())) == 2
 
@@ -255,7 +255,12 @@ def test_venvcheck_names_the_first_missing_distribution(tmp_path):
     project.mkdir()
     (project / "requirements.txt").write_text("click==8.5.1  # ok\nno-such-distribution==1.0\n-e .\n")
     result = subprocess.run(
-        [str(VENV_BIN / "python"), "-I", str(samples.PROJECT_DIR / "powerview" / "venvcheck.py"), str(project)],
+        [
+            str(VENV_BIN / "python"),
+            "-I",
+            str(samples.PROJECT_DIR / "powerview" / "operations" / "venvcheck.py"),
+            str(project),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -264,7 +269,12 @@ def test_venvcheck_names_the_first_missing_distribution(tmp_path):
     assert result.stdout.startswith("no-such-distribution is not installed in the virtualenv ")
     (project / "requirements.txt").write_text("click==8.5.1\n")
     ok = subprocess.run(
-        [str(VENV_BIN / "python"), "-I", str(samples.PROJECT_DIR / "powerview" / "venvcheck.py"), str(project)],
+        [
+            str(VENV_BIN / "python"),
+            "-I",
+            str(samples.PROJECT_DIR / "powerview" / "operations" / "venvcheck.py"),
+            str(project),
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from powerview import ingest, layout
-from powerview.formats import RowRules
+from powerview.ingestion import ingest, layout
+from powerview.ingestion.formats import RowRules
 
 import expected
 import samples

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from powerview import acceptance, uploadlog
-from powerview.acceptance_settings import load_acceptance
+from powerview.acceptance import run as acceptance
+from powerview.acceptance.settings import load_acceptance
+from powerview.operations import uploadlog
 
 
 def test_log_lines_are_read_back_field_by_field_quoted_values_included():

@@ -13,7 +13,7 @@ import pytest
 import report_contract
 from click.testing import CliRunner
 
-from powerview.cli import main
+from powerview.cli.parse import main
 
 from samples import PROJECT_DIR, TRI_LABELS, place, row, v002
 
@@ -271,7 +271,7 @@ def test_log_lines_clear_the_progress_bar_line_first():
     import io
     import logging
 
-    from powerview.commandline import StderrHandler as _TerminalHandler
+    from powerview.cli.common import StderrHandler as _TerminalHandler
 
     stream = io.StringIO()
     handler = _TerminalHandler(stream)
@@ -286,7 +286,7 @@ def test_log_lines_clear_the_progress_bar_line_first():
 
 
 def test_worker_list_on_a_spool_folder_that_does_not_exist_says_so(tmp_path):
-    from powerview.worker import cli
+    from powerview.operations.worker import cli
 
     result = CliRunner().invoke(
         cli, ["list"], env={"POWERVIEW_SPOOL_DIR": str(tmp_path / "nowhere"), "POWERVIEW_LOG_DIR": str(tmp_path)}

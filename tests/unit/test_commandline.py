@@ -1,5 +1,5 @@
-"""Every program's command line, by one toolkit (powerview.commandline), and one settings reader
-(powerview.settings.Env): -h, the exit codes of the help generated from ExitCode, no internal
+"""Every program's command line, by one toolkit (powerview.cli.common), and one settings reader
+(powerview.core.settings.Env): -h, the exit codes of the help generated from ExitCode, no internal
 class name in a help text, POWERVIEW_ENV_FILE honoured everywhere, the project folder found
 without an editable install, the parser's settings read once."""
 
@@ -17,11 +17,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from powerview import acceptance, catalogue_cli, cli, commandline, downsample_cli, envfile, relocate, tokens_cli, worker
-from powerview.exitcodes import ExitCode
-from powerview.grafana import settings as grafana_settings
-from powerview.grafana import tenancy
-from powerview.settings import ConfigError
+from powerview.acceptance import run as acceptance
+from powerview.cli import catalogue as catalogue_cli
+from powerview.cli import common as commandline
+from powerview.cli import downsample as downsample_cli
+from powerview.cli import parse as cli
+from powerview.cli import tokens as tokens_cli
+from powerview.core import envfile
+from powerview.core.exitcodes import ExitCode
+from powerview.core.settings import ConfigError
+from powerview.onboarding.grafana import settings as grafana_settings
+from powerview.onboarding.grafana import tenancy
+from powerview.operations import relocate, worker
 
 from samples import PROJECT_DIR, TRI_LABELS, place, row, v002
 
@@ -85,7 +92,7 @@ def test_the_config_api_takes_h_and_lists_its_exit_codes(argv, capsys):
 
 
 def test_the_parser_epilog_follows_the_precedence_of_exitcodes():
-    from powerview.exitcodes import PRECEDENCE
+    from powerview.core.exitcodes import PRECEDENCE
 
     text = CliRunner().invoke(cli.main, ["-h"]).output
     assert _exit_code_lines(text) == [int(code) for code in PRECEDENCE]
@@ -154,7 +161,7 @@ def test_one_configuration_error_and_the_grafana_reader_knows_the_aliases(tmp_pa
 
 
 def test_the_core_settings_do_not_import_the_onboarding():
-    code = "import sys, powerview.settings; print(sorted(m for m in sys.modules if m.startswith('powerview.grafana')))"
+    code = "import sys, powerview.core.settings; print(sorted(m for m in sys.modules if m.startswith('powerview.onboarding.grafana')))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_DIR)
     assert done.stdout.strip() == "[]"
 
@@ -163,14 +170,14 @@ GOOD = v002(["02001283"] * 7, TRI_LABELS, [row("02/03/26 10:00:00", 230.1, 231, 
 
 
 def test_the_parser_reads_its_settings_once_catalogue_included(tmp_path, data_root, monkeypatch):
-    import powerview.settings
+    import powerview.core.settings
 
     place(data_root, "acme", "camp", "02001283", "good.tsv", GOOD)
     settings = tmp_path / "s.env"
     settings.write_text(f"CONFIG_API_URL=http://127.0.0.1:9\nPOWERVIEW_SPOOL_DIR={tmp_path}/spool\n")
     reads = []
-    real = powerview.settings.read_environment
-    monkeypatch.setattr(powerview.settings, "read_environment", lambda *a, **k: reads.append(a) or real(*a, **k))
+    real = powerview.core.settings.read_environment
+    monkeypatch.setattr(powerview.core.settings, "read_environment", lambda *a, **k: reads.append(a) or real(*a, **k))
     result = CliRunner().invoke(cli.main, ["-d", str(data_root), "--dry-run", "--env-file", str(settings)])
     assert result.exit_code == 0, result.output
     assert len(reads) == 1, reads
@@ -233,7 +240,7 @@ def test_a_non_editable_install_in_the_projects_virtualenv_reads_the_projects_en
     script.parent.mkdir(parents=True)
     script.write_text(
         f"import sys\nsys.path[:0] = [{str(site)!r}] + {libraries!r}\n"
-        "import powerview.envfile as e, powerview.settings as s\n"
+        "import powerview.core.envfile as e, powerview.core.settings as s\n"
         "print(e.PROJECT_DIR, s.load_parser().meta_bucket, e.__file__, sep='|')\n"
     )
     done = subprocess.run(

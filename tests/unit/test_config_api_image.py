@@ -33,11 +33,12 @@ def test_the_copied_files_are_enough_to_serve(tmp_path):
                 else:
                     destination.mkdir(parents=True, exist_ok=True)
                     shutil.copy(path, destination)
-    assert sorted(p.name for p in (app / "powerview").iterdir()) == [
+    assert sorted(str(p.relative_to(app / "powerview")) for p in (app / "powerview").rglob("*.py")) == [
         "__init__.py",
-        "exitcodes.py",
-        "names.py",
-        "schema.py",
+        "core/__init__.py",
+        "core/exitcodes.py",
+        "core/names.py",
+        "core/schema.py",
     ]
     # -I: no PYTHONPATH, no current folder; -S keeps site-packages out, so add only the venv's
     site = [p for p in sys.path if p.endswith("site-packages")]

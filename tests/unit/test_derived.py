@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from powerview import derived, schema
-from powerview.influx import InfluxRejected, InfluxUnavailable
-from powerview.influx_targets import Influx1Writer, Influx3Writer, open_writer
-from powerview.influxql import quote_ident, quote_string
-from powerview.outcome import FileOutcome, Status
-from powerview.settings import ConfigError
-from powerview.settings import load_parser as load
+from powerview.core import schema
+from powerview.core.outcome import FileOutcome, Status
+from powerview.core.settings import ConfigError
+from powerview.core.settings import load_parser as load
+from powerview.delivery import derived
+from powerview.delivery.influx import InfluxRejected, InfluxUnavailable
+from powerview.delivery.influx_targets import Influx1Writer, Influx3Writer, open_writer
+from powerview.delivery.influxql import quote_ident, quote_string
 
 
 def epoch(text: str) -> int:
@@ -300,7 +301,7 @@ def test_a_web_server_is_not_taken_for_influxdb_by_the_1x_and_3x_writers(fixed_s
 
 KILLER = r"""
 import sys
-from powerview.derived import Outbox, Span
+from powerview.delivery.derived import Outbox, Span
 outbox = Outbox(sys.argv[1])
 i = 0
 print("ready", flush=True)
@@ -368,8 +369,8 @@ def test_the_catalogue_rebuild_uses_the_shared_influxql_client(fixed_server, tmp
     retried, as for every other InfluxDB call; 404 on the buckets API means 1.x: SHOW DATABASES."""
     from dataclasses import replace
 
-    from powerview.catalogue_rebuild import bucket_names
-    from powerview.influx_targets import open_query_client
+    from powerview.delivery.catalogue_rebuild import bucket_names
+    from powerview.delivery.influx_targets import open_query_client
 
     fixed_server.answers["/api/v2/buckets"] = (404, b"404 page not found")
     fixed_server.answers["/query"] = (

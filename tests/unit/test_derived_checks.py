@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from powerview import derived, layout_change
-from powerview.outcome import FileOutcome, Status
+from powerview.core.outcome import FileOutcome, Status
+from powerview.delivery import derived, layout_change
 
 TAGS = (("campaign", "c"), ("channel_id", "M1_U1"), ("device_master_sn", "1"))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from powerview.settings import ConfigError, load_worker
+from powerview.core.settings import ConfigError, load_worker
 
 from samples import PROJECT_DIR
 

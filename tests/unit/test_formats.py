@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from powerview.formats import FileFault, RowRules, open_device_file
+from powerview.ingestion.formats import FileFault, RowRules, open_device_file
 
 from samples import TRI_LABELS, row, v002, v003
 
@@ -468,7 +468,7 @@ def test_statistics_stay_finite_when_the_sum_overflows():
 
 @pytest.mark.parametrize("block", [100, 1 << 18])
 def test_statistics_span_blocks_and_skip_invalid_values(monkeypatch, block):
-    monkeypatch.setattr("powerview.formats.lines.BLOCK_CHARS", block)
+    monkeypatch.setattr("powerview.ingestion.formats.lines.BLOCK_CHARS", block)
     rows_ = [
         row(f"02/03/26 {h:02d}:{m:02d}:00", "x" if (h, m) == (5, 7) else h * 60 + m)
         for h in range(24)
@@ -530,7 +530,7 @@ def test_an_endless_header_line_is_a_file_fault():
 
 
 def test_a_line_of_exactly_the_limit_is_read():
-    from powerview.formats import MAX_LINE_CHARS
+    from powerview.ingestion.formats import MAX_LINE_CHARS
 
     cell = "1" + "0" * (MAX_LINE_CHARS - len("02/03/26 10:00:00\t") - 1)
     table, rows = read(v002([M] * 2, ["Ph 1 V"], ["02/03/26 10:00:00\t" + cell, row("02/03/26 10:10:00", 2)]))
@@ -564,8 +564,8 @@ def test_the_summary_is_refused_before_the_last_row_and_the_rows_are_read_once()
 
 
 def test_the_registry_is_a_list_of_readers_tried_in_order():
-    from powerview.formats import READERS, Reader
-    from powerview.formats.t302 import read_v002
+    from powerview.ingestion.formats import READERS, Reader
+    from powerview.ingestion.formats.t302 import read_v002
 
     seen = []
 
@@ -589,7 +589,7 @@ def test_the_registry_is_a_list_of_readers_tried_in_order():
 
 @pytest.mark.parametrize("block", [7, 40, 1 << 18])
 def test_rows_time_range_and_duplicates_do_not_depend_on_blocks(monkeypatch, block):
-    monkeypatch.setattr("powerview.formats.lines.BLOCK_CHARS", block)
+    monkeypatch.setattr("powerview.ingestion.formats.lines.BLOCK_CHARS", block)
     stamps = ["10:00:00", "10:10:00", "09:00:00", "10:10:00", "11:00:00", "10:00:00", "12:00:00", "12:00:00"]
     text = v002([M] * 2, ["Ph 1 V"], [row(f"02/03/26 {s}", i) for i, s in enumerate(stamps)], newline="\r\n")
     table, rows = read(text)
@@ -680,8 +680,8 @@ def test_half_hour_changes_are_handled_minute_by_minute():
 
 
 def test_a_label_over_influxdbs_key_limit_is_a_file_fault_naming_the_column(tmp_path):
-    from powerview import ingest, layout
-    from powerview.influx import DiscardWriter
+    from powerview.delivery.influx import DiscardWriter
+    from powerview.ingestion import ingest, layout
 
     from samples import place
 
@@ -699,8 +699,8 @@ def test_a_label_over_influxdbs_key_limit_is_a_file_fault_naming_the_column(tmp_
 
 
 def test_the_report_entry_carries_rows_after_end_and_the_header_warnings(tmp_path):
-    from powerview import ingest, layout
-    from powerview.influx import DiscardWriter
+    from powerview.delivery.influx import DiscardWriter
+    from powerview.ingestion import ingest, layout
 
     from samples import place
 
@@ -741,7 +741,7 @@ def test_long_plain_cells_are_checked_for_range(cell, written):
 
 
 def test_the_meta_point_of_a_file_carries_every_counter():
-    from powerview import ingest
+    from powerview.ingestion import ingest
 
     entry = {
         "status": "success",

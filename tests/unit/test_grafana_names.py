@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from powerview.grafana.company import ProvisioningError, acl, check_name, contains
-from powerview.grafana.names import company_names, grafana_uid, user_names
-from powerview.grafana.render import flux_string, render_dashboard
+from powerview.onboarding.grafana.company import ProvisioningError, acl, check_name, contains
+from powerview.onboarding.grafana.names import company_names, grafana_uid, user_names
+from powerview.onboarding.grafana.render import flux_string, render_dashboard
 
 PROJECT = Path(__file__).resolve().parents[2]
 TEMPLATES = PROJECT / "grafana-automation" / "templates"

@@ -1,4 +1,4 @@
-"""powerview.grafana against the Grafana and config-API stand-ins, without ansible-playbook:
+"""powerview.onboarding.grafana against the Grafana and config-API stand-ins, without ansible-playbook:
 idempotence, check mode, diffs, both tenancies, the isolation that `org` tenancy gives, the
 client-id registration, and bad input."""
 
@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from powerview.grafana import actions
-from powerview.grafana.client import GrafanaError
-from powerview.grafana.company import ProvisioningError
-from powerview.grafana.config_api import ConfigApiError
-from powerview.grafana.render import TemplateError, flux_string, influxql_identifier, influxql_string
-from powerview.grafana.settings import GrafanaSettings, SettingsError, load
+from powerview.onboarding.grafana import actions
+from powerview.onboarding.grafana.client import GrafanaError
+from powerview.onboarding.grafana.company import ProvisioningError
+from powerview.onboarding.grafana.config_api import ConfigApiError
+from powerview.onboarding.grafana.render import TemplateError, flux_string, influxql_identifier, influxql_string
+from powerview.onboarding.grafana.settings import GrafanaSettings, SettingsError, load
 
 from config_api_server import free_port
 from faults import html_server
@@ -532,9 +532,9 @@ def _fake_tokens(company, dry_run):
 
 
 def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, config_api):
-    from powerview.grafana.client import Grafana
-    from powerview.grafana.company import Run
-    from powerview.grafana.tenancy import companies_in, migrate
+    from powerview.onboarding.grafana.client import Grafana
+    from powerview.onboarding.grafana.company import Run
+    from powerview.onboarding.grafana.tenancy import companies_in, migrate
 
     team = make_settings(grafana, tmp_path, config_api_url=config_api.url, config_api_token="cfg-token")
     create(team, company="acme", token="tok-acme", token_id="id-acme")
@@ -607,7 +607,7 @@ def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, 
 def test_migration_command_line(grafana, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from powerview.grafana import tenancy
+    from powerview.onboarding.grafana import tenancy
 
     env_file = tmp_path / "pv.env"
     env_file.write_text(
@@ -860,8 +860,8 @@ def test_name_collisions_with_another_company_are_refused_naming_both(grafana, t
         add_user(s, "z")
     assert grafana.datasource_by_name("influxdb_acme_z")["type"] == "prometheus"
     # the user's dashboard uid is company acme_x's too: in another company's folder, refused
-    from powerview.grafana.client import Grafana
-    from powerview.grafana.company import Company, Run
+    from powerview.onboarding.grafana.client import Grafana
+    from powerview.onboarding.grafana.company import Company, Run
 
     company = Company(Run(Grafana(s)), s, "acme_x")
     with pytest.raises(ProvisioningError, match=r"dashboard powerview_acme_x is in folder acme \(pvfolder_acme\)"):

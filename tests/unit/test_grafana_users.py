@@ -1,4 +1,4 @@
-"""Ownership of Grafana users (powerview/grafana/users.py, issue 17) against the Grafana stand-in,
+"""Ownership of Grafana users (powerview/onboarding/grafana/users.py, issue 17) against the Grafana stand-in,
 without Ansible: the owner record, the attribution of users made before it (the deployed
 playbooks' `<company>` default user and their add-user users, found by their team membership),
 users held by several companies, Grafana server admins, and logins that are another user's email.
@@ -12,10 +12,10 @@ import pytest
 import requests
 from test_grafana_provisioning import ADMIN, create, make_settings
 
-from powerview.grafana import actions
-from powerview.grafana.client import Grafana
-from powerview.grafana.company import ProvisioningError
-from powerview.grafana.users import RECORD_NAME, default_user_of, owners_of
+from powerview.onboarding.grafana import actions
+from powerview.onboarding.grafana.client import Grafana
+from powerview.onboarding.grafana.company import ProvisioningError
+from powerview.onboarding.grafana.users import RECORD_NAME, default_user_of, owners_of
 
 TENANCIES = ["team", "org"]
 

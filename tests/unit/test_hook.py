@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from powerview import hook, uploadlog, workerlock
-from powerview.settings import load_worker as load
-from powerview.spool import INGEST, PROVISION, SCAN, Spool
+from powerview.core.settings import load_worker as load
+from powerview.operations import hook, uploadlog, workerlock
+from powerview.operations.spool import INGEST, PROVISION, SCAN, Spool
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from powerview.tokens_cli import main
+from powerview.cli.tokens import main
 
 from stand_ins.influxdb2 import InfluxDB2StandIn
 
@@ -299,8 +299,8 @@ def test_other_generations_are_refused_clearly(influx2, env_file, version):
 def test_the_tenancy_migration_gets_the_playbooks_token_from_the_token_manager(influx2, tmp_path):
     """powerview-grafana-tenancy calls TokenManager itself (no subprocess): its settings file,
     nothing made in check mode, the same token as manage_influx_tokens.py, faults named."""
-    from powerview.grafana.company import ProvisioningError
-    from powerview.grafana.tenancy import BucketTokens
+    from powerview.onboarding.grafana.company import ProvisioningError
+    from powerview.onboarding.grafana.tenancy import BucketTokens
 
     env_file = tmp_path / "pv.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_env(influx2).items()))
@@ -322,8 +322,8 @@ def test_the_tenancy_migration_gets_the_playbooks_token_from_the_token_manager(i
 def test_the_tenancy_migration_names_an_unreachable_influxdb(tmp_path):
     """InfluxDB down during a tenancy migration: that company fails with the cause (exit 1 in the
     command), and no token value nor admin token in the message."""
-    from powerview.grafana.company import ProvisioningError
-    from powerview.grafana.tenancy import BucketTokens
+    from powerview.onboarding.grafana.company import ProvisioningError
+    from powerview.onboarding.grafana.tenancy import BucketTokens
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

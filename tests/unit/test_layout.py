@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from powerview import layout, names
+from powerview.core import names
+from powerview.ingestion import layout
 
 from samples import place
 
@@ -64,7 +65,7 @@ def test_a_claimed_file_cannot_be_claimed_by_another_process(data_root):
             [
                 sys.executable,
                 "-c",
-                "import sys; from powerview.layout import Claim; sys.exit(0 if Claim(sys.argv[1]).acquire() else 3)",
+                "import sys; from powerview.ingestion.layout import Claim; sys.exit(0 if Claim(sys.argv[1]).acquire() else 3)",
                 str(path),
             ],
             env={**os.environ, "PYTHONPATH": os.getcwd()},

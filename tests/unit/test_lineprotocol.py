@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from powerview import lineprotocol as lp
+from powerview.ingestion import lineprotocol as lp
 
 
 def test_tag_values_with_spaces_commas_and_equals_are_escaped():

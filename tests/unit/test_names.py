@@ -1,11 +1,11 @@
-"""The name rules (powerview.names): company, campaign, device, file names and reserved buckets,
-and the levels table (powerview.schema.LEVELS) they use."""
+"""The name rules (powerview.core.names): company, campaign, device, file names and reserved buckets,
+and the levels table (powerview.core.schema.LEVELS) they use."""
 
 from __future__ import annotations
 
 import pytest
 
-from powerview import names, schema
+from powerview.core import names, schema
 
 
 @pytest.mark.parametrize("name", ["acme", "ACME_2", "camp-base.v2", "02001283", "_x"])

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from powerview import catalogue
-from powerview.outbox import Outbox, Refused
-from powerview.outcome import FileOutcome, Status
-from powerview.settings import ConfigError
+from powerview.core.outcome import FileOutcome, Status
+from powerview.core.settings import ConfigError
+from powerview.delivery import catalogue
+from powerview.delivery.outbox import Outbox, Refused
 
 
 def test_messages_are_delivered_oldest_first_and_removed(tmp_path):
@@ -175,8 +175,8 @@ def test_publish_queues_when_the_api_is_down(tmp_path):
 
 
 def test_series_keys_and_bucket_rules():
-    from powerview.catalogue_rebuild import split_series_key
-    from powerview.names import raw_bucket_skip_reason
+    from powerview.core.names import raw_bucket_skip_reason
+    from powerview.delivery.catalogue_rebuild import split_series_key
 
     assert split_series_key(r"electrical,campaign=c.1,channel_name=Voie\,\ 2\=a,channel_unit=W") == (
         "electrical",

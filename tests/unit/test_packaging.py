@@ -52,7 +52,7 @@ def test_the_wheel_declares_every_command_and_each_one_imports(tmp_path):
     for target in scripts.values():
         module, _, function = target.partition(":")
         assert callable(getattr(importlib.import_module(module), function))
-    assert any(n.startswith("powerview/formats/") for n in names)
+    assert any(n.startswith("powerview/ingestion/formats/") for n in names)
     assert any(n.startswith("powerview_config_api/") for n in names)
 
 

@@ -1,4 +1,4 @@
-"""powerview.peers: the total deadline of a call and URLs without credentials; logsafe."""
+"""powerview.core.peers: the total deadline of a call and URLs without credentials; logsafe."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from powerview import logsafe, peers
+from powerview.core import logsafe, peers
 
 
 def test_a_deadline_interrupts_a_blocking_call_and_restores_the_timer():

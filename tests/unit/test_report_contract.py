@@ -16,8 +16,8 @@ import pytest
 import report_contract
 from test_worker import FAKE_PARSER
 
-from powerview import schema
-from powerview.outcome import ChannelReport, FileReport, RunReport
+from powerview.core import schema
+from powerview.core.outcome import ChannelReport, FileReport, RunReport
 
 from samples import PROJECT_DIR
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from powerview.grafana.settings import load as load_grafana
-from powerview.settings import ConfigError, load_parser, load_tokens, load_worker
+from powerview.core.settings import ConfigError, load_parser, load_tokens, load_worker
+from powerview.onboarding.grafana.settings import load as load_grafana
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from powerview.spool import INGEST, PROVISION, SCAN, WAITING_INFLUXDB, Job, Spool, backoff, new_id
+from powerview.operations.spool import INGEST, PROVISION, SCAN, WAITING_INFLUXDB, Job, Spool, backoff, new_id
 
 
 @pytest.fixture

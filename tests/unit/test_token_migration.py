@@ -18,7 +18,7 @@ import requests
 from click.testing import CliRunner
 from deployed_tokens import ADMIN, DERIVED, PLUGIN, deployed_datasource, deployed_token
 
-from powerview.tokens_cli import main
+from powerview.cli.tokens import main
 
 from stand_ins.grafana import GrafanaStandIn
 from stand_ins.influxdb2 import InfluxDB2StandIn

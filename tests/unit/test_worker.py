@@ -19,16 +19,17 @@ import time
 import pytest
 import requests
 
-from powerview import uploadlog, worker, workerlock
-from powerview.jobrunner import JobRunner, Tools
-from powerview.settings import load_worker as load
-from powerview.spool import INGEST, PROVISION, SCAN, WAITING_INFLUXDB, Job, Spool
+from powerview.core.settings import load_worker as load
+from powerview.operations import uploadlog, worker, workerlock
+from powerview.operations.jobrunner import JobRunner, Tools
+from powerview.operations.spool import INGEST, PROVISION, SCAN, WAITING_INFLUXDB, Job, Spool
 
 FAKE_PARSER = textwrap.dedent("""\
     import json, os, sys
     from pathlib import Path
-    from powerview import report, schema
-    from powerview.outcome import Fault, FileOutcome, Status
+    from powerview.core import schema
+    from powerview.ingestion import report
+    from powerview.core.outcome import Fault, FileOutcome, Status
     args = sys.argv[1:]
     files = [args[i + 1] for i, a in enumerate(args) if a == "--tsvFile"]
     report_file = args[args.index("--report-file") + 1]
@@ -338,7 +339,7 @@ def test_a_file_replaced_before_the_parser_opened_it_ends_as_replaced(env):
     st = os.stat(a)
     os.unlink(a)
     env.file("acme/c1/SN1/a.tsv", "a new upload with the same name")
-    from powerview.jobrunner import ParserRun, Run
+    from powerview.operations.jobrunner import ParserRun, Run
 
     parsed = ParserRun(
         Run(0, 0.1),
@@ -474,7 +475,7 @@ def test_a_handed_over_descriptor_counts_only_if_it_is_the_locked_lock_file(env)
 def test_a_worker_pass_delivers_the_catalogue_outbox(tmp_path):
     """A publication queued while the config API was down reaches it at the worker's next pass
     (the systemd timer's `worker run`), even with no upload in between."""
-    from powerview.outbox import Outbox
+    from powerview.delivery.outbox import Outbox
 
     from config_api_server import ConfigAPI
 
@@ -521,7 +522,7 @@ def test_a_job_scheduled_by_a_clock_a_year_ahead_runs_once_the_clock_is_fixed(tm
     soon.next_try = time.time() + 600  # a real backoff within the horizon: still waits
     spool.add(soon)
     result = subprocess.run(
-        [sys.executable, "-m", "powerview.worker", "--env-file", str(env_file), "run"],
+        [sys.executable, "-m", "powerview.operations.worker", "--env-file", str(env_file), "run"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 """Ansible module powerview_grafana: a PowerView company in Grafana, in one task.
 
-The logic is plain Python in the installed `powerview` package (powerview.grafana), unit-tested
+The logic is plain Python in the installed `powerview` package (powerview.onboarding.grafana), unit-tested
 without ansible-playbook; this file only maps the task's arguments to it. The play must run the
 module with the interpreter that has `powerview` installed (the project's virtualenv):
 `ansible_python_interpreter: "{{ ansible_playbook_python }}"`.
@@ -79,7 +79,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
-        from powerview.grafana import actions
+        from powerview.onboarding.grafana import actions
     except ImportError as exc:
         module.fail_json(
             msg=f"the powerview package is not importable by {__import__('sys').executable} ({exc}): "

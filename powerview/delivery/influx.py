@@ -1,0 +1,311 @@
+"""InfluxDB's errors and the rules every call to it follows (all generations): the status
+classification, THE retry loop, the is-this-InfluxDB check, the 413 split; and the InfluxDB 2
+writer (influxdb-client: the client, buckets, batched writes). The plain-HTTP calls of the other
+generations and of InfluxQL are in `influx_http`.
+
+This module knows HTTP and InfluxDB; it knows nothing about T302 files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+import requests
+import urllib3
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+
+from powerview.core import peers
+from powerview.core.settings import ConfigError, InfluxSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# influxdb-client's constant is a str, annotated as the class itself
+PRECISION: WritePrecision = WritePrecision.S  # type: ignore[assignment]
+
+warnings.filterwarnings("ignore", module="influxdb_client")
+
+
+class InfluxUnavailable(Exception):
+    """InfluxDB could not be reached or kept failing for the whole retry budget: retry later."""
+
+
+class InfluxRejected(Exception):
+    """InfluxDB refused the data itself (400, 422; 413 for a single line): retrying the same bytes
+    will not help. The file goes to error/ with InfluxDB's message."""
+
+
+class RequestTooLarge(InfluxRejected):
+    """HTTP 413: the request was too large for the server, not necessarily the data wrong."""
+
+
+class Writer(Protocol):
+    """Where the parser's line-protocol batches go (InfluxDB, a dry run's counter...)."""
+
+    def write(self, bucket: str, body: bytes) -> None:
+        """Write one batch; return once it is acknowledged. Raises InfluxUnavailable,
+        InfluxRejected or ConfigError."""
+
+    def close(self) -> None: ...
+
+
+def check_server(url: str, timeout_s: float, budget_s: float, session: requests.Session | None = None) -> None:
+    """THE is-this-InfluxDB check, every generation: `GET /ping` answers 204 (1.x, 2.x and
+    compatible servers) or 200 with a JSON version (3.x). Raises ConfigError for anything else (a
+    web server answering HTML, a 404), InfluxUnavailable when nothing answers for the whole retry
+    budget. `session` carries the credentials where the server wants them on /ping (3.x)."""
+    endpoint = f"{url}/ping"
+
+    def ping() -> requests.Response:
+        if session is not None:
+            return session.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
+        return peers.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
+
+    try:
+        answer = with_retries(ping, budget_s, f"GET {peers.redact_url(endpoint)}")
+    except InfluxUnavailable:
+        raise
+    status = answer.status_code
+    if status == 204:
+        return
+    if status == 200 and "json" in answer.headers.get("Content-Type", ""):
+        try:
+            if "version" in answer.json():
+                return
+        except ValueError:
+            pass
+    if status >= 500:
+        raise InfluxUnavailable(f"GET {endpoint} answered HTTP {status}")
+    kind = answer.headers.get("Content-Type", "no content type").split(";")[0]
+    raise ConfigError(
+        f"INFLUXDB_HOST={peers.redact_url(url)} does not look like an InfluxDB: GET /ping answered HTTP {status} "
+        f"({kind}) where an InfluxDB answers 204 No Content; check INFLUXDB_HOST"
+    )
+
+
+def connect(settings: InfluxSettings) -> InfluxDBClient:
+    """A client from the settings. Raises ConfigError when a required variable is missing."""
+    settings.require()
+    return InfluxDBClient(
+        url=settings.url,
+        token=settings.token or "",
+        org=settings.org or "",
+        timeout=int(settings.timeout_s * 1000),
+        enable_gzip=settings.gzip,
+        retries=False,  # retries are ours: bounded in total time, Retry-After honoured
+    )
+
+
+V2_CREDENTIALS = "INFLUXDB_ADMIN_TOKEN and INFLUXDB_ORG"
+
+
+def classify_status(status: int, message: str, credentials: str = V2_CREDENTIALS, what: str = "") -> Exception:
+    """What an HTTP error status of InfluxDB means, the same for every generation and use:
+    401/403 ConfigError (the credentials), 404 ConfigError (a database, bucket or organization
+    that does not exist, or not InfluxDB's address), 413 RequestTooLarge (split the batch),
+    400/422 InfluxRejected (the data), anything else InfluxUnavailable (retried)."""
+    prefix = f"{what}: " if what else ""
+    if status in (401, 403):
+        return ConfigError(f"{prefix}InfluxDB refused the credentials (HTTP {status}): check {credentials} ({message})")
+    if status == 413:
+        return RequestTooLarge(f"{prefix}InfluxDB refused the request as too large (HTTP 413): {message}")
+    if status in (400, 422):
+        return InfluxRejected(f"{prefix}InfluxDB rejected the data (HTTP {status}): {message}")
+    if status == 404:
+        return ConfigError(
+            f"{prefix}InfluxDB answered HTTP 404 ({message}): the database, bucket or organization does not "
+            f"exist, or INFLUXDB_HOST is not InfluxDB's address: check INFLUXDB_HOST and {credentials}"
+        )
+    return InfluxUnavailable(f"{prefix}InfluxDB answered HTTP {status}: {message}")
+
+
+def classify(exc: BaseException) -> Exception:
+    """Turn a client exception into ConfigError, InfluxRejected or InfluxUnavailable."""
+    if isinstance(exc, ApiException):
+        return classify_status(exc.status or 0, _api_message(exc))
+    return InfluxUnavailable(f"InfluxDB unreachable: {type(exc).__name__}: {peers.redact_text(str(exc))}")
+
+
+def write_in_halves(write_once: Callable[[bytes], None], body: bytes, where: str) -> None:
+    """`write_once(body)`; on HTTP 413 (RequestTooLarge) the batch is split in halves until it
+    passes, for every generation; only a single line still refused raises InfluxRejected."""
+    try:
+        write_once(body)
+    except RequestTooLarge as exc:
+        lines = body.splitlines(keepends=True)
+        if len(lines) <= 1:
+            raise InfluxRejected(
+                f"a single line of {len(body)} bytes is larger than InfluxDB accepts ({exc})"
+            ) from None
+        half = len(lines) // 2
+        log.info("%s: HTTP 413 for %d lines, writing them in two halves", where, len(lines))
+        write_in_halves(write_once, b"".join(lines[:half]), where)
+        write_in_halves(write_once, b"".join(lines[half:]), where)
+
+
+def _api_message(exc: ApiException) -> str:
+    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else (exc.body or "")
+    return (body or exc.reason or "").strip()[:500]
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """The server's Retry-After (seconds form), if any."""
+    headers = getattr(exc, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+_TRANSIENT = (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError, OSError)
+
+
+def with_retries(
+    action: Callable[[], T],
+    budget_s: float,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout_s: float | None = None,
+) -> T:
+    """THE retry loop of every call to InfluxDB (any generation, any use): run `action`, retrying
+    connection errors, 429 and 5xx (InfluxUnavailable) with exponential backoff, the server's
+    Retry-After honoured.
+
+    Gives up with InfluxUnavailable once `budget_s` seconds have passed (a budget of 0: a single
+    attempt); 401/403/404 raise ConfigError and 400/413/422 InfluxRejected (RequestTooLarge) at
+    once. `action` may raise a classified exception itself (`classify_status`; `.headers` for
+    Retry-After), an influxdb-client ApiException or a transport error. With `timeout_s`, each
+    attempt has that total deadline (a server that answers a byte at a time is a failed attempt).
+    """
+    deadline = time.monotonic() + budget_s
+    delay = 0.5
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with peers.deadline(timeout_s, what):
+                return action()
+        except (InfluxUnavailable, ApiException, *_TRANSIENT) as exc:
+            error = exc if isinstance(exc, InfluxUnavailable) else classify(exc)
+            if not isinstance(error, InfluxUnavailable):
+                raise error from None
+            wait = retry_after_seconds(exc)
+            wait = delay if wait is None else wait
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or wait > remaining:
+                raise InfluxUnavailable(f"{what}: {error} (gave up after {attempt} attempts)") from None
+            log.warning("%s: %s; retry %d in %.1f s", what, error, attempt, wait)
+            sleep(wait)
+            delay = min(delay * 2, 30.0)
+
+
+def ensure_bucket(
+    client: InfluxDBClient, org: str, name: str, budget_s: float = 30.0, timeout_s: float | None = None
+) -> bool:
+    """Create bucket `name` in organization `org` unless it exists. Returns True when created."""
+    api = client.buckets_api()
+
+    def find():
+        try:
+            found = api.find_buckets(name=name, org=org).buckets or []
+        except ApiException as exc:
+            if exc.status == 404:  # InfluxDB 2 answers 404 to a lookup by name and org that finds nothing
+                return []
+            raise
+        return [b for b in found if b.name == name]
+
+    def no_buckets_api(exc: InfluxRejected, call: str) -> ConfigError:
+        return ConfigError(
+            f"{call} was refused ({exc}): this server does not offer InfluxDB 2's buckets "
+            "API as expected; check INFLUXDB_HOST, or set TSV_INFLUX_CREATE_BUCKETS=false "
+            "when the buckets are created by other means"
+        )
+
+    try:
+        if with_retries(find, budget_s, f"looking up bucket {name}", timeout_s=timeout_s):
+            return False
+    except InfluxRejected as exc:
+        raise no_buckets_api(exc, "GET /api/v2/buckets") from None
+    log.info("creating bucket %s in organization %s", name, org)
+    try:
+        with_retries(
+            lambda: api.create_bucket(bucket_name=name, org=org),
+            budget_s,
+            f"creating bucket {name}",
+            timeout_s=timeout_s,
+        )
+    except InfluxRejected as exc:
+        # 422 "bucket with name ... already exists": another process created it meanwhile
+        if not with_retries(find, budget_s, f"looking up bucket {name}", timeout_s=timeout_s):
+            raise no_buckets_api(exc, "POST /api/v2/buckets") from None
+        return False
+    return True
+
+
+class InfluxWriter:
+    """Writes line-protocol batches to buckets of one organization, creating buckets on first use."""
+
+    def __init__(self, settings: InfluxSettings):
+        self._settings = settings
+        self._client = connect(settings)
+        self._org = settings.org
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._known_buckets: set[str] = set()
+        self._checked = False
+
+    def check_server(self) -> None:
+        """Once per writer: the server is an InfluxDB (ConfigError otherwise)."""
+        if not self._checked:
+            check_server(self._settings.url or "", self._settings.timeout_s, self._settings.retry_max_s)
+            self._checked = True
+
+    def ensure_bucket(self, bucket: str) -> None:
+        if bucket not in self._known_buckets and self._settings.create_buckets:
+            ensure_bucket(self._client, self._org or "", bucket, self._settings.retry_max_s, self._settings.timeout_s)
+            self._known_buckets.add(bucket)
+
+    def write(self, bucket: str, body: bytes) -> None:
+        """Write one batch (precision: seconds); returns once InfluxDB acknowledged it.
+
+        A 413 (request too large) splits the batch in halves until it passes; only a single line
+        still refused raises InfluxRejected."""
+        self.check_server()
+        self.ensure_bucket(bucket)
+
+        def write_once(part: bytes) -> None:
+            with_retries(
+                lambda: self._write_api.write(
+                    bucket=bucket, org=self._org or "", record=part, write_precision=PRECISION
+                ),
+                self._settings.retry_max_s,
+                f"writing to bucket {bucket}",
+                timeout_s=self._settings.timeout_s,
+            )
+
+        write_in_halves(write_once, body, f"bucket {bucket}")
+
+    def close(self) -> None:
+        self._write_api.close()
+        self._client.close()
+
+
+class DiscardWriter:
+    """A dry run's writer: counts what would be written, sends nothing."""
+
+    def __init__(self) -> None:
+        self.nb_lines = 0
+
+    def write(self, bucket: str, body: bytes) -> None:
+        self.nb_lines += body.count(b"\n")
+
+    def close(self) -> None:
+        pass
