@@ -158,12 +158,18 @@ def recompute_query(span: Span, level: str, first: int, last: int) -> str:
 
 def recompute_statements(span: Span, level: str, first: int, last: int) -> list[str]:
     """The statements of recompute_query, one per channel (see _by_channel)."""
+    return _raw_window_statements(span, level, first, last, AGGREGATES)
+
+
+def _raw_window_statements(span: Span, level: str, first: int, last: int, aggregates) -> list[str]:
+    """Per channel: `aggregates` of every field (named <aggregate>_<field>) over the RAW
+    measurement, per window of `level` in [first, last) and per series, empty windows left out."""
     _check_bounds(level, first, last)
     time_condition = f"time >= '{iso_z(first)}' AND time < '{iso_z(last)}'"
     statements = []
     for channel, fields in _by_channel(span):
         select = ", ".join(
-            f"{agg}({quote_ident(f)}) AS {quote_ident(agg + '_' + f)}" for f in fields for agg in AGGREGATES
+            f"{agg}({quote_ident(f)}) AS {quote_ident(agg + '_' + f)}" for f in fields for agg in aggregates
         )
         statements.append(
             f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
@@ -202,16 +208,7 @@ def count_query(span: Span, level: str, first: int, last: int) -> str:
 
 def count_statements(span: Span, level: str, first: int, last: int) -> list[str]:
     """The statements of count_query, one per channel (see _by_channel)."""
-    _check_bounds(level, first, last)
-    time_condition = f"time >= '{iso_z(first)}' AND time < '{iso_z(last)}'"
-    statements = []
-    for channel, fields in _by_channel(span):
-        select = ", ".join(f"count({quote_ident(f)}) AS {quote_ident('count_' + f)}" for f in fields)
-        statements.append(
-            f"SELECT {select} FROM {quote_ident(RAW_MEASUREMENT)} "
-            f"WHERE {_where(span, time_condition, channel)} GROUP BY time({level}), * fill(none)"
-        )
-    return statements
+    return _raw_window_statements(span, level, first, last, ("count",))
 
 
 def counts_from_raw(series: Iterable[dict], seconds: int) -> dict[tuple, int]:
