@@ -86,6 +86,17 @@ def corpus_dir() -> Path | None:
     return None
 
 
+def require_corpus() -> Path:
+    """The real corpus, or a skip with a one-line reason: data, not a server, so never a failure
+    (a fresh clone has no ../shared beside it; CI has it and runs these tests)."""
+    import pytest
+
+    found = corpus_dir()
+    if found is None:
+        pytest.skip(NO_CORPUS)
+    return found
+
+
 def missing(message: str) -> None:
     """Skip the calling test for something this machine lacks — but fail it when
     POWERVIEW_REQUIRE_SERVERS=1 (CI): there, a missing piece is an install step gone wrong."""

@@ -33,9 +33,7 @@ DAY_B = "T302_251026_031500.tsv"  # 25/10/25 03:20 -> 26/10/25 03:00: day 25/10 
 
 
 def corpus_file(name: str) -> Path:
-    source = samples.corpus_dir()
-    if source is None:
-        samples.missing("the real corpus ../shared/corpus/data is not beside this checkout")
+    source = samples.require_corpus()
     return source / DEVICE / name
 
 

@@ -32,9 +32,7 @@ def iso(epoch: int) -> str:
 
 @pytest.fixture
 def device_folder(tmp_path):
-    source = samples.corpus_dir()
-    if source is None:
-        samples.missing("the real corpus ../shared/corpus/data is not beside this checkout")
+    source = samples.require_corpus()
     company = f"layout{uuid.uuid4().hex[:8]}"
     root = tmp_path / "data"
     folder = root / company / DEVICE.relative_to("acme")
