@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import requests
 
-from stand_ins.grafana import GrafanaStandIn
+from stand_ins.grafana import GrafanaStandIn, deployed_json_data
 from stand_ins.influxdb2 import InfluxDB2StandIn
 
 ADMIN = ("admin", "admin-password")
@@ -60,20 +60,7 @@ def deployed_datasource(grafana: GrafanaStandIn, company: str, login: str, token
         "access": "proxy",
         "url": "http://influxdb:8086",
         "isDefault": False,
-        "jsonData": {
-            "version": "Flux",
-            "organization": "powerview",
-            "defaultBucket": company,
-            "tlsSkipVerify": True,
-            "httpMode": "POST",
-            "httpHeaderName1": "Authorization",
-            "readOnly": True,
-            "channelsList": [],
-            "triphasicList": [],
-            "virtualSeries": [],
-            "seriesConfigApiUrl": "/api/datasources/proxy/25",
-            "clientId": f"{company}_{login}",
-        },
+        "jsonData": deployed_json_data(company, f"{company}_{login}"),
         "secureJsonData": {"httpHeaderValue1": f"Token {token}", "token": token},
     }
     requests.post(f"{grafana.url}/api/datasources", auth=ADMIN, json=body, timeout=10).raise_for_status()

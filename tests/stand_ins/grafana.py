@@ -93,6 +93,24 @@ MAIN_ORG_ID = 1
 ORG_ROLES = ("Viewer", "Editor", "Admin")
 
 
+def deployed_json_data(company: str, client_id: str) -> dict:
+    """The jsonData of a data source as the deployed playbooks made it (plugin type, Flux)."""
+    return {
+        "version": "Flux",
+        "organization": "powerview",
+        "defaultBucket": company,
+        "tlsSkipVerify": True,
+        "httpMode": "POST",
+        "httpHeaderName1": "Authorization",
+        "readOnly": True,
+        "channelsList": [],
+        "triphasicList": [],
+        "virtualSeries": [],
+        "seriesConfigApiUrl": "/api/datasources/proxy/25",
+        "clientId": client_id,
+    }
+
+
 @dataclass
 class OrgData:
     """What belongs to one organisation: teams, folders, data sources, dashboards and their permissions."""
@@ -271,20 +289,7 @@ class GrafanaStandIn(StandIn):
                 "basicAuthUser": "",
                 "withCredentials": False,
                 "isDefault": False,
-                "jsonData": {
-                    "version": "Flux",
-                    "organization": "powerview",
-                    "defaultBucket": company,
-                    "tlsSkipVerify": True,
-                    "httpMode": "POST",
-                    "httpHeaderName1": "Authorization",
-                    "readOnly": True,
-                    "channelsList": [],
-                    "triphasicList": [],
-                    "virtualSeries": [],
-                    "seriesConfigApiUrl": "/api/datasources/proxy/25",
-                    "clientId": client_id,
-                },
+                "jsonData": deployed_json_data(company, client_id),
                 "version": 2,  # created as influxdb, then patched to the plugin's type
                 "readOnly": False,
             }
