@@ -247,8 +247,8 @@ def test_a_campaign_named_by_people_goes_end_to_end_through_the_hook(influxd1, t
         assert "result=queued" in project.event_line(project.data / company / CAMPAIGN)
         path = project.file(f"{company}/{CAMPAIGN}/{M}/T302_1.tsv", tri("02/03/26 10:00:00", "02/03/26 10:10:00"))
         project.upload(path, user=company)
-        hook_test.wait_for(lambda: (path.parent / "parsed" / path.name).exists(), 60, "the file in parsed/")
-        hook_test.wait_for(project.idle, 30, "idle")
+        samples.wait_for(lambda: (path.parent / "parsed" / path.name).exists(), 60, "the file in parsed/")
+        samples.wait_for(project.idle, 30, "idle")
     finally:
         unused.stop()
     record = json.loads((project.records / f"{company}__{CAMPAIGN}.json").read_text())

@@ -28,6 +28,7 @@ import pytest
 from powerview.operations import uploadlog
 
 import samples
+from samples import wait_for
 from stand_ins.influxdb2 import InfluxDB2StandIn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,16 +251,6 @@ class Project:
         for path in sorted(self.reports.glob("*.json")) if self.reports.exists() else []:
             entries.extend(json.loads(path.read_text())["files"])
         return entries
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def dead(pid: int) -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import samples
+from samples import wait_for
 from stand_ins.grafana import GrafanaStandIn
 from stand_ins.influxdb2 import InfluxDB2StandIn
 
@@ -125,15 +126,6 @@ class Site:
 
     def idle(self) -> bool:
         return not list((self.spool / "jobs").glob("*.json")) and not list((self.spool / "incoming").glob("*"))
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def parsed(path: Path) -> bool:
