@@ -39,7 +39,7 @@ _PLAIN_PATH = re.compile(r"/[A-Za-z0-9_./+-]*\Z")
 
 class ConfigError(Exception):
     """A setting is missing or malformed: the message names it (never its value if secret).
-    The one configuration error of every program (grafana.settings.SettingsError is this class)."""
+    The one configuration error of every program."""
 
 
 class Env:

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from powerview.core.settings import ConfigError
 from powerview.onboarding.grafana import actions
 from powerview.onboarding.grafana.client import GrafanaError
 from powerview.onboarding.grafana.company import ProvisioningError
 from powerview.onboarding.grafana.config_api import ConfigApiError
 from powerview.onboarding.grafana.render import TemplateError, flux_string, influxql_identifier, influxql_string
-from powerview.onboarding.grafana.settings import GrafanaSettings, SettingsError, load
+from powerview.onboarding.grafana.settings import GrafanaSettings, load
 
 from config_api_server import free_port
 from faults import html_server
@@ -501,13 +502,13 @@ def test_settings_are_checked(tmp_path):
     empty.write_text("")
     assert load(empty, env).tenancy == "team"
     assert load(empty, {**env, "GRAFANA_TENANCY": "ORG"}).tenancy == "org"
-    with pytest.raises(SettingsError, match="GRAFANA_TENANCY must be team or org"):
+    with pytest.raises(ConfigError, match="GRAFANA_TENANCY must be team or org"):
         load(empty, {**env, "GRAFANA_TENANCY": "teams"})
-    with pytest.raises(SettingsError, match="GRAFANA_TENANCY=org needs GRAFANA_USERNAME"):
+    with pytest.raises(ConfigError, match="GRAFANA_TENANCY=org needs GRAFANA_USERNAME"):
         load(empty, {"GRAFANA_API_TOKEN": "t", "GRAFANA_TENANCY": "org"})
-    with pytest.raises(SettingsError, match="missing Grafana credentials"):
+    with pytest.raises(ConfigError, match="missing Grafana credentials"):
         load(empty, {})
-    with pytest.raises(SettingsError, match="CONFIG_API_URL must be a URL"):
+    with pytest.raises(ConfigError, match="CONFIG_API_URL must be a URL"):
         load(empty, {**env, "CONFIG_API_URL": "config-api:8000"})
     assert "S3cret-pw" not in repr(load(empty, {**env, "GRAFANA_PASSWORD": "S3cret-pw", "GRAFANA_API_TOKEN": "tk"}))
 

@@ -22,10 +22,7 @@ DEFAULT_SERIES_CONFIG_API_URL = "/api/datasources/proxy/25"
 DEFAULT_CONFIG_DATASOURCE_UID = "powerview-config-api"
 DEFAULT_TEMPLATES_DIR = PROJECT_DIR / "grafana-automation" / "templates"
 
-# the name it had when the provisioning had a reader of its own; kept for one release
-SettingsError = ConfigError
-
-__all__ = ["PROJECT_DIR", "ConfigError", "GrafanaSettings", "SettingsError", "load"]
+__all__ = ["PROJECT_DIR", "ConfigError", "GrafanaSettings", "load"]
 
 
 @dataclass(frozen=True)
