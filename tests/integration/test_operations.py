@@ -249,34 +249,22 @@ def test_a_venv_that_cannot_import_the_worker_is_named_by_the_next_calls(tmp_pat
     assert len(list((hook.spool / "incoming").iterdir())) == 2
 
 
+def venvcheck(project: Path) -> subprocess.CompletedProcess:
+    """powerview/operations/venvcheck.py run as the hook runs it (isolated, by path)."""
+    script = samples.PROJECT_DIR / "powerview" / "operations" / "venvcheck.py"
+    return subprocess.run(
+        [str(VENV_BIN / "python"), "-I", str(script), str(project)], capture_output=True, text=True, timeout=60
+    )
+
+
 def test_venvcheck_names_the_first_missing_distribution(tmp_path):
     samples.require_venv()
     project = tmp_path / "project"
     project.mkdir()
     (project / "requirements.txt").write_text("click==8.5.1  # ok\nno-such-distribution==1.0\n-e .\n")
-    result = subprocess.run(
-        [
-            str(VENV_BIN / "python"),
-            "-I",
-            str(samples.PROJECT_DIR / "powerview" / "operations" / "venvcheck.py"),
-            str(project),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = venvcheck(project)
     assert result.returncode == 1
     assert result.stdout.startswith("no-such-distribution is not installed in the virtualenv ")
     (project / "requirements.txt").write_text("click==8.5.1\n")
-    ok = subprocess.run(
-        [
-            str(VENV_BIN / "python"),
-            "-I",
-            str(samples.PROJECT_DIR / "powerview" / "operations" / "venvcheck.py"),
-            str(project),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ok = venvcheck(project)
     assert (ok.returncode, ok.stdout) == (0, "")
