@@ -67,9 +67,8 @@ class Accounts(Membership):
                 body["email"] = email
             if self.in_org and self.org_id is not None:
                 body["OrgId"] = self.org_id  # created straight into the company's organisation
-            answer = self.run.write(
-                f"create user {login}", "POST", "/api/admin/users", admin=True, json=body, ok=(200, 412)
-            )  # 412: login or email taken (made meanwhile)
+            # 412: login or email taken (made meanwhile)
+            answer = self.run.admin(f"create user {login}", "POST", "/api/admin/users", body, ok=(200, 412))
             self.run.diff(f"user {login}", "absent", {"login": login, "name": name, "email": email})
             if answer is None:
                 return None, wrote_file
@@ -90,26 +89,16 @@ class Accounts(Membership):
                 )
         user_id = int(user["id"])
         if own and ((name and user.get("name") != name) or (email and user.get("email") != email)):
-            self.run.write(
-                f"update the name or email of {login}",
-                "PUT",
-                f"/api/users/{user_id}",
-                admin=True,
-                json={"login": login, "name": name or user.get("name", ""), "email": email or user.get("email", "")},
-            )
+            named = {"login": login, "name": name or user.get("name", ""), "email": email or user.get("email", "")}
+            self.run.admin(f"update the name or email of {login}", "PUT", f"/api/users/{user_id}", named)
             self.run.diff(
                 f"user {login}",
                 {"name": user.get("name"), "email": user.get("email")},
                 {"name": name or user.get("name"), "email": email or user.get("email")},
             )
         if own and password and not self._password_opens(login, password):
-            self.run.write(
-                f"set the password of {login}",
-                "PUT",
-                f"/api/admin/users/{user_id}/password",
-                admin=True,
-                json={"password": password},
-            )
+            path = f"/api/admin/users/{user_id}/password"
+            self.run.admin(f"set the password of {login}", "PUT", path, {"password": password})
         owners.claim(standing, user_id)  # issue 17
         return user_id, wrote_file
 

@@ -24,14 +24,8 @@ class Membership(Scope):
         if org is None:
             if not create:
                 return False
-            answer = self.run.write(
-                f"create organisation {self.company}",
-                "POST",
-                "/api/orgs",
-                admin=True,
-                json={"name": self.company},
-                ok=(200, 409),
-            )
+            change = f"create organisation {self.company}"
+            answer = self.run.admin(change, "POST", "/api/orgs", {"name": self.company}, ok=(200, 409))
             self.run.diff(f"organisation {self.company}", "absent", "present")
             if answer is None:
                 self.org_missing = True
@@ -117,21 +111,10 @@ class Membership(Scope):
 
     def _add_to_org(self, login: str, org_id: int | None, where: str, role: str, ok=(200, 409)) -> None:
         """`login` a member of organisation `org_id` (`where`: its name in the change) with `role`."""
-        self.run.write(
-            f"add {login} to {where} as {role}",
-            "POST",
-            f"/api/orgs/{org_id}/users",
-            admin=True,
-            json={"loginOrEmail": login, "role": role},
-            ok=ok,
-        )  # 409: already a member
+        body = {"loginOrEmail": login, "role": role}
+        self.run.admin(f"add {login} to {where} as {role}", "POST", f"/api/orgs/{org_id}/users", body, ok=ok)
 
     def _set_role(self, login: str, user_id: int | None, role: str) -> None:
         """The role of member `login` in the company's organisation."""
-        self.run.write(
-            f"make {login} {role} of organisation {self.company}",
-            "PATCH",
-            f"/api/orgs/{self.org_id}/users/{user_id}",
-            admin=True,
-            json={"role": role},
-        )
+        path = f"/api/orgs/{self.org_id}/users/{user_id}"
+        self.run.admin(f"make {login} {role} of organisation {self.company}", "PATCH", path, {"role": role})

@@ -100,6 +100,10 @@ class Run:
             return None
         return self.grafana.call(method, path, **kwargs)
 
+    def admin(self, change: str, method: str, path: str, body: dict, ok: tuple[int, ...] = (200,)) -> Answer | None:
+        """`write` of a JSON `body` with the server admin's credentials (users, organisations)."""
+        return self.write(change, method, path, admin=True, json=body, ok=ok)
+
     def diff(self, what: str, before: Any, after: Any) -> None:
         self.before[what] = before
         self.after[what] = after
