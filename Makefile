@@ -58,4 +58,4 @@ clean:
 # run it as the owner of the data folder (as SFTPGo runs the hook): runuser -u sftpgo -- make acceptance
 acceptance:  ## acceptance check of the deployment named by .env (docs/acceptance.md): a test company, created then removed
 	@[ -x $(PY) ] || { echo "no virtualenv $(VENV): run make venv first" >&2; exit 2; }
-	$(PY) -m powerview.acceptance.run --project $(CURDIR) $(ACCEPTANCE_ARGS)
+	$(PY) -m powerview.cli.acceptance --project $(CURDIR) $(ACCEPTANCE_ARGS)

@@ -9,7 +9,7 @@
 #   1. records the event durably: the SFTPGO_ACTION* variables (SFTPGO_CONNECTION_* for the
 #      post-disconnect hook; nothing else: that hook keeps SFTPGo's environment), NUL-separated, in
 #      <spool>/incoming/<id>.event (written in <spool>/tmp/, synced, then renamed);
-#   2. starts the worker (python -m powerview.operations.worker run) detached, unless one runs: it takes
+#   2. starts the worker (python -m powerview.cli.worker run) detached, unless one runs: it takes
 #      the worker lock (flock) and hands the locked descriptor to the worker. First it checks
 #      that the virtualenv has what requirements.txt pins (below): if not, it says so on stderr
 #      and in uploads.log, with the fix, and starts nothing (the event waits in the spool).
@@ -245,7 +245,7 @@ if { exec {lock}<>"$spool/worker.lock"; } 2>/dev/null; then
         # (without the worker lock's descriptor: only the worker may hold it)
         [[ -z $check_started ]] || check_imports {lock}>&-
         # isolated mode (-I): no PYTHON* variable, no user site; powerview is installed in the venv
-        setsid -f "$python" -I -m powerview.operations.worker --env-file "$project/.env" run --lock-fd "$lock" \
+        setsid -f "$python" -I -m powerview.cli.worker --env-file "$project/.env" run --lock-fd "$lock" \
             </dev/null >>"$log_dir/worker.log" 2>&1 ||
             problem "cannot start the worker: event $id kept in the spool"
     fi

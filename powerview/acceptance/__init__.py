@@ -1,4 +1,4 @@
-"""The checks of `powerview-acceptance` (powerview/acceptance/run.py), one group a module, each on
+"""The checks of `powerview-acceptance` (powerview/cli/acceptance.py; the order: plan.py), one group a module, each on
 the shared `context.Context` of one run:
 
 - `context`       the run's state, how a check is recorded (PASS, FAIL, SKIP), SFTPGo's calls of

@@ -102,7 +102,7 @@ class Cleanup(Context):
         def queue() -> str:
             # a job still queued (the worker was down, or slower than --timeout) would provision the
             # test company again after its deletion: purge them, through the worker's own commands
-            worker = [sys.executable, "-m", "powerview.operations.worker"] + (
+            worker = [sys.executable, "-m", "powerview.cli.worker"] + (
                 ["--env-file", str(self.env_file)] if self.env_file is not None else []
             )
             jobs, unread = [], 0

@@ -159,6 +159,6 @@ class Context:
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"no outcome for {what} in uploads.log after {self.timeout_s:g} s: is the "
-                    "worker running? see worker.log and `python -m powerview.operations.worker list`"
+                    "worker running? see worker.log and `python -m powerview.cli.worker list`"
                 )
             time.sleep(POLL_S)

@@ -17,7 +17,11 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from powerview.core import logsafe
 from powerview.core.exitcodes import ExitCode, exit_codes_text
+
+# the handler's class: while parse's progress bar is drawn on stderr, log lines clear it first
+StderrHandler = logsafe.StderrHandler
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,37 +96,12 @@ def influx_failures(prog: str, refused: str = "InfluxDB refused", internal: bool
         fail(prog, ExitCode.SOFTWARE, f"internal error {type(exc).__name__}: {exc}")
 
 
-class StderrHandler(logging.StreamHandler):
-    """Log lines on stderr; while a progress bar is drawn there (`bar_active`), each line first
-    clears the bar's line (the bar redraws itself on its next step)."""
-
-    bar_active = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if StderrHandler.bar_active:
-            self.stream.write("\r\x1b[K")
-        super().emit(record)
-
-
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
-
-
-def log_handler(stream, line_format: str) -> logging.Handler:
-    """A handler writing `line_format` lines to `stream`, one line each whatever the message
-    (control characters escaped) and never a URL's credentials (logsafe)."""
-    from powerview.core import logsafe
-
-    handler = StderrHandler(stream)
-    handler.setFormatter(logging.Formatter(line_format, TIME_FORMAT))
-    return logsafe.protect(handler)  # a file name with a newline cannot forge a line
-
-
 def configure_logging(prog: str | None, level: str, stream=None) -> logging.Handler:
     """Every log line on stderr (or `stream`), at `level` and above: `<prog>: LEVEL message`, or,
     with prog None (the parser, whose lines go to the worker's log), `<time> LEVEL message`.
     Returns the handler."""
     line_format = "%(asctime)s %(levelname)s %(message)s" if prog is None else f"{prog}: %(levelname)s %(message)s"
-    handler = log_handler(sys.stderr if stream is None else stream, line_format)
+    handler = logsafe.handler(sys.stderr if stream is None else stream, line_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,6 +1,6 @@
 """Where the operators' folders live by default: outside the checkout, so that an update which
 moves the checkout aside and clones it again (docs/setup-composants.md) keeps them.
-`powerview-relocate` (powerview/operations/relocate.py) moves the deployed ones there."""
+`powerview-relocate` (powerview/cli/relocate.py, powerview/operations/relocate.py) moves the deployed ones there."""
 
 from pathlib import Path
 

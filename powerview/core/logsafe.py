@@ -39,3 +39,26 @@ def protect(handler: logging.Handler) -> logging.Handler:
     if not any(isinstance(f, EscapeControls) for f in handler.filters):
         handler.addFilter(EscapeControls())
     return handler
+
+
+class StderrHandler(logging.StreamHandler):
+    """Log lines on stderr; while a progress bar is drawn there (`bar_active`), each line first
+    clears the bar's line (the bar redraws itself on its next step)."""
+
+    bar_active = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if StderrHandler.bar_active:
+            self.stream.write("\r\x1b[K")
+        super().emit(record)
+
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def handler(stream, line_format: str) -> logging.Handler:
+    """A handler writing `line_format` lines to `stream`, one line each whatever the message
+    (control characters escaped) and never a URL's credentials."""
+    made = StderrHandler(stream)
+    made.setFormatter(logging.Formatter(line_format, TIME_FORMAT))
+    return protect(made)  # a file name with a newline cannot forge a line

@@ -234,7 +234,7 @@ class JobRunner:
                 job,
                 JobResult.FAILED,
                 duration,
-                f"{detail}; given up after {job.attempts} attempts (see: python -m powerview.operations.worker list --failed)",
+                f"{detail}; given up after {job.attempts} attempts (see: python -m powerview.cli.worker list --failed)",
             )
             self.spool.give_up(job, detail)
             return

@@ -1,6 +1,5 @@
-"""Move the operators' folders out of the checkout (docs/setup-composants.md, "Mise à jour").
-
-    powerview-relocate [--from OLD_CHECKOUT] [--owner USER] [--env-file FILE] [--dry-run]
+"""Move the operators' folders out of the checkout (docs/setup-composants.md, "Mise à jour"); the
+command is `powerview-relocate` (powerview.cli.relocate).
 
 The deployed layout kept the default users' passwords (secrets/), Grafana's provisioning
 (provisioning/) and its dashboards (dashboards/) inside the checkout, /srv/powerview: a "safe"
@@ -11,36 +10,21 @@ GRAFANA_PROVISIONING_DIR, GRAFANA_DASHBOARDS_DIR). This command moves what the o
 folder (the bind-mount sources of docker-compose.yml), so it runs before `podman compose up`.
 
 Idempotent: a file already at its target with the same bytes is only removed from the old place;
-a file whose target differs is left where it is and reported (exit 1). Nothing is overwritten.
-Exit codes: 0 done (or nothing to do), 1 conflicts left in place, 2 usage or settings error.
+a file whose target differs is left where it is and reported (a conflict). Nothing is overwritten.
 """
 
 from __future__ import annotations
 
 import filecmp
 import os
-import pwd
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
-from powerview.cli import common as commandline
 from powerview.core.datadirs import DEFAULT_DASHBOARDS_DIR, DEFAULT_PROVISIONING_DIR, DEFAULT_SECRETS_DIR
-from powerview.core.envfile import PROJECT_DIR
-from powerview.core.exitcodes import ExitCode
-from powerview.core.settings import load_env
-
-PROG = "powerview-relocate"
-EXIT_CODES = commandline.epilog(
-    {
-        ExitCode.OK: "done (or nothing to do)",
-        ExitCode.REJECTED: "conflicts left in place (a target that differs is never overwritten)",
-        ExitCode.USAGE: "usage or settings error",
-    }
-)
+from powerview.core.settings import ConfigError, Env
 
 
 @dataclass(frozen=True)
@@ -58,14 +42,21 @@ FOLDERS = (
 )
 
 
+def _print(text: str, to_stderr: bool = False) -> None:
+    print(text, file=sys.stderr if to_stderr else sys.stdout, flush=True)
+
+
 class Relocation:
-    def __init__(self, dry_run: bool, owner: tuple[int, int] | None):
+    """The moves of one run: each step said (`echo(text, to_stderr)`), conflicts counted."""
+
+    def __init__(self, dry_run: bool, owner: tuple[int, int] | None, echo: Callable[[str, bool], None] = _print):
         self.dry_run = dry_run
         self.owner = owner
+        self.echo = echo
         self.conflicts = 0
 
     def say(self, text: str) -> None:
-        click.echo(("would " if self.dry_run else "") + text)
+        self.echo(("would " if self.dry_run else "") + text, False)
 
     def make_dir(self, target: Path, like: Path | None, mode: int) -> None:
         if target.is_dir():
@@ -98,7 +89,7 @@ class Relocation:
                     source.unlink()
             else:
                 self.conflicts += 1
-                click.echo(f"conflict: {source} and {target} differ: both left as they are; merge by hand", err=True)
+                self.echo(f"conflict: {source} and {target} differ: both left as they are; merge by hand", True)
             return
         self.say(f"move {source} -> {target}")
         if self.dry_run:
@@ -116,8 +107,9 @@ class Relocation:
             self.make_dir(new, None, mode)
             return
         if old.resolve() == new.resolve():
-            click.echo(
-                f"warning: {new} is inside the checkout: an update that moves the checkout aside leaves it behind"
+            self.echo(
+                f"warning: {new} is inside the checkout: an update that moves the checkout aside leaves it behind",
+                False,
             )
             return
         self.make_dir(new, old, mode)
@@ -135,47 +127,13 @@ class Relocation:
                     pass
 
 
-def targets(env_file: Path | None) -> list[tuple[Folder, Path]]:
-    env = load_env(env_file)
+def targets(env: Env) -> list[tuple[Folder, Path]]:
+    """Each folder and where the settings put it. Raises ConfigError for a relative path."""
     found = []
     for folder in FOLDERS:
         raw = env.text(folder.variable) or ""
         path = Path(raw) if raw else folder.default
         if not path.is_absolute():
-            raise click.UsageError(f"{folder.variable} must be an absolute path, got {raw!r}")
+            raise ConfigError(f"{folder.variable} must be an absolute path, got {raw!r}")
         found.append((folder, path))
     return found
-
-
-@click.command(context_settings=commandline.CONTEXT_SETTINGS, epilog=EXIT_CODES)
-@click.option(
-    "--from",
-    "old",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=PROJECT_DIR,
-    show_default=True,
-    help="The old checkout (e.g. the copy moved aside: /srv/powerview_backup_<date>).",
-)
-@click.option("--owner", help="Owner (user name) of the folders created without an old one, e.g. sftpgo.")
-@commandline.env_file_option
-@click.option("--dry-run", is_flag=True, help="Say what would be done, change nothing.")
-def main(old: Path, owner: str | None, env_file: Path | None, dry_run: bool) -> None:
-    """Move secrets/, provisioning/ and dashboards/ out of the checkout; create the targets."""
-    commandline.check_env_file(PROG, env_file)
-    owner_ids = None
-    if owner:
-        try:
-            entry = pwd.getpwnam(owner)
-        except KeyError:
-            raise click.UsageError(f"no user {owner!r}") from None
-        owner_ids = (entry.pw_uid, entry.pw_gid)
-    relocation = Relocation(dry_run, owner_ids)
-    for folder, target in targets(env_file):
-        relocation.move_tree(old / folder.name, target, folder.mode)
-    if relocation.conflicts:
-        click.echo(f"{relocation.conflicts} conflict(s) left in place", err=True)
-        sys.exit(ExitCode.REJECTED)
-
-
-if __name__ == "__main__":
-    main()

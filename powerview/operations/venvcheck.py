@@ -21,7 +21,7 @@ from pathlib import Path
 # the worker is imported (it starts nothing); what it runs (python -m powerview.cli.parse) and what the
 # Ansible module imports are only found (importing the parser's client library costs 0.5 s; the
 # pins above already say whether its distributions are there)
-IMPORTED = ("powerview.operations.worker",)
+IMPORTED = ("powerview.cli.worker",)
 FOUND = ("powerview.cli.parse", "powerview.onboarding.grafana")
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?:==\s*([^\s;#]+))?")
 

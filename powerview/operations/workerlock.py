@@ -76,7 +76,7 @@ def kick(spool_dir: Path, log_dir: Path, env_file: Path | None = None) -> int | 
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         log_fd = os.open(Path(log_dir) / WORKER_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
-            cmd = [sys.executable, "-m", "powerview.operations.worker"]
+            cmd = [sys.executable, "-m", "powerview.cli.worker"]
             if env_file is not None:
                 cmd += ["--env-file", str(env_file)]
             cmd += ["run", "--lock-fd", str(fd)]

@@ -22,7 +22,7 @@ LINE = re.compile(r"(PASS|FAIL|SKIP) (A\d) (.+?) — (.+)\Z")
 
 def acceptance(project: Path, *args: str) -> tuple[int, list[tuple[str, str, str, str]], str]:
     result = subprocess.run(
-        [sys.executable, "-m", "powerview.acceptance.run", "--project", str(project), "--timeout", "90", *args],
+        [sys.executable, "-m", "powerview.cli.acceptance", "--project", str(project), "--timeout", "90", *args],
         capture_output=True,
         text=True,
         timeout=400,
@@ -93,7 +93,7 @@ def test_a_worker_that_cannot_start_fails_a2_and_the_cleanup_says_what_may_come_
         tmp_path, grafana, influx, CONFIG_API_URL=api.url, POWERVIEW_VENV="/nonexistent/venv"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "powerview.acceptance.run", "--project", str(project), "--timeout", "3"],
+        [sys.executable, "-m", "powerview.cli.acceptance", "--project", str(project), "--timeout", "3"],
         capture_output=True,
         text=True,
         timeout=300,

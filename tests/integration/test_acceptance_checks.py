@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import requests
 
-from powerview.acceptance import run as acceptance
+from powerview.acceptance import plan as acceptance
 from powerview.acceptance.settings import load_acceptance
 from powerview.core.settings import load_tokens
 from powerview.delivery.influx import connect
@@ -67,7 +67,7 @@ def a2_lines(tmp_path, influx2, grafana, company: str) -> list[str]:
         },
     )
     lines: list[str] = []
-    run = acceptance.Run(settings, tmp_path, None, 5.0, lambda check: lines.append(check.line()), company=company)
+    run = acceptance.Plan(settings, tmp_path, None, 5.0, lambda check: lines.append(check.line()), company=company)
     run.a2_resources()
     return lines
 
@@ -112,7 +112,7 @@ def public_address_line(tmp_path, grafana: GrafanaStandIn) -> list[str]:
         },
     )
     lines: list[str] = []
-    acceptance.Run(settings, tmp_path, None, 5.0, lambda check: lines.append(check.line())).grafana_public_address()
+    acceptance.Plan(settings, tmp_path, None, 5.0, lambda check: lines.append(check.line())).grafana_public_address()
     return lines
 
 

@@ -140,7 +140,7 @@ def test_a_worker_pass_redoes_the_windows_of_a_killed_run(influxd1, api, tmp_pat
         + f"POWERVIEW_DATA_DIR={root}\nPOWERVIEW_LOG_DIR={tmp_path / 'logs'}\nPOWERVIEW_WORKER_LINGER_SECONDS=0\n"
     )
     worker = subprocess.run(
-        [sys.executable, "-m", "powerview.operations.worker", "--env-file", str(env_file), "run"],
+        [sys.executable, "-m", "powerview.cli.worker", "--env-file", str(env_file), "run"],
         capture_output=True,
         text=True,
         env={"PATH": os.environ["PATH"]},

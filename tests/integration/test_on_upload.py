@@ -315,7 +315,7 @@ def test_thirty_simultaneous_uploads_are_each_ingested_once(project, influx2):
     # The hook returns at once: it records the event and starts the worker, never does the work.
     # Measured so that a loaded machine (other jobs, 30 processes on 2 cores) cannot fail it:
     # its own CPU time (the parse, or any Python import, would cost far more: ~0.4 s to import
-    # powerview.operations.worker), and its wall-clock time against a reference fired the same way in the
+    # powerview.cli.worker), and its wall-clock time against a reference fired the same way in the
     # same run (a bash that writes and syncs a file, the least any hook does): the hook may take
     # HOOK_BUDGET_S more than that, never the time of the work it starts.
     assert max(cpu for _, cpu, _ in results) < HOOK_CPU_BUDGET_S, results
@@ -362,7 +362,7 @@ def test_influxdb_down_keeps_files_and_jobs_until_it_is_back(project, influx2):
     assert max(j["attempts"] for j in project.jobs()) == 1
     assert all(j["next_try"] > time.time() + 30 for j in project.jobs())  # backoff, not a busy loop
     listing = subprocess.run(
-        ["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.operations.worker", "list"],
+        ["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.cli.worker", "list"],
         cwd=project.dir,
         capture_output=True,
         text=True,
@@ -545,7 +545,7 @@ def test_without_python_the_event_waits_in_the_spool(tmp_path, influx2):
         "".join(line + "\n" for line in env_file.read_text().splitlines() if "POWERVIEW_VENV" not in line)
     )
     result = subprocess.run(
-        ["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.operations.worker", "run"],
+        ["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.cli.worker", "run"],
         cwd=project.dir,
         capture_output=True,
         text=True,
@@ -611,7 +611,7 @@ def test_the_timer_command_resumes_the_spool(project, influx2):
     (project.spool / "jobs").mkdir(parents=True)
     (project.spool / "jobs" / f"{job['id']}.json").write_text(json.dumps(job))  # left by a crash
     result = subprocess.run(
-        ["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.operations.worker", "run"],
+        ["env", "-i", str(project.dir / "envs/powerview/bin/python"), "-m", "powerview.cli.worker", "run"],
         cwd=project.dir,
         capture_output=True,
         text=True,

@@ -233,7 +233,7 @@ def test_a_package_missing_from_the_venv_is_named_at_the_first_call(tmp_path):
 def test_a_venv_that_cannot_import_the_worker_is_named_by_the_next_calls(tmp_path):
     venv = fake_venv(
         tmp_path / "venv",
-        '#!/bin/sh\necho "powerview.operations.worker cannot be imported: ImportError: boom"\nexit 1\n',
+        '#!/bin/sh\necho "powerview.cli.worker cannot be imported: ImportError: boom"\nexit 1\n',
         {"click": "8.5.1"},
     )
     hook = Hook(tmp_path, POWERVIEW_VENV=str(venv))
@@ -244,7 +244,7 @@ def test_a_venv_that_cannot_import_the_worker_is_named_by_the_next_calls(tmp_pat
     while not (hook.spool / "venv.checked").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     second = hook.call("SFTPGO_ACTION=upload", "SFTPGO_ACTION_PATH=/x.tsv", "SFTPGO_ACTION_STATUS=1")
-    assert "worker not started: powerview.operations.worker cannot be imported: ImportError: boom" in second.stderr
+    assert "worker not started: powerview.cli.worker cannot be imported: ImportError: boom" in second.stderr
     assert "pip install -r requirements.txt" in second.stderr
     assert len(list((hook.spool / "incoming").iterdir())) == 2
 

@@ -136,7 +136,7 @@ def test_a_trickling_config_api_cannot_hold_the_worker_nor_make_a_parsed_file_a_
         )
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "powerview.operations.worker", "--env-file", str(settings), "run"],
+            [sys.executable, "-m", "powerview.cli.worker", "--env-file", str(settings), "run"],
             env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"},
             capture_output=True,
             text=True,
@@ -272,7 +272,7 @@ def test_a_message_the_config_api_cannot_store_is_set_aside_and_the_next_deliver
             f"POWERVIEW_DATA_DIR={tmp_path}\nCONFIG_API_URL={api.url}\n"
         )
         result = subprocess.run(
-            [sys.executable, "-m", "powerview.operations.worker", "--env-file", str(settings), "run"],
+            [sys.executable, "-m", "powerview.cli.worker", "--env-file", str(settings), "run"],
             capture_output=True,
             text=True,
             timeout=60,

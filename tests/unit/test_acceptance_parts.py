@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from powerview.acceptance import run as acceptance
+from powerview.acceptance import plan as acceptance
 from powerview.acceptance.settings import load_acceptance
 from powerview.operations import uploadlog
 
@@ -50,8 +50,8 @@ def test_a_run_refuses_any_company_but_a_generated_test_company(tmp_path: Path, 
         None, {"POWERVIEW_DATA_DIR": str(tmp_path), "POWERVIEW_LOG_DIR": str(tmp_path), "GRAFANA_API_TOKEN": "t"}
     )
     with pytest.raises(ValueError, match="does not match"):
-        acceptance.Run(settings, tmp_path, None, 1.0, lambda check: None, company=company)
-    run = acceptance.Run(settings, tmp_path, None, 1.0, lambda check: None)
+        acceptance.Plan(settings, tmp_path, None, 1.0, lambda check: None, company=company)
+    run = acceptance.Plan(settings, tmp_path, None, 1.0, lambda check: None)
     assert acceptance.TEST_COMPANY.match(run.company) and run.company_dir == tmp_path / run.company
 
 

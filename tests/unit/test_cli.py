@@ -286,7 +286,7 @@ def test_log_lines_clear_the_progress_bar_line_first():
 
 
 def test_worker_list_on_a_spool_folder_that_does_not_exist_says_so(tmp_path):
-    from powerview.operations.worker import cli
+    from powerview.cli.worker import cli
 
     result = CliRunner().invoke(
         cli, ["list"], env={"POWERVIEW_SPOOL_DIR": str(tmp_path / "nowhere"), "POWERVIEW_LOG_DIR": str(tmp_path)}

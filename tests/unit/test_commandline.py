@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from powerview.acceptance import run as acceptance
+from powerview.cli import acceptance, relocate, tenancy, worker
 from powerview.cli import catalogue as catalogue_cli
 from powerview.cli import common as commandline
 from powerview.cli import downsample as downsample_cli
@@ -27,8 +27,6 @@ from powerview.core import envfile
 from powerview.core.exitcodes import ExitCode
 from powerview.core.settings import ConfigError
 from powerview.onboarding.grafana import settings as grafana_settings
-from powerview.onboarding.grafana import tenancy
-from powerview.operations import relocate, worker
 
 from samples import PROJECT_DIR, TRI_LABELS, place, row, v002
 

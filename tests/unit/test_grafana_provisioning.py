@@ -608,7 +608,7 @@ def test_migration_team_to_org_and_back_keeps_uids_and_users(grafana, tmp_path, 
 def test_migration_command_line(grafana, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from powerview.onboarding.grafana import tenancy
+    from powerview.cli import tenancy
 
     env_file = tmp_path / "pv.env"
     env_file.write_text(

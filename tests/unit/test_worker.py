@@ -522,7 +522,7 @@ def test_a_job_scheduled_by_a_clock_a_year_ahead_runs_once_the_clock_is_fixed(tm
     soon.next_try = time.time() + 600  # a real backoff within the horizon: still waits
     spool.add(soon)
     result = subprocess.run(
-        [sys.executable, "-m", "powerview.operations.worker", "--env-file", str(env_file), "run"],
+        [sys.executable, "-m", "powerview.cli.worker", "--env-file", str(env_file), "run"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,4 +1,5 @@
-"""The acceptance check of a live deployment: the automatable parts of the plan A1-A9.
+"""`powerview-acceptance` (`python -m powerview.cli.acceptance`): the acceptance check of a live
+deployment: the automatable parts of the plan A1-A9.
 
     powerview-acceptance [--project /srv/powerview] [--env-file FILE] [--timeout 300] [--keep]
 
@@ -13,85 +14,24 @@ Grafana's HTTP API, InfluxDB's v2 API, the JSON reports, `parsed/` and `error/`,
 
 One line per check on stdout: `PASS|FAIL|SKIP A<n> <what> — <why>`. A0 is the deployment itself
 (reachable, then cleaned up). Exit 0 when no check failed, 1 when one did, 2 for a usage or
-configuration error. The plan and each check are described in docs/acceptance.md.
+configuration error. The plan and each check are described in docs/acceptance.md; the checks are in
+powerview/acceptance/ (`plan`: the order, then one module per group).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from powerview.acceptance.access import Access
-from powerview.acceptance.cleanup import Cleanup
-from powerview.acceptance.context import FAIL, PASS, SKIP, TEST_COMPANY, Aborted, Check, Context
-from powerview.acceptance.deployment import Deployment
-from powerview.acceptance.logtail import LogTail, parse_log_line
-from powerview.acceptance.provisioning import Provisioning
-from powerview.acceptance.samples import Sample, samples
-from powerview.acceptance.settings import AcceptanceSettings, load_acceptance
-from powerview.acceptance.story import Story
-from powerview.acceptance.uploads import Uploads
+from powerview.acceptance.context import FAIL, PASS, SKIP, Check
+from powerview.acceptance.plan import exit_code, run_checks
+from powerview.acceptance.settings import load_acceptance
 from powerview.cli import common as commandline
 from powerview.core.envfile import PROJECT_DIR
 from powerview.core.exitcodes import ExitCode
 from powerview.core.settings import ConfigError
-
-__all__ = [
-    "TEST_COMPANY",
-    "Check",
-    "Context",
-    "LogTail",
-    "Run",
-    "Sample",
-    "exit_code",
-    "main",
-    "parse_log_line",
-    "run_checks",
-    "samples",
-]
-
-
-class Run(Deployment, Provisioning, Uploads, Access, Story, Cleanup):
-    """The plan, A0 to A9, then the cleanup; each group of checks is in powerview/acceptance/."""
-
-    def run(self, keep: bool = False) -> None:
-        plan = [self.preconditions, self.a1, self.a2, self.uploads, self.a3_to_a7, self.a8, self.a9]
-        try:
-            for step in plan:
-                step()
-        except Aborted as exc:
-            if not any(c.id == "A1" for c in self.checks):
-                self.a1()
-            for id_ in ("A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9"):
-                if not any(c.id == id_ for c in self.checks):
-                    self.record(SKIP, id_, "not run", str(exc))
-        finally:
-            if keep:
-                self.record(SKIP, "A0", f"cleanup of {self.company}", "--keep: the test company is left in place")
-            else:
-                self.cleanup()
-
-
-def run_checks(
-    settings: AcceptanceSettings,
-    project: Path,
-    env_file: Path | None,
-    timeout_s: float,
-    keep: bool = False,
-    emit: Callable[[Check], None] | None = None,
-) -> list[Check]:
-    """Run the whole plan against the deployment; returns the checks (each also given to `emit`)."""
-    run = Run(settings, project, env_file, timeout_s, emit or (lambda check: None))
-    run.run(keep=keep)
-    return run.checks
-
-
-def exit_code(checks: list[Check]) -> ExitCode:
-    return ExitCode.REJECTED if any(c.result == FAIL for c in checks) else ExitCode.OK
-
 
 EXIT_CODES = commandline.epilog(
     {
