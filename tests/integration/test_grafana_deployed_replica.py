@@ -191,3 +191,66 @@ def test_a_new_company_gets_the_dashboard_of_the_deployed_features(site):
         {"userId": user["id"], "permission": 2},
     ]
     assert g.company_snapshot("acme")["datasource"]["jsonData"]["clientId"] == "acme_acme"
+
+
+OVERRIDES = {
+    "company_user_login_override": "jdupont",
+    "company_user_email_override": "jean.dupont@beta.example",
+    "company_user_password_override": "Not-The-Customers-1",
+}
+
+
+def test_a_deployed_default_user_with_an_overridden_login_is_adopted_with_or_without_the_variables(site):
+    """beta was provisioned by the deployed playbook with company_user_login_override=jdupont
+    (clientId beta_jdupont): force_company, with or without the override variables, adopts jdupont
+    as it is (password and email the customer's) and makes no second default user."""
+    site.grafana.seed_deployed_company("beta", site.srv / "data", token="beta-rw-token", login="jdupont")
+    before = site.grafana.company_snapshot("beta")
+    assert before["datasource"]["jsonData"]["clientId"] == "beta_jdupont"
+    for extra in ({}, OVERRIDES):
+        done = site.playbook({"company_name": "beta", "force_company": True, **extra})
+        assert done.returncode == 0, done.stdout + done.stderr
+        after = site.grafana.company_snapshot("beta")
+        assert after["users"] == before["users"] and after["team_members"] == before["team_members"]
+        assert after["datasource"] == before["datasource"] and after["dashboard"] == before["dashboard"]
+        assert after["dashboard_acl"] == before["dashboard_acl"]
+        assert site.grafana.check_password("jdupont", "ChangeMe123!")  # the deployed one, untouched
+        assert site.grafana.user_by_login("user_beta") is None
+        assert not (site.srv / "secrets" / "grafana_user_beta.password").exists()
+
+
+def test_a_new_company_with_the_override_variables_gets_that_default_user(site):
+    (site.srv / "data" / "gamma").mkdir()
+    asked = {
+        "company_user_login_override": "marie",
+        "company_user_email_override": "marie@gamma.example",
+        "company_user_password_override": "Gamma-Secret-42",
+    }
+    done = site.playbook({"company_name": "gamma", **asked})
+    assert done.returncode == 0, done.stdout + done.stderr
+    g = site.grafana
+    marie = g.user_by_login("marie")
+    assert (marie["name"], marie["email"]) == ("gamma Default", "marie@gamma.example")
+    assert g.check_password("marie", "Gamma-Secret-42")
+    assert marie["id"] in g.team_members[g.team_by_name("gamma")["id"]]
+    assert {"userId": marie["id"], "permission": 2} in g.dashboard_acl["powerview_gamma"]
+    assert g.user_by_login("user_gamma") is None
+    assert not (site.srv / "secrets" / "grafana_marie.password").exists()  # the operator gave it
+    assert "Gamma-Secret-42" not in done.stdout + done.stderr
+    # a rerun with another password does not change the user's: it is adopted as it is
+    (site.srv / "data" / "gamma" / ".company.created").unlink()
+    again = site.playbook({"company_name": "gamma", **asked, "company_user_password_override": "Other-Secret-9"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert g.check_password("marie", "Gamma-Secret-42")
+
+
+def test_an_override_login_of_another_company_is_refused_before_any_write(site):
+    (site.srv / "data" / "delta").mkdir()
+    writes = len(site.grafana.writes())
+    influx_writes = len([r for r in site.influx.requests if r.method not in ("GET", "HEAD")])
+    done = site.playbook({"company_name": "delta", "company_user_login_override": "marie"})
+    assert done.returncode != 0
+    assert "Grafana user marie belongs to company gamma (recorded as its maker), not to company delta" in done.stdout
+    assert site.grafana.writes()[writes:] == []
+    assert len([r for r in site.influx.requests if r.method not in ("GET", "HEAD")]) == influx_writes
+    assert site.grafana.team_by_name("delta") is None

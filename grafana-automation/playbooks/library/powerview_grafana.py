@@ -33,10 +33,10 @@ options:
   require_company: {description: With state=ping, fail unless the company's team (org tenancy, organisation) exists., type: bool, default: false}
   influx_token: {description: The read-only InfluxDB token of the bucket (company_present, user_present)., type: str, no_log: true}
   influx_token_id: {description: The InfluxDB authorization id of that token (not secret)., type: str}
-  user_login: {description: The user (user_present), or the user to delete (company_absent)., type: str}
-  user_email: {description: The user's email (user_present; none given, Grafana uses the login)., type: str}
+  user_login: {description: "The user (user_present), the user to delete (company_absent), or the login of the default user to create or adopt (company_present; ping: checked before any write)", type: str}
+  user_email: {description: "The user's email (user_present; company_present: the default user's, when created; none given, Grafana uses the login)", type: str}
   user_name: {description: The user's display name (user_present)., type: str}
-  user_password: {description: The user's password (user_present)., type: str, no_log: true}
+  user_password: {description: "The user's password (user_present; company_present: the default user's, when created; none given, a random one in the secrets folder)", type: str, no_log: true}
   templates_dir: {description: The folder of the dashboard templates., type: path}
 """
 

@@ -1,13 +1,14 @@
 """Grafana user accounts of a company: a user made or brought up to date (issue 17: only by the
 company that owns it, powerview/onboarding/grafana/users.py), and the company's one default user (an
-existing one adopted, else user_<company> with a random password written once to the secrets
-folder)."""
+existing one adopted, else user_<company> — or the deployed playbook's company_user_login_override —
+with the given password or a random one written once to the secrets folder)."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import string
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,17 @@ def _write_secret_file(path: Path, content: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write(content + "\n")
+
+
+@dataclass(frozen=True)
+class DefaultUser:
+    """What the operator asked of the default user: the deployed playbook's
+    company_user_login_override, _email_override and _password_override (empty: not given). They
+    apply to a user this run creates; an existing one is adopted as it is."""
+
+    login: str = ""
+    email: str = ""
+    password: str = ""
 
 
 def new_password() -> str:
@@ -113,20 +125,26 @@ class Accounts(Membership):
             raise GrafanaError("GET", "/api/user", 0, f"Grafana at {self.g.url} cannot be reached") from None
         return reply.status_code == 200
 
-    def default_user(self, team_id: int | None) -> int | None:
+    def default_user(self, team_id: int | None, asked: DefaultUser | None = None, client_id: str = "") -> int | None:
         """The company's one default user: an existing one is adopted as it is (name, email and
-        password untouched; made a member if it is not); else ours, user_<company>, is created with
-        a random password written once to the secrets folder. Returns its id (None in check mode
-        when it is to be created, or without the admin API)."""
+        password untouched; made a member if it is not); else ours, user_<company> (or
+        `asked.login`), is created with `asked.password` or a random password written once to the
+        secrets folder. Returns its id (None in check mode when it is to be created, or without
+        the admin API). `client_id`: the company data source's, which names the deployed default
+        user (`<company>_<login>`)."""
+        asked = asked or DefaultUser()
         if not self.s.has_admin:
             self.run.notes.append(
-                f"The default user {self.names['user_login']} is not created: Grafana's admin API needs basic auth "
+                f"The default user {asked.login or self.names['user_login']} is not created: Grafana's admin API "
+                "needs basic auth "
                 "of a Grafana server admin (set GRAFANA_USERNAME and GRAFANA_PASSWORD beside "
                 "GRAFANA_API_TOKEN)."
             )
             return None
-        user = self.find_default_user(team_id)
-        if user is not None and user["login"] != self.names["user_login"]:  # issue 17: a deployed one
+        prefix = f"{self.company}_"
+        hinted = client_id[len(prefix) :] if client_id.startswith(prefix) else ""
+        user = self.find_default_user(team_id, asked.login, hinted)
+        if user is not None and user["login"] not in (self.names["user_login"], asked.login):  # a deployed one
             standing = Owners(self).standing(user["login"])
             if user.get("isGrafanaAdmin") or standing.owner not in (None, self.company):
                 self.run.notes.append(
@@ -138,26 +156,40 @@ class Accounts(Membership):
             user_id: int | None = int(user["id"])
             login = user["login"]
         else:
-            login = self.names["user_login"]
+            login = asked.login or self.names["user_login"]
             user_id, _ = self.ensure_user(
-                login, self.names["user_name"], password_file=self.s.secrets_dir / f"grafana_{login}.password"
+                login,
+                self.names["user_name"],
+                email=asked.email,
+                password=asked.password,
+                password_file=self.s.secrets_dir / f"grafana_{login}.password",
             )
         self.ensure_member(login, user_id, team_id)
         return user_id
 
-    def find_default_user(self, team_id: int | None) -> dict | None:
-        """The default user that exists: ours (user_<company>), or the deployed playbook's (login
-        <company>, named "<company> Default", a member of the team), or None."""
+    def find_default_user(self, team_id: int | None, asked_login: str = "", hinted_login: str = "") -> dict | None:
+        """The default user that exists: the login the operator gives (`asked_login`, the deployed
+        company_user_login_override: that one or none), else ours (user_<company>), else the
+        deployed playbook's: login <company>, or `hinted_login` (the one its data source's clientId
+        <company>_<login> names, when the default login was overridden), named "<company> Default"
+        or a member of the team; or None."""
+        if asked_login:
+            asked = self.find_user(asked_login)
+            return asked if asked is not None and asked.get("login") == asked_login else None
         ours = self.find_user(self.names["user_login"])
         if ours is not None and ours.get("login") == self.names["user_login"]:
             return ours
-        deployed = self.find_user(self.company)
-        if deployed is None or deployed.get("login") != self.company:
-            return None
-        if deployed.get("name") == self.names["user_name"]:
-            return deployed
-        if team_id is not None:
-            members = self._read(f"/api/teams/{team_id}/members", ok=(200,)).body or []
-            if int(deployed["id"]) in [int(m["userId"]) for m in members]:
+        members: list[int] | None = None
+        for login in dict.fromkeys(filter(None, (self.company, hinted_login))):
+            deployed = self.find_user(login)
+            if deployed is None or deployed.get("login") != login:
+                continue
+            if deployed.get("name") == self.names["user_name"]:
                 return deployed
+            if team_id is not None:
+                if members is None:
+                    listed = self._read(f"/api/teams/{team_id}/members", ok=(200,)).body or []
+                    members = [int(m["userId"]) for m in listed]
+                if int(deployed["id"]) in members:
+                    return deployed
         return None

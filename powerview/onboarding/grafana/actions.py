@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import render
 from . import settings as grafana_settings
+from .accounts import DefaultUser
 from .client import Grafana, GrafanaError
 from .company import Company, ProvisioningError, Run, check_name
 from .config_api import ConfigApiError
@@ -74,6 +75,12 @@ def run(
         if company:
             marker = s.data_dir / company / ".company.created"
             result.update(marker=str(marker), company_steps=bool(force_company) or not marker.exists())
+        if company and user_login and not require_company and s.has_admin and result["company_steps"]:
+            # the default user's login (company_user_login_override) owned by another company:
+            # refused before the token tool, which would make a bucket
+            from .users import Owners
+
+            Owners(Company(Run(grafana), s, company)).check_add(user_login)
         if company and require_company:  # add-user: before the token tool, which would make a bucket
             c = Company(Run(grafana), s, company)
             if (c.find_org() if s.tenancy == "org" else c.find_team()) is None:  # reads only
@@ -95,6 +102,7 @@ def run(
             company_steps=company_steps,
             campaign=campaign,
             refresh_dashboard=refresh_dashboard,
+            default_user=DefaultUser(user_login or "", user_email or "", user_password or ""),
         )
         where = f"organisation {company}" if s.tenancy == "org" else f"team {company}"
         result["message"] = (

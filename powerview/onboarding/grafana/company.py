@@ -18,7 +18,7 @@ This module holds the flows: the company present (or checked), a user added.
 from __future__ import annotations
 
 from . import render
-from .accounts import Accounts
+from .accounts import Accounts, DefaultUser
 from .client import seg
 from .dashboards import Dashboards
 from .datasources import client_id_of, datasource_owner
@@ -50,16 +50,19 @@ class Company(Removal, Accounts, Dashboards):
         company_steps: bool = True,
         campaign: str | None = None,
         refresh_dashboard: bool = False,
+        default_user: DefaultUser | None = None,
     ) -> dict:
         """Create what is missing, adopt what exists (`refresh_dashboard`: re-render the company's
-        dashboard, keeping what the customer added). `company_steps=False` (the marker exists, as
-        the deployed playbook left it): read only, write nothing at all; check that the company's
-        resources exist."""
+        dashboard, keeping what the customer added; `default_user`: the deployed playbook's
+        company_user_*_override). `company_steps=False` (the marker exists, as the deployed
+        playbook left it): read only, write nothing at all; check that the company's resources
+        exist."""
+        default_user = default_user or DefaultUser()
         if campaign:
             check_name("campaign", campaign)
         render.template_for(self.templates_dir, self.s.datasource_type)  # before any write
         if company_steps and self.s.has_admin:  # issue 17: the default user's login owned by another company
-            Owners(self).check_add(self.names["user_login"])
+            Owners(self).check_add(default_user.login or self.names["user_login"])
         if self.in_org:
             self.use_org(create=company_steps)
             if self.org_id is None and not self.org_missing:
@@ -81,7 +84,7 @@ class Company(Removal, Accounts, Dashboards):
             exists=folder_exists,
             created=folder_created,
         )
-        user_id = self.default_user(team_id)
+        user_id = self.default_user(team_id, default_user, client_id_of(datasource, self.own_view()))
         editor = [{"userId": user_id, "permission": EDIT}] if self.s.has_admin else []
         self.ensure_dashboard(folder_uid, datasource, team_id, refresh=refresh_dashboard, editors=editor)
         self.register_client(client_id_of(datasource, self.own_view()))
