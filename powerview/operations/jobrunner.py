@@ -74,7 +74,9 @@ class Tools:
 
 
 @dataclass(frozen=True)
-class Run:
+class Finished:
+    """A command that ran (or could not): its exit code, how long, and why it failed."""
+
     code: int | None  # None: could not start, or killed after the timeout
     duration: float
     error: str | None = None
@@ -83,7 +85,7 @@ class Run:
 POLL_S = 0.25
 
 
-def run_command(cmd: list[str], tools: Tools, cwd: Path, idle: Callable[[], object] | None = None) -> Run:
+def run_command(cmd: list[str], tools: Tools, cwd: Path, idle: Callable[[], object] | None = None) -> Finished:
     """Run `cmd` (a list) in its own process group; kill the group after the timeout.
 
     While it runs, `idle` is called every POLL_S (the worker checks new events meanwhile).
@@ -102,7 +104,7 @@ def run_command(cmd: list[str], tools: Tools, cwd: Path, idle: Callable[[], obje
         )
     except OSError as exc:
         log.error("cannot start %s: %s", cmd[0], exc)
-        return Run(None, time.monotonic() - started, f"cannot start {Path(cmd[0]).name}: {exc}")
+        return Finished(None, time.monotonic() - started, f"cannot start {Path(cmd[0]).name}: {exc}")
     deadline = started + tools.timeout_s
     while True:
         try:
@@ -112,12 +114,12 @@ def run_command(cmd: list[str], tools: Tools, cwd: Path, idle: Callable[[], obje
             if time.monotonic() >= deadline:
                 _kill_group(process)
                 log.error("killed after %.0f s (POWERVIEW_JOB_TIMEOUT_SECONDS)", tools.timeout_s)
-                return Run(None, time.monotonic() - started, f"killed after {tools.timeout_s:.0f} s")
+                return Finished(None, time.monotonic() - started, f"killed after {tools.timeout_s:.0f} s")
             if idle is not None:
                 idle()
     duration = time.monotonic() - started
     log.info("exit %d after %.1f s", code, duration)
-    return Run(code, duration, None if code == 0 else f"exit {code}")
+    return Finished(code, duration, None if code == 0 else f"exit {code}")
 
 
 def _kill_group(process: subprocess.Popen) -> None:
@@ -157,7 +159,7 @@ def moved_copy(path: Path, st: os.stat_result) -> Path | None:
 class ParserRun:
     """A parser run and its report: each file's outcome by path."""
 
-    run: Run
+    run: Finished
     entries: dict[str, FileReport]
 
     def entry(self, path: Path) -> FileReport | None:
@@ -369,7 +371,7 @@ class JobRunner:
         else:
             self.retry(job, result, run.duration, detail)
 
-    def _no_report(self, job: Job, run: Run) -> None:
+    def _no_report(self, job: Job, run: Finished) -> None:
         """The parser left no word on this file (it crashed, or was killed): its exit code decides."""
         if run.code == ExitCode.TEMPFAIL:
             self.retry(
@@ -388,7 +390,7 @@ class JobRunner:
                 ", file left in place",
             )
 
-    def _after_parser(self, run: Run) -> None:
+    def _after_parser(self, run: Finished) -> None:
         if run.code == ExitCode.TEMPFAIL:
             delay = backoff(1, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
             self.influx_is_down(time.time() + delay)
@@ -397,7 +399,7 @@ class JobRunner:
 
     # -- derived windows a parser recorded and did not recompute ----------------------------
 
-    def derived_pending(self) -> Run | None:
+    def derived_pending(self) -> Finished | None:
         """Run `powerview-downsample --pending` (under the job timeout) when the derived outbox
         holds records: a parser killed mid-run (timeout, OOM) recorded its files' windows
         before moving them to parsed/, and no later run may come soon. Not while InfluxDB is
@@ -441,7 +443,7 @@ class JobRunner:
         """One scan for every due scan job (they would all find the same files)."""
         started = time.monotonic()
         settled, changing = self.settled_files()
-        worst: Run | None = None
+        worst: Finished | None = None
         counts: dict[str, int] = {}
         lead = jobs[0]
         for i in range(0, len(settled), BATCH_FILES):

@@ -339,10 +339,10 @@ def test_a_file_replaced_before_the_parser_opened_it_ends_as_replaced(env):
     st = os.stat(a)
     os.unlink(a)
     env.file("acme/c1/SN1/a.tsv", "a new upload with the same name")
-    from powerview.operations.jobrunner import ParserRun, Run
+    from powerview.operations.jobrunner import Finished, ParserRun
 
     parsed = ParserRun(
-        Run(0, 0.1),
+        Finished(0, 0.1),
         {
             str(a): {
                 "file": str(a),
