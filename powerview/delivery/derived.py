@@ -12,6 +12,10 @@ the raw bucket, one request per level and chunk:
                                               InfluxDB 3 takes one statement a request: one
                                               statement over every channel there, see _read)
 
+On InfluxDB 1.x and 2.x the per-channel statements go without `GROUP BY *` (about twice as fast
+on 1.x), followed in the same request by `SHOW SERIES` of the device: a channel's one series
+gives its tags; a channel with several series is read again with `GROUP BY *` (_read_narrow).
+
 Each coarser level is folded EXACTLY from the level below, whose windows tile it (1h -> 1d -> 1w):
 mean = sum(mean x count) / sum(count), min of the minima, max of the maxima, sum of the counts.
 That reads 24 rows a day instead of every raw point of a week (the weekly window of a daily file
@@ -23,9 +27,9 @@ Written to `<company>_<level>`: measurement `electrical` = the mean (the deploye
 coverage, and the weight of the fold), same tags and field names as the raw series. Each value
 is stamped at its window's END (as Flux aggregateWindow does); windows are aligned on the epoch
 like InfluxQL's and Flux's (days at 00:00 UTC, weeks on Thursday 00:00 UTC). The field list is
-the file's own: a field's windows depend only on that field's points. `GROUP BY *` splits by tag
-set, so a master series (with `device_subtype`) and a slave series never mix; `fill(none)` and
-the counts leave empty windows out.
+the file's own: a field's windows depend only on that field's points. Every series (tag set) has
+windows of its own, so a master series (with `device_subtype`) and a slave series never mix;
+`fill(none)` and the counts leave empty windows out.
 
 Durability: as soon as a file's points are written, BEFORE it moves to parsed/ (Recorder, the
 run's per-file step), its span is written as one JSON record under
