@@ -61,7 +61,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 from powerview.core import schema
@@ -338,6 +338,12 @@ def _fold(parts: dict[tuple, dict[str, float]], seconds: int) -> list[Aggregate]
     ]
 
 
+@lru_cache(maxsize=4096)
+def _series_text(tags: tuple, field: str) -> str:
+    """`,k=v,... <field>=` of a series, escaped (the same series recur on every level)."""
+    return lineprotocol.tag_set(dict(tags)) + " " + lineprotocol.escape_key(field) + "="
+
+
 def derived_lines(aggregates: Iterable[Aggregate]) -> Iterator[str]:
     """One line per aggregate and measurement (mean -> electrical, min -> electrical_min, max ->
     electrical_max, count -> electrical_count), stamped at the window's end."""
@@ -345,7 +351,7 @@ def derived_lines(aggregates: Iterable[Aggregate]) -> Iterator[str]:
     for tags, end, field, values in aggregates:
         head = heads.get((tags, field))
         if head is None:
-            series = lineprotocol.tag_set(dict(tags)) + " " + lineprotocol.escape_key(field) + "="
+            series = _series_text(tags, field)
             head = heads[tags, field] = (
                 MEASUREMENTS["mean"] + series,
                 MEASUREMENTS["min"] + series,
@@ -579,10 +585,9 @@ def _read_narrow(
     Why the list is complete: InfluxDB adds a series to its index before the points of that
     series can be read, and runs the statements of a request in order; so a series whose points
     a statement read is in the `SHOW SERIES` that follows it, even one written meanwhile."""
-    grouped = statements(True)
     channels = [channel or "" for channel, _ in _by_channel(span)]
-    if client.single_statement or not span.channels or len(grouped) % len(channels):
-        return _read(client, database, grouped)
+    if client.single_statement or not span.channels:
+        return _read(client, database, statements(True))
     plain = statements(False)
     show = f"SHOW SERIES FROM {', '.join(quote_ident(m) for m in measurements)} WHERE {_where(span, None, None)}"
     answers = _read(client, database, [*plain, show])
@@ -599,6 +604,7 @@ def _read_narrow(
             again.append(index)
         results.append(result)
     if again:
+        grouped = statements(True)
         for index, result in zip(again, _read(client, database, [grouped[i] for i in again])):
             results[index] = result
     return results
