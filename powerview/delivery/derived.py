@@ -586,11 +586,16 @@ def _read_narrow(
     series can be read, and runs the statements of a request in order; so a series whose points
     a statement read is in the `SHOW SERIES` that follows it, even one written meanwhile."""
     channels = [channel or "" for channel, _ in _by_channel(span)]
-    if client.single_statement or not span.channels:
+    if client.single_statement or not span.channels or not getattr(client, "show_series", True):
         return _read(client, database, statements(True))
     plain = statements(False)
     show = f"SHOW SERIES FROM {', '.join(quote_ident(m) for m in measurements)} WHERE {_where(span, None, None)}"
-    answers = _read(client, database, [*plain, show])
+    try:
+        answers = _read(client, database, [*plain, show])
+    except InfluxRejected as exc:  # a server without SHOW SERIES: GROUP BY * from now on
+        log.info("%s: %s: reading with GROUP BY * from now on", database, exc)
+        client.show_series = False
+        return _read(client, database, statements(True))
     known = series_by_channel(answers[-1], measurements)
     results: list[dict] = []
     again: list[int] = []

@@ -61,6 +61,7 @@ class QueryClient(Connection):
     """
 
     single_statement = False  # InfluxDB 3: one InfluxQL statement per /query request
+    show_series = True  # False once the server refused SHOW SERIES (an older InfluxDB 2 may lack it)
 
     def raw(self, db: str | None, influxql: str, write: bool = False) -> dict:
         """The decoded JSON answer; a statement error raises InfluxRejected."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from powerview.delivery import derived
+from powerview.delivery.influx import InfluxRejected
 from powerview.delivery.influxql import form_encode
 
 SPAN = derived.Span("acme", "c", "0201", 0, 3599, ("M0201_Ch1_W", "M0201_U1_V"), ("M0201_Ch1", "M0201_U1"))
@@ -27,7 +28,11 @@ class Client:
     def raw(self, db, influxql, write=False):
         statements = influxql.split("; ")
         self.requests.append((db, statements))
-        return {"results": [dict(self.answer(s), statement_id=i) for i, s in enumerate(statements)]}
+        results = [dict(self.answer(s), statement_id=i) for i, s in enumerate(statements)]
+        for result in results:
+            if result.get("error"):  # what QueryClient.raw does with a statement error
+                raise InfluxRejected(f"InfluxQL on {db}: {result['error']}")
+        return {"results": results}
 
 
 def show(*keys):
@@ -90,6 +95,22 @@ def test_rows_of_a_channel_without_a_listed_series_are_read_again():
     client = Client(lambda s: show(U1) if s.startswith("SHOW") else rows("x", 1))
     read(client)
     assert [len(statements) for _, statements in client.requests] == [3, 1]
+
+
+def test_a_server_that_refuses_show_series_is_read_with_group_by_star_from_then_on():
+    def answer(statement):
+        if statement.startswith("SHOW SERIES"):
+            return {"error": "not implemented: SHOW SERIES"}
+        return rows("M0201_U1_V", 5)
+
+    client = Client(answer)
+    client.show_series = True
+    assert len(read(client)) == 2
+    assert [len(statements) for _, statements in client.requests] == [3, 2]
+    assert all(", *" in statement for statement in client.requests[1][1])
+    client.requests.clear()
+    read(client)
+    assert [len(statements) for _, statements in client.requests] == [2]  # no second attempt
 
 
 def test_series_keys_read_back_with_their_escapes():
