@@ -592,10 +592,11 @@ def _read_narrow(
     show = f"SHOW SERIES FROM {', '.join(quote_ident(m) for m in measurements)} WHERE {_where(span, None, None)}"
     try:
         answers = _read(client, database, [*plain, show])
-    except InfluxRejected as exc:  # a server without SHOW SERIES: GROUP BY * from now on
+    except InfluxRejected as exc:
+        results = _read(client, database, statements(True))  # raises when the statements are refused
         log.info("%s: %s: reading with GROUP BY * from now on", database, exc)
-        client.show_series = False
-        return _read(client, database, statements(True))
+        client.show_series = False  # the server refuses SHOW SERIES
+        return results
     known = series_by_channel(answers[-1], measurements)
     results: list[dict] = []
     again: list[int] = []

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import pytest
+
 from powerview.delivery import derived
 from powerview.delivery.influx import InfluxRejected
 from powerview.delivery.influxql import form_encode
@@ -111,6 +113,14 @@ def test_a_server_that_refuses_show_series_is_read_with_group_by_star_from_then_
     client.requests.clear()
     read(client)
     assert [len(statements) for _, statements in client.requests] == [2]  # no second attempt
+
+
+def test_a_refused_statement_is_an_error_and_keeps_show_series():
+    client = Client(lambda s: {"error": "field type conflict"} if "M0201_U1" in s else show(CH1))
+    client.show_series = True
+    with pytest.raises(InfluxRejected, match="field type conflict"):
+        read(client)
+    assert client.show_series is True and len(client.requests) == 2
 
 
 def test_series_keys_read_back_with_their_escapes():
