@@ -593,10 +593,10 @@ def _read_narrow(
     try:
         answers = _read(client, database, [*plain, show])
     except InfluxRejected as exc:
-        results = _read(client, database, statements(True))  # raises when the statements are refused
+        grouped = _read(client, database, statements(True))  # raises when the statements are refused
         log.info("%s: %s: reading with GROUP BY * from now on", database, exc)
         client.show_series = False  # the server refuses SHOW SERIES
-        return results
+        return grouped
     known = series_by_channel(answers[-1], measurements)
     results: list[dict] = []
     again: list[int] = []
@@ -610,8 +610,8 @@ def _read_narrow(
             again.append(index)
         results.append(result)
     if again:
-        grouped = statements(True)
-        for index, result in zip(again, _read(client, database, [grouped[i] for i in again])):
+        with_tags = statements(True)
+        for index, result in zip(again, _read(client, database, [with_tags[i] for i in again])):
             results[index] = result
     return results
 
