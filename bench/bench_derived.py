@@ -10,7 +10,9 @@ full week of raw data: the worst case), then, for the last daily file, measures 
 --repeat runs):
   1. its raw ingestion (read, check, line protocol, /write);
   2. the recompute of its windows on every level (1h, 1d, 1w: one multi-statement InfluxQL
-     read of the raw bucket, the weekly fold's read of the daily level, a write per level);
+     read of the raw bucket, the weekly fold's read of the daily level, a write per level),
+     and where its time goes: each read and each write as timed around the HTTP call, the
+     rest being Python (JSON decoding, aggregates, line protocol);
   3. then `tsv_parser.py` on that file in its own process (ingestion, layout check, derived
      buckets, report): wall time and peak memory.
 Figures are recorded in docs/buckets-derives.md.
@@ -83,7 +85,9 @@ def measure(days: int, interval: int, repeat: int) -> dict:
         options = ingest.RunOptions(root, RowRules.for_now(date(2021, 1, 1), "UTC"), 5000, dry_run=False)
         writer = Influx1Writer(settings.influx)
         client = open_query_client(settings.influx)
+        calls = _time_calls(client, writer)
         raw_times, derived_times = [], []
+        parts: dict[str, list[float]] = {}
         nb_points = lines = 0
         path = folder
         for day in range(days):
@@ -96,12 +100,15 @@ def measure(days: int, interval: int, repeat: int) -> dict:
                 raw = time.perf_counter() - started
                 assert outcome.status == Status.SUCCESS, outcome.error
                 span = derived.span_of(outcome)
+                calls.clear()
                 started = time.perf_counter()
                 lines = derived.recompute(span, settings.downsample_levels, client, writer)
                 spent = time.perf_counter() - started
                 if last:
                     raw_times.append(raw)
                     derived_times.append(spent)
+                    for what, seconds in calls + [("python", spent - sum(s for _, s in calls))]:
+                        parts.setdefault(what, []).append(seconds)
         writer.close()
         client.close()
         # the whole parser on the last day once more, as the worker runs it
@@ -124,9 +131,34 @@ def measure(days: int, interval: int, repeat: int) -> dict:
         "raw": statistics.median(raw_times),
         "derived": statistics.median(derived_times),
         "lines": lines,
+        "parts": {what: statistics.median(times) for what, times in parts.items()},
         "process": whole,
         "peak_mb": peak_mb,
     }
+
+
+def _time_calls(client, writer) -> list[tuple[str, float]]:
+    """Times every read (`read <database>`) and write (`write <bucket>`) of the recompute; the
+    list is cleared before each recompute by the caller."""
+    calls: list[tuple[str, float]] = []
+    raw, write = client.raw, writer.write
+
+    def timed_raw(db, influxql, write=False):
+        started = time.perf_counter()
+        try:
+            return raw(db, influxql, write)
+        finally:
+            calls.append((f"read {db}", time.perf_counter() - started))
+
+    def timed_write(bucket, body):
+        started = time.perf_counter()
+        try:
+            return write(bucket, body)
+        finally:
+            calls.append((f"write {bucket}", time.perf_counter() - started))
+
+    client.raw, writer.write = timed_raw, timed_write
+    return calls
 
 
 def main() -> None:
@@ -146,6 +178,10 @@ def main() -> None:
         print(
             f"  derived recompute : {rec * 1000:7.1f} ms  (levels 1h,1d,1w; {got['lines']} lines written) "
             f"= {rec / raw:.2f} x the raw ingestion"
+        )
+        print(
+            "    where it goes (medians): "
+            + ", ".join(f"{what} {seconds * 1000:.1f} ms" for what, seconds in got["parts"].items())
         )
         print(
             f"  tsv_parser.py on it, process start and derived buckets included: {got['process']:.2f} s, "

@@ -68,11 +68,13 @@ class Counting:
 
     def __init__(self, client, writer):
         self.reads: list[tuple[str, int]] = []  # (database, statements)
+        self.queries: list[str] = []
         self.writes: list[str] = []
         raw, write = client.raw, writer.write
 
         def counted_raw(db, influxql, write=False):
             self.reads.append((db, influxql.count("SELECT")))
+            self.queries.append(influxql)
             return raw(db, influxql, write)
 
         def counted_write(bucket, data):
@@ -107,6 +109,9 @@ def test_a_daily_file_costs_two_reads_and_one_write_per_level_with_exact_windows
     # day folded in memory, one read of _1d for the week (a statement per channel), one write per level
     assert counting.reads == [(company, 2 * len(CHANNELS)), (f"{company}_1d", len(CHANNELS))]
     assert counting.writes == [f"{company}_1h", f"{company}_1d", f"{company}_1w"]
+    # each channel has one series: no GROUP BY *, the tags from the SHOW SERIES ending each request
+    assert all("GROUP BY *" not in q and ", *" not in q for q in counting.queries)
+    assert all(q.rpartition("; ")[2].startswith("SHOW SERIES FROM") for q in counting.queries)
     for level, seconds in (("1h", 3600), ("1d", DAY), ("1w", 7 * DAY)):
         got, want = stored(influxd1, f"{company}_{level}"), expected(values, seconds, START, START + 7 * DAY - 1)
         assert set(got) == set(want), level
@@ -132,6 +137,50 @@ def test_a_part_of_a_day_folds_the_stored_day_checked_against_the_raw_counts(inf
     assert counting.reads == [(company, 2 * len(CHANNELS)), (f"{company}_1h", len(CHANNELS))]
     got, want = stored(influxd1, f"{company}_1d"), expected(values, DAY, START, START + 2 * DAY - 1)
     assert set(got) == set(want) and all(got[k][3] == want[k][3] for k in want)
+
+
+def test_a_channel_with_two_series_is_read_again_with_group_by_star(influxd1, tmp_path):
+    """A label changed in the middle of the day: the first channel has two series. Its
+    statements are read again with GROUP BY * (one more request on the raw bucket and one on
+    _1d), and every window of each series is exact."""
+    company = f"trips{uuid.uuid4().hex[:8]}"
+    values = points(1)
+    label = {key: ("Voie 1" if key[0] == CHANNELS[0] and key[1] >= START + DAY // 2 else "Ch1") for key in values}
+    escaped = {key: text.replace(" ", "\\ ") for key, text in label.items()}
+    body = "".join(
+        f"electrical,campaign=c1,channel_id={channel},channel_label={escaped[channel, t]},"
+        f"device_master_sn=M1 {channel}_W={value} {t}\n"
+        for (channel, t), value in values.items()
+    )
+    settings = settings_for(tmp_path, INFLUXDB_VERSION="1", INFLUXDB_HOST=influxd1.url)
+    writer, client = Influx1Writer(settings.influx), open_query_client(settings.influx)
+    try:
+        writer.write(company, body.encode())
+        counting = Counting(client, writer)
+        derived.recompute(span(company, START, START + DAY - 1200), ("1h", "1d", "1w"), client, writer)
+    finally:
+        writer.close()
+        client.close()
+    # the raw read (no GROUP BY *), the first channel again with it (1h and 1w counts), the same for _1d
+    assert counting.reads == [(company, 4), (company, 2), (f"{company}_1d", 2), (f"{company}_1d", 1)]
+    assert [", *" in q or "GROUP BY *" in q for q in counting.queries] == [False, True, False, True]
+    for level, seconds in (("1h", 3600), ("1d", DAY), ("1w", 7 * DAY)):
+        want: dict[tuple, list[float]] = {}
+        for (channel, t), value in values.items():
+            want.setdefault((f"{channel}_W", label[channel, t], t - t % seconds + seconds), []).append(value)
+        got: dict[tuple, dict] = {}
+        for measurement in ("electrical", "electrical_min", "electrical_max", "electrical_count"):
+            for row in influxd1.query(f"{company}_{level}", f'SELECT * FROM "{measurement}"'):
+                for field in (f"{c}_W" for c in CHANNELS):
+                    if row.get(field) is not None:
+                        got.setdefault((field, row["channel_label"], row["time"]), {})[measurement] = row[field]
+        assert set(got) == set(want), level
+        for key, group in want.items():
+            stored_window = got[key]
+            assert (stored_window["electrical_min"], stored_window["electrical_max"]) == (min(group), max(group))
+            assert stored_window["electrical_count"] == len(group), (level, key)
+            assert math.isclose(stored_window["electrical"], math.fsum(group) / len(group), rel_tol=1e-12)
+    assert {name for _, name, _ in got} == {"Ch1", "Voie 1"}
 
 
 def test_influxdb3_gets_one_statement_per_request(influxd1, tmp_path):
