@@ -18,7 +18,7 @@ from powerview.cli import common as commandline
 from powerview.core.exitcodes import ExitCode
 from powerview.core.names import bucket_name_problem, name_problem, raw_bucket_skip_reason, reserved_bucket_problem
 from powerview.core.settings import ConfigError, load_influx_command, parse_levels
-from powerview.delivery import derived, flux_tasks
+from powerview.delivery import derived, flux_tasks, windows
 from powerview.delivery.influx import InfluxRejected, InfluxUnavailable
 from powerview.delivery.influx_targets import open_query_client, open_writer
 from powerview.delivery.influxql import QueryClient, quote_ident
@@ -80,9 +80,9 @@ def raw_buckets(client: QueryClient, meta_bucket: str) -> list[str]:
     return sorted(n for n in names if raw_bucket_skip_reason(n, meta_bucket) is None)
 
 
-def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> list[derived.Span]:
+def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> list[windows.Span]:
     """One span per device of the bucket, with the device's fields (`M<device>_...`)."""
-    measurement = quote_ident(derived.RAW_MEASUREMENT)
+    measurement = quote_ident(windows.RAW_MEASUREMENT)
     devices = [
         row[-1]
         for series in client.series(bucket, f'SHOW TAG VALUES FROM {measurement} WITH KEY = "device_master_sn"')
@@ -102,7 +102,7 @@ def spans_of_bucket(client: QueryClient, bucket: str, start: int, end: int) -> l
         own = tuple(sorted(f for f in fields if f.startswith(f"M{device}_")))
         claimed.update(own)
         if own:
-            spans.append(derived.Span(bucket, None, device, start, end - 1, own))
+            spans.append(windows.Span(bucket, None, device, start, end - 1, own))
     unclaimed = sorted(set(fields) - claimed)
     if unclaimed:
         log.warning(
@@ -204,19 +204,19 @@ def main(
             _switch_tasks(tasks_api, targets, levels, flux_tasks.ACTIVE, dry_run)
             sys.exit(EXIT_OK)
         spans = [span for bucket in targets for span in spans_of_bucket(client, bucket, first, last)]
-        steps = [(span, step) for span in spans for step in derived.plan(span, levels)]
+        steps = [(span, step) for span in spans for step in windows.plan(span, levels)]
         log.info(
             "%d bucket(s), %d device(s), %d quer%s from %s to %s",
             len(targets),
             len(spans),
             len(steps),
             "y" if len(steps) == 1 else "ies",
-            derived.iso_z(first),
-            derived.iso_z(last),
+            windows.iso_z(first),
+            windows.iso_z(last),
         )
         if dry_run:
             for span, (level, database, query, _, _) in steps:
-                click.echo(f"-- read {database}, write {derived.derived_bucket(span.bucket, level)}")
+                click.echo(f"-- read {database}, write {windows.derived_bucket(span.bucket, level)}")
                 click.echo(query + ";")
             if tasks_api is not None:
                 _switch_tasks(tasks_api, targets, levels, flux_tasks.INACTIVE, dry_run)
@@ -232,7 +232,7 @@ def main(
                 since = max(first, int(datetime.now(UTC).timestamp()) - RECENT_AFTER_TASKS_S)
                 now = int(datetime.now(UTC).timestamp()) + 1
                 recent = [span for bucket in targets for span in spans_of_bucket(client, bucket, since, now)]
-                log.info("recomputing from %s, after the tasks were stopped", derived.iso_z(since))
+                log.info("recomputing from %s, after the tasks were stopped", windows.iso_z(since))
                 _run(recent, levels, client, writer, settings.batch_lines, 0, locks)
         finally:
             writer.close()

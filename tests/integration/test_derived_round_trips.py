@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import requests
 
 from powerview.core.settings import load_parser
-from powerview.delivery import derived
+from powerview.delivery import derived, windows
 from powerview.delivery.influx_targets import Influx1Writer, open_query_client, open_writer
 
 from stand_ins.influxdb3 import InfluxDB3StandIn
@@ -42,7 +42,7 @@ def lines(company: str, values: dict[tuple[str, int], float]) -> str:
 def expected(values: dict[tuple[str, int], float], seconds: int, start: int, end: int) -> dict[tuple, tuple]:
     """{(field, window end): (mean, min, max, count)} of the windows touching [start, end]."""
     groups: dict[tuple, list[float]] = {}
-    first, last = derived.window_bounds(start, end, seconds)
+    first, last = windows.window_bounds(start, end, seconds)
     for (channel, t), value in values.items():
         if first <= t < last:
             groups.setdefault((f"{channel}_W", t - t % seconds + seconds), []).append(value)
@@ -59,8 +59,8 @@ def stored(server, db: str) -> dict[tuple, tuple]:
     return {k: tuple(v[i] for i in range(4)) for k, v in out.items()}
 
 
-def span(company: str, start: int, end: int) -> derived.Span:
-    return derived.Span(company, "c1", "M1", start, end, tuple(f"{c}_W" for c in CHANNELS), CHANNELS)
+def span(company: str, start: int, end: int) -> windows.Span:
+    return windows.Span(company, "c1", "M1", start, end, tuple(f"{c}_W" for c in CHANNELS), CHANNELS)
 
 
 class Counting:

@@ -16,7 +16,7 @@ from powerview.core import schema
 from powerview.core.outcome import FileOutcome, Status
 from powerview.core.settings import ConfigError
 from powerview.core.settings import load_parser as load
-from powerview.delivery import derived
+from powerview.delivery import derived, windows
 from powerview.delivery.influx import InfluxRejected, InfluxUnavailable
 from powerview.delivery.influx_targets import Influx1Writer, Influx3Writer, open_writer
 from powerview.delivery.influxql import quote_ident, quote_string
@@ -26,7 +26,7 @@ def epoch(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
 
 
-def span(**kw) -> derived.Span:
+def span(**kw) -> windows.Span:
     base = dict(
         bucket="acme",
         campaign="camp.1",
@@ -36,22 +36,22 @@ def span(**kw) -> derived.Span:
         fields=("M0201_Ch1_W", "M0201_U1_V"),
         channels=("M0201_Ch1", "M0201_U1"),
     )
-    return derived.Span(**{**base, **kw})
+    return windows.Span(**{**base, **kw})
 
 
 def test_windows_are_epoch_aligned_weeks_start_on_thursday():
-    start, end = derived.window_bounds(epoch("2026-01-03T10:20:00"), epoch("2026-01-07T23:59:59"), 604800)
+    start, end = windows.window_bounds(epoch("2026-01-03T10:20:00"), epoch("2026-01-07T23:59:59"), 604800)
     assert datetime.fromtimestamp(start, UTC).strftime("%A %H:%M") == "Thursday 00:00"
     assert (start, end) == (epoch("2026-01-01T00:00:00"), epoch("2026-01-08T00:00:00"))
-    assert derived.window_bounds(epoch("2026-01-03T12:00:00"), epoch("2026-01-03T12:00:00"), 3600) == (
+    assert windows.window_bounds(epoch("2026-01-03T12:00:00"), epoch("2026-01-03T12:00:00"), 3600) == (
         epoch("2026-01-03T12:00:00"),
         epoch("2026-01-03T13:00:00"),
     )
 
 
 def test_raw_query_one_statement_per_channel_with_every_aggregate():
-    first, last = derived.window_bounds(span().start, span().end, 3600)
-    query = derived.recompute_query(span(), "1h", first, last)
+    first, last = windows.window_bounds(span().start, span().end, 3600)
+    query = windows.recompute_query(span(), "1h", first, last)
     statements = query.split("; ")
     assert len(statements) == 2
     assert statements[0] == (
@@ -61,13 +61,13 @@ def test_raw_query_one_statement_per_channel_with_every_aggregate():
         "AND time >= '2026-01-03T10:00:00Z' AND time < '2026-01-03T13:00:00Z' GROUP BY time(1h), * fill(none)"
     )
     with pytest.raises(ValueError):
-        derived.recompute_query(span(), "1h", first + 1, last)
+        windows.recompute_query(span(), "1h", first + 1, last)
 
 
 def test_plan_folds_coarser_levels_from_the_finer_one():
-    steps = list(derived.plan(span(), ("1w", "1h", "1d")))
+    steps = list(windows.plan(span(), ("1w", "1h", "1d")))
     assert [(level, db) for level, db, *_ in steps] == [("1h", "acme"), ("1d", "acme_1h"), ("1w", "acme_1d")]
-    assert [(level, db) for level, db, *_ in derived.plan(span(), ("1w",))] == [("1w", "acme")]
+    assert [(level, db) for level, db, *_ in windows.plan(span(), ("1w",))] == [("1w", "acme")]
     fold = steps[1][2]
     assert 'FROM "electrical", "electrical_min", "electrical_max", "electrical_count"' in fold
     assert "time > '2026-01-03T00:00:00Z' AND time <= '2026-01-04T00:00:00Z' GROUP BY *" in fold
@@ -75,7 +75,7 @@ def test_plan_folds_coarser_levels_from_the_finer_one():
 
 def test_chunks_bound_every_query():
     long = span(start=epoch("2020-01-01T00:00:00"), end=epoch("2026-01-01T00:00:00"))
-    chunks = list(derived.chunks(long, "1h"))
+    chunks = list(windows.chunks(long, "1h"))
     assert all(b - a <= 3600 * schema.LEVEL_BY_NAME["1h"].chunk for a, b in chunks)
     assert chunks[0][0] == long.start and chunks[-1][1] == long.end + 3600
     assert all(b == c for (_, b), (c, _) in zip(chunks, chunks[1:]))
@@ -121,7 +121,7 @@ def test_raw_answer_to_lines_stamped_at_the_window_end():
             [[3600, 2.0, 1, 3, 2, None, None, None, 0], [7200, None, None, None, 0, 5, 5, 5, 1]],
         )
     ]
-    lines = list(derived.derived_lines(derived.aggregates_from_raw(series, 3600)))
+    lines = list(windows.derived_lines(windows.aggregates_from_raw(series, 3600)))
     assert lines == [
         "electrical,campaign=c\\ 1 F=2.0 7200\n",
         "electrical_min,campaign=c\\ 1 F=1.0 7200\n",
@@ -146,14 +146,14 @@ def test_fold_is_the_exact_weighted_mean():
         lower("electrical_max", [[3600, 10.0], [7200, 3.0]]),
         lower("electrical_count", [[3600, 1], [7200, 3]]),
     ]
-    [(tags, end, field, values)] = derived.aggregates_from_lower(series, 86400)
+    [(tags, end, field, values)] = windows.aggregates_from_lower(series, 86400)
     assert (tags, end, field) == ((("campaign", "c"),), 86400, "F")
     assert values == {"mean": 4.0, "min": 1.0, "max": 10.0, "count": 4}  # (10 + 3 x 2) / 4, not (10 + 2) / 2
 
 
 def test_fold_refuses_windows_without_counts():
-    with pytest.raises(derived.Incomplete):
-        derived.aggregates_from_lower([lower("electrical", [[3600, 1.0]])], 86400)
+    with pytest.raises(windows.Incomplete):
+        windows.aggregates_from_lower([lower("electrical", [[3600, 1.0]])], 86400)
 
 
 def test_pending_spans_of_a_device_are_merged_when_close():
@@ -353,7 +353,7 @@ def test_records_queued_by_the_previous_version_are_still_read(tmp_path):
     )
     (folder / ".tmp-x1y2z3").write_text('{"bucket": "acm')  # torn by a kill -9 of the old version
     outbox = derived.Outbox(tmp_path)
-    new = outbox.add(derived.Span("acme", "c", "0201", 30, 40, ("M0201_Ch2_W",), ("M0201_Ch2",)))
+    new = outbox.add(windows.Span("acme", "c", "0201", 30, 40, ("M0201_Ch2_W",), ("M0201_Ch2",)))
     records = outbox.pending()
     assert [p.name for p in records] == ["00001764000000000000-4242-0123456789abcdef.json", new.name]
     spans = [outbox.load(p) for p in records]

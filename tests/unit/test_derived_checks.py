@@ -10,17 +10,17 @@ import time
 import pytest
 
 from powerview.core.outcome import FileOutcome, Status
-from powerview.delivery import derived, layout_change
+from powerview.delivery import derived, layout_change, windows
 
 TAGS = (("campaign", "c"), ("channel_id", "M1_U1"), ("device_master_sn", "1"))
 
 
-def span() -> derived.Span:
-    return derived.Span("acme", "c", "1", 0, 86400 * 2 - 1, ("M1_U1_V",), ("M1_U1",))
+def span() -> windows.Span:
+    return windows.Span("acme", "c", "1", 0, 86400 * 2 - 1, ("M1_U1_V",), ("M1_U1",))
 
 
 def test_count_query_counts_the_raw_points_per_window():
-    query = derived.count_query(span(), "1d", 0, 2 * 86400)
+    query = windows.count_query(span(), "1d", 0, 2 * 86400)
     assert query == (
         'SELECT count("M1_U1_V") AS "count_M1_U1_V" FROM "electrical" WHERE "campaign" = \'c\' AND '
         "\"device_master_sn\" = '1' AND \"channel_id\" = 'M1_U1' AND time >= '1970-01-01T00:00:00Z' "
@@ -30,14 +30,14 @@ def test_count_query_counts_the_raw_points_per_window():
 
 def test_a_missing_lower_window_is_a_mismatch():
     answer = [{"tags": dict(TAGS), "columns": ["time", "count_M1_U1_V"], "values": [[0, 144], [86400, 6]]}]
-    raw = derived.counts_from_raw(answer, 86400)
+    raw = windows.counts_from_raw(answer, 86400)
     assert raw == {(TAGS, 86400, "M1_U1_V"): 144, (TAGS, 2 * 86400, "M1_U1_V"): 6}
     full = [(TAGS, 86400, "M1_U1_V", {"count": 144}), (TAGS, 2 * 86400, "M1_U1_V", {"count": 6})]
-    assert derived._count_mismatch(full, raw) is None
+    assert windows.count_mismatch(full, raw) is None
     partial = [(TAGS, 86400, "M1_U1_V", {"count": 126}), (TAGS, 2 * 86400, "M1_U1_V", {"count": 6})]
-    assert "(126 of 144 raw points)" in derived._count_mismatch(partial, raw)
+    assert "(126 of 144 raw points)" in windows.count_mismatch(partial, raw)
     absent = full[:1]  # a whole window missing from the level below
-    assert "1 window(s)" in derived._count_mismatch(absent, raw)
+    assert "1 window(s)" in windows.count_mismatch(absent, raw)
 
 
 def _hold(spool, seconds):

@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from powerview.delivery import derived
+from powerview.delivery import derived_reads, windows
 from powerview.delivery.influx import InfluxRejected
 from powerview.delivery.influxql import form_encode
 
-SPAN = derived.Span("acme", "c", "0201", 0, 3599, ("M0201_Ch1_W", "M0201_U1_V"), ("M0201_Ch1", "M0201_U1"))
+SPAN = windows.Span("acme", "c", "0201", 0, 3599, ("M0201_Ch1_W", "M0201_U1_V"), ("M0201_Ch1", "M0201_U1"))
 CH1 = "electrical,campaign=c,channel_id=M0201_Ch1,channel_label=Ch1,device_master_sn=0201"
 U1 = "electrical,campaign=c,channel_id=M0201_U1,channel_label=U1,device_master_sn=0201"
 
@@ -46,7 +46,7 @@ def rows(field, value):
 
 
 def read(client):
-    return derived._read_raw(client, SPAN, lambda grouped: derived.count_statements(SPAN, "1h", 0, 3600, grouped))
+    return derived_reads.read_raw(client, SPAN, lambda grouped: windows.count_statements(SPAN, "1h", 0, 3600, grouped))
 
 
 def test_one_series_a_channel_is_one_request_without_group_by_star():
@@ -63,7 +63,7 @@ def test_one_series_a_channel_is_one_request_without_group_by_star():
     assert statements[-1] == (
         'SHOW SERIES FROM "electrical" WHERE "campaign" = \'c\' AND "device_master_sn" = \'0201\''
     )
-    counts = derived.counts_from_raw(derived._series(results), 3600)
+    counts = windows.counts_from_raw(derived_reads.series_of(results), 3600)
     tags = (("campaign", "c"), ("channel_id", "M0201_Ch1"), ("channel_label", "Ch1"), ("device_master_sn", "0201"))
     assert counts[(tags, 3600, "M0201_Ch1_W")] == 6
     assert {key[0][2] for key in counts} == {("channel_label", "Ch1"), ("channel_label", "U1")}
@@ -125,20 +125,22 @@ def test_a_refused_statement_is_an_error_and_keeps_show_series():
 
 def test_series_keys_read_back_with_their_escapes():
     key = "electrical,campaign=c,channel_id=M1_Ch1,channel_name=Ph\\ 1\\,\\ a\\=b,device_master_sn=1"
-    [tags] = derived.series_by_channel(show(key, "electrical_min" + key[len("electrical") :]), ["electrical"])["M1_Ch1"]
+    [tags] = derived_reads.series_by_channel(show(key, "electrical_min" + key[len("electrical") :]), ["electrical"])[
+        "M1_Ch1"
+    ]
     assert dict(tags)["channel_name"] == "Ph 1, a=b"
     # a backslash of its own cannot be told from an escape: the device is read with GROUP BY *
-    assert derived.series_by_channel(show("electrical,campaign=c\\\\,channel_id=M1_Ch1"), ["electrical"]) is None
-    assert derived.series_by_channel(show("electrical,campaign"), ["electrical"]) is None
-    assert derived.series_by_channel({}, ["electrical"]) == {}
+    assert derived_reads.series_by_channel(show("electrical,campaign=c\\\\,channel_id=M1_Ch1"), ["electrical"]) is None
+    assert derived_reads.series_by_channel(show("electrical,campaign"), ["electrical"]) is None
+    assert derived_reads.series_by_channel({}, ["electrical"]) == {}
 
 
 def test_influxdb3_gets_the_grouped_statements_and_no_show_series():
     client = Client(lambda s: rows("M0201_Ch1_W", 1))
     client.single_statement = True
-    wide = derived._for_client(SPAN, client)  # one statement over every field: a request each there
-    derived._read_raw(client, wide, lambda grouped: derived.count_statements(wide, "1h", 0, 3600, grouped))
-    assert [statements for _, statements in client.requests] == [derived.count_statements(wide, "1h", 0, 3600)]
+    wide = derived_reads.for_client(SPAN, client)  # one statement over every field: a request each there
+    derived_reads.read_raw(client, wide, lambda grouped: windows.count_statements(wide, "1h", 0, 3600, grouped))
+    assert [statements for _, statements in client.requests] == [windows.count_statements(wide, "1h", 0, 3600)]
     assert "GROUP BY time(1h), *" in client.requests[0][1][0]
 
 

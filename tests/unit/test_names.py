@@ -121,6 +121,6 @@ def test_the_levels_table_is_the_one_the_settings_and_the_derived_buckets_use():
         ("1w", 604800, 260),
     ]
     assert schema.DERIVED_LEVELS == ("1h", "1d", "1w")
-    # each level is a whole number of the finer one (derived.plan computes it from that one)
+    # each level is a whole number of the finer one (windows.plan computes it from that one)
     for finer, coarser in zip(schema.LEVELS, schema.LEVELS[1:], strict=False):
         assert coarser.seconds % finer.seconds == 0
