@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import add
 from pathlib import Path
@@ -98,21 +99,31 @@ def stop_sink(sink: subprocess.Popen) -> None:
 # -- one process, timed ------------------------------------------------------------------------
 
 
-def timed_rss(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int, str]:
-    """(wall seconds, exit code, peak RSS in KiB, stdout) of one process, start included (wait4
-    gives the peak of that process alone)."""
+@dataclass
+class Run:
+    """One process: wall seconds (start included), CPU seconds (user + system), peak RSS in KiB."""
+
+    wall: float
+    cpu: float
+    rss: int
+    code: int
+    out: str
+
+
+def run_process(argv: list[str], env: dict[str, str] | None = None) -> Run:
+    """Run one process to its end; wait4 gives the CPU time and peak memory of that one alone."""
     out_file = tempfile.TemporaryFile()
     err_file = tempfile.TemporaryFile()
     started = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=out_file, stderr=err_file, cwd=PROJECT)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
     out_file.seek(0)
     err_file.seek(0)
-    if proc.returncode != 0:
+    if code != 0:
         sys.stderr.write(err_file.read().decode(errors="replace")[-3000:])
-    return wall, proc.returncode, usage.ru_maxrss, out_file.read().decode()
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, code, out_file.read().decode())
 
 
 def parser_env(url: str, work: Path) -> dict[str, str]:
@@ -131,23 +142,23 @@ def parser_env(url: str, work: Path) -> dict[str, str]:
     }
 
 
-def run_parser(source: Path, work: Path, url: str, n: int) -> tuple[float, int]:
-    """One `tsv_parser.py --tsvFile` on a fresh copy of the file: (seconds, peak RSS KiB)."""
+def run_parser(source: Path, work: Path, url: str, n: int) -> Run:
+    """One `tsv_parser.py --tsvFile` on a fresh copy of the file."""
     data = work / f"data{n}"
     target = data / COMPANY / CAMPAIGN / MASTER / source.name
     target.parent.mkdir(parents=True)
     shutil.copyfile(source, target)
     argv = [sys.executable, str(PROJECT / "tsv_parser.py"), "--dataFolder", str(data), "--tsvFile", str(target)]
-    wall, code, rss, _ = timed_rss(argv, parser_env(url, work))
-    if code != 0:
-        raise SystemExit(f"tsv_parser.py exited {code}")
+    run = run_process(argv, parser_env(url, work))
+    if run.code != 0:
+        raise SystemExit(f"tsv_parser.py exited {run.code}")
     if not (target.parent / "parsed" / source.name).exists():
         raise SystemExit("the file was not moved to parsed/")
     shutil.rmtree(data)
-    return wall, rss
+    return run
 
 
-def run_minimal(source: Path, prefixes_path: Path, url: str) -> tuple[float, int]:
+def run_minimal(source: Path, prefixes_path: Path, url: str) -> Run:
     argv = [
         sys.executable,
         str(BENCH / "minimal_serializer.py"),
@@ -158,10 +169,10 @@ def run_minimal(source: Path, prefixes_path: Path, url: str) -> tuple[float, int
         "bench",
         str(prefixes_path),
     ]
-    wall, code, _, out = timed_rss(argv)
-    if code != 0:
-        raise SystemExit(f"minimal_serializer.py exited {code}")
-    return wall, int(out)
+    run = run_process(argv)
+    if run.code != 0:
+        raise SystemExit(f"minimal_serializer.py exited {run.code}")
+    return run
 
 
 def end_to_end(source: Path, work: Path, nb_values: int, repeat: int) -> None:
@@ -169,27 +180,30 @@ def end_to_end(source: Path, work: Path, nb_values: int, repeat: int) -> None:
     prefixes_path.write_text(json.dumps(line_prefixes(source)))
     (work / "empty.env").write_text("")
     sink, url = start_sink()
-    best_minimal = best_parser = math.inf
-    peak = 0
+    minimal: list[Run] = []
+    parser: list[Run] = []
     try:
         for n in range(repeat):
-            wall, lines = run_minimal(source, prefixes_path, url)
-            assert lines == nb_values, (lines, nb_values)
-            best_minimal = min(best_minimal, wall)
-            wall, rss = run_parser(source, work, url, n)
-            best_parser = min(best_parser, wall)
-            peak = max(peak, rss)
+            minimal.append(run_minimal(source, prefixes_path, url))
+            assert int(minimal[-1].out) == nb_values, (minimal[-1].out, nb_values)
+            parser.append(run_parser(source, work, url, n))
             report = max((work / "reports").glob("*.json"), key=lambda p: p.stat().st_mtime)
             entry = json.loads(report.read_text())["files"][0]
             counts = (entry["nb_points"], entry["nb_points_in_influx"])
             assert counts[0] == nb_values <= counts[1] and not entry["warnings"], (counts, entry["warnings"])
     finally:
         stop_sink(sink)
+    wall_m, wall_p = min(r.wall for r in minimal), min(r.wall for r in parser)
+    cpu_m, cpu_p = min(r.cpu for r in minimal), min(r.cpu for r in parser)
     print(
-        f"END TO END (own process, start included, best of {repeat}): minimal serializer {best_minimal:.2f} s "
-        f"({nb_values / best_minimal:,.0f} points/s), tsv_parser.py {best_parser:.2f} s "
-        f"({nb_values / best_parser:,.0f} points/s): ratio {best_parser / best_minimal:.2f}x (goal 1.3x); "
-        f"parser peak RSS {peak / 1024:.0f} MB"
+        f"END TO END (own process, start included, best of {repeat}): minimal serializer {wall_m:.2f} s "
+        f"({nb_values / wall_m:,.0f} points/s), tsv_parser.py {wall_p:.2f} s ({nb_values / wall_p:,.0f} points/s): "
+        f"RATIO {wall_p / wall_m:.2f}x (goal 1.3x)\n"
+        f"  CPU time of each process (user + system): minimal {cpu_m:.2f} s, parser {cpu_p:.2f} s: "
+        f"ratio {cpu_p / cpu_m:.2f}x\n"
+        f"  peak RSS: minimal {max(r.rss for r in minimal) / 1024:.0f} MB, parser {max(r.rss for r in parser) / 1024:.0f} MB"
+        f"\n  every run (wall s, minimal / parser): "
+        + ", ".join(f"{m.wall:.2f}/{p.wall:.2f}" for m, p in zip(minimal, parser))
     )
 
 
@@ -284,12 +298,12 @@ def report_ratio(what: str, minimal_s: float, parser_s: float, points: int, repe
 
 def in_process(source: Path, work: Path, repeat: int) -> None:
     from powerview.core.settings import Env, influx_settings
-    from powerview.delivery.influx import InfluxWriter
+    from powerview.delivery.influx_targets import Influx2Writer
 
     sink, url = start_sink()
     try:
         env = Env({"INFLUXDB_HOST": url, "INFLUXDB_ORG": "bench", "INFLUXDB_ADMIN_TOKEN": "bench"})
-        writer = InfluxWriter(influx_settings(env))
+        writer = Influx2Writer(influx_settings(env))
         report_ratio("in process, to the sink  ", *compare_in_process(work / "http", source, writer, repeat), repeat)
     finally:
         stop_sink(sink)
@@ -312,9 +326,9 @@ print(n, time.perf_counter() - t0)
 
 
 def parse_only(path: Path, nb_values: int) -> None:
-    _, code, rss, out = timed_rss([sys.executable, "-c", PARSE_ONLY, str(path)])
-    assert code == 0
-    points, dt = int(out.split()[0]), float(out.split()[1])
+    run = run_process([sys.executable, "-c", PARSE_ONLY, str(path)])
+    assert run.code == 0
+    points, dt, rss = int(run.out.split()[0]), float(run.out.split()[1]), run.rss
     assert points == nb_values, (points, nb_values)
     print(f"parse only : {points / dt:>10,.0f} points/s  ({dt:.2f} s)  peak RSS {rss / 1024:.0f} MB")
 

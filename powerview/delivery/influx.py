@@ -10,21 +10,37 @@ This module knows HTTP and InfluxDB; it knows nothing about T302 files.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
-
-import requests
-import urllib3
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from powerview.core import peers
 from powerview.core.settings import ConfigError
 
+if TYPE_CHECKING:
+    import requests
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class Answer(Protocol):
+    """What the rules read of an HTTP answer: a requests.Response, or `influx_http.Answer` (the
+    standard library's transport)."""
+
+    status_code: int
+
+    @property
+    def headers(self) -> Any: ...  # .get(name, default), case-insensitive
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
 
 
 class InfluxUnavailable(Exception):
@@ -50,14 +66,23 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
-def check_server(url: str, timeout_s: float, budget_s: float, session: requests.Session | None = None) -> None:
+def check_server(
+    url: str,
+    timeout_s: float,
+    budget_s: float,
+    session: requests.Session | None = None,
+    get: Callable[[], Answer] | None = None,
+) -> None:
     """THE is-this-InfluxDB check, every generation: `GET /ping` answers 204 (1.x, 2.x and
     compatible servers) or 200 with a JSON version (3.x). Raises ConfigError for anything else (a
     web server answering HTML, a 404), InfluxUnavailable when nothing answers for the whole retry
-    budget. `session` carries the credentials where the server wants them on /ping (3.x)."""
+    budget. `session` carries the credentials where the server wants them on /ping (3.x); `get`
+    (the HTTP layer's `Connection`) makes the call itself, redirects not followed."""
     endpoint = f"{url}/ping"
 
-    def ping() -> requests.Response:
+    def ping() -> Answer:
+        if get is not None:
+            return get()
         if session is not None:
             return session.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
         return peers.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
@@ -157,7 +182,12 @@ def retry_after_seconds(exc: BaseException) -> float | None:
         return None
 
 
-_TRANSIENT = (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError, OSError)
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """The transport errors retried: OSError (connection refused or reset, socket timeouts, every
+    requests exception, PeerTimeout), http.client's (an answer cut off), and urllib3's once that
+    library is loaded (influxdb-client's transport, in the token tool)."""
+    urllib3_errors = sys.modules.get("urllib3.exceptions")
+    return (OSError, http.client.HTTPException, *((urllib3_errors.HTTPError,) if urllib3_errors else ()))
 
 
 def with_retries(
@@ -180,7 +210,7 @@ def with_retries(
     deadline = time.monotonic() + budget_s
     delay = 0.5
     attempt = 0
-    retried: tuple[type[BaseException], ...] = (InfluxUnavailable, *_TRANSIENT, *client_errors())
+    retried: tuple[type[BaseException], ...] = (InfluxUnavailable, *transient_errors(), *client_errors())
     while True:
         attempt += 1
         try:

@@ -29,13 +29,11 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-import requests
-
 from powerview.core import schema
 from powerview.core.schema import DEFAULT_META_BUCKET
 from powerview.core.settings import ConfigError, InfluxSettings
 from powerview.delivery.influx import InfluxRejected, InfluxUnavailable, Writer, write_in_halves
-from powerview.delivery.influx_http import Connection, auth_of, credentials_hint
+from powerview.delivery.influx_http import Answer, Connection, auth_of, credentials_hint
 from powerview.delivery.influxql import QueryClient, quote_ident
 
 log = logging.getLogger(__name__)
@@ -60,8 +58,8 @@ class _HttpWriter:
         self._conn = open_query_client(settings)
         self._known_buckets: set[str] = set()
 
-    def _call(self, method: str, path: str, what: str, **kwargs) -> requests.Response:
-        return self._conn.call(method, path, what, **kwargs)
+    def _call(self, method: str, path: str, what: str, **kwargs) -> Answer:
+        return self._conn.fetch(method, path, what, **kwargs)
 
     def ensure_bucket(self, bucket: str) -> None:
         if bucket not in self._known_buckets and self._settings.create_buckets:
@@ -122,7 +120,7 @@ def find_bucket(conn: Connection, org: str, name: str) -> dict | None:
     """The bucket `name` of organization `org` as InfluxDB 2 describes it (`id`, `name`...), or
     None. `GET /api/v2/buckets?name=&org=`: InfluxDB 2 answers 404 to a lookup by name and
     organization that finds nothing (and to an unknown organization: `org_id` says which)."""
-    answer = conn.call(
+    answer = conn.fetch(
         "GET", "/api/v2/buckets", f"looking up bucket {name}", params={"name": name, "org": org}, accept_404=True
     )
     if answer.status_code == 404:
@@ -138,7 +136,7 @@ def org_id(conn: Connection, org: str) -> str:
     `GET /api/v2/orgs?org=NAME`; 404 or no organization visible: ConfigError naming INFLUXDB_ORG."""
     if len(org) == 16 and all(c in "0123456789abcdef" for c in org.lower()):
         return org
-    answer = conn.call(
+    answer = conn.fetch(
         "GET",
         "/api/v2/orgs",
         f"looking up organization {org}",
@@ -175,11 +173,11 @@ def ensure_bucket(conn: Connection, org: str, name: str, known_org_id: str | Non
     known_org_id = known_org_id or org_id(conn, org)
     log.info("creating bucket %s in organization %s", name, org)
     try:
-        answer = conn.call(
+        answer = conn.fetch(
             "POST",
             "/api/v2/buckets",
             f"creating bucket {name}",
-            json={"orgID": known_org_id, "name": name, "retentionRules": []},
+            json_body={"orgID": known_org_id, "name": name, "retentionRules": []},
             ok_statuses=(200, 201),
             accept=lambda r: r.status_code == 409,
         )
@@ -198,7 +196,7 @@ def ensure_bucket(conn: Connection, org: str, name: str, known_org_id: str | Non
     return False, known_org_id
 
 
-def _json_of(answer: requests.Response, call: str) -> dict:
+def _json_of(answer: Answer, call: str) -> dict:
     """The JSON object of an answer; an answer that is not one (a proxy's page) is an outage."""
     try:
         payload = answer.json()
@@ -247,7 +245,7 @@ class Influx3Writer(_HttpWriter):
             "POST",
             "/api/v3/configure/database",
             f"creating database {bucket}",
-            json={"db": bucket},
+            json_body={"db": bucket},
             ok_statuses=(200, 201, 204),
             accept=_already_exists,
         )
@@ -258,13 +256,13 @@ class Influx3Writer(_HttpWriter):
                 "POST",
                 "/api/v3/configure/table",
                 f"creating table {table} in {bucket}",
-                json={"db": bucket, "table": table, "tags": list(ELECTRICAL_TAGS), "fields": []},
+                json_body={"db": bucket, "table": table, "tags": list(ELECTRICAL_TAGS), "fields": []},
                 ok_statuses=(200, 201, 204),
                 accept=_already_exists,
             )
 
 
-def _already_exists(response: requests.Response) -> bool:
+def _already_exists(response: Answer) -> bool:
     """409 (or a 400 saying so): the database or table exists already, which is what we want."""
     return response.status_code == 409 or (response.status_code == 400 and "already exists" in response.text)
 

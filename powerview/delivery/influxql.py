@@ -1,5 +1,6 @@
 """InfluxQL over HTTP: the `/query` endpoint that InfluxDB 1.x, 2.x (v1 compatibility, database =
-bucket through the virtual DBRP mapping) and 3.x (v1 compatibility) all serve, on the project's HTTP layer (`influx_http`).
+bucket through the virtual DBRP mapping) and 3.x (v1 compatibility) all serve, on the project's HTTP layer (`influx_http`,
+its standard-library transport).
 
 Error mapping (`influx.classify_status`, the same as the InfluxDB 2 writer's): unreachable, 5xx,
 429, no complete answer within the request's deadline -> retried within the budget, then
@@ -52,9 +53,9 @@ class QueryClient(Connection):
             params["db"] = db
         what = f"InfluxQL on {db}" if db else "InfluxQL"
         if write:  # CREATE/DROP must be POSTed (1.x); reads go in the query string
-            response = self.call("POST", "/query", what, data=params)
+            response = self.fetch("POST", "/query", what, data=params)
         else:
-            response = self.call("GET", "/query", what, params=params)
+            response = self.fetch("GET", "/query", what, params=params)
         try:
             payload = response.json()
         except ValueError:
