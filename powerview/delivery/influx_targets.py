@@ -51,6 +51,7 @@ class _HttpWriter:
     write_path, bucket_param, write_options = "", "", cast(dict[str, Any], {})
     missing_database = ""  # the ConfigError of a write answered 404, {bucket} in it
     accept_404 = True  # False: a 404 is classified as every other (ConfigError with InfluxDB's message)
+    compress = False  # gzip the batches (TSV_INFLUX_GZIP: InfluxDB 2 only, as before)
     what = "database"  # what a bucket is called on this generation
 
     def __init__(self, settings: InfluxSettings):
@@ -86,7 +87,7 @@ class _HttpWriter:
             self._params(bucket),
             body,
             f"writing to {self.what} {bucket}",
-            compress=self._settings.gzip,
+            compress=self.compress,
             accept_404=self.accept_404,
             **self.write_options,
         )
@@ -108,6 +109,7 @@ class Influx2Writer(_HttpWriter):
         super().__init__(settings)
         self._org = settings.org or ""
         self._org_id: str | None = None
+        self.compress = settings.gzip
 
     def _params(self, bucket: str) -> dict[str, str]:
         return {"org": self._org, "bucket": bucket, "precision": "s"}
