@@ -201,3 +201,46 @@ def test_a_kept_alive_connection_closed_by_the_server_is_reopened_at_once(caplog
     server.close()
     assert statuses == [204, 204, 204] and len(connections) == 3
     assert not [r for r in caplog.records if "retry" in r.getMessage()]
+
+
+def test_an_influxdb_that_answers_a_byte_at_a_time_cannot_hold_the_parser(tmp_path):
+    """Each socket read gets a byte in time, the whole answer never comes: TSV_INFLUX_TIMEOUT bounds
+    the whole request on the standard library's transport too; the file stays for a later run."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                for byte in b"HTTP/1.1 204 No Content\r\nX-Influxdb-Version: 2.7\r\n" * 100:
+                    if stop.wait(0.1):
+                        break
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    target = samples.place(tmp_path / "data", "acme", "c1", "0201", "f.tsv", GOOD)
+    settings = tmp_path / "test.env"
+    settings.write_text(
+        f"INFLUXDB_HOST=http://127.0.0.1:{server.getsockname()[1]}\nINFLUXDB_ORG=o\nINFLUXDB_ADMIN_TOKEN=t\n"
+        f"TSV_REPORT_DIR={tmp_path / 'reports'}\nPOWERVIEW_SPOOL_DIR={tmp_path / 'spool'}\n"
+        "TSV_INFLUX_TIMEOUT=0.5\nTSV_INFLUX_RETRY_MAX_SECONDS=0\nTSV_DOWNSAMPLE_LEVELS=\n"
+    )
+    try:
+        result = parser(tmp_path, settings)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+    assert result.returncode == 75, result.stderr
+    assert "no complete answer within 0.5 s" in result.stderr
+    assert target.exists() and not (target.parent / "error").exists()
