@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class Answer(Protocol):
+class AnswerLike(Protocol):
     """What the rules read of an HTTP answer: a requests.Response, or `influx_http.Answer` (the
     standard library's transport)."""
 
@@ -71,7 +71,7 @@ def check_server(
     timeout_s: float,
     budget_s: float,
     session: requests.Session | None = None,
-    get: Callable[[], Answer] | None = None,
+    get: Callable[[], AnswerLike] | None = None,
 ) -> None:
     """THE is-this-InfluxDB check, every generation: `GET /ping` answers 204 (1.x, 2.x and
     compatible servers) or 200 with a JSON version (3.x). Raises ConfigError for anything else (a
@@ -80,7 +80,7 @@ def check_server(
     (the HTTP layer's `Connection`) makes the call itself, redirects not followed."""
     endpoint = f"{url}/ping"
 
-    def ping() -> Answer:
+    def ping() -> AnswerLike:
         if get is not None:
             return get()
         if session is not None:

@@ -35,8 +35,7 @@ from urllib.parse import urlencode, urlsplit
 
 from powerview.core import peers
 from powerview.core.settings import InfluxSettings
-from powerview.delivery.influx import Answer as AnswerLike
-from powerview.delivery.influx import InfluxUnavailable, check_server, classify_status, with_retries
+from powerview.delivery.influx import AnswerLike, InfluxUnavailable, check_server, classify_status, with_retries
 
 if TYPE_CHECKING:
     import requests
