@@ -43,9 +43,9 @@ ELECTRICAL_TABLES = tuple(schema.DERIVED_MEASUREMENTS.values())
 
 
 class _HttpWriter:
-    """Shared plumbing of the 1.x and 3.x writers: one `Connection` (the project's HTTP layer),
-    the is-this-InfluxDB check before the first write, the 413 split, a missing database as a
-    setting to fix."""
+    """What the writers of the three generations share: one `Connection` (the project's HTTP
+    layer; batches on its standard-library transport), the is-this-InfluxDB check before the first
+    write, the 413 split, a missing database as a setting to fix."""
 
     # the write endpoint, its database parameter, the rest of its call
     write_path, bucket_param, write_options = "", "", cast(dict[str, Any], {})
