@@ -17,8 +17,7 @@ import requests
 
 from powerview.core.envfile import read_environment
 from powerview.core.schema import DERIVED_LEVELS
-from powerview.delivery import influx
-from powerview.onboarding.influx_tokens import TokenManager
+from powerview.onboarding.influx_tokens import TokenManager, connect
 
 from .context import HTTP_TIMEOUT_S, TEST_COMPANY, Context, Skip
 
@@ -68,7 +67,7 @@ class Cleanup(Context):
 
         def influxdb() -> str:
             deleted = []
-            with influx.connect(self.settings.influx) as client:
+            with connect(self.settings.influx) as client:
                 manager = TokenManager(client, self.settings.influx.org or "", budget_s=10.0)
                 tokens = manager.revoke(self.company)
                 for name in [self.company, *(f"{self.company}_{level}" for level in DERIVED_LEVELS)]:

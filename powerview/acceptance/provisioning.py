@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import requests
 
-from powerview.delivery import influx
-from powerview.onboarding.influx_tokens import TokenManager
+from powerview.onboarding.influx_tokens import TokenManager, connect
 
 from .context import CAMPAIGN, HTTP_TIMEOUT_S, Aborted, Context
 
@@ -74,7 +73,7 @@ class Provisioning(Context):
             return f"{answer.json()['dashboard'].get('title')!r} in folder {n['folder_uid']}"
 
         def token() -> str:
-            with influx.connect(self.settings.influx) as client:
+            with connect(self.settings.influx) as client:
                 manager = TokenManager(client, self.settings.influx.org or "", budget_s=10.0)
                 bucket = manager.find_bucket(self.company)
                 assert bucket is not None, f"bucket {self.company} does not exist"

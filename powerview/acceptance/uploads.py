@@ -10,7 +10,7 @@ from functools import partial
 import requests
 
 from powerview.core.schema import FILE_MEASUREMENT, MEASUREMENT
-from powerview.delivery import influx
+from powerview.onboarding.influx_tokens import connect
 
 from .context import CAMPAIGN, HTTP_TIMEOUT_S, Aborted, Context, Skip
 from .samples import LABELS, Sample, samples
@@ -69,7 +69,7 @@ class Uploads(Context):
     def flux(self, bucket: str, predicate: str) -> list[dict]:
         """Records of `bucket` (all time) matching the Flux `predicate`, as dicts."""
         query = f"from(bucket: {json.dumps(bucket)}) |> range(start: 1970-01-01T00:00:00Z) |> filter(fn: (r) => {predicate})"
-        with influx.connect(self.settings.influx) as client:
+        with connect(self.settings.influx) as client:
             tables = client.query_api().query(query, org=self.settings.influx.org)
         return [record.values for table in tables for record in table.records]
 

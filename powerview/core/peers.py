@@ -8,6 +8,10 @@
 * URLs without credentials. `CONFIG_API_URL=https://user:pass@proxy/...` (basic auth of a
   reverse proxy) works, but the password never reaches a log, a report, an outbox or a message:
   `redact_url`, `redact_text`.
+
+`PeerTimeout`, `Session` and `request` come with requests, which this module imports only when
+one of them is first used (`peer_requests`): a parser run, whose calls to InfluxDB go through the
+standard library (`delivery/influx_http.py`), does not load requests at all.
 """
 
 from __future__ import annotations
@@ -18,13 +22,22 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
+if TYPE_CHECKING:
+    import requests
+
+    from powerview.core.peer_requests import PeerTimeout, Session  # noqa: F401
 
 
-class PeerTimeout(requests.exceptions.Timeout):
-    """No complete answer within the request's total deadline."""
+def __getattr__(name: str) -> Any:
+    """`PeerTimeout` and `Session`: built on requests, imported on first use."""
+    if name in ("PeerTimeout", "Session"):
+        from powerview.core import peer_requests
+
+        return getattr(peer_requests, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Expired(BaseException):
@@ -61,6 +74,8 @@ def deadline(seconds: float | None, what: str = "the request") -> Iterator[None]
         yield
     except _Expired as exc:
         if exc.args and exc.args[0] is state:
+            from powerview.core.peer_requests import PeerTimeout
+
             raise PeerTimeout(f"{what}: no complete answer within {seconds:g} s") from None
         raise
     finally:
@@ -81,16 +96,10 @@ def total_of(timeout) -> float | None:
     return float(timeout)
 
 
-class Session(requests.Session):
-    """A requests.Session whose `timeout` bounds each whole request (PeerTimeout)."""
-
-    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
-        with deadline(total_of(kwargs.get("timeout")), f"{method} {redact_url(str(url))}"):
-            return super().request(method, url, *args, **kwargs)
-
-
 def request(method: str, url: str, **kwargs) -> requests.Response:
     """`requests.request` with a total deadline (its `timeout`)."""
+    from powerview.core.peer_requests import Session
+
     with Session() as session:
         return session.request(method, url, **kwargs)
 

@@ -19,14 +19,16 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-import requests
 
 from powerview.core import peers
 from powerview.core.outcome import FileOutcome, Status
 from powerview.core.settings import ConfigError, Env, load_env
 from powerview.delivery.outbox import Outbox, Refused
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ def bodies_for(campaign: str, device_master_sn: str | None, channels: Mapping[st
 
 
 class ConfigAPIClient:
+    """The config API's client (requests: imported only when a catalogue is configured)."""
+
     def __init__(self, settings: CatalogueSettings, session: requests.Session | None = None):
         if not settings.url:
             raise ConfigError("missing setting CONFIG_API_URL (environment or .env)")
@@ -112,6 +116,8 @@ class ConfigAPIClient:
     def post_channels(self, bucket: str, body: dict) -> dict:
         """POST one body. Returns {"inserted": n, "updated": m}; raises Refused (never acceptable)
         or CatalogueUnavailable (try again later)."""
+        import requests
+
         url = f"{self.settings.url}/buckets/{quote(bucket, safe='')}/channels"
         shown = peers.redact_url(url)  # what logs, reasons and reports say: no password of the URL
         try:

@@ -1,35 +1,46 @@
 """InfluxDB's errors and the rules every call to it follows (all generations): the status
-classification, THE retry loop, the is-this-InfluxDB check, the 413 split; and the InfluxDB 2
-writer (influxdb-client: the client, buckets, batched writes). The plain-HTTP calls of the other
-generations and of InfluxQL are in `influx_http`.
+classification, THE retry loop, the is-this-InfluxDB check, the 413 split, the `Writer` protocol.
+The calls themselves go through the one HTTP layer, `influx_http` (plain HTTP, every generation:
+writes, buckets, InfluxQL, tasks); the writers of the three generations are in `influx_targets`.
+influxdb-client is used only by the authorizations (`onboarding/influx_tokens.py`): its
+ApiException is classified here without this module importing that library.
 
 This module knows HTTP and InfluxDB; it knows nothing about T302 files.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
+import sys
 import time
-import warnings
 from collections.abc import Callable
-from typing import Protocol, TypeVar
-
-import requests
-import urllib3
-from influxdb_client import InfluxDBClient, WritePrecision
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.rest import ApiException
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from powerview.core import peers
-from powerview.core.settings import ConfigError, InfluxSettings
+from powerview.core.settings import ConfigError
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# influxdb-client's constant is a str, annotated as the class itself
-PRECISION: WritePrecision = WritePrecision.S  # type: ignore[assignment]
 
-warnings.filterwarnings("ignore", module="influxdb_client")
+
+class AnswerLike(Protocol):
+    """What the rules read of an HTTP answer: a requests.Response, or `influx_http.Answer` (the
+    standard library's transport)."""
+
+    status_code: int
+
+    @property
+    def headers(self) -> Any: ...  # .get(name, default), case-insensitive
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
 
 
 class InfluxUnavailable(Exception):
@@ -55,14 +66,23 @@ class Writer(Protocol):
     def close(self) -> None: ...
 
 
-def check_server(url: str, timeout_s: float, budget_s: float, session: requests.Session | None = None) -> None:
+def check_server(
+    url: str,
+    timeout_s: float,
+    budget_s: float,
+    session: requests.Session | None = None,
+    get: Callable[[], AnswerLike] | None = None,
+) -> None:
     """THE is-this-InfluxDB check, every generation: `GET /ping` answers 204 (1.x, 2.x and
     compatible servers) or 200 with a JSON version (3.x). Raises ConfigError for anything else (a
     web server answering HTML, a 404), InfluxUnavailable when nothing answers for the whole retry
-    budget. `session` carries the credentials where the server wants them on /ping (3.x)."""
+    budget. `session` carries the credentials where the server wants them on /ping (3.x); `get`
+    (the HTTP layer's `Connection`) makes the call itself, redirects not followed."""
     endpoint = f"{url}/ping"
 
-    def ping() -> requests.Response:
+    def ping() -> AnswerLike:
+        if get is not None:
+            return get()
         if session is not None:
             return session.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
         return peers.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
@@ -89,19 +109,6 @@ def check_server(url: str, timeout_s: float, budget_s: float, session: requests.
     )
 
 
-def connect(settings: InfluxSettings) -> InfluxDBClient:
-    """A client from the settings. Raises ConfigError when a required variable is missing."""
-    settings.require()
-    return InfluxDBClient(
-        url=settings.url,
-        token=settings.token or "",
-        org=settings.org or "",
-        timeout=int(settings.timeout_s * 1000),
-        enable_gzip=settings.gzip,
-        retries=False,  # retries are ours: bounded in total time, Retry-After honoured
-    )
-
-
 V2_CREDENTIALS = "INFLUXDB_ADMIN_TOKEN and INFLUXDB_ORG"
 
 
@@ -125,10 +132,17 @@ def classify_status(status: int, message: str, credentials: str = V2_CREDENTIALS
     return InfluxUnavailable(f"{prefix}InfluxDB answered HTTP {status}: {message}")
 
 
+def client_errors() -> tuple[type[BaseException], ...]:
+    """influxdb-client's ApiException once a caller (the token tool) has loaded that library;
+    nothing otherwise. Never imports it: a parser run does not load influxdb-client at all."""
+    rest = sys.modules.get("influxdb_client.rest")
+    return (rest.ApiException,) if rest is not None else ()
+
+
 def classify(exc: BaseException) -> Exception:
     """Turn a client exception into ConfigError, InfluxRejected or InfluxUnavailable."""
-    if isinstance(exc, ApiException):
-        return classify_status(exc.status or 0, _api_message(exc))
+    if isinstance(exc, client_errors()):
+        return classify_status(getattr(exc, "status", None) or 0, _api_message(exc))
     return InfluxUnavailable(f"InfluxDB unreachable: {type(exc).__name__}: {peers.redact_text(str(exc))}")
 
 
@@ -149,9 +163,11 @@ def write_in_halves(write_once: Callable[[bytes], None], body: bytes, where: str
         write_in_halves(write_once, b"".join(lines[half:]), where)
 
 
-def _api_message(exc: ApiException) -> str:
-    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else (exc.body or "")
-    return (body or exc.reason or "").strip()[:500]
+def _api_message(exc: BaseException) -> str:
+    """The message of an influxdb-client ApiException (`body`, else `reason`)."""
+    body = getattr(exc, "body", None)
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    return (text or getattr(exc, "reason", None) or "").strip()[:500]
 
 
 def retry_after_seconds(exc: BaseException) -> float | None:
@@ -166,7 +182,12 @@ def retry_after_seconds(exc: BaseException) -> float | None:
         return None
 
 
-_TRANSIENT = (urllib3.exceptions.HTTPError, requests.RequestException, ConnectionError, TimeoutError, OSError)
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """The transport errors retried: OSError (connection refused or reset, socket timeouts, every
+    requests exception, PeerTimeout), http.client's (an answer cut off), and urllib3's once that
+    library is loaded (influxdb-client's transport, in the token tool)."""
+    urllib3_errors = sys.modules.get("urllib3.exceptions")
+    return (OSError, http.client.HTTPException, *((urllib3_errors.HTTPError,) if urllib3_errors else ()))
 
 
 def with_retries(
@@ -183,18 +204,19 @@ def with_retries(
     Gives up with InfluxUnavailable once `budget_s` seconds have passed (a budget of 0: a single
     attempt); 401/403/404 raise ConfigError and 400/413/422 InfluxRejected (RequestTooLarge) at
     once. `action` may raise a classified exception itself (`classify_status`; `.headers` for
-    Retry-After), an influxdb-client ApiException or a transport error. With `timeout_s`, each
+    Retry-After), a transport error, or (the token tool) an influxdb-client ApiException. With `timeout_s`, each
     attempt has that total deadline (a server that answers a byte at a time is a failed attempt).
     """
     deadline = time.monotonic() + budget_s
     delay = 0.5
     attempt = 0
+    retried: tuple[type[BaseException], ...] = (InfluxUnavailable, *transient_errors(), *client_errors())
     while True:
         attempt += 1
         try:
             with peers.deadline(timeout_s, what):
                 return action()
-        except (InfluxUnavailable, ApiException, *_TRANSIENT) as exc:
+        except retried as exc:
             error = exc if isinstance(exc, InfluxUnavailable) else classify(exc)
             if not isinstance(error, InfluxUnavailable):
                 raise error from None
@@ -206,96 +228,6 @@ def with_retries(
             log.warning("%s: %s; retry %d in %.1f s", what, error, attempt, wait)
             sleep(wait)
             delay = min(delay * 2, 30.0)
-
-
-def ensure_bucket(
-    client: InfluxDBClient, org: str, name: str, budget_s: float = 30.0, timeout_s: float | None = None
-) -> bool:
-    """Create bucket `name` in organization `org` unless it exists. Returns True when created."""
-    api = client.buckets_api()
-
-    def find():
-        try:
-            found = api.find_buckets(name=name, org=org).buckets or []
-        except ApiException as exc:
-            if exc.status == 404:  # InfluxDB 2 answers 404 to a lookup by name and org that finds nothing
-                return []
-            raise
-        return [b for b in found if b.name == name]
-
-    def no_buckets_api(exc: InfluxRejected, call: str) -> ConfigError:
-        return ConfigError(
-            f"{call} was refused ({exc}): this server does not offer InfluxDB 2's buckets "
-            "API as expected; check INFLUXDB_HOST, or set TSV_INFLUX_CREATE_BUCKETS=false "
-            "when the buckets are created by other means"
-        )
-
-    try:
-        if with_retries(find, budget_s, f"looking up bucket {name}", timeout_s=timeout_s):
-            return False
-    except InfluxRejected as exc:
-        raise no_buckets_api(exc, "GET /api/v2/buckets") from None
-    log.info("creating bucket %s in organization %s", name, org)
-    try:
-        with_retries(
-            lambda: api.create_bucket(bucket_name=name, org=org),
-            budget_s,
-            f"creating bucket {name}",
-            timeout_s=timeout_s,
-        )
-    except InfluxRejected as exc:
-        # 422 "bucket with name ... already exists": another process created it meanwhile
-        if not with_retries(find, budget_s, f"looking up bucket {name}", timeout_s=timeout_s):
-            raise no_buckets_api(exc, "POST /api/v2/buckets") from None
-        return False
-    return True
-
-
-class InfluxWriter:
-    """Writes line-protocol batches to buckets of one organization, creating buckets on first use."""
-
-    def __init__(self, settings: InfluxSettings):
-        self._settings = settings
-        self._client = connect(settings)
-        self._org = settings.org
-        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
-        self._known_buckets: set[str] = set()
-        self._checked = False
-
-    def check_server(self) -> None:
-        """Once per writer: the server is an InfluxDB (ConfigError otherwise)."""
-        if not self._checked:
-            check_server(self._settings.url or "", self._settings.timeout_s, self._settings.retry_max_s)
-            self._checked = True
-
-    def ensure_bucket(self, bucket: str) -> None:
-        if bucket not in self._known_buckets and self._settings.create_buckets:
-            ensure_bucket(self._client, self._org or "", bucket, self._settings.retry_max_s, self._settings.timeout_s)
-            self._known_buckets.add(bucket)
-
-    def write(self, bucket: str, body: bytes) -> None:
-        """Write one batch (precision: seconds); returns once InfluxDB acknowledged it.
-
-        A 413 (request too large) splits the batch in halves until it passes; only a single line
-        still refused raises InfluxRejected."""
-        self.check_server()
-        self.ensure_bucket(bucket)
-
-        def write_once(part: bytes) -> None:
-            with_retries(
-                lambda: self._write_api.write(
-                    bucket=bucket, org=self._org or "", record=part, write_precision=PRECISION
-                ),
-                self._settings.retry_max_s,
-                f"writing to bucket {bucket}",
-                timeout_s=self._settings.timeout_s,
-            )
-
-        write_in_halves(write_once, body, f"bucket {bucket}")
-
-    def close(self) -> None:
-        self._write_api.close()
-        self._client.close()
 
 
 class DiscardWriter:

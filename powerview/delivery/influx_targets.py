@@ -1,7 +1,13 @@
 """The three InfluxDB generations behind one small interface: `write(bucket, body)`,
 `ensure_bucket(bucket)`, `close()` (line protocol, precision seconds), chosen by INFLUXDB_VERSION.
 
-* 2 (default): `influx.InfluxWriter` (influxdb-client, /api/v2/write, buckets API), unchanged.
+* 2 (default): `/api/v2/write?org=<INFLUXDB_ORG>&bucket=<bucket>&precision=s` with
+  `Authorization: Token <INFLUXDB_ADMIN_TOKEN>` (gzip with TSV_INFLUX_GZIP); a bucket is looked up
+  (`GET /api/v2/buckets?name=&org=`; InfluxDB 2 answers 404 to a lookup by name and organization
+  that finds nothing) and created when TSV_INFLUX_CREATE_BUCKETS allows
+  (`POST /api/v2/buckets` with the organization's ID from `GET /api/v2/orgs?org=`, no retention;
+  422 or 409 "already exists": another process made it meanwhile). Plain HTTP, the same calls
+  influxdb-client made before (docs.influxdata.com /influxdb/v2/api/, write and buckets).
 * 1: `/write?db=<bucket>&precision=s`; a bucket is a database, created with `CREATE DATABASE`
   (idempotent) when TSV_INFLUX_CREATE_BUCKETS allows and the user may; optional credentials
   INFLUXDB_V1_USER / INFLUXDB_V1_PASSWORD (HTTP basic auth), for servers with auth-enabled.
@@ -23,13 +29,11 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-import requests
-
 from powerview.core import schema
 from powerview.core.schema import DEFAULT_META_BUCKET
 from powerview.core.settings import ConfigError, InfluxSettings
-from powerview.delivery.influx import InfluxWriter, Writer, write_in_halves
-from powerview.delivery.influx_http import auth_of, credentials_hint
+from powerview.delivery.influx import InfluxRejected, InfluxUnavailable, Writer, write_in_halves
+from powerview.delivery.influx_http import Answer, Connection, auth_of, credentials_hint
 from powerview.delivery.influxql import QueryClient, quote_ident
 
 log = logging.getLogger(__name__)
@@ -39,21 +43,24 @@ ELECTRICAL_TABLES = tuple(schema.DERIVED_MEASUREMENTS.values())
 
 
 class _HttpWriter:
-    """Shared plumbing of the 1.x and 3.x writers: one `Connection` (the project's HTTP layer),
-    the is-this-InfluxDB check before the first write, the 413 split, a missing database as a
-    setting to fix."""
+    """What the writers of the three generations share: one `Connection` (the project's HTTP
+    layer; batches on its standard-library transport), the is-this-InfluxDB check before the first
+    write, the 413 split, a missing database as a setting to fix."""
 
     # the write endpoint, its database parameter, the rest of its call
     write_path, bucket_param, write_options = "", "", cast(dict[str, Any], {})
     missing_database = ""  # the ConfigError of a write answered 404, {bucket} in it
+    accept_404 = True  # False: a 404 is classified as every other (ConfigError with InfluxDB's message)
+    compress = False  # gzip the batches (TSV_INFLUX_GZIP: InfluxDB 2 only, as before)
+    what = "database"  # what a bucket is called on this generation
 
     def __init__(self, settings: InfluxSettings):
         self._settings = settings
         self._conn = open_query_client(settings)
         self._known_buckets: set[str] = set()
 
-    def _call(self, method: str, path: str, what: str, **kwargs) -> requests.Response:
-        return self._conn.call(method, path, what, **kwargs)
+    def _call(self, method: str, path: str, what: str, **kwargs) -> Answer:
+        return self._conn.fetch(method, path, what, **kwargs)
 
     def ensure_bucket(self, bucket: str) -> None:
         if bucket not in self._known_buckets and self._settings.create_buckets:
@@ -64,25 +71,145 @@ class _HttpWriter:
         raise NotImplementedError
 
     def write(self, bucket: str, body: bytes) -> None:
+        """Write one batch (precision: seconds); returns once InfluxDB acknowledged it. A 413
+        (request too large) splits the batch in halves until it passes; only a single line still
+        refused raises InfluxRejected."""
         self._conn.check_server()
         self.ensure_bucket(bucket)
-        write_in_halves(lambda part: self._write_once(bucket, part), body, f"database {bucket}")
+        write_in_halves(lambda part: self._write_once(bucket, part), body, f"{self.what} {bucket}")
+
+    def _params(self, bucket: str) -> dict[str, str]:
+        return {self.bucket_param: bucket, "precision": "s"}
 
     def _write_once(self, bucket: str, body: bytes) -> None:
-        response = self._call(
-            "POST",
+        status = self._conn.write(
             self.write_path,
-            f"writing to database {bucket}",
-            params={self.bucket_param: bucket, "precision": "s"},
-            data=body,
-            accept_404=True,
+            self._params(bucket),
+            body,
+            f"writing to {self.what} {bucket}",
+            compress=self.compress,
+            accept_404=self.accept_404,
             **self.write_options,
         )
-        if response.status_code == 404:  # "database not found": a setting to fix, not a fault of the file
+        if status == 404:  # "database not found": a setting to fix, not a fault of the file
             raise ConfigError(self.missing_database.format(bucket=repr(bucket)))
 
     def close(self) -> None:
         self._conn.close()
+
+
+class Influx2Writer(_HttpWriter):
+    """InfluxDB 2 (the deployed generation): /api/v2/write in one organization, buckets created on
+    first use through the buckets API."""
+
+    # a 404 (bucket or organization not found) is the ConfigError of every 404, with InfluxDB's message
+    write_path, bucket_param, what, accept_404 = "/api/v2/write", "bucket", "bucket", False
+
+    def __init__(self, settings: InfluxSettings):
+        super().__init__(settings)
+        self._org = settings.org or ""
+        self._org_id: str | None = None
+        self.compress = settings.gzip
+
+    def _params(self, bucket: str) -> dict[str, str]:
+        return {"org": self._org, "bucket": bucket, "precision": "s"}
+
+    def _create(self, bucket: str) -> None:
+        self._org_id = ensure_bucket(self._conn, self._org, bucket, self._org_id)[1]
+
+
+def find_bucket(conn: Connection, org: str, name: str) -> dict | None:
+    """The bucket `name` of organization `org` as InfluxDB 2 describes it (`id`, `name`...), or
+    None. `GET /api/v2/buckets?name=&org=`: InfluxDB 2 answers 404 to a lookup by name and
+    organization that finds nothing (and to an unknown organization: `org_id` says which)."""
+    answer = conn.fetch(
+        "GET", "/api/v2/buckets", f"looking up bucket {name}", params={"name": name, "org": org}, accept_404=True
+    )
+    if answer.status_code == 404:
+        return None
+    buckets = _json_of(answer, "GET /api/v2/buckets").get("buckets")
+    if not isinstance(buckets, list):
+        raise InfluxRejected("GET /api/v2/buckets: no 'buckets' list in the answer")
+    return next((b for b in buckets if isinstance(b, dict) and b.get("name") == name), None)
+
+
+def org_id(conn: Connection, org: str) -> str:
+    """The ID of organization `org` (a name; an ID is returned as it is, as influxdb-client did).
+    `GET /api/v2/orgs?org=NAME`; 404 or no organization visible: ConfigError naming INFLUXDB_ORG."""
+    if len(org) == 16 and all(c in "0123456789abcdef" for c in org.lower()):
+        return org
+    answer = conn.fetch(
+        "GET",
+        "/api/v2/orgs",
+        f"looking up organization {org}",
+        params={"org": org},
+        ok_statuses=(200,),
+        accept_404=True,
+    )
+    orgs = [] if answer.status_code == 404 else _json_of(answer, "GET /api/v2/orgs").get("orgs")
+    found = [o for o in orgs or [] if isinstance(o, dict) and o.get("id")] if isinstance(orgs, list) else []
+    if not found:
+        raise ConfigError(
+            f"InfluxDB organization {org!r} not found (or not readable with INFLUXDB_ADMIN_TOKEN): check INFLUXDB_ORG"
+        )
+    return str(next((o["id"] for o in found if o.get("name") == org), found[0]["id"]))
+
+
+def ensure_bucket(conn: Connection, org: str, name: str, known_org_id: str | None = None) -> tuple[bool, str | None]:
+    """Create bucket `name` in organization `org` unless it exists: (True when created, the
+    organization's ID when it had to be looked up, else `known_org_id`). A server without
+    InfluxDB 2's buckets API is a ConfigError (not a fault of the file)."""
+
+    def no_buckets_api(exc: Exception, call: str) -> ConfigError:
+        return ConfigError(
+            f"{call} was refused ({exc}): this server does not offer InfluxDB 2's buckets "
+            "API as expected; check INFLUXDB_HOST, or set TSV_INFLUX_CREATE_BUCKETS=false "
+            "when the buckets are created by other means"
+        )
+
+    try:
+        if find_bucket(conn, org, name) is not None:
+            return False, known_org_id
+    except InfluxRejected as exc:
+        raise no_buckets_api(exc, "GET /api/v2/buckets") from None
+    known_org_id = known_org_id or org_id(conn, org)
+    log.info("creating bucket %s in organization %s", name, org)
+    try:
+        answer = conn.fetch(
+            "POST",
+            "/api/v2/buckets",
+            f"creating bucket {name}",
+            json_body={"orgID": known_org_id, "name": name, "retentionRules": []},
+            ok_statuses=(200, 201),
+            accept=lambda r: r.status_code == 409,
+        )
+        if answer.status_code != 409:
+            return True, known_org_id
+        refusal: Exception = InfluxRejected(f"HTTP 409: {answer.text[:200]}")
+    except InfluxRejected as exc:
+        refusal = exc
+    # 422 (InfluxDB 2) or 409 "bucket with name ... already exists": another process made it meanwhile
+    try:
+        found = find_bucket(conn, org, name)
+    except InfluxRejected as exc:
+        raise no_buckets_api(exc, "GET /api/v2/buckets") from None
+    if found is None:
+        raise no_buckets_api(refusal, "POST /api/v2/buckets")
+    return False, known_org_id
+
+
+def _json_of(answer: Answer, call: str) -> dict:
+    """The JSON object of an answer; an answer that is not one (a proxy's page) is an outage."""
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise InfluxUnavailable(
+            f"{call}: the answer is not InfluxDB's JSON (HTTP {answer.status_code}, "
+            f"{answer.headers.get('Content-Type', 'no content type')}): {answer.text[:200]!r}"
+        )
+    return payload
 
 
 class Influx1Writer(_HttpWriter):
@@ -120,7 +247,7 @@ class Influx3Writer(_HttpWriter):
             "POST",
             "/api/v3/configure/database",
             f"creating database {bucket}",
-            json={"db": bucket},
+            json_body={"db": bucket},
             ok_statuses=(200, 201, 204),
             accept=_already_exists,
         )
@@ -131,13 +258,13 @@ class Influx3Writer(_HttpWriter):
                 "POST",
                 "/api/v3/configure/table",
                 f"creating table {table} in {bucket}",
-                json={"db": bucket, "table": table, "tags": list(ELECTRICAL_TAGS), "fields": []},
+                json_body={"db": bucket, "table": table, "tags": list(ELECTRICAL_TAGS), "fields": []},
                 ok_statuses=(200, 201, 204),
                 accept=_already_exists,
             )
 
 
-def _already_exists(response: requests.Response) -> bool:
+def _already_exists(response: Answer) -> bool:
     """409 (or a 400 saying so): the database or table exists already, which is what we want."""
     return response.status_code == 409 or (response.status_code == 400 and "already exists" in response.text)
 
@@ -148,7 +275,7 @@ def open_writer(settings: InfluxSettings, meta_bucket: str = DEFAULT_META_BUCKET
         return Influx1Writer(settings)
     if settings.version == 3:
         return Influx3Writer(settings, meta_bucket)
-    return InfluxWriter(settings)
+    return Influx2Writer(settings)
 
 
 def open_query_client(settings: InfluxSettings) -> QueryClient:

@@ -1,5 +1,6 @@
 """InfluxQL over HTTP: the `/query` endpoint that InfluxDB 1.x, 2.x (v1 compatibility, database =
-bucket through the virtual DBRP mapping) and 3.x (v1 compatibility) all serve, on the project's HTTP layer (`influx_http`).
+bucket through the virtual DBRP mapping) and 3.x (v1 compatibility) all serve, on the project's HTTP layer (`influx_http`,
+its standard-library transport).
 
 Error mapping (`influx.classify_status`, the same as the InfluxDB 2 writer's): unreachable, 5xx,
 429, no complete answer within the request's deadline -> retried within the budget, then
@@ -36,23 +37,6 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-_ALWAYS_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
-_FORM_ESCAPES = {
-    byte: "+" if byte == 0x20 else chr(byte) if byte in _ALWAYS_SAFE else f"%{byte:02X}" for byte in range(256)
-}
-
-
-def form_encode(params: dict[str, str]) -> bytes:
-    """`application/x-www-form-urlencoded`, byte for byte what `urllib.parse.urlencode` gives,
-    in one `str.translate` per value (urlencode quotes a character at a time: milliseconds for
-    the tens of kilobytes of a multi-statement query)."""
-    return "&".join(
-        f"{key.encode().decode('latin-1').translate(_FORM_ESCAPES)}="
-        f"{value.encode().decode('latin-1').translate(_FORM_ESCAPES)}"
-        for key, value in params.items()
-    ).encode("ascii")
-
-
 class QueryClient(Connection):
     """Runs InfluxQL through `/query` of the targeted InfluxDB; one database (= bucket) a call.
 
@@ -70,15 +54,9 @@ class QueryClient(Connection):
             params["db"] = db
         what = f"InfluxQL on {db}" if db else "InfluxQL"
         if write:  # CREATE/DROP must be POSTed (1.x); reads go in the query string
-            response = self.call(
-                "POST",
-                "/query",
-                what,
-                data=form_encode(params),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
+            response = self.fetch("POST", "/query", what, data=params)
         else:
-            response = self.call("GET", "/query", what, params=params)
+            response = self.fetch("GET", "/query", what, params=params)
         try:
             payload = response.json()
         except ValueError:

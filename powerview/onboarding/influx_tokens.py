@@ -2,7 +2,10 @@
 (`<bucket>_1h`, `<bucket>_1d`, `<bucket>_1w`: the levels of TSV_DOWNSAMPLE_LEVELS) and nothing else.
 
 One job: find, create, rotate, revoke and list the authorizations described
-`powerview_token_for_bucket_<bucket>` through the InfluxDB 2 HTTP API (influxdb-client).
+`powerview_token_for_bucket_<bucket>` through the InfluxDB 2 HTTP API. The authorizations (and
+the organization and bucket look-ups that go with them) use influxdb-client, the one place of the
+project that still does (`connect`); a missing bucket is created through the project's HTTP layer
+(`influx_targets.ensure_bucket`), as the parser creates it.
 InfluxDB 2 only: per-bucket read tokens do not exist as such on 1.x (a user with
 `GRANT READ ON <db>` per database) nor on 3.x Core (admin tokens only); InfluxDB 3 Enterprise
 has database tokens (docs/buckets-derives.md says how to make them by hand).
@@ -29,6 +32,7 @@ Token values never reach a log line or an exception message.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 from influxdb_client import InfluxDBClient
@@ -39,10 +43,29 @@ from influxdb_client.rest import ApiException
 
 from powerview.core.names import bucket_name_problem
 from powerview.core.schema import DERIVED_LEVELS
-from powerview.core.settings import ConfigError, TokenSettings
-from powerview.delivery.influx import connect, ensure_bucket, with_retries
+from powerview.core.settings import ConfigError, InfluxSettings, TokenSettings
+from powerview.delivery.influx import V2_CREDENTIALS, with_retries
+from powerview.delivery.influx_http import Connection
+from powerview.delivery.influx_targets import ensure_bucket
 
 log = logging.getLogger(__name__)
+
+warnings.filterwarnings("ignore", module="influxdb_client")
+
+
+def connect(settings: InfluxSettings) -> InfluxDBClient:
+    """An influxdb-client client from the settings (the authorizations API, and the acceptance
+    checks' Flux queries). Raises ConfigError when a required variable is missing."""
+    settings.require()
+    return InfluxDBClient(
+        url=settings.url,
+        token=settings.token or "",
+        org=settings.org or "",
+        timeout=int(settings.timeout_s * 1000),
+        enable_gzip=settings.gzip,
+        retries=False,  # retries are ours: bounded in total time, Retry-After honoured
+    )
+
 
 DESCRIPTION_PREFIX = "powerview_token_for_bucket_"
 _HIDDEN = (None, "", "redacted")
@@ -92,7 +115,7 @@ class Outcome:
 
 
 class TokenManager:
-    """Token operations for one organization. `client` comes from `influx.connect(settings)`."""
+    """Token operations for one organization. `client` comes from `connect(settings)`."""
 
     def __init__(
         self, client: InfluxDBClient, org: str, budget_s: float = 60.0, levels: tuple[str, ...] = DERIVED_LEVELS
@@ -114,6 +137,21 @@ class TokenManager:
                 raise
 
         return with_retries(attempt, self.budget_s, what)
+
+    def _ensure_bucket(self, bucket: str) -> bool:
+        """Create `bucket` unless it exists (the parser's way: the project's HTTP layer, on the
+        client's address and token); True when created."""
+        http = Connection(
+            self.client.url,
+            ("token", self.client.token),
+            timeout_s=(self.client.api_client.configuration.timeout or 30_000) / 1000,
+            budget_s=self.budget_s,
+            credentials=V2_CREDENTIALS,
+        )
+        try:
+            return ensure_bucket(http, self.org, bucket, self.org_id)[0]
+        finally:
+            http.close()
 
     @property
     def org_id(self) -> str:
@@ -240,7 +278,7 @@ class TokenManager:
             return found.id, False
         if not create:
             raise ConfigError(f"bucket {bucket!r} does not exist in organization {self.org!r}")
-        created = ensure_bucket(self.client, self.org, bucket, self.budget_s)
+        created = self._ensure_bucket(bucket)
         found = self.find_bucket(bucket)
         if not found:
             raise ConfigError(f"bucket {bucket!r} could not be created in organization {self.org!r}")

@@ -13,8 +13,8 @@ its own temporary directory (data, config, log) and free ports on 127.0.0.1:
   victoria-metrics``, binary ``/usr/bin/victoria-metrics``; upstream release
   archives call it ``victoria-metrics-prod``, both names are looked for;
   Debian ships 1.79.5).  It accepts the InfluxDB 2.x write API
-  (``POST /api/v2/write``), so the real ``influxdb_client`` write path can be
-  exercised end to end against it.
+  (``POST /api/v2/write``), so the parser's InfluxDB 2 write path (and
+  ``influxdb_client``'s) can be exercised end to end against it.
 
 How VictoriaMetrics stores InfluxDB line protocol (observed with 1.79.5 and
 the default flags used here):
@@ -26,8 +26,8 @@ the default flags used here):
   "channel_id": "M1_U1"}``.
 * Every tag becomes a label with the *unescaped* value
   (``channel_name=Ph\\ 1`` -> ``"channel_name": "Ph 1"``, ``a\\,b`` -> ``"a,b"``).
-* The 2.x API (``/api/v2/write?org=..&bucket=..``, used by
-  ``influxdb_client``) ignores ``bucket`` and ``org``: NO ``db`` label is
+* The 2.x API (``/api/v2/write?org=..&bucket=..``, used by the parser's
+  InfluxDB 2 writer) ignores ``bucket`` and ``org``: NO ``db`` label is
   added.  Only the 1.x API ``/write?db=NAME`` adds a label ``db="NAME"``
   (label name from ``-influxDBLabel``, default ``db``); a ``db`` query
   argument given to ``/api/v2/write`` is honoured the same way.

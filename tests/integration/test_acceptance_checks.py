@@ -9,9 +9,8 @@ import requests
 from powerview.acceptance import plan as acceptance
 from powerview.acceptance.settings import load_acceptance
 from powerview.core.settings import load_tokens
-from powerview.delivery.influx import connect
 from powerview.onboarding.grafana.names import company_names
-from powerview.onboarding.influx_tokens import TokenManager
+from powerview.onboarding.influx_tokens import TokenManager, connect
 
 from stand_ins.grafana import GrafanaStandIn
 

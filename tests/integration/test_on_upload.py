@@ -418,14 +418,17 @@ def test_post_disconnect_scan_leaves_a_growing_file_until_it_settles(project, in
     stop = threading.Event()
 
     def grow():
-        # a row every 0.25 s (< POWERVIEW_SETTLE_SECONDS) until told to stop: the file keeps
-        # changing for as long as the scan takes, however slow a loaded machine makes it
+        # a row at once, then every 0.25 s (< POWERVIEW_SETTLE_SECONDS) until told to stop: the
+        # file keeps changing for as long as the scan takes, however slow a loaded machine makes
+        # it (and it has grown even when the scan and the settled file's run take less than 0.25 s)
         start = datetime(2024, 6, 1, 2, tzinfo=UTC)
-        while not stop.wait(0.25):
+        while True:
             i = rows[0]
             with open(growing, "a") as out:
                 out.write(f"{start + timedelta(seconds=10 * i):%d/%m/%y %H:%M:%S}\t{231 + i / 10:.1f}\n")
             rows[0] = i + 1
+            if stop.wait(0.25):
+                break
 
     writer = threading.Thread(target=grow)
     writer.start()

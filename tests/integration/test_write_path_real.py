@@ -105,8 +105,8 @@ def test_influxdb1_accepts_our_escaping_of_odd_labels(influxd1, tmp_path):
     assert all(row["time"] == int(datetime(2026, 3, 2, 10, tzinfo=UTC).timestamp()) for row in rows)
 
 
-def test_tsv_parser_writes_through_influxdb_client_to_victoria_metrics(victoria_metrics, tmp_path):
-    """The real command, the real influxdb-client /api/v2/write, a real server."""
+def test_tsv_parser_writes_through_the_influxdb_2_write_api_to_victoria_metrics(victoria_metrics, tmp_path):
+    """The real command, its InfluxDB 2 writer (/api/v2/write?org=&bucket=&precision=s), a real server."""
     root = samples.copy_tree(samples.PROJECT_DIR / "examples" / "data", tmp_path / "data")
     campaign = f"audit_{uuid.uuid4().hex[:8]}"  # VictoriaMetrics has no buckets: a campaign of our own
     (root / "demo_energie" / "audit_2026").rename(root / "demo_energie" / campaign)

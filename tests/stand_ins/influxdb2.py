@@ -128,8 +128,10 @@ Limitations (documented, deliberate):
 * Bucket retention is stored and served but never applied.
 
 State for tests: ``buckets``, ``authorizations``, ``points()``, ``latest()``, ``requests``,
-``schema()``, ``token_for(description)``; fault injection: ``fail_next_writes()``,
-``go_down()`` / ``come_back()``.  ``parse_line_protocol()`` is the parser on its own.
+``schema()``, ``token_for(description)``; fault injection: ``fail_next_writes()`` (with
+``Retry-After``), ``fail_next(method, path_regex, status)`` (any request, InfluxDB's error
+body), ``on_request`` / ``on_write`` (another process acting meanwhile), ``go_down()`` /
+``come_back()``.  ``parse_line_protocol()`` is the parser on its own.
 """
 
 from __future__ import annotations
@@ -843,6 +845,9 @@ class InfluxDB2StandIn(StandIn):
         # called (with the bucket name) before each write is handled: tests replace or remove
         # the file being ingested from here, while the parser is in the middle of it
         self.on_write: Callable[[str], None] | None = None
+        # called (with the method and path) before any request is handled: a test plays another
+        # process there (e.g. creates the bucket between the parser's look-up and its creation)
+        self.on_request: Callable[[str, str], None] | None = None
 
         created = _now()
         self._org_record = {
@@ -1138,6 +1143,12 @@ class InfluxDB2StandIn(StandIn):
 
         status, out_headers, payload = 500, {}, b""
         try:
+            if self.on_request is not None:
+                self.on_request(method, path)
+            injected = self.injected_fault(method, path)  # StandIn.fail_next()
+            if injected is not None:
+                code = _STATUS_TO_CODE.get(injected, "internal error")
+                raise _ApiError(injected, code, f"stand-in: injected failure (HTTP {injected})")
             status, out_headers, payload = self._route(h, method, path, query, body, raw, gzip_error)
         except _ApiError as exc:
             status = exc.status

@@ -12,7 +12,7 @@ import pytest
 
 from powerview.delivery import derived_reads, windows
 from powerview.delivery.influx import InfluxRejected
-from powerview.delivery.influxql import form_encode
+from powerview.delivery.influx_http import form_encode
 
 SPAN = windows.Span("acme", "c", "0201", 0, 3599, ("M0201_Ch1_W", "M0201_U1_V"), ("M0201_Ch1", "M0201_U1"))
 CH1 = "electrical,campaign=c,channel_id=M0201_Ch1,channel_label=Ch1,device_master_sn=0201"
