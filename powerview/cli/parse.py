@@ -18,8 +18,8 @@ from powerview.core.exitcodes import PRECEDENCE, ExitCode
 if TYPE_CHECKING:  # the modules below are imported where a run needs them: --help stays fast
     from powerview.core.outcome import RunReport
     from powerview.core.settings import ConfigError, ParserSettings
+    from powerview.core.sink import Writer
     from powerview.delivery.catalogue import Recorder as CatalogueRecorder
-    from powerview.delivery.influx import Writer
     from powerview.ingestion.layout import Location
 
 log = logging.getLogger("powerview")

@@ -1,5 +1,5 @@
-"""InfluxDB's errors and the rules every call to it follows (all generations): the status
-classification, THE retry loop, the is-this-InfluxDB check, the 413 split, the `Writer` protocol.
+"""The rules every call to InfluxDB follows (all generations): the status classification into
+`core.sink`'s errors, THE retry loop, the is-this-InfluxDB check, the 413 split.
 The calls themselves go through the one HTTP layer, `influx_http` (plain HTTP, every generation:
 writes, buckets, InfluxQL, tasks); the writers of the three generations are in `influx_targets`.
 influxdb-client is used only by the authorizations (`onboarding/influx_tokens.py`): its
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from powerview.core import peers
 from powerview.core.settings import ConfigError
+from powerview.core.sink import InfluxRejected, InfluxUnavailable, RequestTooLarge
 
 if TYPE_CHECKING:
     import requests
@@ -41,29 +42,6 @@ class AnswerLike(Protocol):
     def text(self) -> str: ...
 
     def json(self) -> Any: ...
-
-
-class InfluxUnavailable(Exception):
-    """InfluxDB could not be reached or kept failing for the whole retry budget: retry later."""
-
-
-class InfluxRejected(Exception):
-    """InfluxDB refused the data itself (400, 422; 413 for a single line): retrying the same bytes
-    will not help. The file goes to error/ with InfluxDB's message."""
-
-
-class RequestTooLarge(InfluxRejected):
-    """HTTP 413: the request was too large for the server, not necessarily the data wrong."""
-
-
-class Writer(Protocol):
-    """Where the parser's line-protocol batches go (InfluxDB, a dry run's counter...)."""
-
-    def write(self, bucket: str, body: bytes) -> None:
-        """Write one batch; return once it is acknowledged. Raises InfluxUnavailable,
-        InfluxRejected or ConfigError."""
-
-    def close(self) -> None: ...
 
 
 def check_server(

@@ -32,7 +32,8 @@ from typing import Any, cast
 from powerview.core import schema
 from powerview.core.schema import DEFAULT_META_BUCKET
 from powerview.core.settings import ConfigError, InfluxSettings
-from powerview.delivery.influx import InfluxRejected, InfluxUnavailable, Writer, write_in_halves
+from powerview.core.sink import InfluxRejected, InfluxUnavailable, Writer
+from powerview.delivery.influx import write_in_halves
 from powerview.delivery.influx_http import Answer, Connection, auth_of, credentials_hint
 from powerview.delivery.influxql import QueryClient, quote_ident
 

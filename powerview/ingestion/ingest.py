@@ -22,7 +22,7 @@ from typing import Any
 from powerview.core import names, schema
 from powerview.core.outcome import Fault, FileOutcome, Status
 from powerview.core.settings import ConfigError
-from powerview.delivery.influx import InfluxRejected, InfluxUnavailable, Writer
+from powerview.core.sink import InfluxRejected, InfluxUnavailable, Writer
 from powerview.ingestion import layout, lineprotocol
 from powerview.ingestion.formats import FileFault, Header, RowRules, RowSummary, open_device_file
 from powerview.ingestion.formats.common import Counters
