@@ -113,3 +113,11 @@ def serve(settings: WorkerSettings, env_file: Path | None, lock_fd: int | None =
         fd = workerlock.try_lock(spool.root)  # an event came in while we were finishing
         if fd is None:
             return 0
+
+
+if __name__ == "__main__":
+    # `python -m powerview.operations.worker ...`, the command the previous release's docs gave to
+    # systemd timers and cron: without this it would import this module and exit 0, doing nothing
+    import runpy
+
+    runpy.run_module("powerview.cli.worker", run_name="__main__", alter_sys=True)

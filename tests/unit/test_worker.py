@@ -531,3 +531,31 @@ def test_a_job_scheduled_by_a_clock_a_year_ahead_runs_once_the_clock_is_fixed(tm
     assert [job.id for job in spool.pending()] == [soon.id]
     log = (tmp_path / "logs" / uploadlog.LOG_NAME).read_text()
     assert f"job={late.id} result=gone" in log and soon.id not in log
+
+
+def test_the_previous_releases_timer_command_still_runs_the_worker(tmp_path):
+    """`python -m powerview.operations.worker run`, as the previous release's docs put it in
+    systemd timers and cron, runs the due jobs (it must not import the module and exit 0)."""
+    env_file = tmp_path / "w.env"
+    env_file.write_text(
+        f"POWERVIEW_SPOOL_DIR={tmp_path}/spool\nPOWERVIEW_LOG_DIR={tmp_path}/logs\nPOWERVIEW_DATA_DIR={tmp_path}/data\n"
+    )
+    spool = Spool(tmp_path / "spool").ensure()
+    job = Job.new(INGEST, {"action": "upload"}, path=str(tmp_path / "data/acme/c1/SN1/gone.tsv"))
+    spool.add(job)
+    result = subprocess.run(
+        [sys.executable, "-m", "powerview.operations.worker", "--env-file", str(env_file), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert spool.pending() == []
+    assert f"job={job.id} result=gone" in (tmp_path / "logs" / uploadlog.LOG_NAME).read_text()
+    listed = subprocess.run(
+        [sys.executable, "-m", "powerview.operations.worker", "--env-file", str(env_file), "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0 and "0 pending job(s)" in listed.stderr
