@@ -108,6 +108,17 @@ LOG_TAIL_LINES = 40
 HOST = "127.0.0.1"
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before exec: SIGTERM when the process that started it dies,
+    even by kill -9 (Linux PR_SET_PDEATHSIG), so no server outlives its test run or bench."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class ServerStartError(RuntimeError):
     """A server process could not be started or did not become ready."""
 
@@ -306,6 +317,7 @@ class _Server:
             # own process group: a Ctrl-C on the test run does not kill the
             # server before the fixture teardown, and stop() can kill it all
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # a test run killed with -9 leaves no server behind
         )
         deadline = time.monotonic() + self.startup_timeout
         while True:

@@ -9,6 +9,7 @@ import stat
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -249,3 +250,53 @@ def test_stop_kills_a_server_that_ignores_sigterm(tmp_path):
         assert sock.connect_ex(("127.0.0.1", port)) != 0
     if os.environ.get("POWERVIEW_KEEP_SERVER_DIRS") != "1":
         assert not tmpdir.exists()
+
+
+_STARTER = textwrap.dedent("""\
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from servers import VictoriaMetrics
+    server = VictoriaMetrics({binary!r})
+    server.start()
+    print(server.proc.pid, flush=True)
+    time.sleep(600)
+    """)
+
+
+def test_a_test_run_killed_with_9_leaves_no_server_behind(tmp_path):
+    """The process that started a server dies by kill -9 (no teardown runs): the server gets
+    SIGTERM from the kernel (PR_SET_PDEATHSIG) and is gone."""
+    import subprocess
+
+    fake = tmp_path / "victoria-metrics"
+    fake.write_text(
+        _HUNG_SERVER.format(python=sys.executable).replace("signal.signal(signal.SIGTERM, signal.SIG_IGN)", "")
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    starter = subprocess.Popen(
+        [sys.executable, "-c", _STARTER.format(tests=str(Path(__file__).parent), binary=str(fake))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    server_pid = int(starter.stdout.readline())
+    os.kill(server_pid, 0)  # running
+    starter.kill()
+    starter.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            break
+        if _is_zombie(server_pid):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"server {server_pid} outlived the process that started it")
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
