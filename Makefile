@@ -30,9 +30,11 @@ system-deps:  ## Debian packages the test suite needs (real InfluxDB 1.x, Victor
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  python3-venv make influxdb victoria-metrics shellcheck docker-compose
 
-# the suite runs on every core (pytest-xdist); each worker starts its own servers on free ports;
-# a module's tests stay on one worker (their module-scoped fixtures are built once)
-PYTEST_WORKERS ?= auto
+# the suite runs on every core, plus one worker (pytest-xdist): a quarter of a worker's time is
+# spent waiting on the processes it starts (hook, worker, parser, ansible-playbook), which a third
+# worker fills on 2 cores; each worker starts its own servers on free ports; a module's tests stay
+# on one worker (their module-scoped fixtures are built once)
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 test: venv  ## the test suite (tests needing a missing server are skipped)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
