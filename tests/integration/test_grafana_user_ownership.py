@@ -1,9 +1,10 @@
 """Issue 17, item 1: no tenant takeover through add-user, through the real ansible-playbook and
 the Grafana stand-in, in both tenancies.
 
-Each company is provisioned by create_grafana_resources.yml, its users added by
-add_grafana_user_to_team.yml and deleted by delete_grafana_resources.yml, as the worker and the
-operator run them. The findings: beta adding acme's `bob` reset his password and email and made
+The two companies and their first users are set up by the function the playbooks' module calls
+(`actions.run`, the same code, without ansible-playbook's start-up); every step under test goes
+through the real ansible-playbook: users added by add_grafana_user_to_team.yml and deleted by
+delete_grafana_resources.yml, as the worker and the operator run them. The findings: beta adding acme's `bob` reset his password and email and made
 him a member of both; acme adding `user_beta` (beta's default user) gave it access to acme;
 deleting acme with user_name=<beta's user> deleted that user, leaving beta's data source
 influxdb_beta_<login> without its user.
@@ -15,7 +16,10 @@ import json
 
 import pytest
 import requests
-from test_grafana_playbooks import ADMIN, Lab
+from test_grafana_playbooks import ADMIN, PROJECT, Lab
+
+from powerview.onboarding.grafana import actions
+from powerview.onboarding.grafana import settings as grafana_settings
 
 from stand_ins.grafana import MAIN_ORG_ID
 
@@ -62,15 +66,18 @@ class TenancyLab(Lab):
 
 @pytest.fixture(scope="module", params=["team", "org"])
 def lab(request, tmp_path_factory):
-    """acme (with bob) and beta (with carol), provisioned by the real playbooks."""
+    """acme (with bob) and beta (with carol), provisioned by what the playbooks' module runs."""
     lab = TenancyLab(tmp_path_factory.mktemp(f"owners-{request.param}"), request.param)
+    settings = grafana_settings.load(lab.env_file, environ=lab.env())
+    templates = PROJECT / "grafana-automation" / "templates"
     for company in ("acme", "beta"):
         (lab.data / company).mkdir()
-        run = lab.create(company)
-        assert run.rc == 0, run.output
+        token = {"influx_token": f"tok-{company}", "influx_token_id": f"id-{company}"}
+        actions.run("company_present", company=company, templates_dir=templates, settings=settings, **token)
     for user in (BOB_ACME, CAROL_BETA):
-        run = lab.run("add_grafana_user_to_team.yml", user)
-        assert run.rc == 0, run.output
+        company, token = user["team_name"], {"influx_token": "tok-user", "influx_token_id": "id-user"}
+        fields = {k: v for k, v in user.items() if k != "team_name"}
+        actions.run("user_present", company=company, templates_dir=templates, settings=settings, **token, **fields)
     yield lab
     lab.stop()
 
