@@ -1,6 +1,7 @@
-"""The checks of `powerview-acceptance` (powerview/cli/acceptance.py; the order: plan.py), one group a module, each on
-the shared `context.Context` of one run:
+"""The checks of `powerview-acceptance` (the command: powerview/cli/acceptance.py), one group a
+module, each on the shared `context.Context` of one run, in the order of `plan`:
 
+- `plan`          A0 to A9 in order, then the cleanup (`Plan`, `run_checks`)
 - `context`       the run's state, how a check is recorded (PASS, FAIL, SKIP), SFTPGo's calls of
                   on-upload.sh and the wait for the worker's outcome in uploads.log
 - `samples`       the generated T302 files and what the plan expects of each

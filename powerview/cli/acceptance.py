@@ -81,7 +81,7 @@ def main(project: Path, env_file: Path | None, timeout_s: float, keep: bool) -> 
 
     try:
         checks = run_checks(settings, project, env_file if env_file.is_file() else None, timeout_s, keep, emit)
-    except KeyboardInterrupt:  # the cleanup ran (Run.run's finally); its lines are printed
+    except KeyboardInterrupt:  # the cleanup ran (Plan.run's finally); its lines are printed
         click.echo("FAIL A0 run — interrupted", err=True)
         sys.exit(ExitCode.REJECTED)
     counts = {r: sum(1 for c in checks if c.result == r) for r in (PASS, FAIL, SKIP)}
