@@ -1,17 +1,15 @@
 """Calls to the services PowerView depends on (InfluxDB, the config API, Grafana).
 
-* A total deadline per request. requests' `timeout` bounds each socket operation, not the
-  request: a proxy that sends one byte a second keeps a call open for ever. `Session` (a
-  requests.Session) bounds the whole call (connect, send, the complete answer) by its `timeout`,
-  and raises `PeerTimeout` (a requests.Timeout) when it runs out. The deadline is an interval
-  timer (SIGALRM) of the main thread; elsewhere (another thread) only the socket timeouts apply.
+* A total deadline per call (`deadline`, DeadlineExpired): a socket timeout bounds each socket
+  operation, not the call: a proxy that sends one byte a second keeps a call open for ever. The
+  deadline is an interval timer (SIGALRM) of the main thread; elsewhere (another thread) only the
+  socket timeouts apply. `peer_requests.Session` puts it around every requests call.
 * URLs without credentials. `CONFIG_API_URL=https://user:pass@proxy/...` (basic auth of a
   reverse proxy) works, but the password never reaches a log, a report, an outbox or a message:
   `redact_url`, `redact_text`.
 
-`PeerTimeout`, `Session` and `request` come with requests, which this module imports only when
-one of them is first used (`peer_requests`): a parser run, whose calls to InfluxDB go through the
-standard library (`delivery/influx_http.py`), does not load requests at all.
+This module does not import requests (`peer_requests` does): a parser run, whose calls to
+InfluxDB go through the standard library (`delivery/influx_http.py`), does not load it at all.
 """
 
 from __future__ import annotations
@@ -22,27 +20,18 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-if TYPE_CHECKING:
-    import requests
 
-    from powerview.core.peer_requests import PeerTimeout, Session  # noqa: F401
-
-
-def __getattr__(name: str) -> Any:
-    """`PeerTimeout` and `Session`: built on requests, imported on first use."""
-    if name in ("PeerTimeout", "Session"):
-        from powerview.core import peer_requests
-
-        return getattr(peer_requests, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class DeadlineExpired(TimeoutError):
+    """No complete answer within the call's total deadline (`deadline`). A TimeoutError, so an
+    OSError: retried like any transport error; `peer_requests.Session` turns it into its
+    PeerTimeout, a requests exception."""
 
 
 class _Expired(BaseException):
     """Raised by the alarm inside the call (a BaseException: no library's `except Exception`
-    swallows it); turned into PeerTimeout at the deadline's boundary."""
+    swallows it); turned into DeadlineExpired at the deadline's boundary."""
 
 
 def _can_alarm() -> bool:
@@ -51,7 +40,7 @@ def _can_alarm() -> bool:
 
 @contextmanager
 def deadline(seconds: float | None, what: str = "the request") -> Iterator[None]:
-    """Raise PeerTimeout in the block once `seconds` have passed. An enclosing deadline that
+    """Raise DeadlineExpired in the block once `seconds` have passed. An enclosing deadline that
     falls sooner stays in force; it is restored on the way out."""
     if seconds is None or not _can_alarm():
         yield
@@ -74,9 +63,7 @@ def deadline(seconds: float | None, what: str = "the request") -> Iterator[None]
         yield
     except _Expired as exc:
         if exc.args and exc.args[0] is state:
-            from powerview.core.peer_requests import PeerTimeout
-
-            raise PeerTimeout(f"{what}: no complete answer within {seconds:g} s") from None
+            raise DeadlineExpired(f"{what}: no complete answer within {seconds:g} s") from None
         raise
     finally:
         state["armed"] = False
@@ -94,14 +81,6 @@ def total_of(timeout) -> float | None:
         parts = [t for t in timeout if t is not None]
         return sum(parts) if parts else None
     return float(timeout)
-
-
-def request(method: str, url: str, **kwargs) -> requests.Response:
-    """`requests.request` with a total deadline (its `timeout`)."""
-    from powerview.core.peer_requests import Session
-
-    with Session() as session:
-        return session.request(method, url, **kwargs)
 
 
 # -- credentials in URLs ---------------------------------------------------------------------

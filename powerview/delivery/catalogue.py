@@ -108,7 +108,9 @@ class ConfigAPIClient:
         if not settings.url:
             raise ConfigError("missing setting CONFIG_API_URL (environment or .env)")
         self.settings = settings
-        self.session = session or peers.Session()
+        from powerview.core.peer_requests import Session
+
+        self.session = session or Session()
         self.session.headers["User-Agent"] = "powerview-catalogue"
         if settings.token:
             self.session.headers["Authorization"] = f"Bearer {settings.token}"
@@ -121,7 +123,7 @@ class ConfigAPIClient:
         url = f"{self.settings.url}/buckets/{quote(bucket, safe='')}/channels"
         shown = peers.redact_url(url)  # what logs, reasons and reports say: no password of the URL
         try:
-            # the whole request within CONFIG_API_TIMEOUT (peers.Session), not each socket read
+            # the whole request within CONFIG_API_TIMEOUT (peer_requests.Session), not each socket read
             answer = self.session.post(url, json=body, timeout=self.settings.timeout_s)
         except requests.RequestException as exc:
             error = peers.redact_text(f"{exc.__class__.__name__}: {exc}")

@@ -63,7 +63,9 @@ def check_server(
             return get()
         if session is not None:
             return session.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
-        return peers.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
+        from powerview.core.peer_requests import request
+
+        return request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
 
     try:
         answer = with_retries(ping, budget_s, f"GET {peers.redact_url(endpoint)}")

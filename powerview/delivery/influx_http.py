@@ -15,7 +15,7 @@ Two transports under the same rules:
   (bench/bench_ingest.py, docs/utilisation-parseur.md). Like influxdb-client's write path before
   it, no proxy is read from the environment, redirects are not followed, and TLS certificates
   are checked against the system's store.
-* `Connection.call`: requests (a `peers.Session`, made on first use), for the operators' tools
+* `Connection.call`: requests (a `peer_requests.Session`, made on first use), for the operators' tools
   (catalogue rebuild, Flux tasks), where a Session's adapters and environment proxies apply.
 
 Only the authorizations (`onboarding/influx_tokens.py`) still use influxdb-client; they share the
@@ -224,10 +224,12 @@ class Connection:
 
     @property
     def session(self) -> requests.Session:
-        """The requests Session of `call` (a `peers.Session`: whole-request deadline), made on
+        """The requests Session of `call` (a `peer_requests.Session`: whole-request deadline), made on
         first use with the generation's authentication."""
         if self._session is None:
-            session = peers.Session()
+            from powerview.core.peer_requests import Session
+
+            session = Session()
             auth = self._auth
             if auth and auth[0] == "v1" and auth[1]:
                 session.auth = (auth[1], auth[2] or "")

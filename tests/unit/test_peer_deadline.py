@@ -13,7 +13,7 @@ from powerview.core import logsafe, peers
 
 def test_a_deadline_interrupts_a_blocking_call_and_restores_the_timer():
     started = time.monotonic()
-    with pytest.raises(peers.PeerTimeout, match="within 0.2 s"):
+    with pytest.raises(peers.DeadlineExpired, match="within 0.2 s"):
         with peers.deadline(0.2, "GET x"):
             time.sleep(5)
     assert time.monotonic() - started < 2
@@ -24,11 +24,11 @@ def test_a_deadline_interrupts_a_blocking_call_and_restores_the_timer():
 
 
 def test_an_enclosing_deadline_that_falls_sooner_decides_and_a_later_one_is_restored():
-    with pytest.raises(peers.PeerTimeout, match="within 0.2 s"):
+    with pytest.raises(peers.DeadlineExpired, match="within 0.2 s"):
         with peers.deadline(0.2, "outer"):
             with peers.deadline(10, "inner"):
                 time.sleep(5)
-    with pytest.raises(peers.PeerTimeout, match="outer: no complete answer within 0.6 s"):
+    with pytest.raises(peers.DeadlineExpired, match="outer: no complete answer within 0.6 s"):
         with peers.deadline(0.6, "outer"):
             with peers.deadline(0.1, "inner"):
                 pass

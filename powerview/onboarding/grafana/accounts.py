@@ -117,10 +117,12 @@ class Accounts(Membership):
     def _password_opens(self, login: str, password: str) -> bool:
         import requests
 
-        from powerview.core import peers
+        from powerview.core import peer_requests
 
         try:
-            reply = peers.request("GET", f"{self.g.url}/api/user", auth=(login, password), timeout=self.g.timeout)
+            reply = peer_requests.request(
+                "GET", f"{self.g.url}/api/user", auth=(login, password), timeout=self.g.timeout
+            )
         except requests.RequestException:
             raise GrafanaError("GET", "/api/user", 0, f"Grafana at {self.g.url} cannot be reached") from None
         return reply.status_code == 200

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import requests
 
-from powerview.core import peers
+from powerview.core import peer_requests, peers
 
 from .settings import GrafanaSettings
 
@@ -52,7 +52,7 @@ class Grafana:
         self.settings = settings
         self.url = settings.url
         self.timeout = timeout
-        self.session = session or peers.Session()
+        self.session = session or peer_requests.Session()
         self._basic: tuple[str, str] | None = None
         if settings.username and settings.password:
             self._basic = (settings.username, settings.password)

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from powerview.core import peers
+from powerview.core import peer_requests, peers
 
 from .client import seg
 
@@ -32,7 +32,9 @@ class ConfigApi:
     def _call(self, method: str, client_id: str, ok: tuple[int, ...], json: Any = None) -> requests.Response:
         path = f"/clients/{seg(client_id)}"
         try:
-            reply = peers.request(method, self.url + path, json=json, headers=self.headers, timeout=self.timeout)
+            reply = peer_requests.request(
+                method, self.url + path, json=json, headers=self.headers, timeout=self.timeout
+            )
         except requests.RequestException as exc:
             raise ConfigApiError(
                 f"config API at {peers.redact_url(self.url)} cannot be reached ({type(exc).__name__}): check CONFIG_API_URL"
