@@ -37,8 +37,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from operator import add
+from datetime import datetime, timedelta
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -254,32 +253,9 @@ class NullWriter:
 
 def minimal_serializer(path: Path, prefixes: list[str], writer, batch_lines: int = 5000) -> int:
     """The minimal loop of bench/minimal_serializer.py, in this process, through `writer`."""
-    hours: dict[str, int] = {}
-    buffer: list[str] = []
-    nb = nb_total = 0
-    with open(path, encoding="utf-8", newline="\n") as fh:
-        fh.readline()
-        fh.readline()
-        for line in fh:
-            cells = line.rstrip("\n").split("\t")
-            stamp = cells[0]
-            base = hours.get(stamp[:11])
-            if base is None:
-                base = hours[stamp[:11]] = int(
-                    datetime.strptime(stamp[:11], "%d/%m/%y %H").replace(tzinfo=UTC).timestamp()
-                )
-            suffix = f" {base + int(stamp[12:14]) * 60 + int(stamp[15:17])}\n"
-            buffer.append(suffix.join(map(add, prefixes, cells[1:])) + suffix)
-            nb += len(cells) - 1
-            if nb >= batch_lines:
-                writer.write(COMPANY, "".join(buffer).encode())
-                nb_total += nb
-                nb = 0
-                buffer.clear()
-    if buffer:
-        writer.write(COMPANY, "".join(buffer).encode())
-        nb_total += nb
-    return nb_total
+    from minimal_serializer import serialize  # bench/ is this script's folder
+
+    return serialize(str(path), prefixes, lambda body: writer.write(COMPANY, body), batch_lines)
 
 
 def user_s() -> float:

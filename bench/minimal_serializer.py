@@ -17,10 +17,42 @@ import calendar
 import http.client
 import json
 import sys
+from collections.abc import Callable
 from operator import add
 from urllib.parse import quote, urlsplit
 
 BATCH_LINES = 5000
+
+
+def serialize(path: str, prefixes: list[str], post: Callable[[bytes], None], batch_lines: int = BATCH_LINES) -> int:
+    """The minimal loop: each row's values as lines behind their prefixes, `post`ed in batches of
+    `batch_lines` lines. Returns the number of lines (bench_ingest.py runs it in its own process
+    too, through its writer)."""
+    hours: dict[str, int] = {}
+    buffer: list[str] = []
+    nb = total = 0
+    with open(path, encoding="utf-8", newline="\n") as fh:
+        fh.readline()
+        fh.readline()
+        for line in fh:
+            cells = line.rstrip("\n").split("\t")
+            stamp = cells[0]
+            base = hours.get(stamp[:11])
+            if base is None:  # DD/MM/YY HH
+                day, month, year, hour = int(stamp[:2]), int(stamp[3:5]), 2000 + int(stamp[6:8]), int(stamp[9:11])
+                base = hours[stamp[:11]] = calendar.timegm((year, month, day, hour, 0, 0))
+            suffix = f" {base + int(stamp[12:14]) * 60 + int(stamp[15:17])}\n"
+            buffer.append(suffix.join(map(add, prefixes, cells[1:])) + suffix)
+            nb += len(cells) - 1
+            if nb >= batch_lines:
+                post("".join(buffer).encode())
+                total += nb
+                nb = 0
+                buffer.clear()
+    if buffer:
+        post("".join(buffer).encode())
+        total += nb
+    return total
 
 
 def main() -> None:
@@ -39,30 +71,7 @@ def main() -> None:
         if answer.status != 204:
             raise SystemExit(f"HTTP {answer.status}")
 
-    hours: dict[str, int] = {}
-    buffer: list[str] = []
-    nb = total = 0
-    with open(path, encoding="utf-8", newline="\n") as fh:
-        fh.readline()
-        fh.readline()
-        for line in fh:
-            cells = line.rstrip("\n").split("\t")
-            stamp = cells[0]
-            base = hours.get(stamp[:11])
-            if base is None:  # DD/MM/YY HH
-                day, month, year, hour = int(stamp[:2]), int(stamp[3:5]), 2000 + int(stamp[6:8]), int(stamp[9:11])
-                base = hours[stamp[:11]] = calendar.timegm((year, month, day, hour, 0, 0))
-            suffix = f" {base + int(stamp[12:14]) * 60 + int(stamp[15:17])}\n"
-            buffer.append(suffix.join(map(add, prefixes, cells[1:])) + suffix)
-            nb += len(cells) - 1
-            if nb >= BATCH_LINES:
-                post("".join(buffer).encode())
-                total += nb
-                nb = 0
-                buffer.clear()
-    if buffer:
-        post("".join(buffer).encode())
-        total += nb
+    total = serialize(path, prefixes, post)
     connection.close()
     print(total)
 
