@@ -10,6 +10,7 @@ import math
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 import requests
 
 from powerview.core.settings import load_parser
@@ -88,23 +89,27 @@ def settings_for(tmp_path, **environ):
     return load_parser(tmp_path / "absent.env", environ={"POWERVIEW_SPOOL_DIR": str(tmp_path / "spool"), **environ})
 
 
-def test_a_daily_file_costs_two_reads_and_one_write_per_level_with_exact_windows(influxd1, tmp_path):
-    company = f"trips{uuid.uuid4().hex[:8]}"
-    values = points(7)
+@pytest.fixture()
+def on_influxd1(influxd1, tmp_path):
+    """(a new company, the 1.x writer, the InfluxQL client) on the real InfluxDB 1.x."""
     settings = settings_for(tmp_path, INFLUXDB_VERSION="1", INFLUXDB_HOST=influxd1.url)
     writer, client = Influx1Writer(settings.influx), open_query_client(settings.influx)
-    try:
-        writer.write(company, lines(company, values).encode())
-        for day in range(7):  # every day in turn, as the uploads would
-            derived.recompute(
-                span(company, START + day * DAY, START + day * DAY + DAY - 1200), ("1h", "1d", "1w"), client, writer
-            )
-        counting = Counting(client, writer)
-        last = START + 6 * DAY
-        derived.recompute(span(company, last, last + DAY - 1200), ("1h", "1d", "1w"), client, writer)
-    finally:
-        writer.close()
-        client.close()
+    yield f"trips{uuid.uuid4().hex[:8]}", writer, client
+    writer.close()
+    client.close()
+
+
+def test_a_daily_file_costs_two_reads_and_one_write_per_level_with_exact_windows(influxd1, on_influxd1):
+    company, writer, client = on_influxd1
+    values = points(7)
+    writer.write(company, lines(company, values).encode())
+    for day in range(7):  # every day in turn, as the uploads would
+        derived.recompute(
+            span(company, START + day * DAY, START + day * DAY + DAY - 1200), ("1h", "1d", "1w"), client, writer
+        )
+    counting = Counting(client, writer)
+    last = START + 6 * DAY
+    derived.recompute(span(company, last, last + DAY - 1200), ("1h", "1d", "1w"), client, writer)
     # one read of the raw bucket (1h aggregates + 1w counts, a statement per channel each), the
     # day folded in memory, one read of _1d for the week (a statement per channel), one write per level
     assert counting.reads == [(company, 2 * len(CHANNELS)), (f"{company}_1d", len(CHANNELS))]
@@ -120,30 +125,24 @@ def test_a_daily_file_costs_two_reads_and_one_write_per_level_with_exact_windows
             assert math.isclose(got[key][0], mean, rel_tol=1e-12), (level, key)
 
 
-def test_a_part_of_a_day_folds_the_stored_day_checked_against_the_raw_counts(influxd1, tmp_path):
-    company = f"trips{uuid.uuid4().hex[:8]}"
+def test_a_part_of_a_day_folds_the_stored_day_checked_against_the_raw_counts(influxd1, on_influxd1):
+    company, writer, client = on_influxd1
     values = points(2)
-    settings = settings_for(tmp_path, INFLUXDB_VERSION="1", INFLUXDB_HOST=influxd1.url)
-    writer, client = Influx1Writer(settings.influx), open_query_client(settings.influx)
-    try:
-        writer.write(company, lines(company, values).encode())
-        derived.recompute(span(company, START, START + 2 * DAY - 1200), ("1h", "1d"), client, writer)
-        counting = Counting(client, writer)
-        derived.recompute(span(company, START + DAY + 3600, START + DAY + 7200), ("1h", "1d"), client, writer)
-    finally:
-        writer.close()
-        client.close()
+    writer.write(company, lines(company, values).encode())
+    derived.recompute(span(company, START, START + 2 * DAY - 1200), ("1h", "1d"), client, writer)
+    counting = Counting(client, writer)
+    derived.recompute(span(company, START + DAY + 3600, START + DAY + 7200), ("1h", "1d"), client, writer)
     # the raw read carries the 1h aggregates and the 1d counts; the day is read from _1h
     assert counting.reads == [(company, 2 * len(CHANNELS)), (f"{company}_1h", len(CHANNELS))]
     got, want = stored(influxd1, f"{company}_1d"), expected(values, DAY, START, START + 2 * DAY - 1)
     assert set(got) == set(want) and all(got[k][3] == want[k][3] for k in want)
 
 
-def test_a_channel_with_two_series_is_read_again_with_group_by_star(influxd1, tmp_path):
+def test_a_channel_with_two_series_is_read_again_with_group_by_star(influxd1, on_influxd1):
     """A label changed in the middle of the day: the first channel has two series. Its
     statements are read again with GROUP BY * (one more request on the raw bucket and one on
     _1d), and every window of each series is exact."""
-    company = f"trips{uuid.uuid4().hex[:8]}"
+    company, writer, client = on_influxd1
     values = points(1)
     label = {key: ("Voie 1" if key[0] == CHANNELS[0] and key[1] >= START + DAY // 2 else "Ch1") for key in values}
     escaped = {key: text.replace(" ", "\\ ") for key, text in label.items()}
@@ -152,15 +151,9 @@ def test_a_channel_with_two_series_is_read_again_with_group_by_star(influxd1, tm
         f"device_master_sn=M1 {channel}_W={value} {t}\n"
         for (channel, t), value in values.items()
     )
-    settings = settings_for(tmp_path, INFLUXDB_VERSION="1", INFLUXDB_HOST=influxd1.url)
-    writer, client = Influx1Writer(settings.influx), open_query_client(settings.influx)
-    try:
-        writer.write(company, body.encode())
-        counting = Counting(client, writer)
-        derived.recompute(span(company, START, START + DAY - 1200), ("1h", "1d", "1w"), client, writer)
-    finally:
-        writer.close()
-        client.close()
+    writer.write(company, body.encode())
+    counting = Counting(client, writer)
+    derived.recompute(span(company, START, START + DAY - 1200), ("1h", "1d", "1w"), client, writer)
     # the raw read (no GROUP BY *), the first channel again with it (1h and 1w counts), the same for _1d
     assert counting.reads == [(company, 4), (company, 2), (f"{company}_1d", 2), (f"{company}_1d", 1)]
     assert [", *" in q or "GROUP BY *" in q for q in counting.queries] == [False, True, False, True]
