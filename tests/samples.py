@@ -163,3 +163,17 @@ def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def run_worker(
+    env_file: Path, *args: str, module: str = "powerview.cli.worker", timeout: float = 60, **kwargs
+) -> subprocess.CompletedProcess:
+    """`python -m powerview.cli.worker --env-file ENV_FILE ARGS...` (the worker's command line) in
+    a process of its own; `kwargs` go to subprocess.run (env, cwd)."""
+    return subprocess.run(
+        [sys.executable, "-m", module, "--env-file", str(env_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )

@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -139,14 +138,7 @@ def test_a_worker_pass_redoes_the_windows_of_a_killed_run(influxd1, api, tmp_pat
         state["env_file"].read_text()
         + f"POWERVIEW_DATA_DIR={root}\nPOWERVIEW_LOG_DIR={tmp_path / 'logs'}\nPOWERVIEW_WORKER_LINGER_SECONDS=0\n"
     )
-    worker = subprocess.run(
-        [sys.executable, "-m", "powerview.cli.worker", "--env-file", str(env_file), "run"],
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ["PATH"]},
-        cwd=samples.PROJECT_DIR,
-        timeout=300,
-    )
+    worker = samples.run_worker(env_file, "run", timeout=300, env={"PATH": os.environ["PATH"]}, cwd=samples.PROJECT_DIR)
     assert worker.returncode == 0, worker.stderr
     assert "powerview.cli.downsample --pending" in worker.stderr
     assert not list(state["outbox"].glob("*.json"))

@@ -135,13 +135,7 @@ def test_a_trickling_config_api_cannot_hold_the_worker_nor_make_a_parsed_file_a_
             f"POWERVIEW_DATA_DIR={root}\nPOWERVIEW_LOG_DIR={tmp_path / 'logs'}\nPOWERVIEW_JOB_TIMEOUT_SECONDS=60",
         )
         started = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, "-m", "powerview.cli.worker", "--env-file", str(settings), "run"],
-            env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"},
-            capture_output=True,
-            text=True,
-            timeout=45,
-        )
+        result = samples.run_worker(settings, "run", timeout=45, env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"})
         elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     assert elapsed < 25, elapsed
@@ -271,12 +265,7 @@ def test_a_message_the_config_api_cannot_store_is_set_aside_and_the_next_deliver
             f"POWERVIEW_SPOOL_DIR={tmp_path}/spool\nPOWERVIEW_LOG_DIR={tmp_path}/logs\n"
             f"POWERVIEW_DATA_DIR={tmp_path}\nCONFIG_API_URL={api.url}\n"
         )
-        result = subprocess.run(
-            [sys.executable, "-m", "powerview.cli.worker", "--env-file", str(settings), "run"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = samples.run_worker(settings, "run")
         assert result.returncode == 0, result.stderr
         catalogue = requests.get(f"{api.url}/buckets/acme/channels", timeout=5).json()
         assert "Internal Server Error" not in api.log.read_text()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 import time
@@ -23,6 +22,8 @@ from powerview.core.settings import load_worker as load
 from powerview.operations import uploadlog, worker, workerlock
 from powerview.operations.jobrunner import JobRunner, Tools
 from powerview.operations.spool import INGEST, PROVISION, SCAN, WAITING_INFLUXDB, Job, Spool
+
+import samples
 
 FAKE_PARSER = textwrap.dedent("""\
     import json, os, sys
@@ -521,12 +522,7 @@ def test_a_job_scheduled_by_a_clock_a_year_ahead_runs_once_the_clock_is_fixed(tm
     soon = Job.new(INGEST, {"action": "upload"}, path=str(tmp_path / "data/acme/c1/SN1/later.tsv"))
     soon.next_try = time.time() + 600  # a real backoff within the horizon: still waits
     spool.add(soon)
-    result = subprocess.run(
-        [sys.executable, "-m", "powerview.cli.worker", "--env-file", str(env_file), "run"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = samples.run_worker(env_file, "run")
     assert result.returncode == 0, result.stderr
     assert [job.id for job in spool.pending()] == [soon.id]
     log = (tmp_path / "logs" / uploadlog.LOG_NAME).read_text()
@@ -543,19 +539,9 @@ def test_the_previous_releases_timer_command_still_runs_the_worker(tmp_path):
     spool = Spool(tmp_path / "spool").ensure()
     job = Job.new(INGEST, {"action": "upload"}, path=str(tmp_path / "data/acme/c1/SN1/gone.tsv"))
     spool.add(job)
-    result = subprocess.run(
-        [sys.executable, "-m", "powerview.operations.worker", "--env-file", str(env_file), "run"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = samples.run_worker(env_file, "run", module="powerview.operations.worker")
     assert result.returncode == 0, result.stderr
     assert spool.pending() == []
     assert f"job={job.id} result=gone" in (tmp_path / "logs" / uploadlog.LOG_NAME).read_text()
-    listed = subprocess.run(
-        [sys.executable, "-m", "powerview.operations.worker", "--env-file", str(env_file), "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    listed = samples.run_worker(env_file, "list", module="powerview.operations.worker")
     assert listed.returncode == 0 and "0 pending job(s)" in listed.stderr
