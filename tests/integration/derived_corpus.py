@@ -43,6 +43,26 @@ def read_derived(server, db: str, measurement: str) -> dict:
     return stored
 
 
+def stored_windows(server, company: str, level: str) -> dict:
+    """{(measurement, field, tags, end): value} of one derived bucket."""
+    out = {}
+    for m in ("electrical", "electrical_min", "electrical_max", "electrical_count"):
+        try:
+            rows = server.query(f"{company}_{level}", f'SELECT * FROM "{m}" GROUP BY *')
+        except Exception:  # noqa: BLE001 - no such database: nothing stored
+            continue
+        for row in rows:
+            tags = frozenset(
+                (k, v)
+                for k, v in row.items()
+                if k not in ("_measurement", "time") and not k.startswith("M") and v != ""
+            )
+            for key, value in row.items():
+                if key.startswith("M") and value is not None:
+                    out[(m, key, tags, row["time"])] = value
+    return out
+
+
 def snapshot_all(server, buckets) -> dict:
     return {
         (bucket, level, m): read_derived(server, f"{bucket}_{level}", m)

@@ -26,6 +26,11 @@ import requests
 import derived_expected
 import samples
 
+try:
+    from .derived_corpus import stored_windows
+except ImportError:
+    from derived_corpus import stored_windows
+
 NOW = datetime.now(UTC)
 DEVICE = Path("acme") / "camp_base" / "02001283"
 DAY_A = "T302_251025_031739.tsv"  # 24/10/25 20:50 -> 25/10/25 03:00
@@ -58,26 +63,6 @@ def env_file(tmp_path: Path, influx_url: str, name: str = "v1.env", **extra: str
     return path
 
 
-def stored(server, company: str, level: str) -> dict:
-    """{(measurement, field, tags, end): value} of one derived bucket."""
-    out = {}
-    for m in ("electrical", "electrical_min", "electrical_max", "electrical_count"):
-        try:
-            rows = server.query(f"{company}_{level}", f'SELECT * FROM "{m}" GROUP BY *')
-        except Exception:  # noqa: BLE001 - no such database: nothing stored
-            continue
-        for row in rows:
-            tags = frozenset(
-                (k, v)
-                for k, v in row.items()
-                if k not in ("_measurement", "time") and not k.startswith("M") and v != ""
-            )
-            for key, value in row.items():
-                if key.startswith("M") and value is not None:
-                    out[(m, key, tags, row["time"])] = value
-    return out
-
-
 def expected(points: dict, level: str) -> dict:
     return {
         (m, field, tags, end): value
@@ -103,17 +88,17 @@ def test_a_level_enabled_later_is_not_folded_from_its_missing_windows(influxd1, 
     # a first run with the coarse levels only (1h off), both files
     first = samples.run_tsv_parser(root, env_file(tmp_path, influxd1.url, TSV_DOWNSAMPLE_LEVELS="1d,1w"))
     assert first.returncode == 0, first.stderr
-    assert_same(stored(influxd1, company, "1d"), expected(points, "1d"), "1d after the first run")
-    assert stored(influxd1, company, "1h") == {}
+    assert_same(stored_windows(influxd1, company, "1d"), expected(points, "1d"), "1d after the first run")
+    assert stored_windows(influxd1, company, "1h") == {}
 
     # 1h enabled; the second day's file uploaded again: day 25/10 lacks A's hours in _1h
     b.write_bytes(b_bytes)
     second = samples.run_tsv_parser(root, env_file(tmp_path, influxd1.url, "all.env", TSV_DOWNSAMPLE_LEVELS="1h,1d,1w"))
     assert second.returncode == 0, second.stderr
     for level in ("1d", "1w"):
-        assert_same(stored(influxd1, company, level), expected(points, level), level)
+        assert_same(stored_windows(influxd1, company, level), expected(points, level), level)
     assert "lack points of the level below" in second.stderr
-    hours, want_hours = stored(influxd1, company, "1h"), expected(points, "1h")
+    hours, want_hours = stored_windows(influxd1, company, "1h"), expected(points, "1h")
     assert hours and set(hours) < set(want_hours)  # only B's hours: the others were never asked for
     assert_same(hours, {k: want_hours[k] for k in hours}, "1h")
 
@@ -248,5 +233,5 @@ def test_a_stale_recompute_never_writes_last(influxd1, tmp_path):
     finally:
         proxy.close()
     for level in ("1h", "1d", "1w"):
-        assert_same(stored(influxd1, company, level), expected(points, level), level)
+        assert_same(stored_windows(influxd1, company, level), expected(points, level), level)
     assert waited.is_set(), "the parser waited for the running recompute of the same bucket"

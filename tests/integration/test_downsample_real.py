@@ -27,6 +27,11 @@ import derived_expected
 import faults
 import samples
 
+try:
+    from .derived_corpus import stored_windows
+except ImportError:
+    from derived_corpus import stored_windows
+
 NOW = datetime.now(UTC)
 
 
@@ -64,19 +69,12 @@ def ingest_raw(root: Path, settings) -> list[dict]:
 
 
 def derived_state(server, company: str) -> dict:
-    out = {}
-    for level in derived_expected.LEVELS:
-        for m in ("electrical", "electrical_min", "electrical_max", "electrical_count"):
-            for row in server.query(f"{company}_{level}", f'SELECT * FROM "{m}" GROUP BY *'):
-                tags = frozenset(
-                    (k, v)
-                    for k, v in row.items()
-                    if k not in ("_measurement", "time") and not k.startswith("M") and v != ""
-                )
-                for key, value in row.items():
-                    if key.startswith("M") and value is not None:
-                        out[(level, m, key, tags, row["time"])] = value
-    return out
+    """{(level, measurement, field, tags, end): value} of every derived bucket of `company`."""
+    return {
+        (level, *key): value
+        for level in derived_expected.LEVELS
+        for key, value in stored_windows(server, company, level).items()
+    }
 
 
 def expected_state(root: Path, company: str) -> dict:
