@@ -22,7 +22,7 @@ from powerview.core.settings import ConfigError
 from powerview.core.sink import InfluxRejected, InfluxUnavailable, RequestTooLarge
 
 if TYPE_CHECKING:
-    import requests
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +44,17 @@ class AnswerLike(Protocol):
     def json(self) -> Any: ...
 
 
-def check_server(
-    url: str,
-    timeout_s: float,
-    budget_s: float,
-    session: requests.Session | None = None,
-    get: Callable[[], AnswerLike] | None = None,
-) -> None:
+def check_server(url: str, timeout_s: float, budget_s: float, get: Callable[[], AnswerLike] | None = None) -> None:
     """THE is-this-InfluxDB check, every generation: `GET /ping` answers 204 (1.x, 2.x and
     compatible servers) or 200 with a JSON version (3.x). Raises ConfigError for anything else (a
     web server answering HTML, a 404), InfluxUnavailable when nothing answers for the whole retry
-    budget. `session` carries the credentials where the server wants them on /ping (3.x); `get`
-    (the HTTP layer's `Connection`) makes the call itself, redirects not followed."""
+    budget. `get` (the HTTP layer's `Connection`, with the credentials InfluxDB 3 may want on
+    /ping) makes the call itself; without it, a plain GET. Redirects are not followed."""
     endpoint = f"{url}/ping"
 
     def ping() -> AnswerLike:
         if get is not None:
             return get()
-        if session is not None:
-            return session.request("GET", endpoint, timeout=timeout_s, allow_redirects=False)
         from powerview.core.peer_requests import request
 
         return request("GET", endpoint, timeout=timeout_s, allow_redirects=False)

@@ -207,7 +207,6 @@ class Connection:
     ):
         self.url = url.rstrip("/")
         self.timeout_s, self.budget_s, self.credentials = timeout_s, budget_s, credentials
-        self._auth = auth
         self._session: requests.Session | None = None
         self._link = _Link(self.url, timeout_s)
         parts = urlsplit(self.url)
@@ -230,13 +229,8 @@ class Connection:
             from powerview.core.peer_requests import Session
 
             session = Session()
-            auth = self._auth
-            if auth and auth[0] == "v1" and auth[1]:
-                session.auth = (auth[1], auth[2] or "")
-            elif auth and auth[0] == "token":
-                session.headers["Authorization"] = f"Token {auth[1]}"
-            elif auth and auth[0] == "bearer":
-                session.headers["Authorization"] = f"Bearer {auth[1]}"
+            if "Authorization" in self._headers:  # the same credentials as `fetch` and `write`
+                session.headers["Authorization"] = self._headers["Authorization"]
             self._session = session
         return self._session
 
